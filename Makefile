@@ -1,0 +1,67 @@
+# Checkstack satellite backend. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+GOOS      ?= linux
+GOARCH    ?= arm64
+BUILD_DIR ?= .build
+TOOLS_DIR := $(CURDIR)/.tools
+TOOLS_BIN := $(TOOLS_DIR)/bin
+FUZZTIME  ?= 10s
+
+# Lambda functions: logical id in template.yaml -> package under functions/.
+FUNCTIONS := connect message disconnect
+
+GOBUILD := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar $(TOOLS_BIN)/aws-lambda-rie $(TOOLS_BIN)/staticcheck ## Install DynamoDB Local, aws-lambda-rie and staticcheck (pinned) into .tools/.
+
+$(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar:
+	infra/scripts/install-dynamodb-local.sh $(TOOLS_DIR)/dynamodb-local
+
+# Tool versions are pinned by the tool directives in go.mod.
+$(TOOLS_BIN)/aws-lambda-rie: go.mod
+	$(GO) build -o $@ github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+
+$(TOOLS_BIN)/staticcheck: go.mod
+	$(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+.PHONY: build
+build: ## Build every function as $(BUILD_DIR)/<function>/bootstrap (linux/arm64 unless GOARCH is set).
+	@for fn in $(FUNCTIONS); do \
+	  echo "build $$fn -> $(BUILD_DIR)/$$fn/bootstrap ($(GOOS)/$(GOARCH))"; \
+	  $(GOBUILD) -o $(BUILD_DIR)/$$fn/bootstrap ./functions/$$fn; \
+	done
+
+# `sam build` runs these (BuildMethod: makefile) with ARTIFACTS_DIR set.
+.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction
+build-ConnectFunction: ## sam build: ConnectFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
+build-MessageFunction: ## sam build: MessageFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/message
+build-DisconnectFunction: ## sam build: DisconnectFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/disconnect
+
+.PHONY: test
+test: tools ## Install what the tests need, then run every test and a short fuzz of frame parsing.
+	$(GO) test -count=1 ./...
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./shared/protocol
+
+.PHONY: lint
+lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS_BIN)/staticcheck ./...
+
+.PHONY: clean
+clean: ## Remove build output (keeps installed tools).
+	rm -rf $(BUILD_DIR) .aws-sam

@@ -1,0 +1,134 @@
+package samtemplate
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Table is an AWS::DynamoDB::Table of the template, in the DynamoDB API's own
+// types.
+type Table struct {
+	LogicalID              string
+	AttributeDefinitions   []types.AttributeDefinition
+	KeySchema              []types.KeySchemaElement
+	GlobalSecondaryIndexes []types.GlobalSecondaryIndex
+	TTLAttribute           string // "" when TTL is not enabled
+	BillingMode            string
+	PointInTimeRecovery    bool
+	SSE                    bool
+}
+
+type tableProperties struct {
+	BillingMode            string
+	AttributeDefinitions   []struct{ AttributeName, AttributeType string }
+	KeySchema              []keyElement
+	GlobalSecondaryIndexes []struct {
+		IndexName  string
+		KeySchema  []keyElement
+		Projection struct {
+			ProjectionType   string
+			NonKeyAttributes []string
+		}
+	}
+	TimeToLiveSpecification *struct {
+		AttributeName string
+		Enabled       bool
+	}
+	PointInTimeRecoverySpecification *struct{ PointInTimeRecoveryEnabled bool }
+	SSESpecification                 *struct{ SSEEnabled bool }
+}
+
+type keyElement struct{ AttributeName, KeyType string }
+
+func keySchema(in []keyElement) []types.KeySchemaElement {
+	out := make([]types.KeySchemaElement, len(in))
+	for i, k := range in {
+		out[i] = types.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType)}
+	}
+	return out
+}
+
+// Table returns the table with the given logical id.
+func (t *Template) Table(logicalID string) (Table, error) {
+	r, ok := t.Resources[logicalID]
+	if !ok || r.Type != "AWS::DynamoDB::Table" {
+		return Table{}, fmt.Errorf("template has no DynamoDB table %s", logicalID)
+	}
+	var p tableProperties
+	if err := Decode(r.Properties, &p); err != nil {
+		return Table{}, fmt.Errorf("table %s: %w", logicalID, err)
+	}
+	tb := Table{LogicalID: logicalID, BillingMode: p.BillingMode, KeySchema: keySchema(p.KeySchema)}
+	for _, a := range p.AttributeDefinitions {
+		tb.AttributeDefinitions = append(tb.AttributeDefinitions, types.AttributeDefinition{
+			AttributeName: aws.String(a.AttributeName), AttributeType: types.ScalarAttributeType(a.AttributeType),
+		})
+	}
+	for _, g := range p.GlobalSecondaryIndexes {
+		proj := &types.Projection{ProjectionType: types.ProjectionType(g.Projection.ProjectionType)}
+		if len(g.Projection.NonKeyAttributes) > 0 {
+			proj.NonKeyAttributes = g.Projection.NonKeyAttributes
+		}
+		tb.GlobalSecondaryIndexes = append(tb.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName: aws.String(g.IndexName), KeySchema: keySchema(g.KeySchema), Projection: proj,
+		})
+	}
+	if p.TimeToLiveSpecification != nil && p.TimeToLiveSpecification.Enabled {
+		tb.TTLAttribute = p.TimeToLiveSpecification.AttributeName
+	}
+	tb.PointInTimeRecovery = p.PointInTimeRecoverySpecification != nil && p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled
+	tb.SSE = p.SSESpecification != nil && p.SSESpecification.SSEEnabled
+	return tb, nil
+}
+
+// Tables returns every DynamoDB table of the template.
+func (t *Template) Tables() ([]Table, error) {
+	var tables []Table
+	for _, id := range t.ResourcesOfType("AWS::DynamoDB::Table") {
+		tb, err := t.Table(id)
+		if err != nil {
+			return nil, err
+		}
+		tables = append(tables, tb)
+	}
+	return tables, nil
+}
+
+// CreateTableInput returns the request that creates the table under name.
+func (tb Table) CreateTableInput(name string) *dynamodb.CreateTableInput {
+	in := &dynamodb.CreateTableInput{
+		TableName:              aws.String(name),
+		AttributeDefinitions:   tb.AttributeDefinitions,
+		KeySchema:              tb.KeySchema,
+		GlobalSecondaryIndexes: tb.GlobalSecondaryIndexes,
+		BillingMode:            types.BillingModePayPerRequest,
+	}
+	if tb.BillingMode != "" {
+		in.BillingMode = types.BillingMode(tb.BillingMode)
+	}
+	return in
+}
+
+// IndexKeys returns the key attribute names of an index (hash, then range).
+func (tb Table) IndexKeys(index string) ([]string, bool) {
+	for _, g := range tb.GlobalSecondaryIndexes {
+		if aws.ToString(g.IndexName) == index {
+			return keyNames(g.KeySchema), true
+		}
+	}
+	return nil, false
+}
+
+// Keys returns the table's key attribute names (hash, then range).
+func (tb Table) Keys() []string { return keyNames(tb.KeySchema) }
+
+func keyNames(ks []types.KeySchemaElement) []string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = aws.ToString(k.AttributeName)
+	}
+	return names
+}

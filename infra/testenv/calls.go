@@ -1,0 +1,137 @@
+package testenv
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Call is one SDK request as it was made.
+type Call struct {
+	Service   string // SDK service id, e.g. "DynamoDB"
+	Operation string // e.g. "GetItem"
+	Input     any    // the operation's input struct
+}
+
+// Calls records every SDK request made by clients it is installed on. It is
+// how tests check request budgets and IAM policies: by counting what the code
+// really sends, not by guessing.
+type Calls struct {
+	mu    sync.Mutex
+	calls []Call
+}
+
+// APIOption installs the recorder on an SDK client's middleware stack.
+func (c *Calls) APIOption(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testenv.Calls",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.mu.Lock()
+			c.calls = append(c.calls, Call{
+				Service:   middleware.GetServiceID(ctx),
+				Operation: middleware.GetOperationName(ctx),
+				Input:     in.Parameters,
+			})
+			c.mu.Unlock()
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+// Reset forgets every recorded call.
+func (c *Calls) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = nil
+}
+
+// All returns the recorded calls in order.
+func (c *Calls) All() []Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Call(nil), c.calls...)
+}
+
+// Count returns how many calls were made to service.
+func (c *Calls) Count(service string) int {
+	n := 0
+	for _, call := range c.All() {
+		if call.Service == service {
+			n++
+		}
+	}
+	return n
+}
+
+// Operations returns the operations made to service, in order.
+func (c *Calls) Operations(service string) []string {
+	var ops []string
+	for _, call := range c.All() {
+		if call.Service == service {
+			ops = append(ops, call.Operation)
+		}
+	}
+	return ops
+}
+
+// TableAction is one IAM action on one DynamoDB table, as a request implies
+// it (a TransactWriteItems request implies one action per item).
+type TableAction struct {
+	Table  string
+	Action string // e.g. "dynamodb:UpdateItem"
+}
+
+// DynamoDBActions returns the distinct IAM actions the recorded DynamoDB
+// requests needed, per table, sorted.
+func (c *Calls) DynamoDBActions() []TableAction {
+	seen := map[TableAction]bool{}
+	add := func(table *string, action string) { seen[TableAction{aws.ToString(table), "dynamodb:" + action}] = true }
+	for _, call := range c.All() {
+		switch in := call.Input.(type) {
+		case *dynamodb.GetItemInput:
+			add(in.TableName, "GetItem")
+		case *dynamodb.PutItemInput:
+			add(in.TableName, "PutItem")
+		case *dynamodb.UpdateItemInput:
+			add(in.TableName, "UpdateItem")
+		case *dynamodb.DeleteItemInput:
+			add(in.TableName, "DeleteItem")
+		case *dynamodb.QueryInput:
+			add(in.TableName, "Query")
+		case *dynamodb.ScanInput:
+			add(in.TableName, "Scan")
+		case *dynamodb.TransactWriteItemsInput:
+			for _, it := range in.TransactItems {
+				switch {
+				case it.Put != nil:
+					add(it.Put.TableName, "PutItem")
+				case it.Update != nil:
+					add(it.Update.TableName, "UpdateItem")
+				case it.Delete != nil:
+					add(it.Delete.TableName, "DeleteItem")
+				case it.ConditionCheck != nil:
+					add(it.ConditionCheck.TableName, "ConditionCheckItem")
+				}
+			}
+		case *dynamodb.BatchGetItemInput:
+			for table := range in.RequestItems {
+				add(aws.String(table), "BatchGetItem")
+			}
+		default:
+			add(aws.String("?"), call.Operation)
+		}
+	}
+	actions := make([]TableAction, 0, len(seen))
+	for a := range seen {
+		actions = append(actions, a)
+	}
+	sort.Slice(actions, func(i, j int) bool {
+		if actions[i].Table != actions[j].Table {
+			return actions[i].Table < actions[j].Table
+		}
+		return actions[i].Action < actions[j].Action
+	})
+	return actions
+}

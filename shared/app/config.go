@@ -1,0 +1,111 @@
+// Package app wires the satellite backend together: it reads the environment
+// into a Config, builds the SDK clients and adapters once, and hands the
+// functions, the local stack and the tests the same assembled services.
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the functions read from their environment. The README
+// lists each variable.
+type Config struct {
+	Region string // AWS_REGION
+
+	SatellitesTable  string // SATELLITES_TABLE (required)
+	ConnectionsTable string // CONNECTIONS_TABLE (required)
+	ResultsTable     string // RESULTS_TABLE (required)
+
+	// ScriptPackagesBucket is SCRIPT_PACKAGES_BUCKET; empty means no
+	// script-package store is configured.
+	ScriptPackagesBucket string
+	// SecretsPrefix is SECRETS_PREFIX; empty means secret delivery is not
+	// configured. Run secret NAME is the Secrets Manager secret prefix+NAME.
+	SecretsPrefix string
+	// EventBusName is EVENT_BUS_NAME; empty means lifecycle events are only
+	// logged.
+	EventBusName string
+	// ManagementEndpoint is MANAGEMENT_ENDPOINT: the @connections base URL
+	// (https://host/stage). Required for pushes not caused by a WebSocket
+	// event; when set it also overrides the endpoint derived from events.
+	ManagementEndpoint string
+
+	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
+	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
+	PushConcurrency int           // PUSH_CONCURRENCY, default 16
+	S3UsePathStyle  bool          // S3_USE_PATH_STYLE, for S3-compatible local servers
+	LogLevel        slog.Level    // LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, default INFO
+}
+
+// LoadConfig reads a Config through getenv (os.Getenv in production). It
+// returns an error naming every variable that is missing or malformed.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var problems []string
+	required := func(name string) string {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			problems = append(problems, name+" is required")
+		}
+		return v
+	}
+	positive := func(name string, def int) int {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			problems = append(problems, fmt.Sprintf("%s must be a positive integer, got %q", name, v))
+			return def
+		}
+		return n
+	}
+	cfg := Config{
+		Region:               strings.TrimSpace(getenv("AWS_REGION")),
+		SatellitesTable:      required("SATELLITES_TABLE"),
+		ConnectionsTable:     required("CONNECTIONS_TABLE"),
+		ResultsTable:         required("RESULTS_TABLE"),
+		ScriptPackagesBucket: strings.TrimSpace(getenv("SCRIPT_PACKAGES_BUCKET")),
+		SecretsPrefix:        getenv("SECRETS_PREFIX"),
+		EventBusName:         strings.TrimSpace(getenv("EVENT_BUS_NAME")),
+		ManagementEndpoint:   strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
+		ResultRetention:      time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
+		BlobURLTTL:           time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
+		PushConcurrency:      positive("PUSH_CONCURRENCY", 16),
+	}
+	if v := strings.TrimSpace(getenv("S3_USE_PATH_STYLE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("S3_USE_PATH_STYLE must be true or false, got %q", v))
+		}
+		cfg.S3UsePathStyle = b
+	}
+	level := getenv("LOG_LEVEL")
+	if level == "" {
+		level = getenv("AWS_LAMBDA_LOG_LEVEL")
+	}
+	if level != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(normaliseLevel(level))); err != nil {
+			problems = append(problems, fmt.Sprintf("LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got %q", level))
+		}
+	}
+	if len(problems) > 0 {
+		return cfg, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
+	}
+	return cfg, nil
+}
+
+// normaliseLevel maps Lambda's TRACE and FATAL onto slog's levels.
+func normaliseLevel(level string) string {
+	switch strings.ToUpper(strings.TrimSpace(level)) {
+	case "TRACE":
+		return "DEBUG"
+	case "FATAL":
+		return "ERROR"
+	}
+	return strings.TrimSpace(level)
+}

@@ -1,0 +1,125 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// maxTransactItems is DynamoDB's limit on one TransactWriteItems request.
+const maxTransactItems = 100
+
+// CreateSatellite stores a new satellite. ECONFLICT when the id is taken.
+func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) error {
+	it := item{
+		SatellitesPartitionKey: str(satelliteKey(s.ID)),
+		SatellitesSortKey:      str(satelliteSort),
+		"satelliteId":          str(s.ID),
+		"name":                 str(s.Name),
+		"region":               str(s.Region),
+		"tokenHash":            str(s.TokenHash),
+		"createdAt":            millis(s.CreatedAt),
+	}
+	if len(s.Tags) > 0 {
+		tags := make(item, len(s.Tags))
+		for k, v := range s.Tags {
+			tags[k] = str(v)
+		}
+		it["tags"] = &types.AttributeValueMemberM{Value: tags}
+	}
+	if s.OfflineThreshold > 0 {
+		it["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
+	}
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           &r.tables.Satellites,
+		Item:                it,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if conditionFailed(err) {
+		return satellite.Errorf(satellite.ECONFLICT, "satellite %s already exists", s.ID)
+	}
+	return internal(err, "create satellite")
+}
+
+// ReplaceAssignments makes assignments the satellite's complete set in one
+// transaction, so a concurrently arriving result is authorised against either
+// the old set or the new one, never a mix. ENOTFOUND when the satellite does
+// not exist; EINVALID when the set is too large for one transaction.
+func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, assignments []satellite.Assignment) error {
+	pk := str(satelliteKey(satelliteID))
+	existing := map[string]bool{}
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":pk": pk, ":prefix": str(assignPrefix)},
+		ProjectionExpression:      aws.String("#sk"),
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error {
+		existing[getStr(it, SatellitesSortKey)] = true
+		return nil
+	})
+	if err != nil {
+		return internal(err, "read assignments")
+	}
+	writes := []types.TransactWriteItem{{ConditionCheck: &types.ConditionCheck{
+		TableName:           &r.tables.Satellites,
+		Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	}}}
+	keep := map[string]bool{}
+	for _, a := range assignments {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return satellite.Wrap(err, satellite.EINVALID, "encode assignment")
+		}
+		sk := assignmentSort(a.ConfigID, a.SystemID)
+		if keep[sk] {
+			return satellite.Errorf(satellite.EINVALID, "assignment configId %s systemId %s appears twice", a.ConfigID, a.SystemID)
+		}
+		keep[sk] = true
+		writes = append(writes, types.TransactWriteItem{Put: &types.Put{
+			TableName: &r.tables.Satellites,
+			Item: item{
+				SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
+				"configId": str(a.ConfigID), "systemId": str(a.SystemID), "assignment": str(string(raw)),
+			},
+		}})
+	}
+	for sk := range existing {
+		if !keep[sk] {
+			writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{
+				TableName: &r.tables.Satellites,
+				Key:       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
+			}})
+		}
+	}
+	if len(writes) > maxTransactItems {
+		return satellite.Errorf(satellite.EINVALID, "at most %d assignments can change at once, got %s",
+			maxTransactItems-1, strconv.Itoa(len(writes)-1))
+	}
+	_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if failed, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	return internal(err, "replace assignments")
+}
+
+// SetDesiredLockfileHash records the published script-package lockfile.
+func (r *Registry) SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error {
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &r.tables.Satellites,
+		Item: item{
+			SatellitesPartitionKey: str(packagesPart),
+			SatellitesSortKey:      str(packagesSort),
+			"lockfileHash":         str(lockfileHash),
+		},
+	})
+	return internal(err, "store desired lockfile hash")
+}

@@ -1,0 +1,400 @@
+// Package endpoint is the satellite endpoint itself: what happens when a
+// satellite connects, sends a frame or disconnects. It speaks PROTOCOL.md
+// through the protocol package and keeps all state in the ports of the
+// satellite package, so the same code runs on Lambda, in the local stack and
+// in tests.
+package endpoint
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/push"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/token"
+)
+
+// Service handles connection events and satellite frames.
+type Service struct {
+	Registry satellite.Registry
+	Sender   *push.Sender
+	// Packages is nil when no script-package store is configured.
+	Packages satellite.PackageStore
+	// Secrets is nil when secret delivery is not configured.
+	Secrets satellite.SecretSource
+	Tokens  satellite.TokenVerifier
+	Now     func() time.Time
+	Log     *slog.Logger
+
+	// ResultRetention is how long stored results are kept.
+	ResultRetention time.Duration
+	// BlobURLTTL is how long a presigned blob or manifest URL stays valid.
+	BlobURLTTL time.Duration
+}
+
+// Conn identifies the connection an event concerns.
+type Conn struct {
+	ID string
+	// Endpoint is the Management API base URL (https://host/stage) through
+	// which this connection is reached.
+	Endpoint string
+	// RequestID is unique per event; it names stored results.
+	RequestID string
+}
+
+// Connect records a new connection. It fails only when the record cannot be
+// written, and then the handshake should be refused.
+func (s *Service) Connect(ctx context.Context, c Conn) error {
+	now := s.Now()
+	err := s.Registry.OpenConnection(ctx, satellite.Connection{
+		ID:          c.ID,
+		ConnectedAt: now,
+		ExpiresAt:   now.Add(satellite.ConnectionRecordTTL),
+	})
+	if err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "connection not recorded",
+			slog.String("connectionId", c.ID), slog.String("error", err.Error()))
+		return err
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "connection opened", slog.String("connectionId", c.ID))
+	return nil
+}
+
+// Disconnect handles a closed connection. A stale disconnect, after the
+// satellite reconnected, changes nothing.
+func (s *Service) Disconnect(ctx context.Context, c Conn) error {
+	err := s.Sender.ConnectionClosed(ctx, c.ID)
+	if err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "disconnect not recorded",
+			slog.String("connectionId", c.ID), slog.String("error", err.Error()))
+	}
+	return err
+}
+
+// Receive handles one frame. Only failures of the backend itself are returned;
+// anything a satellite did wrong is answered or logged and dropped, and the
+// connection stays open unless the protocol says to close it.
+func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
+	msg, err := protocol.Parse(frame)
+	if err != nil {
+		return s.settle(ctx, c, satellite.Connection{}, nil, err)
+	}
+	conn, err := s.Registry.Connection(ctx, c.ID, s.Now())
+	switch satellite.ErrorCode(err) {
+	case "", satellite.ENOTFOUND:
+		// No record (expired or cleaned up) reads as unauthenticated.
+	default:
+		return s.settle(ctx, c, conn, msg, err)
+	}
+	if auth, ok := msg.(*protocol.Authenticate); ok {
+		if conn.Authenticated() {
+			return s.settle(ctx, c, conn, msg, satellite.Errorf(satellite.ECONFLICT, "connection is already authenticated; second authenticate ignored"))
+		}
+		return s.settle(ctx, c, conn, msg, s.authenticate(ctx, c, auth))
+	}
+	if !conn.Authenticated() {
+		return s.settle(ctx, c, conn, msg, errMustAuthenticate)
+	}
+	switch m := msg.(type) {
+	case *protocol.Heartbeat:
+		err = s.heartbeat(ctx, c, conn, m)
+	case *protocol.Result:
+		err = s.result(ctx, c, conn, m)
+	case *protocol.StrategyError:
+		err = s.strategyError(ctx, c, conn, m)
+	case *protocol.SyncState:
+		err = s.Registry.SaveSyncState(ctx, conn.SatelliteID, satellite.SyncState{
+			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: s.Now(),
+		})
+	case *protocol.ManifestRequest:
+		err = s.manifest(ctx, c, m)
+	case *protocol.BlobRequest:
+		err = s.blob(ctx, c, m)
+	case *protocol.RunSecretsRequest:
+		err = s.runSecrets(ctx, c, conn, m)
+	}
+	return s.settle(ctx, c, conn, msg, err)
+}
+
+// authFailure marks an error that ends in auth_failed and a closed connection.
+type authFailure struct{ reason string }
+
+func (a *authFailure) Error() string { return a.reason }
+
+var (
+	errMustAuthenticate = &satellite.Error{Code: satellite.EUNAUTHENTICATED, Message: "frame before authenticate", Err: &authFailure{protocol.ReasonMustAuthenticate}}
+	errBadCredentials   = &satellite.Error{Code: satellite.EUNAUTHENTICATED, Message: "invalid client id or token", Err: &authFailure{protocol.ReasonInvalidCredentials}}
+)
+
+// settle maps the outcome of one frame to what the satellite sees and what is
+// logged: the one place where errors become replies.
+func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection, msg protocol.Message, err error) error {
+	if err == nil {
+		return nil
+	}
+	attrs := []slog.Attr{slog.String("connectionId", c.ID)}
+	if conn.SatelliteID != "" {
+		attrs = append(attrs, slog.String("satelliteId", conn.SatelliteID))
+	}
+	if msg != nil {
+		attrs = append(attrs, slog.String("type", msg.Type()))
+	}
+	code := satellite.ErrorCode(err)
+	switch code {
+	case satellite.EGONE:
+		// The reply found the connection gone; Sender already cleaned up.
+		return nil
+	case satellite.EUNAUTHENTICATED:
+		reason := protocol.ReasonInvalidCredentials
+		if err == errMustAuthenticate {
+			reason = protocol.ReasonMustAuthenticate
+		}
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication refused; closing connection", append(attrs, slog.String("reason", reason))...)
+		return s.refuse(ctx, c, reason)
+	case satellite.EINVALID, satellite.ETOOLARGE, satellite.ENOTFOUND, satellite.EFORBIDDEN, satellite.ECONFLICT:
+		if req, ok := msg.(*protocol.RunSecretsRequest); ok {
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "run secrets refused", append(attrs, slog.String("configId", req.ConfigID), slog.String("collectorId", req.CollectorID), slog.String("reason", satellite.ErrorMessage(err)))...)
+			return s.replySecretsError(ctx, c, req, satellite.ErrorMessage(err))
+		}
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
+		return nil
+	case satellite.EUNAVAILABLE:
+		if req, ok := msg.(*protocol.RunSecretsRequest); ok {
+			return s.replySecretsError(ctx, c, req, protocol.SecretsUnavailable)
+		}
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
+		return nil
+	}
+	s.Log.LogAttrs(ctx, slog.LevelError, "frame failed", append(attrs, slog.String("error", err.Error()))...)
+	if req, ok := msg.(*protocol.RunSecretsRequest); ok {
+		// The satellite waits on requestId: answer even when the backend failed.
+		return s.replySecretsError(ctx, c, req, "Secrets could not be resolved right now; try again.")
+	}
+	return err
+}
+
+// refuse answers auth_failed and closes the connection.
+func (s *Service) refuse(ctx context.Context, c Conn, reason string) error {
+	err := s.Sender.Send(ctx, c.Endpoint, c.ID, protocol.NewAuthFailed(reason))
+	if satellite.ErrorCode(err) == satellite.EGONE {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.Sender.Close(ctx, c.Endpoint, c.ID)
+}
+
+func (s *Service) reply(ctx context.Context, c Conn, frame any) error {
+	return s.Sender.Send(ctx, c.Endpoint, c.ID, frame)
+}
+
+func (s *Service) authenticate(ctx context.Context, c Conn, m *protocol.Authenticate) error {
+	if !satellite.ValidSatelliteID(m.ClientID) {
+		s.Tokens.Verify(token.DecoyHash, m.Token)
+		return errBadCredentials
+	}
+	type desired struct {
+		hash *string
+		err  error
+	}
+	var pending chan desired
+	if s.Packages != nil {
+		pending = make(chan desired, 1)
+		go func() {
+			h, err := s.Registry.DesiredLockfileHash(ctx)
+			pending <- desired{h, err}
+		}()
+	}
+	sat, assignments, err := s.Registry.Satellite(ctx, m.ClientID)
+	switch satellite.ErrorCode(err) {
+	case "":
+	case satellite.ENOTFOUND:
+		s.Tokens.Verify(token.DecoyHash, m.Token)
+		return errBadCredentials
+	default:
+		return err
+	}
+	if !s.Tokens.Verify(sat.TokenHash, m.Token) {
+		return errBadCredentials
+	}
+	hash := protocol.LockfileHash{Configured: s.Packages != nil}
+	if pending != nil {
+		d := <-pending
+		if d.err != nil {
+			return d.err
+		}
+		hash.Hash = d.hash
+	}
+	now := s.Now()
+	switch err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, now); satellite.ErrorCode(err) {
+	case "":
+	case satellite.EUNAUTHENTICATED:
+		return errBadCredentials
+	default:
+		return err
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
+		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
+	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, sat, now, now))
+	return s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
+}
+
+func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Heartbeat) error {
+	now := s.Now()
+	out, err := s.Registry.RecordHeartbeat(ctx, conn.SatelliteID, c.ID, m.Version, now)
+	if err != nil {
+		return err
+	}
+	if out.Restored {
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat restored connected edge",
+			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
+			slog.String("previousEdge", string(out.Satellite.LastConnectionEvent)))
+		s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, out.Satellite, now, now))
+	}
+	return nil
+}
+
+func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Result) error {
+	now := s.Now()
+	return s.Registry.RecordResult(ctx, satellite.Result{
+		ID:          c.RequestID,
+		ConfigID:    m.ConfigID,
+		SystemID:    m.SystemID,
+		SatelliteID: conn.SatelliteID,
+		Source:      satellite.SourceLabel(conn.SatelliteName, conn.SatelliteRegion),
+		Status:      m.Status,
+		LatencyMs:   m.LatencyMs,
+		Detail:      m.Detail,
+		ExecutedAt:  m.ExecutedAt,
+		ReceivedAt:  now,
+		ExpiresAt:   now.Add(s.ResultRetention),
+	})
+}
+
+// maxLoggedMessage bounds how much of a satellite-supplied message is logged.
+const maxLoggedMessage = 2048
+
+func (s *Service) strategyError(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.StrategyError) error {
+	msg := m.Message
+	if len(msg) > maxLoggedMessage {
+		msg = msg[:maxLoggedMessage] + "…"
+	}
+	s.Log.LogAttrs(ctx, slog.LevelWarn, "satellite cannot run strategy",
+		slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
+		slog.String("strategyId", m.StrategyID), slog.String("message", msg))
+	return nil
+}
+
+func (s *Service) manifest(ctx context.Context, c Conn, m *protocol.ManifestRequest) error {
+	var entries []satellite.ManifestEntry
+	if s.Packages != nil {
+		var err error
+		entries, err = s.Packages.Manifest(ctx, m.LockfileHash)
+		switch satellite.ErrorCode(err) {
+		case "", satellite.ENOTFOUND, satellite.EINVALID:
+			// Unknown or malformed: the protocol's answer is empty entries.
+		default:
+			return err
+		}
+	}
+	reply := protocol.NewScriptPackageManifest(m.LockfileHash, entries)
+	err := s.reply(ctx, c, reply)
+	if satellite.ErrorCode(err) != satellite.ETOOLARGE {
+		return err
+	}
+	url, err := s.Packages.ManifestURL(ctx, m.LockfileHash, s.BlobURLTTL)
+	if err != nil {
+		return err
+	}
+	reply.Entries, reply.ManifestURL = []satellite.ManifestEntry{}, url
+	return s.reply(ctx, c, reply)
+}
+
+func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) error {
+	missing := protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity}
+	if s.Packages == nil {
+		return s.reply(ctx, c, missing)
+	}
+	blob, err := s.Packages.OpenBlob(ctx, m.Integrity)
+	switch satellite.ErrorCode(err) {
+	case "":
+	case satellite.ENOTFOUND, satellite.EINVALID:
+		return s.reply(ctx, c, missing)
+	default:
+		return err
+	}
+	defer blob.Body.Close()
+	if !protocol.InlineBlobFits(m.Integrity, blob.Size) {
+		url, err := s.Packages.BlobURL(ctx, m.Integrity, s.BlobURLTTL)
+		if err != nil {
+			return err
+		}
+		return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, URL: url, Size: blob.Size})
+	}
+	data, err := io.ReadAll(io.LimitReader(blob.Body, blob.Size+1))
+	if err != nil {
+		return satellite.Wrap(err, satellite.EINTERNAL, "read blob")
+	}
+	if int64(len(data)) != blob.Size {
+		return satellite.Errorf(satellite.EINTERNAL, "blob %s: read %d bytes, expected %d", m.Integrity, len(data), blob.Size)
+	}
+	encoded := base64.StdEncoding.EncodeToString(data)
+	return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, Data: &encoded})
+}
+
+// runSecrets resolves the secret env of one collector from the satellite's
+// OWN stored assignment: the satellite names the collector, never the secrets.
+func (s *Service) runSecrets(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.RunSecretsRequest) error {
+	if s.Secrets == nil {
+		return satellite.Errorf(satellite.EUNAVAILABLE, protocol.SecretsUnavailable)
+	}
+	assignments, err := s.Registry.AssignmentsForConfig(ctx, conn.SatelliteID, m.ConfigID)
+	if err != nil {
+		return err
+	}
+	if len(assignments) == 0 {
+		return satellite.Errorf(satellite.ENOTFOUND, "No assignment for configId %s", m.ConfigID)
+	}
+	var (
+		collector satellite.Collector
+		found     bool
+	)
+	for _, a := range assignments {
+		if collector, found = a.Collector(m.CollectorID); found {
+			break
+		}
+	}
+	if !found {
+		return satellite.Errorf(satellite.ENOTFOUND, "No collector %s in configId %s", m.CollectorID, m.ConfigID)
+	}
+	env, err := collector.SecretEnv()
+	if err != nil {
+		return err
+	}
+	values, err := s.Secrets.Resolve(ctx, satellite.SecretNames(env))
+	if err != nil {
+		return err
+	}
+	resolved := make(map[string]string, len(env))
+	for envName, secretName := range env {
+		resolved[envName] = values[secretName]
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "run secrets delivered",
+		slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
+		slog.String("configId", m.ConfigID), slog.String("collectorId", m.CollectorID),
+		slog.String("runId", m.RunID), slog.Int("count", len(resolved)))
+	return s.reply(ctx, c, protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: m.RequestID, Env: resolved})
+}
+
+func (s *Service) replySecretsError(ctx context.Context, c Conn, req *protocol.RunSecretsRequest, message string) error {
+	err := s.reply(ctx, c, protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: req.RequestID, Error: message})
+	if satellite.ErrorCode(err) == satellite.EGONE {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,68 @@
+// Package mgmtapi is the adapter of satellite.ConnectionAPI over the API
+// Gateway Management API (@connections): post to and close WebSocket
+// connections.
+package mgmtapi
+
+import (
+	"context"
+	"errors"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// API is the part of the Management API client the adapter calls.
+type API interface {
+	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+}
+
+// Client implements satellite.ConnectionAPI. One client serves every
+// endpoint: the endpoint is set per call, so a warm Lambda reuses one HTTP
+// connection pool whatever stage invoked it.
+type Client struct{ api API }
+
+var _ satellite.ConnectionAPI = (*Client)(nil)
+
+// New returns a Client over api.
+func New(api API) *Client { return &Client{api: api} }
+
+func at(endpoint string) func(*apigatewaymanagementapi.Options) {
+	return func(o *apigatewaymanagementapi.Options) { o.BaseEndpoint = aws.String(endpoint) }
+}
+
+// IsGone reports whether err says the connection no longer exists (HTTP 410).
+func IsGone(err error) bool {
+	var gone *types.GoneException
+	return errors.As(err, &gone)
+}
+
+// Post implements satellite.ConnectionAPI.
+func (c *Client) Post(ctx context.Context, endpoint, connectionID string, data []byte) error {
+	if len(data) > protocol.MaxMessageBytes {
+		return satellite.Errorf(satellite.ETOOLARGE, "message of %d bytes is over the %d byte limit", len(data), protocol.MaxMessageBytes)
+	}
+	_, err := c.api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
+		ConnectionId: aws.String(connectionID),
+		Data:         data,
+	}, at(endpoint))
+	if IsGone(err) {
+		return satellite.Wrap(err, satellite.EGONE, "connection "+connectionID+" is gone")
+	}
+	return satellite.Wrap(err, satellite.EINTERNAL, "post to connection "+connectionID)
+}
+
+// Close implements satellite.ConnectionAPI.
+func (c *Client) Close(ctx context.Context, endpoint, connectionID string) error {
+	_, err := c.api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
+		ConnectionId: aws.String(connectionID),
+	}, at(endpoint))
+	if IsGone(err) {
+		return nil
+	}
+	return satellite.Wrap(err, satellite.EINTERNAL, "close connection "+connectionID)
+}

@@ -1,0 +1,292 @@
+// Package protocol is the satellite wire contract of PROTOCOL.md: parsing and
+// validating the frames a satellite sends, and encoding the frames the backend
+// sends back. Field names are exact and case-sensitive; unknown extra fields
+// are ignored; an unknown type or a missing or mistyped required field makes a
+// frame invalid.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// MaxMessageBytes is API Gateway's WebSocket message limit (128 KB). Frames over
+// it are refused, and nothing larger is ever sent.
+const MaxMessageBytes = 128 * 1024
+
+// Inbound frame types.
+const (
+	TypeAuthenticate           = "authenticate"
+	TypeHeartbeat              = "heartbeat"
+	TypeResult                 = "result"
+	TypeStrategyError          = "strategy_error"
+	TypeScriptPackageSyncState = "script_package_sync_state"
+	TypeManifestRequest        = "request_script_package_manifest"
+	TypeBlobRequest            = "request_script_package_blob"
+	TypeRunSecretsRequest      = "request_run_secrets"
+)
+
+// Message is one parsed satellite frame: one of the pointer types below.
+type Message interface{ Type() string }
+
+// Authenticate must be a connection's first frame.
+type Authenticate struct {
+	ClientID string
+	Token    string // plaintext; never logged
+}
+
+// Heartbeat reports liveness and the agent version.
+type Heartbeat struct {
+	Version       string
+	UptimeSeconds float64
+}
+
+// Result is one health-check run.
+type Result struct {
+	ConfigID   string
+	SystemID   string
+	Status     satellite.CheckStatus
+	LatencyMs  *float64
+	Detail     json.RawMessage // the "result" object, nil when absent or null
+	ExecutedAt time.Time
+}
+
+// StrategyError reports a strategy the satellite cannot run.
+type StrategyError struct {
+	StrategyID string
+	Message    string
+}
+
+// SyncState is a satellite's script-package reconcile state.
+type SyncState struct {
+	LockfileHash *string
+	Status       satellite.SyncStatus
+	ErrorMessage string
+}
+
+// ManifestRequest asks for the manifest of a lockfile.
+type ManifestRequest struct{ LockfileHash string }
+
+// BlobRequest asks for one content-addressed blob.
+type BlobRequest struct{ Integrity string }
+
+// RunSecretsRequest asks for the secret env of one collector run.
+type RunSecretsRequest struct {
+	RequestID   string
+	ConfigID    string
+	CollectorID string
+	RunID       string
+}
+
+func (*Authenticate) Type() string      { return TypeAuthenticate }
+func (*Heartbeat) Type() string         { return TypeHeartbeat }
+func (*Result) Type() string            { return TypeResult }
+func (*StrategyError) Type() string     { return TypeStrategyError }
+func (*SyncState) Type() string         { return TypeScriptPackageSyncState }
+func (*ManifestRequest) Type() string   { return TypeManifestRequest }
+func (*BlobRequest) Type() string       { return TypeBlobRequest }
+func (*RunSecretsRequest) Type() string { return TypeRunSecretsRequest }
+
+// InvalidFrame says why a frame was refused. It never holds frame content, so
+// it is safe to log even when the frame carried a token.
+type InvalidFrame struct {
+	Type   string // the frame's type when it could be read, else ""
+	Field  string // the offending field, "" when the whole frame is at fault
+	Reason string
+	Size   int
+}
+
+func (e *InvalidFrame) Error() string {
+	switch {
+	case e.Field != "":
+		return fmt.Sprintf("invalid %s frame: field %q %s", e.typeName(), e.Field, e.Reason)
+	default:
+		return fmt.Sprintf("invalid %s frame: %s", e.typeName(), e.Reason)
+	}
+}
+
+func (e *InvalidFrame) typeName() string {
+	if e.Type == "" {
+		return "satellite"
+	}
+	return e.Type
+}
+
+// Parse validates one frame and returns its message. Errors are *InvalidFrame
+// wrapped in a satellite.Error with code EINVALID, or ETOOLARGE for frames over
+// MaxMessageBytes.
+func Parse(frame []byte) (Message, error) {
+	if len(frame) > MaxMessageBytes {
+		return nil, invalid(satellite.ETOOLARGE, &InvalidFrame{Reason: fmt.Sprintf("frame of %d bytes is over the %d byte limit", len(frame), MaxMessageBytes), Size: len(frame)})
+	}
+	var fields object
+	if err := json.Unmarshal(frame, &fields); err != nil || fields == nil {
+		return nil, invalid(satellite.EINVALID, &InvalidFrame{Reason: "not a JSON object", Size: len(frame)})
+	}
+	f := reader{fields: fields, frame: &InvalidFrame{Size: len(frame)}}
+	typ := f.str("type")
+	if f.err != nil {
+		return nil, f.fail()
+	}
+	f.frame.Type = typ
+	var msg Message
+	switch typ {
+	case TypeAuthenticate:
+		msg = &Authenticate{ClientID: f.str("clientId"), Token: f.str("token")}
+	case TypeHeartbeat:
+		msg = &Heartbeat{Version: f.str("version"), UptimeSeconds: f.num("uptimeSeconds")}
+	case TypeResult:
+		r := &Result{ConfigID: f.str("configId"), SystemID: f.str("systemId")}
+		r.Status = satellite.CheckStatus(f.str("status"))
+		if f.err == nil && !r.Status.Valid() {
+			f.reject("status", "must be healthy, unhealthy or degraded")
+		}
+		r.LatencyMs = f.optNum("latencyMs")
+		r.Detail = f.optObject("result")
+		r.ExecutedAt = f.timestamp("executedAt")
+		msg = r
+	case TypeStrategyError:
+		msg = &StrategyError{StrategyID: f.str("strategyId"), Message: f.str("message")}
+	case TypeScriptPackageSyncState:
+		s := &SyncState{LockfileHash: f.nullableStr("lockfileHash")}
+		s.Status = satellite.SyncStatus(f.str("status"))
+		if f.err == nil && !s.Status.Valid() {
+			f.reject("status", "must be pending, syncing, ready or error")
+		}
+		if m := f.optNullableStr("errorMessage"); m != nil {
+			s.ErrorMessage = *m
+		}
+		msg = s
+	case TypeManifestRequest:
+		msg = &ManifestRequest{LockfileHash: f.str("lockfileHash")}
+	case TypeBlobRequest:
+		msg = &BlobRequest{Integrity: f.str("integrity")}
+	case TypeRunSecretsRequest:
+		msg = &RunSecretsRequest{RequestID: f.str("requestId"), ConfigID: f.str("configId"), CollectorID: f.str("collectorId"), RunID: f.str("runId")}
+	default:
+		f.frame.Type = ""
+		f.reject("type", "is not a known message type")
+	}
+	if f.err != nil {
+		return nil, f.fail()
+	}
+	return msg, nil
+}
+
+func invalid(code satellite.Code, f *InvalidFrame) error {
+	return &satellite.Error{Code: code, Message: f.Error(), Err: f}
+}
+
+type object map[string]json.RawMessage
+
+// reader pulls typed fields out of a frame and records the first failure.
+type reader struct {
+	fields object
+	frame  *InvalidFrame
+	err    *InvalidFrame
+}
+
+func (r *reader) reject(field, reason string) {
+	if r.err == nil {
+		r.frame.Field, r.frame.Reason = field, reason
+		r.err = r.frame
+	}
+}
+
+func (r *reader) fail() error { return invalid(satellite.EINVALID, r.err) }
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+func (r *reader) str(name string) string {
+	raw, ok := r.fields[name]
+	if !ok {
+		r.reject(name, "is required")
+		return ""
+	}
+	var s string
+	if isNull(raw) || json.Unmarshal(raw, &s) != nil {
+		r.reject(name, "must be a string")
+	}
+	return s
+}
+
+func (r *reader) nullableStr(name string) *string {
+	if _, ok := r.fields[name]; !ok {
+		r.reject(name, "is required (a string or null)")
+		return nil
+	}
+	return r.optNullableStr(name)
+}
+
+func (r *reader) optNullableStr(name string) *string {
+	raw, ok := r.fields[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		r.reject(name, "must be a string or null")
+		return nil
+	}
+	return &s
+}
+
+func (r *reader) num(name string) float64 {
+	if _, ok := r.fields[name]; !ok {
+		r.reject(name, "is required")
+		return 0
+	}
+	n := r.optNum(name)
+	if n == nil {
+		r.reject(name, "must be a number")
+		return 0
+	}
+	return *n
+}
+
+func (r *reader) optNum(name string) *float64 {
+	raw, ok := r.fields[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var n float64
+	if json.Unmarshal(raw, &n) != nil {
+		r.reject(name, "must be a number")
+		return nil
+	}
+	return &n
+}
+
+func (r *reader) optObject(name string) json.RawMessage {
+	raw, ok := r.fields[name]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var o object
+	if json.Unmarshal(raw, &o) != nil {
+		r.reject(name, "must be an object")
+		return nil
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		r.reject(name, "must be an object")
+		return nil
+	}
+	return compact.Bytes()
+}
+
+func (r *reader) timestamp(name string) time.Time {
+	s := r.str(name)
+	if r.err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		r.reject(name, "must be an ISO 8601 timestamp")
+	}
+	return t
+}

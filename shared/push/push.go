@@ -1,0 +1,201 @@
+// Package push delivers frames to satellites through the Management API and
+// owns what happens when a connection turns out to be dead: the DEAD
+// connection's record is removed and, if it was its satellite's current
+// connection, the satellite takes the disconnected edge. The endpoint's
+// replies and the backend-initiated pushes (config_updated,
+// refresh_script_packages, shutdown) both go through it.
+package push
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// Sender posts frames and closes connections.
+type Sender struct {
+	Registry    satellite.Registry
+	Connections satellite.ConnectionAPI
+	Lifecycle   satellite.LifecycleSink
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Send encodes frame and posts it to connectionID at endpoint. When the
+// connection is gone it is cleaned up as closed and Send returns EGONE, which
+// callers treat as an outcome, not a failure of their own work. ETOOLARGE when
+// the frame is over the message limit (nothing is posted).
+func (s *Sender) Send(ctx context.Context, endpoint, connectionID string, frame any) error {
+	data, err := protocol.Encode(frame)
+	if err != nil {
+		return err
+	}
+	err = s.Connections.Post(ctx, endpoint, connectionID, data)
+	if satellite.ErrorCode(err) == satellite.EGONE {
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "connection gone; removing its record",
+			slog.String("connectionId", connectionID))
+		if cerr := s.ConnectionClosed(ctx, connectionID); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
+// Close asks the Management API to close connectionID. Its $disconnect does
+// the bookkeeping.
+func (s *Sender) Close(ctx context.Context, endpoint, connectionID string) error {
+	return s.Connections.Close(ctx, endpoint, connectionID)
+}
+
+// ConnectionClosed records that connectionID is closed: its record goes away
+// and, only if it was its satellite's current connection, the satellite moves
+// to the disconnected edge and satellite.disconnected is emitted. Closing a
+// connection twice, or a stale one, changes nothing the second time.
+func (s *Sender) ConnectionClosed(ctx context.Context, connectionID string) error {
+	now := s.Now()
+	closed, err := s.Registry.CloseConnection(ctx, connectionID, now)
+	if err != nil {
+		return err
+	}
+	attrs := []slog.Attr{slog.String("connectionId", connectionID)}
+	if closed.SatelliteID != "" {
+		attrs = append(attrs, slog.String("satelliteId", closed.SatelliteID))
+	}
+	if !closed.Disconnected {
+		if closed.SatelliteID != "" {
+			s.Log.LogAttrs(ctx, slog.LevelInfo, "stale connection closed; satellite state unchanged", attrs...)
+		}
+		return nil
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite disconnected", attrs...)
+	s.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeDisconnected, closed.Satellite, closed.Satellite.LastHeartbeatAt, now))
+	return nil
+}
+
+// Emit publishes a lifecycle event. The state change it reports is already
+// stored, so a failure is logged rather than undoing or failing that work.
+func (s *Sender) Emit(ctx context.Context, e satellite.LifecycleEvent) {
+	if err := s.Lifecycle.Emit(ctx, e); err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published",
+			slog.String("detailType", e.Edge.EventType()),
+			slog.String("satelliteId", e.SatelliteID),
+			slog.String("error", err.Error()))
+	}
+}
+
+// Service pushes backend-initiated frames to satellites at one Management API
+// endpoint (the deployed stage's).
+type Service struct {
+	Sender   *Sender
+	Endpoint string
+	// PackagesConfigured says whether a script-package store exists, which
+	// decides how scriptPackagesLockfileHash is rendered.
+	PackagesConfigured bool
+	// Concurrency bounds parallel posts during a fan-out; 0 means 16.
+	Concurrency int
+}
+
+// ConfigUpdated pushes config_updated with the satellite's current
+// assignments to its current connection. Not being connected is not an error.
+func (p *Service) ConfigUpdated(ctx context.Context, satelliteID string) error {
+	sat, assignments, err := p.Sender.Registry.Satellite(ctx, satelliteID)
+	if err != nil {
+		return err
+	}
+	if sat.ConnectionID == "" {
+		return nil
+	}
+	hash := protocol.LockfileHash{Configured: p.PackagesConfigured}
+	if p.PackagesConfigured {
+		if hash.Hash, err = p.Sender.Registry.DesiredLockfileHash(ctx); err != nil {
+			return err
+		}
+	}
+	return ignoreGone(p.Sender.Send(ctx, p.Endpoint, sat.ConnectionID, protocol.NewConfigUpdated(assignments, hash)))
+}
+
+// FanOut reports a fan-out.
+type FanOut struct {
+	Sent, Gone, Failed int
+}
+
+// RefreshScriptPackages pushes refresh_script_packages to every authenticated
+// connection with bounded concurrency. Dead connections are cleaned up and
+// counted; other failures are counted and logged, and the first is returned
+// after every connection has been tried.
+func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string) (FanOut, error) {
+	frame := protocol.NewRefreshScriptPackages(lockfileHash)
+	limit := p.Concurrency
+	if limit <= 0 {
+		limit = 16
+	}
+	var (
+		mu       sync.Mutex
+		report   FanOut
+		firstErr error
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, limit)
+	)
+	listErr := p.Sender.Registry.AuthenticatedConnections(ctx, p.Sender.Now(), func(c satellite.Connection) bool {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			err := p.Sender.Send(ctx, p.Endpoint, c.ID, frame)
+			mu.Lock()
+			defer mu.Unlock()
+			switch satellite.ErrorCode(err) {
+			case "":
+				report.Sent++
+			case satellite.EGONE:
+				report.Gone++
+			default:
+				report.Failed++
+				if firstErr == nil {
+					firstErr = err
+				}
+				p.Sender.Log.LogAttrs(ctx, slog.LevelError, "refresh_script_packages not delivered",
+					slog.String("connectionId", c.ID), slog.String("satelliteId", c.SatelliteID), slog.String("error", err.Error()))
+			}
+		}()
+		return ctx.Err() == nil
+	})
+	wg.Wait()
+	if listErr != nil {
+		return report, listErr
+	}
+	return report, firstErr
+}
+
+// Shutdown sends shutdown with reason to every live connection of a satellite
+// and closes each. Connections already gone are skipped.
+func (p *Service) Shutdown(ctx context.Context, satelliteID, reason string) error {
+	ids, err := p.Sender.Registry.SatelliteConnections(ctx, satelliteID, p.Sender.Now())
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		err := p.Sender.Send(ctx, p.Endpoint, id, protocol.NewShutdown(reason))
+		if satellite.ErrorCode(err) == satellite.EGONE {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := p.Sender.Close(ctx, p.Endpoint, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ignoreGone(err error) error {
+	if satellite.ErrorCode(err) == satellite.EGONE {
+		return nil
+	}
+	return err
+}

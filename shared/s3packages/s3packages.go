@@ -1,0 +1,165 @@
+// Package s3packages is the adapter of satellite.PackageStore over S3:
+// content-addressed blobs under blobs/ and manifests under
+// manifests/<lockfileHash>.json.
+package s3packages
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// Key prefixes inside the bucket.
+const (
+	BlobPrefix     = "blobs/"
+	ManifestPrefix = "manifests/"
+)
+
+// MaxManifestBytes bounds how much of a manifest object is read.
+const MaxManifestBytes = 8 << 20
+
+// API is the part of the S3 client the store calls.
+type API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Presigner is the part of the S3 presign client the store calls.
+type Presigner interface {
+	PresignGetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
+}
+
+// Store implements satellite.PackageStore.
+type Store struct {
+	api     API
+	presign Presigner
+	bucket  string
+}
+
+var _ satellite.PackageStore = (*Store)(nil)
+
+// New returns a store over bucket.
+func New(api API, presign Presigner, bucket string) *Store {
+	return &Store{api: api, presign: presign, bucket: bucket}
+}
+
+var (
+	lockfileHashPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`)
+	integrityPattern    = regexp.MustCompile(`^(sha256|sha384|sha512)-([A-Za-z0-9+/]+={0,2})$`)
+	digestSizes         = map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}
+)
+
+// ManifestKey returns the object key of a lockfile's manifest. EINVALID when
+// the hash cannot name one.
+func ManifestKey(lockfileHash string) (string, error) {
+	if !lockfileHashPattern.MatchString(lockfileHash) {
+		return "", satellite.Errorf(satellite.EINVALID, "lockfileHash is not a valid lockfile hash")
+	}
+	return ManifestPrefix + lockfileHash + ".json", nil
+}
+
+// BlobKey returns the content-addressed object key of a blob from its
+// Subresource Integrity string ("sha512-<base64>"): blobs/<alg>-<hex digest>.
+// EINVALID when integrity is not a well-formed sha256/384/512 SRI value.
+func BlobKey(integrity string) (string, error) {
+	m := integrityPattern.FindStringSubmatch(integrity)
+	if m == nil {
+		return "", satellite.Errorf(satellite.EINVALID, "integrity is not a sha256, sha384 or sha512 SRI value")
+	}
+	digest, err := base64.StdEncoding.DecodeString(m[2])
+	if err != nil || len(digest) != digestSizes[m[1]] {
+		return "", satellite.Errorf(satellite.EINVALID, "integrity digest does not decode to a %s digest", m[1])
+	}
+	return BlobPrefix + m[1] + "-" + hex.EncodeToString(digest), nil
+}
+
+// Manifest is a stored manifest document.
+type Manifest struct {
+	LockfileHash string                    `json:"lockfileHash"`
+	Entries      []satellite.ManifestEntry `json:"entries"`
+}
+
+func notFound(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && (api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchKey")
+}
+
+// Manifest implements satellite.PackageStore.
+func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.ManifestEntry, error) {
+	key, err := ManifestKey(lockfileHash)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if notFound(err) {
+		return nil, satellite.Errorf(satellite.ENOTFOUND, "no manifest for lockfile %s", lockfileHash)
+	}
+	if err != nil {
+		return nil, satellite.Wrap(err, satellite.EINTERNAL, "read manifest")
+	}
+	defer out.Body.Close()
+	var m Manifest
+	if err := json.NewDecoder(io.LimitReader(out.Body, MaxManifestBytes)).Decode(&m); err != nil {
+		return nil, satellite.Wrap(err, satellite.EINTERNAL, "decode manifest "+key)
+	}
+	return m.Entries, nil
+}
+
+// OpenBlob implements satellite.PackageStore.
+func (s *Store) OpenBlob(ctx context.Context, integrity string) (satellite.Blob, error) {
+	key, err := BlobKey(integrity)
+	if err != nil {
+		return satellite.Blob{}, err
+	}
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if notFound(err) {
+		return satellite.Blob{}, satellite.Errorf(satellite.ENOTFOUND, "no blob %s", strings.TrimPrefix(key, BlobPrefix))
+	}
+	if err != nil {
+		return satellite.Blob{}, satellite.Wrap(err, satellite.EINTERNAL, "read blob")
+	}
+	return satellite.Blob{Size: aws.ToInt64(out.ContentLength), Body: out.Body}, nil
+}
+
+// BlobURL implements satellite.PackageStore.
+func (s *Store) BlobURL(ctx context.Context, integrity string, ttl time.Duration) (string, error) {
+	key, err := BlobKey(integrity)
+	if err != nil {
+		return "", err
+	}
+	return s.presignGet(ctx, key, ttl)
+}
+
+// ManifestURL returns a plain-GET URL of a lockfile's manifest document.
+func (s *Store) ManifestURL(ctx context.Context, lockfileHash string, ttl time.Duration) (string, error) {
+	key, err := ManifestKey(lockfileHash)
+	if err != nil {
+		return "", err
+	}
+	return s.presignGet(ctx, key, ttl)
+}
+
+func (s *Store) presignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", satellite.Wrap(err, satellite.EINTERNAL, "presign "+key)
+	}
+	return req.URL, nil
+}

@@ -1,0 +1,178 @@
+package satellite
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Registry is the durable state the endpoint reads and writes: connection
+// records, satellites with their assignments, results and the desired script
+// package lockfile. Every state change two Lambdas could race on is a
+// conditional write inside the implementation.
+type Registry interface {
+	// OpenConnection records a new, unauthenticated connection.
+	OpenConnection(ctx context.Context, c Connection) error
+	// Connection returns a connection record. ENOTFOUND when there is none or
+	// it has expired.
+	Connection(ctx context.Context, connectionID string, now time.Time) (Connection, error)
+	// Satellite returns a satellite with all its assignments. ENOTFOUND when
+	// there is no such satellite.
+	Satellite(ctx context.Context, satelliteID string) (Satellite, []Assignment, error)
+	// DesiredLockfileHash returns the published script-package lockfile hash,
+	// nil when nothing is published.
+	DesiredLockfileHash(ctx context.Context) (*string, error)
+	// BindConnection marks connectionID authenticated as sat and makes it the
+	// satellite's current connection with a fresh heartbeat and the connected
+	// edge, in one atomic write. The write only succeeds if the satellite still
+	// has tokenHash verifiedHash. ECONFLICT when the connection is already
+	// bound; EUNAUTHENTICATED when the satellite was deleted or its token
+	// rotated since it was read.
+	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) error
+	// RecordHeartbeat stores a heartbeat from connectionID. It restores the
+	// connected edge when the satellite's last edge was something else and
+	// reports that in the outcome. ECONFLICT when connectionID was already
+	// recorded as closed; ENOTFOUND when the satellite no longer exists.
+	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (HeartbeatOutcome, error)
+	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
+	// to r.SatelliteID at that moment. EFORBIDDEN when it is not.
+	RecordResult(ctx context.Context, r Result) error
+	// SaveSyncState stores a satellite's script-package sync state.
+	// ENOTFOUND when the satellite no longer exists.
+	SaveSyncState(ctx context.Context, satelliteID string, s SyncState) error
+	// AssignmentsForConfig returns the satellite's assignments with configId.
+	AssignmentsForConfig(ctx context.Context, satelliteID, configID string) ([]Assignment, error)
+	// CloseConnection deletes a connection record and, only if it was its
+	// satellite's current connection, moves the satellite to the disconnected
+	// edge. Closing an unknown connection is not an error.
+	CloseConnection(ctx context.Context, connectionID string, now time.Time) (Closed, error)
+	// SatelliteConnections returns the ids of the live connections bound to a
+	// satellite (its current one and any older one not yet closed).
+	SatelliteConnections(ctx context.Context, satelliteID string, now time.Time) ([]string, error)
+	// AuthenticatedConnections calls fn for every live, authenticated
+	// connection until fn returns false.
+	AuthenticatedConnections(ctx context.Context, now time.Time, fn func(Connection) bool) error
+}
+
+// HeartbeatOutcome reports what a heartbeat changed.
+type HeartbeatOutcome struct {
+	// Restored is true when the satellite's edge moved back to connected.
+	Restored bool
+	// Satellite is the satellite as it was before the heartbeat.
+	Satellite Satellite
+}
+
+// Closed reports what closing a connection changed.
+type Closed struct {
+	// SatelliteID is the satellite the connection was bound to, if any.
+	SatelliteID string
+	// Disconnected is true when the connection was the satellite's current one
+	// and the satellite moved to the disconnected edge.
+	Disconnected bool
+	// Satellite is the satellite as it was before the change (set when
+	// Disconnected).
+	Satellite Satellite
+}
+
+// ConnectionAPI pushes to and closes WebSocket connections (the API Gateway
+// Management API). endpoint is the API's https://.../stage base URL.
+type ConnectionAPI interface {
+	// Post sends one message. EGONE when the connection no longer exists,
+	// ETOOLARGE when data is over the transport limit.
+	Post(ctx context.Context, endpoint, connectionID string, data []byte) error
+	// Close closes a connection. A connection that is already gone is not an
+	// error.
+	Close(ctx context.Context, endpoint, connectionID string) error
+}
+
+// ManifestEntry is one package of a script-package manifest.
+type ManifestEntry struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Integrity string `json:"integrity"`
+}
+
+// Blob is an open script-package blob.
+type Blob struct {
+	Size int64
+	Body io.ReadCloser
+}
+
+// PackageStore serves published script packages.
+type PackageStore interface {
+	// Manifest returns the manifest of a lockfile. ENOTFOUND when unknown,
+	// EINVALID when lockfileHash is malformed.
+	Manifest(ctx context.Context, lockfileHash string) ([]ManifestEntry, error)
+	// OpenBlob opens a content-addressed blob. ENOTFOUND when unknown,
+	// EINVALID when integrity is malformed. The caller closes Body.
+	OpenBlob(ctx context.Context, integrity string) (Blob, error)
+	// BlobURL returns a URL from which the blob can be fetched with a plain
+	// HTTP GET until ttl has passed.
+	BlobURL(ctx context.Context, integrity string, ttl time.Duration) (string, error)
+	// ManifestURL returns a URL of the stored manifest document, for manifests
+	// too large for one message.
+	ManifestURL(ctx context.Context, lockfileHash string, ttl time.Duration) (string, error)
+}
+
+// SecretSource resolves run-secret names to values.
+type SecretSource interface {
+	// Resolve returns a value for every name. ENOTFOUND naming the first name
+	// that cannot be resolved. Values must never be logged.
+	Resolve(ctx context.Context, names []string) (map[string]string, error)
+}
+
+// LifecycleEvent is a satellite.connected, satellite.disconnected or
+// satellite.heartbeat_lost event.
+type LifecycleEvent struct {
+	Edge        Edge
+	SatelliteID string
+	Name        string
+	Region      string
+	Status      Status
+	LastSeenAt  time.Time // zero when never seen
+	At          time.Time // when the edge happened
+}
+
+// LifecycleSink publishes lifecycle events.
+type LifecycleSink interface {
+	Emit(ctx context.Context, e LifecycleEvent) error
+}
+
+// TokenVerifier checks a plaintext token against a stored hash. Every call does
+// the same amount of work whether or not the token matches.
+type TokenVerifier interface {
+	Verify(hash, token string) bool
+}
+
+// LifecyclePayload is the documented event payload:
+// {satelliteId, name, region, status, lastSeenAt}.
+type LifecyclePayload struct {
+	SatelliteID string  `json:"satelliteId"`
+	Name        string  `json:"name"`
+	Region      string  `json:"region"`
+	Status      Status  `json:"status"`
+	LastSeenAt  *string `json:"lastSeenAt"` // ISO 8601, null when never seen
+}
+
+// Payload returns the event's documented payload.
+func (e LifecycleEvent) Payload() LifecyclePayload {
+	p := LifecyclePayload{SatelliteID: e.SatelliteID, Name: e.Name, Region: e.Region, Status: e.Status}
+	if !e.LastSeenAt.IsZero() {
+		s := e.LastSeenAt.UTC().Format(time.RFC3339Nano)
+		p.LastSeenAt = &s
+	}
+	return p
+}
+
+// NewLifecycleEvent describes sat taking edge at time at. lastSeen is the
+// satellite's last sign of life (zero when none).
+func NewLifecycleEvent(edge Edge, sat Satellite, lastSeen, at time.Time) LifecycleEvent {
+	status := StatusOffline
+	if edge == EdgeConnected {
+		status = StatusOnline
+	}
+	return LifecycleEvent{
+		Edge: edge, SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region,
+		Status: status, LastSeenAt: lastSeen, At: at,
+	}
+}

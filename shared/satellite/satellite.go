@@ -1,0 +1,191 @@
+// Package satellite holds the domain of the satellite endpoint: satellites,
+// their assignments and connections, liveness and lifecycle edges, run-secret
+// references, the one application error type, and the ports that adapters
+// (DynamoDB, S3, the API Gateway Management API, Secrets Manager, EventBridge)
+// implement. It imports no AWS package.
+package satellite
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// DefaultOfflineThreshold is how long a satellite stays online after its last
+// heartbeat when it has no per-satellite override.
+const DefaultOfflineThreshold = 45 * time.Second
+
+// MaxConnectionDuration is API Gateway's hard limit on one WebSocket
+// connection. Connection records live a little longer than this so that a
+// record whose $disconnect never arrived still expires on its own.
+const MaxConnectionDuration = 2 * time.Hour
+
+// ConnectionRecordTTL is how long after connectedAt a connection record is
+// treated as gone: past the 2 h maximum, with margin for clock skew.
+const ConnectionRecordTTL = MaxConnectionDuration + 10*time.Minute
+
+// Edge is a lifecycle edge, stored as a satellite's lastConnectionEvent.
+type Edge string
+
+// Lifecycle edges from PROTOCOL.md.
+const (
+	EdgeConnected     Edge = "connected"
+	EdgeDisconnected  Edge = "disconnected"
+	EdgeHeartbeatLost Edge = "heartbeat_lost"
+)
+
+// EventType is the lifecycle event name ("satellite.connected", ...) that the
+// edge fires.
+func (e Edge) EventType() string { return "satellite." + string(e) }
+
+// Status is computed from the stored heartbeat, never stored.
+type Status string
+
+// Statuses a satellite can read as.
+const (
+	StatusOnline  Status = "online"
+	StatusOffline Status = "offline"
+)
+
+// StatusAt returns online while now - lastHeartbeat <= threshold and offline
+// otherwise, or when there has been no heartbeat (zero time).
+func StatusAt(now, lastHeartbeat time.Time, threshold time.Duration) Status {
+	if lastHeartbeat.IsZero() {
+		return StatusOffline
+	}
+	if now.Sub(lastHeartbeat) <= threshold {
+		return StatusOnline
+	}
+	return StatusOffline
+}
+
+// Satellite is one remote agent as stored by the backend.
+type Satellite struct {
+	ID        string
+	Name      string
+	Region    string
+	Tags      map[string]string
+	TokenHash string // bcrypt; never logged, never sent
+	CreatedAt time.Time
+	Version   string // agent version from the last heartbeat
+	// OfflineThreshold overrides DefaultOfflineThreshold when non-zero.
+	OfflineThreshold time.Duration
+	// LastHeartbeatAt is zero when the satellite has no live heartbeat (never
+	// connected, or its connection closed cleanly).
+	LastHeartbeatAt     time.Time
+	LastConnectionEvent Edge
+	// ConnectionID is the satellite's current connection: the newest one that
+	// authenticated, empty when none.
+	ConnectionID string
+	SyncState    *SyncState
+}
+
+// Threshold returns the satellite's effective offline threshold.
+func (s Satellite) Threshold() time.Duration {
+	if s.OfflineThreshold > 0 {
+		return s.OfflineThreshold
+	}
+	return DefaultOfflineThreshold
+}
+
+// StatusAt returns the satellite's status at now.
+func (s Satellite) StatusAt(now time.Time) Status {
+	return StatusAt(now, s.LastHeartbeatAt, s.Threshold())
+}
+
+// SourceLabel is how results name the satellite that produced them.
+func (s Satellite) SourceLabel() string { return SourceLabel(s.Name, s.Region) }
+
+// SourceLabel formats a result's source as "name (region)".
+func SourceLabel(name, region string) string { return fmt.Sprintf("%s (%s)", name, region) }
+
+var satelliteIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// ValidSatelliteID reports whether id can name a satellite. Anything else is
+// rejected before it reaches a store key.
+func ValidSatelliteID(id string) bool { return satelliteIDPattern.MatchString(id) }
+
+// SyncStatus is a satellite's script-package reconcile state.
+type SyncStatus string
+
+// Sync statuses from PROTOCOL.md.
+const (
+	SyncPending SyncStatus = "pending"
+	SyncSyncing SyncStatus = "syncing"
+	SyncReady   SyncStatus = "ready"
+	SyncError   SyncStatus = "error"
+)
+
+// Valid reports whether s is one of the protocol's sync statuses.
+func (s SyncStatus) Valid() bool {
+	switch s {
+	case SyncPending, SyncSyncing, SyncReady, SyncError:
+		return true
+	}
+	return false
+}
+
+// SyncState is what a satellite last reported about its script packages.
+type SyncState struct {
+	LockfileHash *string // nil: the satellite has no lockfile
+	Status       SyncStatus
+	ErrorMessage string
+	ReportedAt   time.Time
+}
+
+// Connection is one WebSocket connection as recorded by $connect and bound to
+// a satellite by a successful authenticate.
+type Connection struct {
+	ID          string
+	SatelliteID string // empty until authenticated
+	// SatelliteName and SatelliteRegion are copied at authentication so a
+	// result can be labelled without reading the satellite item.
+	SatelliteName   string
+	SatelliteRegion string
+	ConnectedAt     time.Time
+	AuthenticatedAt time.Time
+	ExpiresAt       time.Time
+}
+
+// Authenticated reports whether a satellite has authenticated on c.
+func (c Connection) Authenticated() bool { return c.SatelliteID != "" }
+
+// Expired reports whether c is past its expiry at now. Storage TTL deletion is
+// lazy, so readers must treat an expired record as gone themselves.
+func (c Connection) Expired(now time.Time) bool {
+	return !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+}
+
+// CheckStatus is the outcome a result reports.
+type CheckStatus string
+
+// Result statuses from PROTOCOL.md.
+const (
+	CheckHealthy   CheckStatus = "healthy"
+	CheckUnhealthy CheckStatus = "unhealthy"
+	CheckDegraded  CheckStatus = "degraded"
+)
+
+// Valid reports whether s is a protocol result status.
+func (s CheckStatus) Valid() bool {
+	switch s {
+	case CheckHealthy, CheckUnhealthy, CheckDegraded:
+		return true
+	}
+	return false
+}
+
+// Result is one health-check run reported by a satellite and accepted.
+type Result struct {
+	ID          string // unique per accepted result (the API Gateway request id)
+	ConfigID    string
+	SystemID    string
+	SatelliteID string
+	Source      string // "name (region)"
+	Status      CheckStatus
+	LatencyMs   *float64
+	Detail      []byte // the result object as sent, JSON; nil when absent
+	ExecutedAt  time.Time
+	ReceivedAt  time.Time
+	ExpiresAt   time.Time
+}

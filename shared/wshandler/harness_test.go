@@ -1,0 +1,287 @@
+package wshandler_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/filesecrets"
+	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/token"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// clock is a settable clock shared by the three functions of a harness.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// countingVerifier is bcrypt, counted.
+type countingVerifier struct{ n atomic.Int64 }
+
+func (v *countingVerifier) Verify(hash, plaintext string) bool {
+	v.n.Add(1)
+	return token.Bcrypt{}.Verify(hash, plaintext)
+}
+
+// harness runs the three WebSocket functions as separate Apps (as three
+// Lambdas would be), against one test's tables and bucket, with the
+// Management API received by a test server.
+type harness struct {
+	t       *testing.T
+	env     *testenv.Env
+	mgmt    *testenv.ManagementAPI
+	clock   *clock
+	tokens  *countingVerifier
+	logs    *testenv.SafeBuffer
+	eventsF string
+
+	connect, message, disconnect *app.App
+	calls                        map[string]*testenv.Calls
+}
+
+type harnessOption func(*app.Config, *app.Options)
+
+// withoutPackages configures no script-package store.
+func withoutPackages(c *app.Config, _ *app.Options) { c.ScriptPackagesBucket = "" }
+
+// withoutSecrets configures no secret source.
+func withoutSecrets(_ *app.Config, o *app.Options) { o.Secrets = nil }
+
+// withDerivedEndpoint makes functions derive the Management API endpoint from
+// events, as deployed functions do.
+func withDerivedEndpoint(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "" }
+
+func newHarness(t *testing.T, options ...harnessOption) *harness {
+	t.Helper()
+	h := &harness{
+		t:      t,
+		env:    testenv.New(t),
+		mgmt:   testenv.NewManagementAPI(t),
+		clock:  &clock{now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)},
+		tokens: &countingVerifier{},
+		calls:  map[string]*testenv.Calls{},
+	}
+	dir := t.TempDir()
+	h.eventsF = filepath.Join(dir, "events.jsonl")
+	eventsOut, err := os.OpenFile(h.eventsF, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eventsOut.Close() })
+	secretsFile := filepath.Join(dir, "secrets.json")
+	writeJSON(t, secretsFile, map[string]string{"API_TOKEN": "s3cr3t-api-token-value", "DB-PASSWORD": "pa55-value-never-logged"})
+
+	log, buf := testenv.LogBuffer()
+	h.logs = buf
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("backend logs:\n%s", buf.String())
+		}
+	})
+	build := func(name string) *app.App {
+		cfg := h.env.Config(h.mgmt.URL)
+		opts := app.Options{
+			Now:       h.clock.Now,
+			Log:       log.With("function", name),
+			Tokens:    h.tokens,
+			Secrets:   filesecrets.New(secretsFile),
+			Lifecycle: lifecyclelog.New(log, eventsOut),
+		}
+		for _, o := range options {
+			o(&cfg, &opts)
+		}
+		a, calls := h.env.App(t, cfg, opts)
+		h.calls[name] = calls
+		return a
+	}
+	h.connect, h.message, h.disconnect = build("connect"), build("message"), build("disconnect")
+	return h
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var ctx = context.Background()
+
+// open connects a new socket: $connect through the connect function.
+func (h *harness) open() string {
+	h.t.Helper()
+	id := testenv.NewConnectionID()
+	h.mgmt.Open(id)
+	resp, err := h.connect.WebSocket.Connect(ctx, testenv.Event(h.t, "connect", id))
+	if err != nil || resp.StatusCode != 200 {
+		h.t.Fatalf("$connect: status %d, error %v", resp.StatusCode, err)
+	}
+	return id
+}
+
+// send delivers a $default event through the message function and fails the
+// test on a Lambda error.
+func (h *harness) send(ev events.APIGatewayWebsocketProxyRequest) {
+	h.t.Helper()
+	resp, err := h.message.WebSocket.Message(ctx, ev)
+	if err != nil || resp.StatusCode != 200 {
+		h.t.Fatalf("$default %s: status %d, error %v", ev.Body[:min(len(ev.Body), 60)], resp.StatusCode, err)
+	}
+}
+
+// close delivers $disconnect through the disconnect function.
+func (h *harness) close(id string) {
+	h.t.Helper()
+	h.mgmt.Drop(id)
+	resp, err := h.disconnect.WebSocket.Disconnect(ctx, testenv.Event(h.t, "disconnect", id))
+	if err != nil || resp.StatusCode != 200 {
+		h.t.Fatalf("$disconnect: status %d, error %v", resp.StatusCode, err)
+	}
+}
+
+// satellite seeds a satellite with a token and assignments.
+func (h *harness) satellite(id string, assignments ...satellite.Assignment) string {
+	h.t.Helper()
+	tok, err := token.New()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	hash, err := token.Hash(tok)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	reg := h.env.Registry()
+	err = reg.CreateSatellite(ctx, satellite.Satellite{ID: id, Name: "Edge " + id, Region: "eu-west-1", TokenHash: hash, CreatedAt: h.clock.Now()})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(assignments) > 0 {
+		h.assign(id, assignments...)
+	}
+	return tok
+}
+
+func (h *harness) assign(id string, assignments ...satellite.Assignment) {
+	h.t.Helper()
+	if err := h.env.Registry().ReplaceAssignments(ctx, id, assignments); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// assignment builds a valid assignment through the protocol parser.
+func assignment(t *testing.T, configID, systemID string, collectors ...map[string]any) satellite.Assignment {
+	t.Helper()
+	raw := map[string]any{
+		"configId": configID, "systemId": systemID, "strategyId": "http",
+		"config": map[string]any{"url": "https://example.test/" + systemID}, "intervalSeconds": 30,
+		"configName": "Config " + configID, "systemName": "System " + systemID,
+	}
+	if len(collectors) > 0 {
+		raw["collectors"] = collectors
+	}
+	b, _ := json.Marshal(raw)
+	a, err := satellite.ParseAssignment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// authenticate opens a connection and authenticates it, returning its id.
+func (h *harness) authenticate(satelliteID, tok string) string {
+	h.t.Helper()
+	id := h.open()
+	h.send(testenv.Message(h.t, "authenticate", id, map[string]any{"clientId": satelliteID, "token": tok}))
+	frames := h.mgmt.Frames(h.t, id)
+	if len(frames) != 1 || frames[0]["type"] != "authenticated" {
+		h.t.Fatalf("authenticate %s: got frames %v", satelliteID, frames)
+	}
+	return id
+}
+
+// stored reads a satellite as the registry sees it.
+func (h *harness) stored(id string) satellite.Satellite {
+	h.t.Helper()
+	sat, _, err := h.env.Registry().Satellite(ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return sat
+}
+
+// lifecycle returns the lifecycle events written to the event log.
+func (h *harness) lifecycle() []lifecyclelog.Line {
+	h.t.Helper()
+	f, err := os.Open(h.eventsF)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []lifecyclelog.Line
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l lifecyclelog.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			h.t.Fatalf("event log line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+// eventTypes lists the detail types of the lifecycle events of one satellite.
+func (h *harness) eventTypes(satelliteID string) []string {
+	var types []string
+	for _, l := range h.lifecycle() {
+		if l.Detail.SatelliteID == satelliteID {
+			types = append(types, l.DetailType)
+		}
+	}
+	return types
+}
+
+// logLines returns the decoded backend log lines whose msg equals msg.
+func (h *harness) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
