@@ -87,8 +87,13 @@ type TableAction struct {
 // requests needed, per table, sorted.
 func (c *Calls) DynamoDBActions() []TableAction {
 	seen := map[TableAction]bool{}
-	add := func(table *string, action string) { seen[TableAction{aws.ToString(table), "dynamodb:" + action}] = true }
+	add := func(table *string, action string) {
+		seen[TableAction{aws.ToString(table), "dynamodb:" + action}] = true
+	}
 	for _, call := range c.All() {
+		if call.Service != "DynamoDB" {
+			continue
+		}
 		switch in := call.Input.(type) {
 		case *dynamodb.GetItemInput:
 			add(in.TableName, "GetItem")

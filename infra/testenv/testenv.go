@@ -38,10 +38,13 @@ var servers struct {
 	s3       *localaws.S3Server
 }
 
-// Main runs a package's tests with the shared servers and stops them after.
-// Use it as the package's TestMain.
-func Main(m *testing.M) {
+// Main runs a package's tests with the shared servers and stops them after,
+// then runs after. Use it as the package's TestMain.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if servers.dynamo != nil {
 		servers.dynamo.Stop()
 	}
@@ -170,7 +173,7 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 	tb.Helper()
 	calls := &Calls{}
 	opts.APIOptions = append(opts.APIOptions, calls.APIOption)
-	opts.Endpoints = app.Endpoints{DynamoDB: e.DynamoDBEndpoint, S3: e.S3Endpoint}
+	opts.Endpoints.DynamoDB, opts.Endpoints.S3 = e.DynamoDBEndpoint, e.S3Endpoint
 	if opts.Log == nil {
 		opts.Log = Logger(tb)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -122,4 +123,44 @@ func (r *Registry) SetDesiredLockfileHash(ctx context.Context, lockfileHash stri
 		},
 	})
 	return internal(err, "store desired lockfile hash")
+}
+
+// LatestResults returns up to limit results of a check, newest first.
+func (r *Registry) LatestResults(ctx context.Context, configID, systemID string, limit int32) ([]satellite.Result, error) {
+	out, err := r.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Results,
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": ResultsPartitionKey},
+		ExpressionAttributeValues: item{":pk": str(checkKey(configID, systemID))},
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(limit),
+	})
+	if err != nil {
+		return nil, internal(err, "read results")
+	}
+	results := make([]satellite.Result, 0, len(out.Items))
+	for _, it := range out.Items {
+		res := satellite.Result{
+			ConfigID:    getStr(it, "configId"),
+			SystemID:    getStr(it, "systemId"),
+			SatelliteID: getStr(it, "satelliteId"),
+			Source:      getStr(it, "source"),
+			Status:      satellite.CheckStatus(getStr(it, "status")),
+			ReceivedAt:  getMillis(it, "receivedAt"),
+		}
+		if n, ok := it["latencyMs"].(*types.AttributeValueMemberN); ok {
+			if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+				res.LatencyMs = &f
+			}
+		}
+		if d := getStr(it, "result"); d != "" {
+			res.Detail = []byte(d)
+		}
+		res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, "executedAt"))
+		if exp := getNum(it, ResultsTTLAttribute); exp != 0 {
+			res.ExpiresAt = time.Unix(exp, 0).UTC()
+		}
+		results = append(results, res)
+	}
+	return results, nil
 }

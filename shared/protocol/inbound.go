@@ -288,5 +288,5 @@ func (r *reader) timestamp(name string) time.Time {
 	if err != nil {
 		r.reject(name, "must be an ISO 8601 timestamp")
 	}
-	return t
+	return t.UTC()
 }

@@ -1,0 +1,144 @@
+package samtemplate
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Statement is one IAM policy statement of a function.
+type Statement struct {
+	Effect    string
+	Actions   []string
+	Resources []any // template values: ARNs, {"Fn::GetAtt": ...}, {"Fn::Sub": ...}
+}
+
+// PolicyStatements returns the inline policy statements of a function.
+// Conditional statements (Fn::If) are taken on their true branch: the check
+// is against the template's defaults, where every optional feature is on.
+func (t *Template) PolicyStatements(function string) ([]Statement, error) {
+	r, ok := t.Resources[function]
+	if !ok || r.Type != "AWS::Serverless::Function" {
+		return nil, fmt.Errorf("template has no function %s", function)
+	}
+	policies, _ := r.Properties["Policies"].([]any)
+	var out []Statement
+	for _, p := range policies {
+		doc, ok := p.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: policy %v is not an inline policy document", function, p)
+		}
+		stmts, _ := doc["Statement"].([]any)
+		for _, s := range stmts {
+			if m, ok := s.(map[string]any); ok {
+				if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
+					s = branches[1]
+				}
+			}
+			m, ok := s.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s: statement %v is not an object", function, s)
+			}
+			st := Statement{Effect: fmt.Sprint(m["Effect"])}
+			st.Actions = stringList(m["Action"])
+			switch res := m["Resource"].(type) {
+			case []any:
+				st.Resources = res
+			default:
+				st.Resources = []any{res}
+			}
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+func stringList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, s := range v {
+			out = append(out, fmt.Sprint(s))
+		}
+		return out
+	}
+	return nil
+}
+
+// Environment returns the environment variables a function gets: the
+// template's Globals merged with its own.
+func (t *Template) Environment(function string) map[string]any {
+	env := map[string]any{}
+	if g, ok := t.Globals["Function"].(map[string]any); ok {
+		if e, ok := g["Environment"].(map[string]any); ok {
+			if vars, ok := e["Variables"].(map[string]any); ok {
+				for k, v := range vars {
+					env[k] = v
+				}
+			}
+		}
+	}
+	if e, ok := t.Resources[function].Properties["Environment"].(map[string]any); ok {
+		if vars, ok := e["Variables"].(map[string]any); ok {
+			for k, v := range vars {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+// ResolveEnvironment returns a function's environment with every value made a
+// string: !Ref of a resource or parameter is looked up in refs, then in the
+// parameter defaults; !Sub is expanded the same way. It fails on a value it
+// cannot resolve, so a new intrinsic in the template is noticed.
+func (t *Template) ResolveEnvironment(function string, refs map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for name, v := range t.Environment(function) {
+		s, err := t.resolve(v, refs)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", function, name, err)
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+func (t *Template) resolve(v any, refs map[string]string) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64, float64, bool:
+		return fmt.Sprint(v), nil
+	}
+	if name, ok := Ref(v); ok {
+		return t.lookup(name, refs)
+	}
+	if format, ok := Sub(v); ok {
+		var err error
+		out := format
+		for _, name := range SubRefs(format) {
+			val, lerr := t.lookup(name, refs)
+			if lerr != nil {
+				err = lerr
+			}
+			out = strings.ReplaceAll(out, "${"+name+"}", val)
+		}
+		return out, err
+	}
+	return "", fmt.Errorf("cannot resolve %v locally", v)
+}
+
+func (t *Template) lookup(name string, refs map[string]string) (string, error) {
+	if v, ok := refs[name]; ok {
+		return v, nil
+	}
+	if p, ok := t.Parameters[name]; ok {
+		if p.Default == nil {
+			return "", nil
+		}
+		return fmt.Sprint(p.Default), nil
+	}
+	return "", fmt.Errorf("no local value for %s", name)
+}

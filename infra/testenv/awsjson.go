@@ -1,0 +1,120 @@
+package testenv
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// JSONRequest is one decoded AWS JSON-protocol request (Secrets Manager,
+// EventBridge): the X-Amz-Target operation and the body.
+type JSONRequest struct {
+	Target string
+	Body   map[string]any
+	Signed bool // carried a SigV4 Authorization header
+}
+
+// jsonService is a server for an AWS JSON 1.1 protocol service that decodes
+// what the real SDK sends and answers with the shapes the service documents.
+type jsonService struct {
+	URL      string
+	mu       sync.Mutex
+	requests []JSONRequest
+	answer   func(target string, body map[string]any) (status int, errorType string, response any)
+}
+
+func newJSONService(tb testing.TB, answer func(string, map[string]any) (int, string, any)) *jsonService {
+	s := &jsonService{answer: answer}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	tb.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+func (s *jsonService) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var body map[string]any
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json-1.1") || json.Unmarshal(raw, &body) != nil {
+		http.Error(w, "not an AWS JSON 1.1 request", http.StatusBadRequest)
+		return
+	}
+	target := r.Header.Get("X-Amz-Target")
+	s.mu.Lock()
+	s.requests = append(s.requests, JSONRequest{Target: target, Body: body, Signed: strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ")})
+	s.mu.Unlock()
+	status, errorType, response := s.answer(target, body)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	if errorType != "" {
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"__type": errorType, "message": errorType})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(response)
+}
+
+// Requests returns the decoded requests so far.
+func (s *jsonService) Requests() []JSONRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]JSONRequest(nil), s.requests...)
+}
+
+// SecretsManager answers GetSecretValue from a map of secret id -> value.
+type SecretsManager struct{ *jsonService }
+
+// NewSecretsManager starts a Secrets Manager server holding secrets. A secret
+// whose value is "THROTTLE" answers ThrottlingException.
+func NewSecretsManager(tb testing.TB, secrets map[string]string) *SecretsManager {
+	return &SecretsManager{newJSONService(tb, func(target string, body map[string]any) (int, string, any) {
+		if target != "secretsmanager.GetSecretValue" {
+			return http.StatusBadRequest, "InvalidRequestException", nil
+		}
+		id, _ := body["SecretId"].(string)
+		v, ok := secrets[id]
+		switch {
+		case !ok:
+			return http.StatusBadRequest, "ResourceNotFoundException", nil
+		case v == "THROTTLE":
+			return http.StatusBadRequest, "ThrottlingException", nil
+		}
+		return 0, "", map[string]any{
+			"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + id + "-AbCdEf", "Name": id,
+			"SecretString": v, "VersionId": "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1", "VersionStages": []string{"AWSCURRENT"},
+			"CreatedDate": 1.523477145713e9,
+		}
+	})}
+}
+
+// EventBridge accepts PutEvents; entries whose DetailType is in reject are
+// answered as failed entries, the way EventBridge reports partial failure.
+type EventBridge struct{ *jsonService }
+
+// NewEventBridge starts an EventBridge server.
+func NewEventBridge(tb testing.TB, reject ...string) *EventBridge {
+	return &EventBridge{newJSONService(tb, func(target string, body map[string]any) (int, string, any) {
+		if target != "AWSEvents.PutEvents" {
+			return http.StatusBadRequest, "ValidationException", nil
+		}
+		entries, _ := body["Entries"].([]any)
+		var results []map[string]string
+		failed := 0
+		for i, e := range entries {
+			dt, _ := e.(map[string]any)["DetailType"].(string)
+			rejected := false
+			for _, r := range reject {
+				rejected = rejected || r == dt
+			}
+			if rejected {
+				failed++
+				results = append(results, map[string]string{"ErrorCode": "InternalFailure", "ErrorMessage": "rejected by test"})
+				continue
+			}
+			results = append(results, map[string]string{"EventId": "11710aed-b79e-4468-a20b-bb3c0c3b4860-" + string(rune('a'+i))})
+		}
+		return 0, "", map[string]any{"FailedEntryCount": failed, "Entries": results}
+	})}
+}

@@ -1,0 +1,55 @@
+package app_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/app"
+)
+
+func env(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := app.LoadConfig(env(map[string]string{
+		"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_REGION": "eu-west-1",
+		"MANAGEMENT_ENDPOINT": "https://x.execute-api.eu-west-1.amazonaws.com/prod/",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResultRetention != 30*24*time.Hour || cfg.BlobURLTTL != 5*time.Minute || cfg.PushConcurrency != 16 || cfg.LogLevel != slog.LevelInfo {
+		t.Errorf("defaults = %+v", cfg)
+	}
+	if cfg.ManagementEndpoint != "https://x.execute-api.eu-west-1.amazonaws.com/prod" {
+		t.Errorf("endpoint = %q, want trailing slash trimmed", cfg.ManagementEndpoint)
+	}
+	if cfg.ScriptPackagesBucket != "" || cfg.SecretsPrefix != "" || cfg.EventBusName != "" {
+		t.Errorf("optional features on by default: %+v", cfg)
+	}
+}
+
+func TestLoadConfigNamesEveryProblem(t *testing.T) {
+	_, err := app.LoadConfig(env(map[string]string{
+		"CONNECTIONS_TABLE": "c", "RESULT_RETENTION_DAYS": "0", "BLOB_URL_TTL_SECONDS": "soon",
+		"S3_USE_PATH_STYLE": "maybe", "LOG_LEVEL": "LOUD",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"SATELLITES_TABLE is required", "RESULTS_TABLE is required", "RESULT_RETENTION_DAYS", "BLOB_URL_TTL_SECONDS", "S3_USE_PATH_STYLE", "LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestLoadConfigLogLevelFromLambda(t *testing.T) {
+	for lambda, want := range map[string]slog.Level{"TRACE": slog.LevelDebug, "DEBUG": slog.LevelDebug, "WARN": slog.LevelWarn, "FATAL": slog.LevelError} {
+		cfg, err := app.LoadConfig(env(map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_LAMBDA_LOG_LEVEL": lambda}))
+		if err != nil || cfg.LogLevel != want {
+			t.Errorf("AWS_LAMBDA_LOG_LEVEL=%s: level %v, %v; want %v", lambda, cfg.LogLevel, err, want)
+		}
+	}
+}

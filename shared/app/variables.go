@@ -1,0 +1,26 @@
+package app
+
+// Variable documents one environment variable LoadConfig reads.
+type Variable struct {
+	Name        string
+	Default     string
+	Description string
+}
+
+// Variables lists every environment variable the functions read. The README's
+// configuration table and template.yaml are checked against it.
+var Variables = []Variable{
+	{"SATELLITES_TABLE", "(required)", "DynamoDB table of satellites, their assignments and the desired script-package lockfile."},
+	{"CONNECTIONS_TABLE", "(required)", "DynamoDB table of WebSocket connections (TTL on expiresAt)."},
+	{"RESULTS_TABLE", "(required)", "DynamoDB table of health-check results (TTL on expiresAt)."},
+	{"SCRIPT_PACKAGES_BUCKET", "empty", "S3 bucket of script-package blobs and manifests; empty means no script-package store (scriptPackagesLockfileHash omitted, empty manifests, null blobs)."},
+	{"SECRETS_PREFIX", "empty", "Secrets Manager name prefix for run secrets (secret NAME is <prefix>NAME); empty disables secret delivery."},
+	{"EVENT_BUS_NAME", "empty", "EventBridge bus for lifecycle events; empty logs them instead."},
+	{"MANAGEMENT_ENDPOINT", "derived from the event", "@connections base URL (https://host/stage); overrides the endpoint derived from each event (local stack) and is required for pushes outside a WebSocket event."},
+	{"RESULT_RETENTION_DAYS", "30", "Days a stored result is kept."},
+	{"BLOB_URL_TTL_SECONDS", "300", "Lifetime of presigned URLs for blobs and manifests too large for one message."},
+	{"PUSH_CONCURRENCY", "16", "Parallel posts during a refresh_script_packages fan-out."},
+	{"S3_USE_PATH_STYLE", "false", "Path-style S3 addressing, for S3-compatible local servers."},
+	{"LOG_LEVEL", "INFO (or AWS_LAMBDA_LOG_LEVEL)", "DEBUG, INFO, WARN or ERROR."},
+	{"AWS_REGION", "set by Lambda", "Region of the API, used to derive the @connections endpoint."},
+}

@@ -1,0 +1,45 @@
+package protocol_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// FuzzParse checks that no frame makes Parse panic, that every failure is a
+// classified error, and that errors never quote the frame.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"authenticate","clientId":"sat-1","token":"csat_x"}`,
+		`{"type":"heartbeat","version":"1.4.0","uptimeSeconds":12}`,
+		`{"type":"result","configId":"c","systemId":"s","status":"healthy","latencyMs":1,"result":{"status":"healthy","metadata":{"connected":true}},"executedAt":"2026-11-27T08:00:00Z"}`,
+		`{"type":"strategy_error","strategyId":"s","message":"m"}`,
+		`{"type":"script_package_sync_state","lockfileHash":null,"status":"ready","errorMessage":null}`,
+		`{"type":"request_script_package_manifest","lockfileHash":"l"}`,
+		`{"type":"request_script_package_blob","integrity":"sha512-x"}`,
+		`{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"u"}`,
+		`{"type":1}`, `[]`, `null`, `{"type":"heartbeat","version":"\u0000","uptimeSeconds":1e400}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		msg, err := protocol.Parse(frame)
+		if err != nil {
+			if msg != nil {
+				t.Fatalf("Parse returned both a message and %v", err)
+			}
+			if c := satellite.ErrorCode(err); c != satellite.EINVALID && c != satellite.ETOOLARGE {
+				t.Fatalf("Parse error code %q", c)
+			}
+			if len(frame) > 12 && strings.Contains(err.Error(), string(frame)) {
+				t.Fatalf("error quotes the frame: %v", err)
+			}
+			return
+		}
+		if msg.Type() == "" {
+			t.Fatal("parsed message without type")
+		}
+	})
+}

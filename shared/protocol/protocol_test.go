@@ -1,0 +1,180 @@
+package protocol_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+func TestParseValidFrames(t *testing.T) {
+	latency := 87.5
+	hash := "lock-1"
+	cases := []struct {
+		name  string
+		frame string
+		want  protocol.Message
+	}{
+		{"authenticate", `{"type":"authenticate","clientId":"sat-1","token":"csat_x"}`,
+			&protocol.Authenticate{ClientID: "sat-1", Token: "csat_x"}},
+		{"heartbeat", `{"type":"heartbeat","version":"1.4.0","uptimeSeconds":12.5}`,
+			&protocol.Heartbeat{Version: "1.4.0", UptimeSeconds: 12.5}},
+		{"heartbeat with unknown extra field", `{"type":"heartbeat","version":"1","uptimeSeconds":0,"cpu":0.3}`,
+			&protocol.Heartbeat{Version: "1"}},
+		{"result minimal", `{"type":"result","configId":"c","systemId":"s","status":"unhealthy","executedAt":"2026-11-27T08:00:00Z"}`,
+			&protocol.Result{ConfigID: "c", SystemID: "s", Status: satellite.CheckUnhealthy, ExecutedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}},
+		{"result full", `{"type":"result","configId":"c","systemId":"s","status":"degraded","latencyMs":87.5,"result":{"status":"degraded", "metadata":{"connected":true}},"executedAt":"2026-11-27T08:00:00.123+01:00"}`,
+			&protocol.Result{ConfigID: "c", SystemID: "s", Status: satellite.CheckDegraded, LatencyMs: &latency,
+				Detail: json.RawMessage(`{"status":"degraded","metadata":{"connected":true}}`), ExecutedAt: time.Date(2026, 11, 27, 7, 0, 0, 123e6, time.UTC)}},
+		{"result null optionals", `{"type":"result","configId":"c","systemId":"s","status":"healthy","latencyMs":null,"result":null,"executedAt":"2026-11-27T08:00:00Z"}`,
+			&protocol.Result{ConfigID: "c", SystemID: "s", Status: satellite.CheckHealthy, ExecutedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}},
+		{"strategy_error", `{"type":"strategy_error","strategyId":"ssh","message":"missing"}`,
+			&protocol.StrategyError{StrategyID: "ssh", Message: "missing"}},
+		{"sync state", `{"type":"script_package_sync_state","lockfileHash":"lock-1","status":"error","errorMessage":"boom"}`,
+			&protocol.SyncState{LockfileHash: &hash, Status: satellite.SyncError, ErrorMessage: "boom"}},
+		{"sync state null lockfile", `{"type":"script_package_sync_state","lockfileHash":null,"status":"pending"}`,
+			&protocol.SyncState{Status: satellite.SyncPending}},
+		{"manifest request", `{"type":"request_script_package_manifest","lockfileHash":"lock-1"}`,
+			&protocol.ManifestRequest{LockfileHash: "lock-1"}},
+		{"blob request", `{"type":"request_script_package_blob","integrity":"sha512-abc"}`,
+			&protocol.BlobRequest{Integrity: "sha512-abc"}},
+		{"run secrets", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"u"}`,
+			&protocol.RunSecretsRequest{RequestID: "r", ConfigID: "c", CollectorID: "k", RunID: "u"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := protocol.Parse([]byte(tc.frame))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(tc.want)
+			if string(gotJSON) != string(wantJSON) || got.Type() != tc.want.Type() {
+				t.Errorf("Parse = %s, want %s", gotJSON, wantJSON)
+			}
+			if r, ok := got.(*protocol.Result); ok && !r.ExecutedAt.Equal(tc.want.(*protocol.Result).ExecutedAt) {
+				t.Errorf("executedAt = %v", r.ExecutedAt)
+			}
+		})
+	}
+}
+
+func TestParseInvalidFrames(t *testing.T) {
+	cases := []struct {
+		name, frame   string
+		code          satellite.Code
+		typ, field    string
+		reasonContain string
+	}{
+		{"not JSON", `hello`, satellite.EINVALID, "", "", "not a JSON object"},
+		{"null", `null`, satellite.EINVALID, "", "", "not a JSON object"},
+		{"string", `"heartbeat"`, satellite.EINVALID, "", "", "not a JSON object"},
+		{"no type", `{}`, satellite.EINVALID, "", "type", "required"},
+		{"type not string", `{"type":3}`, satellite.EINVALID, "", "type", "must be a string"},
+		{"unknown type", `{"type":"hello"}`, satellite.EINVALID, "", "type", "not a known"},
+		{"authenticate without token", `{"type":"authenticate","clientId":"a"}`, satellite.EINVALID, "authenticate", "token", "required"},
+		{"authenticate null token", `{"type":"authenticate","clientId":"a","token":null}`, satellite.EINVALID, "authenticate", "token", "must be a string"},
+		{"heartbeat uptime string", `{"type":"heartbeat","version":"1","uptimeSeconds":"5"}`, satellite.EINVALID, "heartbeat", "uptimeSeconds", "must be a number"},
+		{"heartbeat version missing", `{"type":"heartbeat","uptimeSeconds":5}`, satellite.EINVALID, "heartbeat", "version", "required"},
+		{"result status unknown", `{"type":"result","configId":"c","systemId":"s","status":"ok","executedAt":"2026-11-27T08:00:00Z"}`, satellite.EINVALID, "result", "status", "healthy"},
+		{"result latency string", `{"type":"result","configId":"c","systemId":"s","status":"healthy","latencyMs":"5","executedAt":"2026-11-27T08:00:00Z"}`, satellite.EINVALID, "result", "latencyMs", "number"},
+		{"result detail array", `{"type":"result","configId":"c","systemId":"s","status":"healthy","result":[],"executedAt":"2026-11-27T08:00:00Z"}`, satellite.EINVALID, "result", "result", "object"},
+		{"result executedAt not ISO", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"1700000000"}`, satellite.EINVALID, "result", "executedAt", "ISO 8601"},
+		{"result missing systemId", `{"type":"result","configId":"c","status":"healthy","executedAt":"2026-11-27T08:00:00Z"}`, satellite.EINVALID, "result", "systemId", "required"},
+		{"strategy_error message number", `{"type":"strategy_error","strategyId":"s","message":1}`, satellite.EINVALID, "strategy_error", "message", "string"},
+		{"sync state lockfile missing", `{"type":"script_package_sync_state","status":"ready"}`, satellite.EINVALID, "script_package_sync_state", "lockfileHash", "required"},
+		{"sync state bad status", `{"type":"script_package_sync_state","lockfileHash":"l","status":"done"}`, satellite.EINVALID, "script_package_sync_state", "status", "pending"},
+		{"sync state errorMessage number", `{"type":"script_package_sync_state","lockfileHash":"l","status":"error","errorMessage":5}`, satellite.EINVALID, "script_package_sync_state", "errorMessage", "string or null"},
+		{"manifest request no hash", `{"type":"request_script_package_manifest"}`, satellite.EINVALID, "request_script_package_manifest", "lockfileHash", "required"},
+		{"blob request integrity object", `{"type":"request_script_package_blob","integrity":{}}`, satellite.EINVALID, "request_script_package_blob", "integrity", "string"},
+		{"run secrets missing runId", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k"}`, satellite.EINVALID, "request_run_secrets", "runId", "required"},
+		{"field name case differs", `{"type":"authenticate","ClientId":"a","token":"t"}`, satellite.EINVALID, "authenticate", "clientId", "required"},
+		{"oversized", `{"type":"heartbeat","version":"` + strings.Repeat("v", protocol.MaxMessageBytes) + `","uptimeSeconds":1}`, satellite.ETOOLARGE, "", "", "over the"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := protocol.Parse([]byte(tc.frame))
+			if got := satellite.ErrorCode(err); got != tc.code {
+				t.Fatalf("code = %q (%v), want %q", got, err, tc.code)
+			}
+			var inv *protocol.InvalidFrame
+			if !errors.As(err, &inv) {
+				t.Fatalf("error %v is not an *InvalidFrame", err)
+			}
+			if inv.Type != tc.typ || inv.Field != tc.field || !strings.Contains(inv.Reason, tc.reasonContain) {
+				t.Errorf("InvalidFrame = %+v, want type %q field %q reason containing %q", inv, tc.typ, tc.field, tc.reasonContain)
+			}
+		})
+	}
+}
+
+func TestInvalidFrameNeverQuotesTheFrame(t *testing.T) {
+	for _, frame := range []string{
+		`{"type":"authenticate","clientId":1,"token":"csat_SECRET"}`,
+		`{"type":"authenticate","clientId":"a","token":{"csat_SECRET":1}}`,
+		`{"type":"csat_SECRET"}`,
+		`{"type":"authenticate","clientId":"a","token":"csat_SECRET"`,
+	} {
+		_, err := protocol.Parse([]byte(frame))
+		if err == nil || strings.Contains(err.Error(), "csat_SECRET") {
+			t.Errorf("Parse(%s) error %v quotes the frame", frame, err)
+		}
+	}
+}
+
+func TestEncodeRefusesOversizedFrames(t *testing.T) {
+	big := strings.Repeat("x", protocol.MaxMessageBytes)
+	_, err := protocol.Encode(protocol.NewShutdown(big))
+	if satellite.ErrorCode(err) != satellite.ETOOLARGE {
+		t.Errorf("Encode of %d bytes: %v, want ETOOLARGE", len(big), err)
+	}
+}
+
+func TestOutboundFieldNames(t *testing.T) {
+	hash := "lock-1"
+	cases := []struct {
+		frame any
+		want  string
+	}{
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}), `{"type":"authenticated","satelliteId":"sat-1","assignments":[]}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null}`},
+		{protocol.NewConfigUpdated(nil, protocol.LockfileHash{Configured: true, Hash: &hash}), `{"type":"config_updated","assignments":[],"scriptPackagesLockfileHash":"lock-1"}`},
+		{protocol.NewAuthFailed(protocol.ReasonInvalidCredentials), `{"type":"auth_failed","reason":"Invalid client ID or token"}`},
+		{protocol.NewAuthFailed(protocol.ReasonMustAuthenticate), `{"type":"auth_failed","reason":"Must authenticate first"}`},
+		{protocol.NewRefreshScriptPackages("l"), `{"type":"refresh_script_packages","lockfileHash":"l"}`},
+		{protocol.NewScriptPackageManifest("l", nil), `{"type":"script_package_manifest","lockfileHash":"l","entries":[]}`},
+		{protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: "i"}, `{"type":"script_package_blob","integrity":"i","data":null}`},
+		{protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: "r", Error: "e"}, `{"type":"run_secrets","requestId":"r","error":"e"}`},
+		{protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: "r", Env: map[string]string{"A": "1"}}, `{"type":"run_secrets","requestId":"r","env":{"A":"1"}}`},
+		{protocol.NewShutdown("rotated"), `{"type":"shutdown","reason":"rotated"}`},
+	}
+	for _, tc := range cases {
+		got, err := protocol.Encode(tc.frame)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("Encode = %s, %v; want %s", got, err, tc.want)
+		}
+	}
+}
+
+func TestInlineBlobFitsAtTheBoundary(t *testing.T) {
+	integrity := "sha512-" + strings.Repeat("A", 86) + "=="
+	largest := int64(0)
+	for n := int64(protocol.MaxMessageBytes); n > 0; n-- {
+		if protocol.InlineBlobFits(integrity, n) {
+			largest = n
+			break
+		}
+	}
+	data := strings.Repeat("A", int((largest+2)/3*4))
+	b, err := protocol.Encode(protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: integrity, Data: &data})
+	if err != nil || len(b) > protocol.MaxMessageBytes {
+		t.Fatalf("largest inline blob %d encodes to %d bytes (%v)", largest, len(b), err)
+	}
+	if protocol.InlineBlobFits(integrity, largest+1) {
+		t.Errorf("InlineBlobFits(%d) = true beyond the largest fitting size %d", largest+1, largest)
+	}
+}

@@ -1,0 +1,47 @@
+package s3packages_test
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"testing"
+
+	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+func TestBlobKeyIsContentAddressed(t *testing.T) {
+	content := []byte("export const x = 1;\n")
+	s512 := sha512.Sum512(content)
+	s256 := sha256.Sum256(content)
+	cases := map[string]string{
+		"sha512-" + base64.StdEncoding.EncodeToString(s512[:]): "blobs/sha512-" + hex.EncodeToString(s512[:]),
+		"sha256-" + base64.StdEncoding.EncodeToString(s256[:]): "blobs/sha256-" + hex.EncodeToString(s256[:]),
+	}
+	for integrity, want := range cases {
+		if got, err := s3packages.BlobKey(integrity); err != nil || got != want {
+			t.Errorf("BlobKey(%s) = %q, %v; want %q", integrity, got, err, want)
+		}
+	}
+	for _, bad := range []string{
+		"", "sha512-", "md5-" + base64.StdEncoding.EncodeToString(s256[:16]),
+		"sha512-" + base64.StdEncoding.EncodeToString(s256[:]), // wrong length for sha512
+		"sha512-../../secret", "sha256-" + base64.StdEncoding.EncodeToString(s256[:]) + " ",
+	} {
+		if _, err := s3packages.BlobKey(bad); satellite.ErrorCode(err) != satellite.EINVALID {
+			t.Errorf("BlobKey(%q) = %v, want EINVALID", bad, err)
+		}
+	}
+}
+
+func TestManifestKey(t *testing.T) {
+	if got, err := s3packages.ManifestKey("3f2c9a7e"); err != nil || got != "manifests/3f2c9a7e.json" {
+		t.Errorf("ManifestKey = %q, %v", got, err)
+	}
+	for _, bad := range []string{"", "../x", "a/b", ".hidden", "a b"} {
+		if _, err := s3packages.ManifestKey(bad); satellite.ErrorCode(err) != satellite.EINVALID {
+			t.Errorf("ManifestKey(%q) = %v, want EINVALID", bad, err)
+		}
+	}
+}

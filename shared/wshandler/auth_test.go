@@ -1,0 +1,173 @@
+package wshandler_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+func TestAuthenticateBindsConnectionAndRepliesWithAssignments(t *testing.T) {
+	h := newHarness(t)
+	a1 := assignment(t, "cfg-1", "sys-1")
+	a2 := assignment(t, "cfg-2", "sys-2")
+	tok := h.satellite("sat-auth", a1, a2)
+	id := h.open()
+	h.clock.Advance(3 * time.Second)
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-auth", "token": tok}))
+
+	frames := h.mgmt.Frames(t, id)
+	if len(frames) != 1 {
+		t.Fatalf("frames = %v, want one authenticated", frames)
+	}
+	reply := frames[0]
+	if reply["type"] != "authenticated" || reply["satelliteId"] != "sat-auth" {
+		t.Errorf("reply = %v", reply)
+	}
+	var got []map[string]any
+	b, _ := json.Marshal(reply["assignments"])
+	_ = json.Unmarshal(b, &got)
+	if len(got) != 2 || got[0]["configId"] != "cfg-1" || got[1]["systemName"] != "System sys-2" {
+		t.Errorf("assignments = %v, want both with every field", got)
+	}
+	if v, ok := reply["scriptPackagesLockfileHash"]; !ok || v != nil {
+		t.Errorf("scriptPackagesLockfileHash = %v (present %v), want null when nothing is published", v, ok)
+	}
+
+	sat := h.stored("sat-auth")
+	if sat.ConnectionID != id || sat.LastConnectionEvent != satellite.EdgeConnected || !sat.LastHeartbeatAt.Equal(h.clock.Now()) {
+		t.Errorf("satellite = connectionId %q, edge %q, lastHeartbeatAt %v; want %q, connected, %v",
+			sat.ConnectionID, sat.LastConnectionEvent, sat.LastHeartbeatAt, id, h.clock.Now())
+	}
+	conn, err := h.env.Registry().Connection(ctx, id, h.clock.Now())
+	if err != nil || conn.SatelliteID != "sat-auth" {
+		t.Errorf("connection record = %+v, %v; want bound to sat-auth", conn, err)
+	}
+	events := h.lifecycle()
+	if len(events) != 1 || events[0].DetailType != "satellite.connected" {
+		t.Fatalf("events = %+v, want one satellite.connected", events)
+	}
+	if p := events[0].Detail; p.SatelliteID != "sat-auth" || p.Name != "Edge sat-auth" || p.Region != "eu-west-1" || p.Status != satellite.StatusOnline || p.LastSeenAt == nil {
+		t.Errorf("event payload = %+v", p)
+	}
+	if got := h.tokens.n.Load(); got != 1 {
+		t.Errorf("%d token verifications, want 1", got)
+	}
+	if strings.Contains(h.logs.String(), tok) {
+		t.Errorf("the token reached the logs")
+	}
+}
+
+func TestAuthenticatedCarriesLockfileHashPerProtocol(t *testing.T) {
+	cases := []struct {
+		name        string
+		options     []harnessOption
+		publish     string
+		wantPresent bool
+		want        any
+	}{
+		{name: "no store configured: omitted", options: []harnessOption{withoutPackages}},
+		{name: "nothing published: null", wantPresent: true, want: nil},
+		{name: "published: the hash", publish: "lock-abc123", wantPresent: true, want: "lock-abc123"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.options...)
+			tok := h.satellite("sat-lock")
+			if tc.publish != "" {
+				if err := h.env.Registry().SetDesiredLockfileHash(ctx, tc.publish); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := h.authenticate("sat-lock", tok)
+			got, present := h.mgmt.Frames(t, id)[0]["scriptPackagesLockfileHash"]
+			if present != tc.wantPresent || got != tc.want {
+				t.Errorf("scriptPackagesLockfileHash = %v (present %v), want %v (present %v)", got, present, tc.want, tc.wantPresent)
+			}
+		})
+	}
+}
+
+func TestAuthenticateFailuresDoTheSameWork(t *testing.T) {
+	cases := []struct{ name, clientID, token string }{
+		{"wrong token", "sat-real", "csat_wrong"},
+		{"unknown client id", "sat-nobody", "csat_whatever"},
+		{"malformed client id", "../../etc/passwd", "csat_whatever"},
+		{"empty client id", "", "csat_whatever"},
+		{"empty token", "sat-real", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.satellite("sat-real")
+			id := h.open()
+			h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": tc.clientID, "token": tc.token}))
+			assertRefused(t, h, id, protocol.ReasonInvalidCredentials)
+			if got := h.tokens.n.Load(); got != 1 {
+				t.Errorf("%d bcrypt verifications, want exactly 1 whatever the failure", got)
+			}
+			if sat := h.stored("sat-real"); sat.ConnectionID != "" || sat.LastConnectionEvent != "" {
+				t.Errorf("failed authentication changed the satellite: %+v", sat)
+			}
+			if ev := h.lifecycle(); len(ev) != 0 {
+				t.Errorf("failed authentication emitted %v", ev)
+			}
+		})
+	}
+}
+
+func TestSecondAuthenticateIsIgnored(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-twice")
+	other := h.satellite("sat-other")
+	id := h.authenticate("sat-twice", tok)
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-other", "token": other}))
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-twice", "token": "csat_wrong"}))
+
+	if got := len(h.mgmt.Frames(t, id)); got != 1 {
+		t.Errorf("%d frames, want only the first authenticated", got)
+	}
+	if h.mgmt.Closed(id) {
+		t.Errorf("second authenticate closed the connection")
+	}
+	if conn, _ := h.env.Registry().Connection(ctx, id, h.clock.Now()); conn.SatelliteID != "sat-twice" {
+		t.Errorf("connection rebound to %q", conn.SatelliteID)
+	}
+	if sat := h.stored("sat-other"); sat.ConnectionID != "" {
+		t.Errorf("sat-other took connection %s", sat.ConnectionID)
+	}
+	if got := h.tokens.n.Load(); got != 1 {
+		t.Errorf("%d verifications, want 1: a second authenticate must not run bcrypt", got)
+	}
+	if got := len(h.logLines("frame dropped")); got != 2 {
+		t.Errorf("%d warnings for ignored authenticates, want 2", got)
+	}
+}
+
+func TestNewestConnectionIsCurrentAndOlderKeepsWorking(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-two", assignment(t, "cfg-1", "sys-1"))
+	older := h.authenticate("sat-two", tok)
+	newer := h.authenticate("sat-two", tok)
+
+	if got := h.stored("sat-two").ConnectionID; got != newer {
+		t.Errorf("current connection = %s, want the newest %s", got, newer)
+	}
+	h.send(testenv.Message(t, "result", older, map[string]any{"configId": "cfg-1", "systemId": "sys-1"}))
+	h.send(testenv.Message(t, "heartbeat", older, map[string]any{"version": "9.9.9"}))
+	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10)
+	if err != nil || len(results) != 1 {
+		t.Fatalf("results = %v, %v; want the older connection's result stored", results, err)
+	}
+	sat := h.stored("sat-two")
+	if sat.ConnectionID != newer || sat.Version != "9.9.9" {
+		t.Errorf("after older heartbeat: connectionId %s version %s, want %s and 9.9.9", sat.ConnectionID, sat.Version, newer)
+	}
+	if h.mgmt.Closed(older) || h.mgmt.Closed(newer) {
+		t.Errorf("a connection was closed")
+	}
+}

@@ -1,0 +1,145 @@
+package wshandler_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// markEdge sets a satellite's lastConnectionEvent directly, as the sweep (or
+// a $disconnect that raced a live connection) would.
+func (h *harness) markEdge(id string, edge satellite.Edge) {
+	h.t.Helper()
+	_, err := h.env.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(h.env.Tables.Satellites),
+		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "SAT#" + id}, "sk": &types.AttributeValueMemberS{Value: "SATELLITE"}},
+		UpdateExpression:          aws.String("SET lastConnectionEvent = :e REMOVE liveShard, staleAt"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":e": &types.AttributeValueMemberS{Value: string(edge)}},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestHeartbeatRecordsLivenessAndVersion(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-hb")
+	id := h.authenticate("sat-hb", tok)
+	h.clock.Advance(15 * time.Second)
+	h.send(testenv.Message(t, "heartbeat", id, map[string]any{"version": "2.1.0"}))
+
+	sat := h.stored("sat-hb")
+	if !sat.LastHeartbeatAt.Equal(h.clock.Now()) || sat.Version != "2.1.0" {
+		t.Errorf("lastHeartbeatAt %v version %q, want %v and 2.1.0", sat.LastHeartbeatAt, sat.Version, h.clock.Now())
+	}
+	if got := sat.StatusAt(h.clock.Now().Add(44 * time.Second)); got != satellite.StatusOnline {
+		t.Errorf("status 44 s after heartbeat = %s, want online", got)
+	}
+	if got := sat.StatusAt(h.clock.Now().Add(46 * time.Second)); got != satellite.StatusOffline {
+		t.Errorf("status 46 s after heartbeat = %s, want offline", got)
+	}
+	if got := h.eventTypes("sat-hb"); len(got) != 1 {
+		t.Errorf("events %v, want only the authentication's connected", got)
+	}
+	if len(h.mgmt.Posts(id)) != 1 {
+		t.Errorf("heartbeat got a reply")
+	}
+}
+
+func TestResultForAssignedCheckIsStored(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-res", assignment(t, "cfg-1", "sys-1"))
+	id := h.authenticate("sat-res", tok)
+	for i, executed := range []string{"2026-11-27T08:00:01.000Z", "2026-11-27T08:00:31.500Z"} {
+		h.send(testenv.Message(t, "result", id, map[string]any{
+			"configId": "cfg-1", "systemId": "sys-1", "status": []string{"healthy", "degraded"}[i],
+			"latencyMs": 40 + i, "executedAt": executed,
+		}))
+	}
+	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d results stored, want 2", len(results))
+	}
+	newest := results[0]
+	if newest.Status != satellite.CheckDegraded || *newest.LatencyMs != 41 || newest.SatelliteID != "sat-res" || newest.Source != "Edge sat-res (eu-west-1)" {
+		t.Errorf("newest result = %+v", newest)
+	}
+	if !newest.ExecutedAt.Equal(time.Date(2026, 11, 27, 8, 0, 31, 500e6, time.UTC)) {
+		t.Errorf("executedAt = %v", newest.ExecutedAt)
+	}
+	var detail map[string]any
+	if err := json.Unmarshal(newest.Detail, &detail); err != nil || detail["message"] != "HTTP 200" {
+		t.Errorf("result detail = %s (%v), want the result object as sent", newest.Detail, err)
+	}
+	if want := h.clock.Now().Add(30 * 24 * time.Hour); !newest.ExpiresAt.Equal(want.Truncate(time.Second)) {
+		t.Errorf("expiresAt = %v, want retention of 30 days (%v)", newest.ExpiresAt, want)
+	}
+}
+
+func TestResultForUnassignedCheckIsDropped(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-un", assignment(t, "cfg-1", "sys-1"))
+	h.satellite("sat-else", assignment(t, "cfg-9", "sys-9"))
+	id := h.authenticate("sat-un", tok)
+	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-9", "systemId": "sys-9"}))
+	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-9"}))
+
+	for _, pair := range [][2]string{{"cfg-9", "sys-9"}, {"cfg-1", "sys-9"}} {
+		if r, _ := h.env.Registry().LatestResults(ctx, pair[0], pair[1], 10); len(r) != 0 {
+			t.Errorf("unassigned result stored for %v", pair)
+		}
+	}
+	warnings := h.logLines("frame dropped")
+	if len(warnings) != 2 {
+		t.Fatalf("%d warnings, want 2", len(warnings))
+	}
+	if reason := warnings[0]["reason"].(string); !strings.Contains(reason, "cfg-9") || !strings.Contains(reason, "sys-9") {
+		t.Errorf("warning %q does not name both ids", reason)
+	}
+	if h.mgmt.Closed(id) {
+		t.Errorf("connection closed after an unassigned result")
+	}
+}
+
+func TestStrategyErrorIsLogged(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-strat")
+	id := h.authenticate("sat-strat", tok)
+	h.send(testenv.Message(t, "strategy-error", id, map[string]any{"strategyId": "ssh", "message": "not installed"}))
+	lines := h.logLines("satellite cannot run strategy")
+	if len(lines) != 1 {
+		t.Fatalf("%d strategy warnings, want 1", len(lines))
+	}
+	l := lines[0]
+	if l["level"] != "WARN" || l["satelliteId"] != "sat-strat" || l["strategyId"] != "ssh" || l["message"] != "not installed" {
+		t.Errorf("log line = %v", l)
+	}
+}
+
+func TestSyncStateIsStored(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-sync")
+	id := h.authenticate("sat-sync", tok)
+	h.clock.Advance(time.Minute)
+	h.send(testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": "lock-1", "status": "error", "errorMessage": "digest mismatch"}))
+	got := h.stored("sat-sync").SyncState
+	if got == nil || *got.LockfileHash != "lock-1" || got.Status != satellite.SyncError || got.ErrorMessage != "digest mismatch" || !got.ReportedAt.Equal(h.clock.Now()) {
+		t.Fatalf("sync state = %+v", got)
+	}
+	h.send(testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": nil, "status": "pending", "errorMessage": testenv.Absent}))
+	got = h.stored("sat-sync").SyncState
+	if got.LockfileHash != nil || got.Status != satellite.SyncPending || got.ErrorMessage != "" {
+		t.Errorf("sync state after null lockfile = %+v", got)
+	}
+}

@@ -1,0 +1,213 @@
+package wshandler_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+func integrity(b []byte) string {
+	sum := sha512.Sum512(b)
+	return "sha512-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// publishBlob stores a blob where the backend looks for it.
+func (h *harness) publishBlob(b []byte) string {
+	h.t.Helper()
+	in := integrity(b)
+	key, err := s3packages.BlobKey(in)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.env.PutObject(h.t, key, b)
+	return in
+}
+
+func (h *harness) publishManifest(lockfileHash string, entries []satellite.ManifestEntry) {
+	h.t.Helper()
+	key, err := s3packages.ManifestKey(lockfileHash)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	b, _ := json.Marshal(s3packages.Manifest{LockfileHash: lockfileHash, Entries: entries})
+	h.env.PutObject(h.t, key, b)
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func lastFrame(t *testing.T, h *harness, id string) map[string]any {
+	t.Helper()
+	frames := h.mgmt.Frames(t, id)
+	if len(frames) == 0 {
+		t.Fatal("no frame sent")
+	}
+	return frames[len(frames)-1]
+}
+
+func TestScriptPackageManifest(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-pkg")
+	id := h.authenticate("sat-pkg", tok)
+	entries := []satellite.ManifestEntry{{Name: "probe-utils", Version: "1.2.0", Integrity: integrity([]byte("a"))}}
+	h.publishManifest("lock-1", entries)
+
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-1"}))
+	got := lastFrame(t, h, id)
+	b, _ := json.Marshal(got["entries"])
+	var gotEntries []satellite.ManifestEntry
+	_ = json.Unmarshal(b, &gotEntries)
+	if got["type"] != "script_package_manifest" || got["lockfileHash"] != "lock-1" || len(gotEntries) != 1 || gotEntries[0] != entries[0] {
+		t.Errorf("manifest reply = %v", got)
+	}
+
+	for _, hash := range []string{"lock-unknown", "../../etc", ""} {
+		h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": hash}))
+		got := lastFrame(t, h, id)
+		if e, ok := got["entries"].([]any); !ok || len(e) != 0 || got["lockfileHash"] != hash {
+			t.Errorf("manifest for %q = %v, want empty entries", hash, got)
+		}
+	}
+}
+
+func TestLargeManifestIsServedByURL(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-bigman")
+	id := h.authenticate("sat-bigman", tok)
+	var entries []satellite.ManifestEntry
+	for i := 0; len(entries)*150 < protocol.MaxMessageBytes+10000; i++ {
+		entries = append(entries, satellite.ManifestEntry{Name: fmt.Sprintf("package-%04d", i), Version: "1.0.0", Integrity: integrity([]byte{byte(i), byte(i >> 8)})})
+	}
+	h.publishManifest("lock-big", entries)
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-big"}))
+	got := lastFrame(t, h, id)
+	url, _ := got["manifestUrl"].(string)
+	if url == "" || len(got["entries"].([]any)) != 0 {
+		t.Fatalf("reply = %.200v, want empty entries and a manifestUrl", got)
+	}
+	var doc s3packages.Manifest
+	if err := json.Unmarshal(fetch(t, url), &doc); err != nil || len(doc.Entries) != len(entries) {
+		t.Errorf("manifest at URL: %d entries, %v; want %d", len(doc.Entries), err, len(entries))
+	}
+	assertNoPostOverLimit(t, h, id)
+}
+
+func fetch(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET presigned URL: %s: %s", resp.Status, b)
+	}
+	return b
+}
+
+func assertNoPostOverLimit(t *testing.T, h *harness, id string) {
+	t.Helper()
+	for _, p := range h.mgmt.Posts(id) {
+		if len(p) > protocol.MaxMessageBytes {
+			t.Errorf("posted a %d byte frame, over the %d limit", len(p), protocol.MaxMessageBytes)
+		}
+	}
+}
+
+func TestScriptPackageBlob(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-blob")
+	id := h.authenticate("sat-blob", tok)
+
+	// The largest blob that still fits inline, and one byte more.
+	fits := 0
+	for n := protocol.MaxMessageBytes; n > 0; n-- {
+		if protocol.InlineBlobFits(integrity(nil), int64(n)) {
+			fits = n
+			break
+		}
+	}
+	small := h.publishBlob([]byte("export function check() { return true; }\n"))
+	edge := h.publishBlob(randomBytes(t, fits))
+	over := randomBytes(t, fits+1)
+	overIntegrity := h.publishBlob(over)
+	large := randomBytes(t, 3<<20)
+	largeIntegrity := h.publishBlob(large)
+
+	t.Run("small blob inline", func(t *testing.T) {
+		h.send(testenv.Message(t, "blob-request", id, map[string]any{"integrity": small}))
+		got := lastFrame(t, h, id)
+		data, _ := base64.StdEncoding.DecodeString(got["data"].(string))
+		if got["type"] != "script_package_blob" || got["integrity"] != small || string(data) != "export function check() { return true; }\n" {
+			t.Errorf("reply = %v", got)
+		}
+	})
+	t.Run("largest inline blob fits exactly", func(t *testing.T) {
+		h.send(testenv.Message(t, "blob-request", id, map[string]any{"integrity": edge}))
+		posts := h.mgmt.Posts(id)
+		if last := posts[len(posts)-1]; len(last) > protocol.MaxMessageBytes || !bytes.Contains(last, []byte(`"data":"`)) {
+			t.Errorf("reply of %d bytes, want inline data within %d", len(last), protocol.MaxMessageBytes)
+		}
+	})
+	for name, blob := range map[string]struct {
+		integrity string
+		content   []byte
+	}{"one byte over inline": {overIntegrity, over}, "3 MiB": {largeIntegrity, large}} {
+		t.Run(name+" by URL", func(t *testing.T) {
+			h.send(testenv.Message(t, "blob-request", id, map[string]any{"integrity": blob.integrity}))
+			got := lastFrame(t, h, id)
+			url, _ := got["url"].(string)
+			if got["data"] != nil || url == "" || got["size"] != float64(len(blob.content)) {
+				t.Fatalf("reply = %.300v, want data null, url and size %d", got, len(blob.content))
+			}
+			if b := fetch(t, url); !bytes.Equal(b, blob.content) {
+				t.Errorf("URL served %d bytes that differ from the blob", len(b))
+			}
+		})
+	}
+	t.Run("missing and malformed blobs are null", func(t *testing.T) {
+		for _, in := range []string{integrity([]byte("never published")), "sha512-notbase64!!", "md5-abc", ""} {
+			h.send(testenv.Message(t, "blob-request", id, map[string]any{"integrity": in}))
+			got := lastFrame(t, h, id)
+			if v, ok := got["data"]; !ok || v != nil || got["integrity"] != in {
+				t.Errorf("blob %q: reply %v, want data null", in, got)
+			}
+		}
+	})
+	assertNoPostOverLimit(t, h, id)
+}
+
+func TestScriptPackagesWithoutStore(t *testing.T) {
+	h := newHarness(t, withoutPackages)
+	tok := h.satellite("sat-nostore")
+	id := h.authenticate("sat-nostore", tok)
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-1"}))
+	if got := lastFrame(t, h, id); len(got["entries"].([]any)) != 0 {
+		t.Errorf("manifest without store = %v", got)
+	}
+	h.send(testenv.Message(t, "blob-request", id, nil))
+	if got := lastFrame(t, h, id); got["data"] != nil {
+		t.Errorf("blob without store = %v", got)
+	}
+	if n := h.calls["message"].Count("S3"); n != 0 {
+		t.Errorf("%d S3 requests without a store", n)
+	}
+}

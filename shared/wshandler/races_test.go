@@ -1,0 +1,183 @@
+package wshandler_test
+
+import (
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// The satellite reconnects before its old socket's $disconnect is processed:
+// the old disconnect must neither mark the satellite disconnected nor drop the
+// new connection.
+func TestRaceReconnectBeforeOldDisconnect(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-re")
+	old := h.authenticate("sat-re", tok)
+	h.clock.Advance(time.Second)
+	fresh := h.authenticate("sat-re", tok)
+	h.clock.Advance(time.Second)
+	h.close(old)
+
+	sat := h.stored("sat-re")
+	if sat.LastConnectionEvent != satellite.EdgeConnected || sat.ConnectionID != fresh {
+		t.Errorf("after stale disconnect: edge %q connectionId %q, want connected on %s", sat.LastConnectionEvent, sat.ConnectionID, fresh)
+	}
+	if got := sat.StatusAt(h.clock.Now()); got != satellite.StatusOnline {
+		t.Errorf("status = %s, want online", got)
+	}
+	if _, err := h.env.Registry().Connection(ctx, fresh, h.clock.Now()); err != nil {
+		t.Errorf("new connection's record: %v", err)
+	}
+	if got := h.eventTypes("sat-re"); slices.Contains(got, "satellite.disconnected") {
+		t.Errorf("stale disconnect emitted: %v", got)
+	}
+	// Now the new connection closes: that one counts.
+	h.close(fresh)
+	if got := h.stored("sat-re").LastConnectionEvent; got != satellite.EdgeDisconnected {
+		t.Errorf("edge after current disconnect = %s", got)
+	}
+}
+
+// Both orders, run concurrently many times: the stale disconnect and the
+// newer authentication race inside DynamoDB, not only in sequence.
+func TestRaceReconnectConcurrentWithOldDisconnect(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-conc")
+	for i := 0; i < 10; i++ {
+		old := h.authenticate("sat-conc", tok)
+		fresh := h.open()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			h.mgmt.Drop(old)
+			if _, err := h.disconnect.WebSocket.Disconnect(ctx, testenv.Event(t, "disconnect", old)); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := h.message.WebSocket.Message(ctx, testenv.Message(t, "authenticate", fresh, map[string]any{"clientId": "sat-conc", "token": tok})); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		sat := h.stored("sat-conc")
+		if sat.ConnectionID != fresh || sat.LastConnectionEvent != satellite.EdgeConnected {
+			t.Fatalf("round %d: connectionId %q edge %q, want connected on %s", i, sat.ConnectionID, sat.LastConnectionEvent, fresh)
+		}
+		h.close(fresh)
+	}
+}
+
+// A heartbeat after the sweep marked the satellite heartbeat_lost: the link
+// recovered without a reconnect, so the connected edge fires again, once.
+func TestRaceHeartbeatAfterHeartbeatLost(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-lost")
+	id := h.authenticate("sat-lost", tok)
+	h.clock.Advance(2 * time.Minute)
+	h.markEdge("sat-lost", satellite.EdgeHeartbeatLost)
+
+	h.send(testenv.Message(t, "heartbeat", id, nil))
+	h.clock.Advance(15 * time.Second)
+	h.send(testenv.Message(t, "heartbeat", id, nil))
+
+	sat := h.stored("sat-lost")
+	if sat.LastConnectionEvent != satellite.EdgeConnected || sat.ConnectionID != id {
+		t.Errorf("edge %q connectionId %q, want connected on %s", sat.LastConnectionEvent, sat.ConnectionID, id)
+	}
+	if got := h.eventTypes("sat-lost"); !slices.Equal(got, []string{"satellite.connected", "satellite.connected"}) {
+		t.Errorf("events = %v, want the authentication's and exactly one restoring connected", got)
+	}
+	// The satellite is back in the sparse live index, so the next loss is seen.
+	if got := liveIndexCount(t, h); got != 1 {
+		t.Errorf("%d satellites in the live index, want 1", got)
+	}
+}
+
+// A heartbeat after a $disconnect that got through while the connection was
+// still alive (another connection of the satellite closed) restores it.
+func TestRaceHeartbeatAfterDisconnectOfOtherConnection(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-two-links")
+	older := h.authenticate("sat-two-links", tok)
+	newer := h.authenticate("sat-two-links", tok)
+	h.close(newer)
+	if got := h.stored("sat-two-links").LastConnectionEvent; got != satellite.EdgeDisconnected {
+		t.Fatalf("edge after current closed = %s", got)
+	}
+	h.send(testenv.Message(t, "heartbeat", older, nil))
+	sat := h.stored("sat-two-links")
+	if sat.LastConnectionEvent != satellite.EdgeConnected || sat.ConnectionID != older {
+		t.Errorf("edge %q connectionId %q, want connected on the surviving %s", sat.LastConnectionEvent, sat.ConnectionID, older)
+	}
+}
+
+// A heartbeat processed after its own connection's $disconnect (sent just
+// before the close) must not bring the satellite back.
+func TestRaceLateHeartbeatAfterOwnDisconnect(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-late")
+	id := h.authenticate("sat-late", tok)
+	// The message function read the connection record just before the close
+	// was processed; its heartbeat write lands after the $disconnect.
+	h.close(id)
+	out, err := h.env.Registry().RecordHeartbeat(ctx, "sat-late", id, "1.0.0", h.clock.Now())
+	if satellite.ErrorCode(err) != satellite.ECONFLICT {
+		t.Fatalf("late heartbeat write: %+v, %v; want ECONFLICT", out, err)
+	}
+	// A heartbeat whose read also comes after the close finds no record.
+	h.send(testenv.Message(t, "heartbeat", id, nil))
+	if got := h.stored("sat-late").LastConnectionEvent; got != satellite.EdgeDisconnected {
+		t.Errorf("edge = %s, want disconnected", got)
+	}
+}
+
+// A result after reassignment is authorised against the new assignments at
+// once.
+func TestRaceResultAfterReassignment(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-move", assignment(t, "cfg-old", "sys-1"))
+	id := h.authenticate("sat-move", tok)
+	h.assign("sat-move", assignment(t, "cfg-new", "sys-1"))
+
+	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-old", "systemId": "sys-1"}))
+	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-new", "systemId": "sys-1"}))
+
+	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-old", "sys-1", 5); len(r) != 0 {
+		t.Errorf("result for the removed assignment stored")
+	}
+	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-new", "sys-1", 5); len(r) != 1 {
+		t.Errorf("result for the new assignment: %d stored, want 1", len(r))
+	}
+}
+
+// liveIndexCount counts the satellites in the sparse live index.
+func liveIndexCount(t *testing.T, h *harness) int {
+	t.Helper()
+	n := 0
+	for _, shard := range dynamo.LiveShardKeys() {
+		out, err := h.env.DB.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(h.env.Tables.Satellites),
+			IndexName:                 aws.String(dynamo.LiveIndex),
+			KeyConditionExpression:    aws.String("liveShard = :s"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: shard}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(out.Items)
+	}
+	return n
+}
