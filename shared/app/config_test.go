@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,40 @@ func TestLoadConfigLogLevelFromLambda(t *testing.T) {
 		cfg, err := app.LoadConfig(env(map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_LAMBDA_LOG_LEVEL": lambda}))
 		if err != nil || cfg.LogLevel != want {
 			t.Errorf("AWS_LAMBDA_LOG_LEVEL=%s: level %v, %v; want %v", lambda, cfg.LogLevel, err, want)
+		}
+	}
+}
+
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `") {
+			name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
+			rows[name] = true
+		}
+	}
+	for _, v := range app.Variables {
+		if !rows[v.Name] {
+			t.Errorf("README's configuration table does not list %s", v.Name)
+		}
+	}
+}
+
+// Every variable LoadConfig reads is in Variables.
+func TestVariablesListsWhatLoadConfigReads(t *testing.T) {
+	read := map[string]bool{}
+	_, _ = app.LoadConfig(func(k string) string { read[k] = true; return "" })
+	listed := map[string]bool{}
+	for _, v := range app.Variables {
+		listed[v.Name] = true
+	}
+	for name := range read {
+		if !listed[name] && name != "AWS_LAMBDA_LOG_LEVEL" {
+			t.Errorf("LoadConfig reads %s, which Variables does not list", name)
 		}
 	}
 }

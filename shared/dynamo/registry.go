@@ -330,6 +330,22 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	return internal(err, "bind connection")
 }
 
+// UnbindConnection implements satellite.Registry.
+func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satelliteID string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Connections,
+		Key:                       item{ConnectionsPartitionKey: str(connectionID)},
+		UpdateExpression:          aws.String("REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
+		ConditionExpression:       aws.String("#sid = :sid"),
+		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
+		ExpressionAttributeValues: item{":sid": str(satelliteID)},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "unbind connection")
+}
+
 // RecordHeartbeat implements satellite.Registry.
 //
 // The update keeps the current connection when there is one (an older

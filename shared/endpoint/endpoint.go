@@ -241,7 +241,17 @@ func (s *Service) authenticate(ctx context.Context, c Conn, m *protocol.Authenti
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
 	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, sat, now, now))
-	return s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
+	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
+	if code := satellite.ErrorCode(err); code != "" && code != satellite.EGONE {
+		// The satellite never saw "authenticated": unmark the connection so
+		// that its retry authenticates instead of being ignored as a second
+		// authenticate.
+		if uerr := s.Registry.UnbindConnection(ctx, c.ID, sat.ID); uerr != nil {
+			s.Log.LogAttrs(ctx, slog.LevelError, "connection left bound after a failed reply",
+				slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("error", uerr.Error()))
+		}
+	}
+	return err
 }
 
 func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Heartbeat) error {

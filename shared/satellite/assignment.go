@@ -2,8 +2,8 @@ package satellite
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 

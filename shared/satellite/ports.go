@@ -29,6 +29,10 @@ type Registry interface {
 	// bound; EUNAUTHENTICATED when the satellite was deleted or its token
 	// rotated since it was read.
 	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) error
+	// UnbindConnection undoes BindConnection's mark on the connection record
+	// (not the satellite's state), so that a satellite whose authenticated
+	// reply was lost can authenticate again on the same connection.
+	UnbindConnection(ctx context.Context, connectionID, satelliteID string) error
 	// RecordHeartbeat stores a heartbeat from connectionID. It restores the
 	// connected edge when the satellite's last edge was something else and
 	// reports that in the outcome. ECONFLICT when connectionID was already

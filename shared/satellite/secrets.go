@@ -32,23 +32,23 @@ func SecretName(ref string) (string, error) {
 func (c Collector) SecretEnv() (map[string]string, error) {
 	raw, ok := c.Config["secretEnv"]
 	if !ok || raw == nil {
-		return nil, Errorf(ENOTFOUND, "collector %s declares no secretEnv", c.ID)
+		return nil, Errorf(ENOTFOUND, "Collector %s declares no secretEnv", c.ID)
 	}
 	decl, ok := raw.(map[string]any)
 	if !ok {
-		return nil, Errorf(EINVALID, "collector %s: secretEnv must be an object", c.ID)
+		return nil, Errorf(EINVALID, "Collector %s: secretEnv must be an object", c.ID)
 	}
 	if len(decl) == 0 {
-		return nil, Errorf(ENOTFOUND, "collector %s declares no secretEnv", c.ID)
+		return nil, Errorf(ENOTFOUND, "Collector %s declares no secretEnv", c.ID)
 	}
 	env := make(map[string]string, len(decl))
 	for envName, v := range decl {
 		if !envNamePattern.MatchString(envName) {
-			return nil, Errorf(EINVALID, "collector %s: %q is not a valid environment variable name", c.ID, envName)
+			return nil, Errorf(EINVALID, "Collector %s: %q is not a valid environment variable name", c.ID, envName)
 		}
 		ref, ok := v.(string)
 		if !ok {
-			return nil, Errorf(EINVALID, "collector %s: secretEnv.%s must be a string", c.ID, envName)
+			return nil, Errorf(EINVALID, "Collector %s: secretEnv.%s must be a string", c.ID, envName)
 		}
 		name, err := SecretName(ref)
 		if err != nil {

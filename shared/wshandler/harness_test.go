@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,11 @@ type harness struct {
 	logs    *testenv.SafeBuffer
 	eventsF string
 
+	log         *slog.Logger
+	secretsFile string
+	eventsOut   *os.File
+	options     []harnessOption
+
 	connect, message, disconnect *app.App
 	calls                        map[string]*testenv.Calls
 }
@@ -73,10 +79,6 @@ func withoutPackages(c *app.Config, _ *app.Options) { c.ScriptPackagesBucket = "
 
 // withoutSecrets configures no secret source.
 func withoutSecrets(_ *app.Config, o *app.Options) { o.Secrets = nil }
-
-// withDerivedEndpoint makes functions derive the Management API endpoint from
-// events, as deployed functions do.
-func withDerivedEndpoint(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "" }
 
 func newHarness(t *testing.T, options ...harnessOption) *harness {
 	t.Helper()
@@ -99,30 +101,34 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	writeJSON(t, secretsFile, map[string]string{"API_TOKEN": "s3cr3t-api-token-value", "DB-PASSWORD": "pa55-value-never-logged"})
 
 	log, buf := testenv.LogBuffer()
-	h.logs = buf
+	h.logs, h.log, h.secretsFile, h.eventsOut, h.options = buf, log, secretsFile, eventsOut, options
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("backend logs:\n%s", buf.String())
 		}
 	})
-	build := func(name string) *app.App {
-		cfg := h.env.Config(h.mgmt.URL)
-		opts := app.Options{
-			Now:       h.clock.Now,
-			Log:       log.With("function", name),
-			Tokens:    h.tokens,
-			Secrets:   filesecrets.New(secretsFile),
-			Lifecycle: lifecyclelog.New(log, eventsOut),
-		}
-		for _, o := range options {
-			o(&cfg, &opts)
-		}
-		a, calls := h.env.App(t, cfg, opts)
-		h.calls[name] = calls
-		return a
-	}
-	h.connect, h.message, h.disconnect = build("connect"), build("message"), build("disconnect")
+	h.connect, h.message, h.disconnect = h.build("connect"), h.build("message"), h.build("disconnect")
 	return h
+}
+
+// build assembles one function's App; extra options apply after the
+// harness's own.
+func (h *harness) build(name string, extra ...harnessOption) *app.App {
+	h.t.Helper()
+	cfg := h.env.Config(h.mgmt.URL)
+	opts := app.Options{
+		Now:       h.clock.Now,
+		Log:       h.log.With("function", name),
+		Tokens:    h.tokens,
+		Secrets:   filesecrets.New(h.secretsFile),
+		Lifecycle: lifecyclelog.New(h.log, h.eventsOut),
+	}
+	for _, o := range append(append([]harnessOption(nil), h.options...), extra...) {
+		o(&cfg, &opts)
+	}
+	a, calls := h.env.App(h.t, cfg, opts)
+	h.calls[name] = calls
+	return a
 }
 
 func writeJSON(t *testing.T, path string, v any) {

@@ -1,0 +1,74 @@
+package wshandler_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
+)
+
+// A backend failure (here: DynamoDB refusing the write because the results
+// table is gone) is a Lambda error, so API Gateway answers the satellite with
+// its "Internal server error" frame and the satellite can resend; it is
+// logged with the ids, and the connection stays open.
+func TestBackendFailureIsAnErrorNotADrop(t *testing.T) {
+	h := newHarness(t, func(c *app.Config, _ *app.Options) { c.ResultsTable = "no-such-table" })
+	tok := h.satellite("sat-fail", assignment(t, "cfg-1", "sys-1"))
+	id := h.authenticate("sat-fail", tok)
+
+	resp, err := h.message.WebSocket.Message(ctx, testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-1"}))
+	if err == nil || resp.StatusCode != 500 {
+		t.Fatalf("status %d, error %v; want a Lambda error", resp.StatusCode, err)
+	}
+	failed := h.logLines("frame failed")
+	if len(failed) != 1 || failed[0]["level"] != "ERROR" || failed[0]["satelliteId"] != "sat-fail" || failed[0]["type"] != "result" {
+		t.Errorf("log = %v, want one ERROR naming the satellite and type", failed)
+	}
+	if h.mgmt.Closed(id) {
+		t.Errorf("connection closed")
+	}
+	// Everything else keeps working.
+	h.send(testenv.Message(t, "heartbeat", id, nil))
+}
+
+// A throttled secret store still answers the waiting satellite, with an
+// error it can retry on, and logs the failure.
+func TestThrottledSecretsStillAnswer(t *testing.T) {
+	sm := testenv.NewSecretsManager(t, map[string]string{secretsPrefix + "API_TOKEN": "THROTTLE"})
+	eb := testenv.NewEventBridge(t)
+	h := newHarness(t, withAWSAdapters(sm, eb))
+	tok := h.satellite("sat-throttle", assignment(t, "cfg-1", "sys-1", collector("col", "http", map[string]any{"A": "API_TOKEN"})))
+	id := h.authenticate("sat-throttle", tok)
+	h.send(testenv.Message(t, "run-secrets", id, map[string]any{"configId": "cfg-1", "collectorId": "col"}))
+	got := lastFrame(t, h, id)
+	if msg, _ := got["error"].(string); !strings.Contains(msg, "try again") {
+		t.Errorf("reply = %v, want a retryable error", got)
+	}
+	if len(h.logLines("frame failed")) != 1 {
+		t.Errorf("throttling not logged as a failure")
+	}
+}
+
+// The management API failing (not Gone) is a backend failure too. When the
+// lost frame is the authenticated reply, the connection is unmarked so the
+// satellite's retry authenticates instead of being ignored.
+func TestManagementAPIFailureDuringAuthenticate(t *testing.T) {
+	h := newHarness(t)
+	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	tok := h.satellite("sat-mgmt")
+	id := h.open()
+	auth := testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-mgmt", "token": tok})
+	resp, err := broken.WebSocket.Message(ctx, auth)
+	if err == nil || resp.StatusCode != 500 {
+		t.Fatalf("status %d, error %v; want a Lambda error", resp.StatusCode, err)
+	}
+	if c, err := h.env.Registry().Connection(ctx, id, h.clock.Now()); err != nil || c.Authenticated() {
+		t.Fatalf("connection after lost reply: %+v, %v; want it unauthenticated", c, err)
+	}
+	// The satellite retries once API Gateway reports the error.
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-mgmt", "token": tok}))
+	if frames := h.mgmt.Frames(t, id); len(frames) != 1 || frames[0]["type"] != "authenticated" {
+		t.Errorf("retry got %v, want authenticated", frames)
+	}
+}
