@@ -1,5 +1,6 @@
 // Command disconnect is the Lambda function for the WebSocket route
-// $disconnect: closes the connection record and, for a satellite's current connection, its connected edge.
+// $disconnect: deletes the connection record and, when it was its
+// satellite's current connection, moves the satellite to disconnected.
 package main
 
 import (

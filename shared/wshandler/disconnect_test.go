@@ -23,6 +23,9 @@ func TestDisconnectOfCurrentConnection(t *testing.T) {
 	if got := sat.StatusAt(h.clock.Now()); got != satellite.StatusOffline {
 		t.Errorf("status = %s, want offline at once", got)
 	}
+	if got := liveIndexCount(t, h); got != 0 {
+		t.Errorf("%d satellites left in the live index, want 0", got)
+	}
 	if _, err := h.env.Registry().Connection(ctx, id, h.clock.Now()); satellite.ErrorCode(err) != satellite.ENOTFOUND {
 		t.Errorf("connection record still there: %v", err)
 	}
