@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// scheduledEvent is the event EventBridge delivers for a schedule.
+type scheduledEvent struct {
+	Version    string          `json:"version"`
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Account    string          `json:"account"`
+	Time       string          `json:"time"`
+	Region     string          `json:"region"`
+	Resources  []string        `json:"resources"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+func (g *Gateway) runSchedule(s Schedule) {
+	defer g.wg.Done()
+	every := s.Every
+	if g.cfg.ScheduleEvery > 0 {
+		every = g.cfg.ScheduleEvery
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+			g.FireSchedule(context.Background(), s)
+		}
+	}
+}
+
+// FireSchedule invokes a scheduled function once with a Scheduled Event,
+// as EventBridge would.
+func (g *Gateway) FireSchedule(ctx context.Context, s Schedule) error {
+	now := g.cfg.Now().UTC()
+	payload, _ := json.Marshal(scheduledEvent{
+		Version: "0", ID: newID(), DetailType: "Scheduled Event", Source: "aws.events",
+		Account: "123456789012", Time: now.Format(time.RFC3339), Region: g.cfg.Region,
+		Resources: []string{fmt.Sprintf("arn:aws:events:%s:123456789012:rule/%s-%s", g.cfg.Region, s.Function, s.Name)},
+		Detail:    json.RawMessage("{}"),
+	})
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.IntegrationTimeout)
+	defer cancel()
+	started := time.Now()
+	_, err := g.cfg.Invoker.Invoke(ctx, s.Function, payload)
+	if g.cfg.OnInvoke != nil {
+		g.cfg.OnInvoke(Invocation{Route: "schedule:" + s.Name, Started: started, Duration: time.Since(started), Err: err})
+	}
+	if err != nil {
+		g.log.Warn("scheduled function failed", "function", s.Function, "schedule", s.Expression, "error", err.Error())
+	} else {
+		g.log.Info("scheduled function ran", "function", s.Function, "schedule", s.Expression)
+	}
+	return err
+}
