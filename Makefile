@@ -50,6 +50,15 @@ build-MessageFunction: ## sam build: MessageFunction into $(ARTIFACTS_DIR).
 build-DisconnectFunction: ## sam build: DisconnectFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/disconnect
 
+DEV_ADDR ?= 127.0.0.1:8765
+PERSIST  ?=
+DEV_FLAGS ?=
+
+.PHONY: dev
+dev: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar $(TOOLS_BIN)/aws-lambda-rie ## Run the whole backend locally (PERSIST=dir keeps state; DEV_FLAGS="-functions rie" etc.).
+	$(GO) build -o $(BUILD_DIR)/devstack ./infra/cmd/devstack
+	exec $(BUILD_DIR)/devstack -addr $(DEV_ADDR) $(if $(PERSIST),-persist $(PERSIST)) $(DEV_FLAGS)
+
 .PHONY: test
 test: tools ## Install what the tests need, then run every test and a short fuzz of frame parsing.
 	$(GO) test -count=1 ./...

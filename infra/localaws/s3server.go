@@ -9,28 +9,46 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	bolt "go.etcd.io/bbolt"
 )
 
-// S3Server is an S3-compatible server (gofakes3, in memory) on a real port.
+// S3Server is an S3-compatible server (gofakes3) on a real port.
 type S3Server struct {
 	URL     string // http://127.0.0.1:port
-	backend *s3mem.Backend
+	backend gofakes3.Backend
 	server  *http.Server
+	closer  func() error
 }
 
-// StartS3 serves S3 on addr ("127.0.0.1:0" for a free port).
-func StartS3(addr string) (*S3Server, error) {
+// StartS3 serves S3 on addr ("127.0.0.1:0" for a free port), in memory, or
+// in the bolt database file dbFile when it is not empty.
+func StartS3(addr, dbFile string) (*S3Server, error) {
+	var (
+		backend gofakes3.Backend
+		closer  = func() error { return nil }
+	)
+	if dbFile == "" {
+		backend = s3mem.New()
+	} else {
+		db, err := bolt.Open(dbFile, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("S3 server: open %s: %w", dbFile, err)
+		}
+		backend, closer = s3bolt.New(db), db.Close
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
+		_ = closer()
 		return nil, fmt.Errorf("S3 server: %w", err)
 	}
-	backend := s3mem.New()
 	faker := gofakes3.New(backend, gofakes3.WithAutoBucket(false))
 	s := &S3Server{
 		URL:     "http://" + l.Addr().String(),
 		backend: backend,
 		server:  &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
+		closer:  closer,
 	}
 	go func() {
 		if err := s.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -54,4 +72,5 @@ func (s *S3Server) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.server.Shutdown(ctx)
+	_ = s.closer()
 }

@@ -70,7 +70,7 @@ func start() error {
 			servers.err = err
 			return
 		}
-		servers.s3, servers.err = localaws.StartS3("127.0.0.1:0")
+		servers.s3, servers.err = localaws.StartS3("127.0.0.1:0", "")
 	})
 	return servers.err
 }

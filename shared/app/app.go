@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
 	"github.com/checkstack/satellite-backend/shared/eventbus"
+	"github.com/checkstack/satellite-backend/shared/filesecrets"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/push"
@@ -72,6 +74,20 @@ type App struct {
 	WebSocket *wshandler.Handler
 	// Push is nil unless MANAGEMENT_ENDPOINT is configured.
 	Push *push.Service
+
+	closers []io.Closer
+}
+
+// Close releases what the App opened (the lifecycle log file). A Lambda
+// function never needs it; the local stack calls it on shutdown.
+func (a *App) Close() error {
+	var first error
+	for _, c := range a.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // NewLogger returns the JSON logger every function uses.
@@ -124,16 +140,25 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		withAPIOptions(&o.APIOptions)
 	})
 
+	var closers []io.Closer
 	lifecycle := opts.Lifecycle
 	if lifecycle == nil {
-		if cfg.EventBusName != "" {
+		switch {
+		case cfg.EventBusName != "":
 			lifecycle = eventbus.New(eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
 				if ep := endpointOf(opts.Endpoints.EventBridge); ep != nil {
 					o.BaseEndpoint = ep
 				}
 				withAPIOptions(&o.APIOptions)
 			}), cfg.EventBusName)
-		} else {
+		case cfg.LifecycleLogFile != "":
+			f, err := os.OpenFile(cfg.LifecycleLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, fmt.Errorf("LIFECYCLE_LOG_FILE: %w", err)
+			}
+			closers = append(closers, f)
+			lifecycle = lifecyclelog.New(opts.Log, f)
+		default:
 			lifecycle = lifecyclelog.New(opts.Log, nil)
 		}
 	}
@@ -167,6 +192,8 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	switch {
 	case opts.Secrets != nil:
 		svc.Secrets = opts.Secrets
+	case cfg.SecretsFile != "":
+		svc.Secrets = filesecrets.New(cfg.SecretsFile)
 	case cfg.SecretsPrefix != "":
 		svc.Secrets = awssecrets.New(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
 			if ep := endpointOf(opts.Endpoints.SecretsManager); ep != nil {
@@ -183,6 +210,7 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		Sender:    sender,
 		Endpoint:  svc,
 		WebSocket: &wshandler.Handler{Service: svc, ManagementEndpoint: cfg.ManagementEndpoint, Region: cfg.Region},
+		closers:   closers,
 	}
 	if cfg.ManagementEndpoint != "" {
 		a.Push = &push.Service{

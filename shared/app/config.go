@@ -26,9 +26,15 @@ type Config struct {
 	// SecretsPrefix is SECRETS_PREFIX; empty means secret delivery is not
 	// configured. Run secret NAME is the Secrets Manager secret prefix+NAME.
 	SecretsPrefix string
+	// SecretsFile is SECRETS_FILE: a JSON file of run secrets used instead of
+	// Secrets Manager (the local stack).
+	SecretsFile string
 	// EventBusName is EVENT_BUS_NAME; empty means lifecycle events are only
 	// logged.
 	EventBusName string
+	// LifecycleLogFile is LIFECYCLE_LOG_FILE: without an event bus, lifecycle
+	// events are also appended to it as JSON lines (the local stack).
+	LifecycleLogFile string
 	// ManagementEndpoint is MANAGEMENT_ENDPOINT: the @connections base URL
 	// (https://host/stage). Required for pushes not caused by a WebSocket
 	// event; when set it also overrides the endpoint derived from events.
@@ -71,7 +77,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ResultsTable:         required("RESULTS_TABLE"),
 		ScriptPackagesBucket: strings.TrimSpace(getenv("SCRIPT_PACKAGES_BUCKET")),
 		SecretsPrefix:        getenv("SECRETS_PREFIX"),
+		SecretsFile:          strings.TrimSpace(getenv("SECRETS_FILE")),
 		EventBusName:         strings.TrimSpace(getenv("EVENT_BUS_NAME")),
+		LifecycleLogFile:     strings.TrimSpace(getenv("LIFECYCLE_LOG_FILE")),
 		ManagementEndpoint:   strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
 		ResultRetention:      time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		BlobURLTTL:           time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,

@@ -164,3 +164,20 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 	}
 	return results, nil
 }
+
+// SetTokenHash replaces a satellite's token hash: the old token stops
+// working for every authentication from now on. ENOTFOUND when the satellite
+// does not exist.
+func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:          aws.String("SET tokenHash = :hash"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: item{":hash": str(tokenHash)},
+	})
+	if conditionFailed(err) {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	return internal(err, "store token hash")
+}

@@ -45,3 +45,18 @@ func TestManifestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestLockfileHashIsDeterministic(t *testing.T) {
+	a := []satellite.ManifestEntry{{Name: "b", Version: "1", Integrity: "sha512-x"}, {Name: "a", Version: "2", Integrity: "sha512-y"}}
+	b := []satellite.ManifestEntry{a[1], a[0]}
+	if s3packages.LockfileHash(a) != s3packages.LockfileHash(b) {
+		t.Error("order changes the hash")
+	}
+	c := []satellite.ManifestEntry{a[0], {Name: "a", Version: "3", Integrity: "sha512-y"}}
+	if s3packages.LockfileHash(a) == s3packages.LockfileHash(c) {
+		t.Error("a different version has the same hash")
+	}
+	if _, err := s3packages.ManifestKey(s3packages.LockfileHash(a)); err != nil {
+		t.Errorf("lockfile hash is not a valid key: %v", err)
+	}
+}

@@ -1,0 +1,147 @@
+// Command devstack runs the whole satellite backend on this machine, read
+// from template.yaml: DynamoDB Local, an S3-compatible server, the WebSocket
+// gateway with the Management API, and the functions. It seeds a demo
+// satellite, prints a banner with everything needed to connect, prints
+// lifecycle events as they happen, and stops everything on Ctrl-C. `make dev`
+// runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+)
+
+func main() {
+	fs := flag.NewFlagSet("devstack", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:8765", "listen address of the WebSocket gateway and the Management API")
+	persist := fs.String("persist", "", "keep state (tables, bucket, secrets, event log) in this directory across restarts; in memory when empty")
+	functions := fs.String("functions", "in-process", "how functions run: in-process, rie (built binaries under aws-lambda-rie) or an Invoke endpoint URL such as sam local start-lambda's")
+	idle := fs.Duration("idle-timeout", 10*time.Minute, "close connections idle this long (API Gateway: 10m)")
+	maxDuration := fs.Duration("max-duration", 2*time.Hour, "close connections older than this (API Gateway: 2h)")
+	scheduleEvery := fs.Duration("schedule-every", 0, "run scheduled functions this often instead of their template rate")
+	quiet := fs.Bool("quiet", false, "do not print the functions' JSON logs")
+	level := fs.String("log-level", "INFO", "functions' log level")
+	_ = fs.Parse(os.Args[1:])
+
+	var logLevel slog.Level
+	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
+		fatal(err)
+	}
+	opts := localstack.Options{
+		Addr: *addr, DataDir: *persist, IdleTimeout: *idle, MaxDuration: *maxDuration,
+		ScheduleEvery: *scheduleEvery, Seed: true, Log: os.Stderr, LogLevel: logLevel,
+	}
+	if !*quiet {
+		opts.FunctionLog = os.Stdout
+	}
+	switch *functions {
+	case "in-process":
+		opts.Mode = localstack.InProcess
+	case "rie":
+		opts.Mode = localstack.RIE
+	default:
+		if !strings.HasPrefix(*functions, "http") {
+			fatal(fmt.Errorf("-functions %q: want in-process, rie or an http(s) Invoke endpoint", *functions))
+		}
+		opts.Mode, opts.LambdaEndpoint = localstack.LambdaEndpoint, *functions
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintln(os.Stderr, "devstack: starting DynamoDB Local, S3, gateway and functions ...")
+	stack, err := localstack.Start(ctx, opts)
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Print(banner(stack))
+	go printEvents(ctx, stack.EventsFile)
+
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "devstack: stopping ...")
+	stack.Stop()
+	fmt.Fprintln(os.Stderr, "devstack: stopped")
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "devstack:", err)
+	os.Exit(1)
+}
+
+func banner(s *localstack.Stack) string {
+	state := "in memory (gone on exit; make dev PERSIST=dir keeps it)"
+	if s.DataDir != "" {
+		state = s.DataDir
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+Checkstack satellite backend (local stack)
+  WebSocket URL     %s
+  @connections URL  %s/@connections
+  Functions         %s
+  DynamoDB Local    %s
+  S3                %s (bucket %s)
+  State             %s
+  Secrets file      %s
+  Event log         %s
+Demo satellite
+  clientId          %s
+  token             %s
+Connect the simulator:
+  go run ./infra/cmd/satsim -url %s -client-id %s -token %s
+Press Ctrl-C to stop.
+
+`, s.URL, s.ManagementURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, state,
+		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, s.URL, s.Demo.SatelliteID, s.Demo.Token)
+	return b.String()
+}
+
+// printEvents follows the event log and prints each lifecycle event.
+func printEvents(ctx context.Context, path string) {
+	var offset int64
+	if fi, err := os.Stat(path); err == nil {
+		offset = fi.Size() // a persisted log's history is not news
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err == nil {
+			r := bufio.NewReader(f)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					break
+				}
+				offset += int64(len(line))
+				var l lifecyclelog.Line
+				if json.Unmarshal([]byte(line), &l) == nil {
+					seen := "never"
+					if l.Detail.LastSeenAt != nil {
+						seen = *l.Detail.LastSeenAt
+					}
+					fmt.Printf("EVENT %s %s (%s, %s) status=%s lastSeenAt=%s\n", l.DetailType, l.Detail.SatelliteID, l.Detail.Name, l.Detail.Region, l.Detail.Status, seen)
+				}
+			}
+		}
+		f.Close()
+	}
+}

@@ -1,0 +1,447 @@
+// Package localstack runs the whole backend on one machine, read from
+// template.yaml: DynamoDB Local with the template's tables, an S3-compatible
+// server with the script-package bucket, the WebSocket gateway with the
+// template's routes, and the functions (in this process, or as built
+// binaries under aws-lambda-rie, or behind a Lambda Invoke endpoint such as
+// `sam local start-lambda`). `make dev` and the end-to-end tests use it.
+package localstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/checkstack/satellite-backend/infra/gateway"
+	"github.com/checkstack/satellite-backend/infra/lambdarie"
+	"github.com/checkstack/satellite-backend/infra/localaws"
+	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/s3packages"
+)
+
+// Mode says how functions run.
+type Mode string
+
+// Modes.
+const (
+	InProcess      Mode = "in-process"
+	RIE            Mode = "aws-lambda-rie"
+	LambdaEndpoint Mode = "lambda-endpoint"
+)
+
+// Options configures Start. The zero value runs everything in memory on free
+// ports with functions in this process.
+type Options struct {
+	// Root is the repository (template.yaml, Makefile); found when empty.
+	Root string
+	// Addr is the gateway's listen address; 127.0.0.1:0 when empty.
+	Addr string
+	// DataDir keeps DynamoDB, S3, secrets and the event log across restarts;
+	// empty keeps state in memory and files in a temporary directory.
+	DataDir string
+
+	// DynamoDBEndpoint reuses a running DynamoDB-compatible server instead
+	// of starting DynamoDB Local; TableNames then name the tables (logical id
+	// -> name), which are created if missing.
+	DynamoDBEndpoint string
+	TableNames       map[string]string
+	// S3Endpoint and Bucket reuse a running S3-compatible server whose bucket
+	// exists.
+	S3Endpoint string
+	Bucket     string
+
+	Mode Mode
+	// LambdaEndpoint is the Invoke endpoint for Mode LambdaEndpoint.
+	LambdaEndpoint string
+	// BuildDir holds built bootstraps for Mode RIE; they are built with
+	// `make build` for this machine when empty.
+	BuildDir string
+
+	IdleTimeout, MaxDuration, IntegrationTimeout time.Duration
+	// ScheduleEvery overrides the template's schedule rates (tests).
+	ScheduleEvery time.Duration
+	// Seed creates the demo satellite, its assignment and a published
+	// script package.
+	Seed bool
+	// Log receives the stack's own plain-text log (gateway, servers).
+	Log io.Writer
+	// FunctionLog receives the functions' JSON logs; discarded when nil.
+	FunctionLog io.Writer
+	// LogLevel of the functions.
+	LogLevel slog.Level
+	// OnInvoke is passed to the gateway.
+	OnInvoke func(gateway.Invocation)
+}
+
+// Stack is a running local backend.
+type Stack struct {
+	URL           string // ws://127.0.0.1:port/stage
+	ManagementURL string // http://127.0.0.1:port/stage (+ /@connections)
+	Mode          Mode
+	Functions     []string
+
+	DynamoDBEndpoint string
+	S3Endpoint       string
+	Bucket           string
+	TableNames       map[string]string
+	DataDir          string // "" when in memory
+	SecretsFile      string
+	EventsFile       string
+
+	// Demo is set when Options.Seed.
+	Demo *Demo
+
+	Gateway   *gateway.Gateway
+	Registry  *dynamo.Registry
+	Publisher *s3packages.Publisher
+	S3        *s3.Client
+
+	log  *slog.Logger
+	apps []*app.App
+	stop []func()
+}
+
+// Stop shuts everything down in reverse order of starting: connections
+// close (each gets its $disconnect), then functions, servers and files.
+func (s *Stack) Stop() {
+	for i := len(s.stop) - 1; i >= 0; i-- {
+		s.stop[i]()
+	}
+	s.stop = nil
+}
+
+// Start brings the stack up. On error, whatever had started is stopped.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.FunctionLog == nil {
+		opts.FunctionLog = io.Discard
+	}
+	if opts.Mode == "" {
+		opts.Mode = InProcess
+	}
+	if opts.Root == "" {
+		if opts.Root, err = samtemplate.FindRepoRoot(); err != nil {
+			return nil, err
+		}
+	}
+	s := &Stack{Mode: opts.Mode, log: slog.New(slog.NewTextHandler(opts.Log, nil))}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	tpl, err := samtemplate.Load(filepath.Join(opts.Root, "template.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	api, err := gateway.LoadAPI(tpl)
+	if err != nil {
+		return nil, err
+	}
+	schedules, err := gateway.LoadSchedules(tpl)
+	if err != nil {
+		return nil, err
+	}
+
+	files := opts.DataDir
+	if files == "" {
+		if files, err = os.MkdirTemp("", "checkstack-dev-"); err != nil {
+			return nil, err
+		}
+		s.stop = append(s.stop, func() { os.RemoveAll(files) })
+	} else if err := os.MkdirAll(files, 0o755); err != nil {
+		return nil, err
+	}
+	s.DataDir = opts.DataDir
+	s.SecretsFile = filepath.Join(files, "secrets.json")
+	s.EventsFile = filepath.Join(files, "lifecycle-events.jsonl")
+
+	if err := s.startStorage(ctx, opts, tpl, files); err != nil {
+		return nil, err
+	}
+
+	l, err := net.Listen("tcp", orDefault(opts.Addr, "127.0.0.1:0"))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	host := l.Addr().String()
+	s.URL = "ws://" + host + "/" + api.Stage
+	s.ManagementURL = "http://" + host + "/" + api.Stage
+
+	dirs, err := functionDirs(opts.Root)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	functions := append(api.Functions(), scheduleFunctions(schedules)...)
+	sort.Strings(functions)
+	s.Functions = functions
+	invoker, err := s.startFunctions(ctx, opts, tpl, functions, dirs)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+
+	s.Gateway = gateway.New(gateway.Config{
+		API: api, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
+		IdleTimeout: opts.IdleTimeout, MaxDuration: opts.MaxDuration, IntegrationTimeout: opts.IntegrationTimeout,
+		Region: localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,
+	})
+	s.Gateway.Start(l)
+	s.stop = append(s.stop, s.Gateway.Shutdown)
+
+	if opts.Seed {
+		if s.Demo, err = s.seed(ctx); err != nil {
+			return nil, fmt.Errorf("seed demo satellite: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func scheduleFunctions(schedules []gateway.Schedule) []string {
+	var fns []string
+	for _, sc := range schedules {
+		fns = append(fns, sc.Function)
+	}
+	return fns
+}
+
+// startStorage starts (or adopts) DynamoDB and S3 and creates the template's
+// tables and bucket.
+func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate.Template, files string) error {
+	s.TableNames = opts.TableNames
+	if opts.DynamoDBEndpoint != "" {
+		s.DynamoDBEndpoint = opts.DynamoDBEndpoint
+	} else {
+		dataDir := ""
+		if opts.DataDir != "" {
+			dataDir = filepath.Join(opts.DataDir, "dynamodb")
+		}
+		ddb, err := localaws.StartDynamoDB(ctx, localaws.DynamoDBOptions{DataDir: dataDir})
+		if err != nil {
+			return err
+		}
+		s.stop = append(s.stop, ddb.Stop)
+		s.DynamoDBEndpoint = ddb.Endpoint
+	}
+	if s.TableNames == nil {
+		tables, err := tpl.Tables()
+		if err != nil {
+			return err
+		}
+		s.TableNames = map[string]string{}
+		for _, t := range tables {
+			s.TableNames[t.LogicalID] = "checkstack-" + t.LogicalID
+		}
+	}
+	db := localaws.DynamoDBClient(s.DynamoDBEndpoint)
+	if err := localaws.CreateTables(ctx, db, tpl, s.TableNames); err != nil {
+		return err
+	}
+	s.Registry = dynamo.NewRegistry(db, dynamo.Tables{
+		Satellites: s.TableNames["SatellitesTable"], Connections: s.TableNames["ConnectionsTable"], Results: s.TableNames["ResultsTable"],
+	})
+
+	s.S3Endpoint, s.Bucket = opts.S3Endpoint, opts.Bucket
+	if s.S3Endpoint == "" {
+		dbFile := ""
+		if opts.DataDir != "" {
+			dbFile = filepath.Join(opts.DataDir, "s3.bolt")
+		}
+		srv, err := localaws.StartS3("127.0.0.1:0", dbFile)
+		if err != nil {
+			return err
+		}
+		s.stop = append(s.stop, srv.Stop)
+		s.S3Endpoint = srv.URL
+		s.Bucket = orDefault(s.Bucket, "checkstack-script-packages")
+		if err := srv.CreateBucket(s.Bucket); err != nil {
+			return err
+		}
+	}
+	s.S3 = s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s.S3Endpoint)
+		o.UsePathStyle = true
+	})
+	s.Publisher = s3packages.NewPublisher(s.S3, s.Bucket)
+	return nil
+}
+
+// environment is a function's environment from the template, with local
+// values for resources, parameters that name AWS-only features, and
+// endpoints.
+func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level) (map[string]string, error) {
+	refs := map[string]string{
+		"ScriptPackagesBucket": s.Bucket,
+		// Run secrets come from a file and events go to a file locally.
+		"SecretsPrefix": "",
+		"EventBusName":  "",
+	}
+	for logical, name := range s.TableNames {
+		refs[logical] = name
+	}
+	env, err := tpl.ResolveEnvironment(function, refs)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]string{
+		"AWS_REGION":          localaws.Region,
+		"MANAGEMENT_ENDPOINT": s.ManagementURL,
+		"S3_USE_PATH_STYLE":   "true",
+		"SECRETS_FILE":        s.SecretsFile,
+		"LIFECYCLE_LOG_FILE":  s.EventsFile,
+		"LOG_LEVEL":           level.String(),
+	} {
+		env[k] = v
+	}
+	return env, nil
+}
+
+func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtemplate.Template, functions []string, dirs map[string]string) (gateway.Invoker, error) {
+	envs := map[string]map[string]string{}
+	for _, fn := range functions {
+		env, err := s.environment(tpl, fn, opts.LogLevel)
+		if err != nil {
+			return nil, err
+		}
+		envs[fn] = env
+	}
+	switch opts.Mode {
+	case InProcess:
+		hs := map[string]any{}
+		for _, fn := range functions {
+			handler, ok := handlers[dirs[fn]]
+			if !ok {
+				return nil, fmt.Errorf("function %s (functions/%s) has no in-process handler", fn, dirs[fn])
+			}
+			env := envs[fn]
+			cfg, err := app.LoadConfig(func(k string) string { return env[k] })
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", fn, err)
+			}
+			a, err := app.New(cfg, localaws.AWSConfig(), app.Options{
+				Log:       app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
+				Endpoints: app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", fn, err)
+			}
+			s.apps = append(s.apps, a)
+			s.stop = append(s.stop, func() { _ = a.Close() })
+			hs[fn] = handler(a)
+		}
+		return gateway.NewInProcess(hs), nil
+	case RIE:
+		buildDir := opts.BuildDir
+		if buildDir == "" {
+			var err error
+			if buildDir, err = build(opts.Root); err != nil {
+				return nil, err
+			}
+			s.stop = append(s.stop, func() { os.RemoveAll(buildDir) })
+		}
+		emulators := map[string]*lambdarie.Emulator{}
+		for _, fn := range functions {
+			env := envs[fn]
+			for k, v := range map[string]string{
+				"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+				"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint,
+			} {
+				env[k] = v
+			}
+			e, err := lambdarie.Start(ctx, lambdarie.Options{
+				Bootstrap: filepath.Join(buildDir, dirs[fn], "bootstrap"), Env: env,
+				Timeout: functionTimeout(tpl, fn), Output: opts.FunctionLog,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", fn, err)
+			}
+			s.stop = append(s.stop, e.Stop)
+			emulators[fn] = e
+		}
+		return gateway.NewRIE(emulators), nil
+	case LambdaEndpoint:
+		if opts.LambdaEndpoint == "" {
+			return nil, errors.New("lambda-endpoint mode needs the endpoint URL")
+		}
+		return &gateway.LambdaEndpoint{URL: opts.LambdaEndpoint}, nil
+	}
+	return nil, fmt.Errorf("unknown mode %q", opts.Mode)
+}
+
+// functionTimeout is the function's Timeout, from its properties or Globals.
+func functionTimeout(tpl *samtemplate.Template, fn string) time.Duration {
+	for _, v := range []any{tpl.Resources[fn].Properties["Timeout"], globalFunction(tpl)["Timeout"]} {
+		if n, ok := v.(int64); ok && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 3 * time.Second
+}
+
+func globalFunction(tpl *samtemplate.Template) map[string]any {
+	g, _ := tpl.Globals["Function"].(map[string]any)
+	return g
+}
+
+// build runs `make build` for this machine into a temporary directory.
+func build(root string) (string, error) {
+	dir, err := os.MkdirTemp("", "checkstack-bootstraps-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("make", "-C", root, "build", "GOOS=linux", "GOARCH="+runtime.GOARCH, "BUILD_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("make build: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// EnvironmentOf returns the environment a function runs with in this stack
+// (for `sam local start-lambda --env-vars`).
+func (s *Stack) EnvironmentOf(root, function string, level slog.Level) (map[string]string, error) {
+	tpl, err := samtemplate.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	return s.environment(tpl, function, level)
+}
+
+// WriteSecrets replaces the local secrets file.
+func (s *Stack) WriteSecrets(values map[string]string) error {
+	b, err := json.MarshalIndent(values, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(s.SecretsFile, append(b, '\n'), 0o600)
+}
+
+// Describe lists how functions run, for the banner.
+func (s *Stack) Describe() string {
+	return fmt.Sprintf("%s (%s)", s.Mode, strings.Join(s.Functions, ", "))
+}

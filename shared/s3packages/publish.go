@@ -1,0 +1,97 @@
+package s3packages
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// PutAPI is the part of the S3 client publishing calls.
+type PutAPI interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// Publisher writes blobs and manifests where Store reads them.
+type Publisher struct {
+	api    PutAPI
+	bucket string
+}
+
+// NewPublisher returns a publisher into bucket.
+func NewPublisher(api PutAPI, bucket string) *Publisher { return &Publisher{api: api, bucket: bucket} }
+
+// Integrity returns the sha512 Subresource Integrity string of data.
+func Integrity(data []byte) string {
+	sum := sha512.Sum512(data)
+	return "sha512-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// LockfileHash is deterministic over a manifest's entries: the hex sha256 of
+// their canonical JSON, sorted by name then version, so the same package set
+// always has the same hash whatever order it was given in.
+func LockfileHash(entries []satellite.ManifestEntry) string {
+	sorted := append([]satellite.ManifestEntry(nil), entries...)
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].Name != sorted[j].Name {
+			return sorted[i].Name < sorted[j].Name
+		}
+		return sorted[i].Version < sorted[j].Version
+	})
+	b, _ := json.Marshal(sorted)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// PutBlob stores data content-addressed and returns its integrity.
+func (p *Publisher) PutBlob(ctx context.Context, data []byte) (string, error) {
+	integrity := Integrity(data)
+	key, err := BlobKey(integrity)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	_, err = p.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &p.bucket, Key: &key, Body: bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   aws.String("application/octet-stream"),
+		Metadata:      map[string]string{"sha256": hex.EncodeToString(sum[:])},
+	})
+	if err != nil {
+		return "", satellite.Wrap(err, satellite.EINTERNAL, "store blob")
+	}
+	return integrity, nil
+}
+
+// PutManifest stores the manifest of entries and returns its lockfile hash.
+func (p *Publisher) PutManifest(ctx context.Context, entries []satellite.ManifestEntry) (string, error) {
+	hash := LockfileHash(entries)
+	key, err := ManifestKey(hash)
+	if err != nil {
+		return "", err
+	}
+	if entries == nil {
+		entries = []satellite.ManifestEntry{}
+	}
+	b, err := json.Marshal(Manifest{LockfileHash: hash, Entries: entries})
+	if err != nil {
+		return "", satellite.Wrap(err, satellite.EINTERNAL, "encode manifest")
+	}
+	_, err = p.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &p.bucket, Key: &key, Body: bytes.NewReader(b),
+		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
+	})
+	if err != nil {
+		return "", satellite.Wrap(err, satellite.EINTERNAL, "store manifest")
+	}
+	return hash, nil
+}
