@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/localaws"
+	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/infra/simulator"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// TestMakeDev runs `make dev` as a developer would, reads the banner,
+// connects the simulator with the credentials it prints, then stops it with
+// Ctrl-C (SIGINT to the process group) and checks nothing is left behind.
+func TestMakeDev(t *testing.T) {
+	root, err := samtemplate.FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := localaws.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command("make", "-C", root, "dev", "DEV_ADDR="+addr, "DEV_FLAGS=-quiet")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}()
+
+	banner, rest := readBanner(t, stdout, exited)
+	lines := map[string]string{}
+	for _, key := range []string{"WebSocket URL", "@connections URL", "DynamoDB Local", "Secrets file", "Event log", "clientId", "token"} {
+		m := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(key) + `\s+(\S+)`).FindStringSubmatch(banner)
+		if m == nil {
+			t.Fatalf("banner has no %s:\n%s", key, banner)
+		}
+		lines[key] = m[1]
+	}
+	if want := "ws://" + addr + "/prod"; lines["WebSocket URL"] != want {
+		t.Errorf("WebSocket URL %s, want %s", lines["WebSocket URL"], want)
+	}
+	if want := "go run ./infra/cmd/satsim -url " + lines["WebSocket URL"] + " -client-id " + lines["clientId"] + " -token " + lines["token"]; !strings.Contains(banner, want) {
+		t.Errorf("banner does not give the simulator command %q", want)
+	}
+	if _, err := os.Stat(lines["Secrets file"]); err != nil {
+		t.Errorf("secrets file: %v", err)
+	}
+
+	sim := simulator.New(simulator.Config{URL: lines["WebSocket URL"], ClientID: lines["clientId"], Token: lines["token"], HeartbeatInterval: 200 * time.Millisecond})
+	ctx, stop := context.WithCancel(context.Background())
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for st := sim.State(); !(st.Authenticated && st.SyncStatus == satellite.SyncReady && st.SecretsReceived["col-demo-api"] == 1 && st.ResultsSent > 0); st = sim.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("simulator state %+v; devstack stderr:\n%s", st, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	<-simDone
+	// The disconnect shows up as a printed lifecycle event.
+	if !waitForLine(rest, "EVENT satellite.disconnected sat-demo", 30*time.Second) {
+		t.Errorf("no disconnected event printed")
+	}
+
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("make dev did not stop on Ctrl-C; stderr:\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "devstack: stopped") {
+		t.Errorf("no clean stop; stderr:\n%s", stderr.String())
+	}
+	// Nothing it started is left: the gateway's and DynamoDB Local's ports
+	// are closed, and the temporary state is gone.
+	u, _ := url.Parse(lines["DynamoDB Local"])
+	for _, hostport := range []string{addr, u.Host} {
+		if c, err := net.DialTimeout("tcp", hostport, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Ctrl-C", hostport)
+		}
+	}
+	if _, err := os.Stat(lines["Secrets file"]); !os.IsNotExist(err) {
+		t.Errorf("temporary state left behind: %v", err)
+	}
+}
+
+// readBanner reads stdout up to "Press Ctrl-C to stop." and hands back the
+// rest of the stream as lines.
+func readBanner(t *testing.T, stdout io.Reader, exited <-chan error) (string, <-chan string) {
+	t.Helper()
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var banner strings.Builder
+	timeout := time.After(3 * time.Minute)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("make dev ended before its banner:\n%s", banner.String())
+			}
+			banner.WriteString(line + "\n")
+			if strings.Contains(line, "Press Ctrl-C to stop.") {
+				return banner.String(), lines
+			}
+		case err := <-exited:
+			t.Fatalf("make dev exited (%v) before its banner:\n%s", err, banner.String())
+		case <-timeout:
+			t.Fatalf("no banner from make dev:\n%s", banner.String())
+		}
+	}
+}
+
+func waitForLine(lines <-chan string, prefix string, within time.Duration) bool {
+	timeout := time.After(within)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return false
+			}
+			if strings.HasPrefix(line, prefix) {
+				return true
+			}
+		case <-timeout:
+			return false
+		}
+	}
+}
