@@ -64,6 +64,12 @@ test: tools ## Install what the tests need, then run every test and a short fuzz
 	$(GO) test -count=1 ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./shared/protocol
 
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## Load-test the local stack: messages/s, p50/p90/p99 and peak RSS at 1, 10, 50 connections.
+	$(GO) run ./infra/cmd/loadtest $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

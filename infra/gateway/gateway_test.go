@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
+	"github.com/checkstack/satellite-backend/infra/lambdarie"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
@@ -502,5 +505,38 @@ func TestShutdownDisconnectsEveryone(t *testing.T) {
 	f.gw.Shutdown()
 	if got := len(f.rec.byRoute("$disconnect")); got != 3 {
 		t.Errorf("%d $disconnect after shutdown, want 3", got)
+	}
+}
+
+// TestLambdaEndpointInvoker drives a real Lambda Invoke endpoint (the
+// runtime emulator serves the same API as `sam local start-lambda`, under
+// the function name "function") and checks results and errors decode.
+func TestLambdaEndpointInvoker(t *testing.T) {
+	rie, err := lambdarie.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := samtemplate.FindRepoRoot()
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(dir, "bootstrap"), "./infra/gateway/testdata/echofn")
+	build.Dir = root
+	build.Env = append(build.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	e, err := lambdarie.Start(context.Background(), lambdarie.Options{RIE: rie, Bootstrap: filepath.Join(dir, "bootstrap")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	inv := &gateway.LambdaEndpoint{URL: e.BaseURL(), Serialize: true}
+	out, err := inv.Invoke(context.Background(), "function", []byte(`{"body":"hello"}`))
+	if err != nil || !strings.Contains(string(out), `"statusCode":200`) || !strings.Contains(string(out), "hello") {
+		t.Errorf("invoke = %s, %v", out, err)
+	}
+	_, err = inv.Invoke(context.Background(), "function", []byte(`{"body":"fail"}`))
+	var fe *gateway.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "asked to fail") {
+		t.Errorf("failing invoke: %v, want a FunctionError with the handler's message", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -136,6 +137,13 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 			return nil, fmt.Errorf("aws-lambda-rie not listening on %d", invokePort)
 		}
 	}
+}
+
+// BaseURL is the emulator's Lambda Invoke API root; the function is named
+// "function" there.
+func (e *Emulator) BaseURL() string {
+	base, _, _ := strings.Cut(e.url, "/2015-03-31/")
+	return base
 }
 
 // FunctionError is a failed invocation: the handler returned an error or

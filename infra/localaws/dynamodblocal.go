@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,12 @@ import (
 // DynamoDBLocalDirEnv names the directory holding DynamoDBLocal.jar and
 // DynamoDBLocal_lib; by default it is .tools/dynamodb-local in the repository.
 const DynamoDBLocalDirEnv = "DYNAMODB_LOCAL_DIR"
+
+// JVMFlagsEnv replaces the JVM flags DynamoDB Local runs with.
+const JVMFlagsEnv = "DYNAMODB_LOCAL_JVM_FLAGS"
+
+// defaultJVMFlags bound the heap so the emulator stays small on a laptop.
+var defaultJVMFlags = []string{"-Xmx512m"}
 
 // DynamoDBLocalDir returns where DynamoDB Local is installed.
 func DynamoDBLocalDir() (string, error) {
@@ -79,15 +86,19 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDBLocal, e
 		}
 		opts.Port = port
 	}
-	args := []string{
-		"-Djava.library.path=" + filepath.Join(opts.Dir, "DynamoDBLocal_lib"),
-		"-XX:+UseSerialGC", "-Xmx512m",
+	jvm := defaultJVMFlags
+	if v := os.Getenv(JVMFlagsEnv); v != "" {
+		jvm = strings.Fields(v)
+	}
+	args := append(append([]string{"-Djava.library.path=" + filepath.Join(opts.Dir, "DynamoDBLocal_lib")}, jvm...),
 		"-jar", jar,
 		// One database whatever the credentials and region of the caller, so
 		// functions started with other credentials see the same tables.
 		"-sharedDb",
+		// Nothing may leave a developer machine or a CI runner.
+		"-disableTelemetry",
 		"-port", strconv.Itoa(opts.Port),
-	}
+	)
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 			return nil, err
@@ -137,6 +148,9 @@ func (d *DynamoDBLocal) waitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// Pid is the emulator's process id.
+func (d *DynamoDBLocal) Pid() int { return d.cmd.Process.Pid }
 
 // Stop kills the emulator and waits for it to exit.
 func (d *DynamoDBLocal) Stop() {

@@ -220,9 +220,11 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 		t.Errorf("result source = %q", r[0].Source)
 	}
 
-	// The same satellite on a second, raw connection: protocol edges.
+	// Another satellite with the same check on a raw connection: protocol
+	// edges the simulator never exercises.
+	rawTok := createSatellite(t, s, "sat-e2e-raw", checkWithSecret)
 	c := dial(t, s.URL)
-	c.send(map[string]any{"type": "authenticate", "clientId": "sat-e2e", "token": tok})
+	c.send(map[string]any{"type": "authenticate", "clientId": "sat-e2e-raw", "token": rawTok})
 	c.expect("authenticated")
 	c.send(map[string]any{"type": "result", "configId": "cfg-other", "systemId": "sys-web", "status": "healthy", "executedAt": time.Now().UTC().Format(time.RFC3339)})
 	c.send(map[string]any{"type": "request_run_secrets", "requestId": "r-plain", "configId": "cfg-web", "collectorId": "col-plain", "runId": "x"})

@@ -32,7 +32,7 @@ func functionDirs(root string) (map[string]string, error) {
 		dirs[m[1]] = m[2]
 	}
 	if len(dirs) == 0 {
-		return nil, fmt.Errorf("Makefile has no build-<Function> targets")
+		return nil, fmt.Errorf("no build-<Function> targets in the Makefile")
 	}
 	return dirs, nil
 }

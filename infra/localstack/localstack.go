@@ -84,6 +84,8 @@ type Options struct {
 	FunctionLog io.Writer
 	// LogLevel of the functions.
 	LogLevel slog.Level
+	// FunctionEnv is added to every function's environment last.
+	FunctionEnv map[string]string
 	// OnInvoke is passed to the gateway.
 	OnInvoke func(gateway.Invocation)
 }
@@ -96,12 +98,17 @@ type Stack struct {
 	Functions     []string
 
 	DynamoDBEndpoint string
-	S3Endpoint       string
-	Bucket           string
-	TableNames       map[string]string
-	DataDir          string // "" when in memory
-	SecretsFile      string
-	EventsFile       string
+	// DynamoDBPid is DynamoDB Local's process id when the stack started it.
+	DynamoDBPid int
+	S3Endpoint  string
+	Bucket      string
+	TableNames  map[string]string
+	DataDir     string // "" when in memory
+	SecretsFile string
+	EventsFile  string
+	// SAMEnvFile is written in LambdaEndpoint mode: each function's
+	// environment for `sam local start-lambda --env-vars`.
+	SAMEnvFile string
 
 	// Demo is set when Options.Seed.
 	Demo *Demo
@@ -246,7 +253,7 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 			return err
 		}
 		s.stop = append(s.stop, ddb.Stop)
-		s.DynamoDBEndpoint = ddb.Endpoint
+		s.DynamoDBEndpoint, s.DynamoDBPid = ddb.Endpoint, ddb.Pid()
 	}
 	if s.TableNames == nil {
 		tables, err := tpl.Tables()
@@ -294,7 +301,7 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 // environment is a function's environment from the template, with local
 // values for resources, parameters that name AWS-only features, and
 // endpoints.
-func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level) (map[string]string, error) {
+func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level, extra map[string]string) (map[string]string, error) {
 	refs := map[string]string{
 		"ScriptPackagesBucket": s.Bucket,
 		// Run secrets come from a file and events go to a file locally.
@@ -318,13 +325,16 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 	} {
 		env[k] = v
 	}
+	for k, v := range extra {
+		env[k] = v
+	}
 	return env, nil
 }
 
 func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtemplate.Template, functions []string, dirs map[string]string) (gateway.Invoker, error) {
 	envs := map[string]map[string]string{}
 	for _, fn := range functions {
-		env, err := s.environment(tpl, fn, opts.LogLevel)
+		env, err := s.environment(tpl, fn, opts.LogLevel, opts.FunctionEnv)
 		if err != nil {
 			return nil, err
 		}
@@ -388,6 +398,19 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 		if opts.LambdaEndpoint == "" {
 			return nil, errors.New("lambda-endpoint mode needs the endpoint URL")
 		}
+		for _, fn := range functions {
+			for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint} {
+				envs[fn][k] = v
+			}
+		}
+		b, err := json.MarshalIndent(envs, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		s.SAMEnvFile = filepath.Join(filepath.Dir(s.SecretsFile), "sam-env.json")
+		if err := os.WriteFile(s.SAMEnvFile, append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
 		return &gateway.LambdaEndpoint{URL: opts.LambdaEndpoint}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", opts.Mode)
@@ -420,16 +443,6 @@ func build(root string) (string, error) {
 		return "", fmt.Errorf("make build: %v\n%s", err, out)
 	}
 	return dir, nil
-}
-
-// EnvironmentOf returns the environment a function runs with in this stack
-// (for `sam local start-lambda --env-vars`).
-func (s *Stack) EnvironmentOf(root, function string, level slog.Level) (map[string]string, error) {
-	tpl, err := samtemplate.Load(filepath.Join(root, "template.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	return s.environment(tpl, function, level)
 }
 
 // WriteSecrets replaces the local secrets file.

@@ -161,6 +161,7 @@ func (e *Env) Config(managementURL string) app.Config {
 		ScriptPackagesBucket: e.Bucket,
 		ManagementEndpoint:   managementURL,
 		ResultRetention:      30 * 24 * time.Hour,
+		BindingCacheTTL:      5 * time.Minute,
 		BlobURLTTL:           5 * time.Minute,
 		PushConcurrency:      8,
 		S3UsePathStyle:       true,

@@ -178,6 +178,7 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		Log:             opts.Log,
 		ResultRetention: cfg.ResultRetention,
 		BlobURLTTL:      cfg.BlobURLTTL,
+		BindingCacheTTL: cfg.BindingCacheTTL,
 	}
 	if cfg.ScriptPackagesBucket != "" {
 		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {

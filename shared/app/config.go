@@ -43,6 +43,7 @@ type Config struct {
 	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
+	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 300; 0 disables
 	S3UsePathStyle  bool          // S3_USE_PATH_STYLE, for S3-compatible local servers
 	LogLevel        slog.Level    // LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, default INFO
 }
@@ -84,6 +85,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ResultRetention:      time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		BlobURLTTL:           time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
 		PushConcurrency:      positive("PUSH_CONCURRENCY", 16),
+		BindingCacheTTL:      300 * time.Second,
+	}
+	if v := strings.TrimSpace(getenv("CONNECTION_CACHE_SECONDS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("CONNECTION_CACHE_SECONDS must be 0 or a positive integer, got %q", v))
+		}
+		cfg.BindingCacheTTL = time.Duration(n) * time.Second
 	}
 	if v := strings.TrimSpace(getenv("S3_USE_PATH_STYLE")); v != "" {
 		b, err := strconv.ParseBool(v)

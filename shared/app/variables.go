@@ -21,6 +21,7 @@ var Variables = []Variable{
 	{"MANAGEMENT_ENDPOINT", "derived from the event", "@connections base URL (https://host/stage); overrides the endpoint derived from each event (local stack) and is required for pushes outside a WebSocket event."},
 	{"RESULT_RETENTION_DAYS", "30", "Days a stored result is kept."},
 	{"BLOB_URL_TTL_SECONDS", "300", "Lifetime of presigned URLs for blobs and manifests too large for one message."},
+	{"CONNECTION_CACHE_SECONDS", "300", "How long a warm function instance trusts an authenticated connection it has seen without reading its record again; 0 reads it for every frame."},
 	{"PUSH_CONCURRENCY", "16", "Parallel posts during a refresh_script_packages fan-out."},
 	{"S3_USE_PATH_STYLE", "false", "Path-style S3 addressing, for S3-compatible local servers."},
 	{"LOG_LEVEL", "INFO (or AWS_LAMBDA_LOG_LEVEL)", "DEBUG, INFO, WARN or ERROR."},

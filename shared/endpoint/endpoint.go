@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/protocol"
@@ -34,6 +35,36 @@ type Service struct {
 	ResultRetention time.Duration
 	// BlobURLTTL is how long a presigned blob or manifest URL stays valid.
 	BlobURLTTL time.Duration
+	// BindingCacheTTL is how long this instance trusts an authenticated
+	// connection it has seen without reading its record again; 0 reads the
+	// record for every frame.
+	BindingCacheTTL time.Duration
+
+	once     sync.Once
+	bindings *bindings
+}
+
+// maxCachedBindings bounds the binding cache of one instance.
+const maxCachedBindings = 10000
+
+func (s *Service) cache() *bindings {
+	s.once.Do(func() { s.bindings = newBindings(s.BindingCacheTTL, maxCachedBindings) })
+	return s.bindings
+}
+
+// connection returns the connection's record, from this instance's cache
+// when it has seen the connection authenticated. ENOTFOUND when there is no
+// live record.
+func (s *Service) connection(ctx context.Context, id string) (satellite.Connection, error) {
+	now := s.Now()
+	if c, ok := s.cache().get(id, now); ok {
+		return c, nil
+	}
+	c, err := s.Registry.Connection(ctx, id, now)
+	if err == nil {
+		s.cache().put(c, now)
+	}
+	return c, err
 }
 
 // Conn identifies the connection an event concerns.
@@ -67,6 +98,7 @@ func (s *Service) Connect(ctx context.Context, c Conn) error {
 // Disconnect handles a closed connection. A stale disconnect, after the
 // satellite reconnected, changes nothing.
 func (s *Service) Disconnect(ctx context.Context, c Conn) error {
+	s.cache().forget(c.ID)
 	err := s.Sender.ConnectionClosed(ctx, c.ID)
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "disconnect not recorded",
@@ -83,7 +115,7 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	if err != nil {
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
-	conn, err := s.Registry.Connection(ctx, c.ID, s.Now())
+	conn, err := s.connection(ctx, c.ID)
 	switch satellite.ErrorCode(err) {
 	case "", satellite.ENOTFOUND:
 		// No record (expired or cleaned up) reads as unauthenticated.
@@ -94,7 +126,7 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		if conn.Authenticated() {
 			return s.settle(ctx, c, conn, msg, satellite.Errorf(satellite.ECONFLICT, "connection is already authenticated; second authenticate ignored"))
 		}
-		return s.settle(ctx, c, conn, msg, s.authenticate(ctx, c, auth))
+		return s.settle(ctx, c, conn, msg, s.authenticate(ctx, c, conn, auth))
 	}
 	if !conn.Authenticated() {
 		return s.settle(ctx, c, conn, msg, errMustAuthenticate)
@@ -179,6 +211,7 @@ func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection,
 
 // refuse answers auth_failed and closes the connection.
 func (s *Service) refuse(ctx context.Context, c Conn, reason string) error {
+	s.cache().forget(c.ID)
 	err := s.Sender.Send(ctx, c.Endpoint, c.ID, protocol.NewAuthFailed(reason))
 	if satellite.ErrorCode(err) == satellite.EGONE {
 		return nil
@@ -190,10 +223,14 @@ func (s *Service) refuse(ctx context.Context, c Conn, reason string) error {
 }
 
 func (s *Service) reply(ctx context.Context, c Conn, frame any) error {
-	return s.Sender.Send(ctx, c.Endpoint, c.ID, frame)
+	err := s.Sender.Send(ctx, c.Endpoint, c.ID, frame)
+	if satellite.ErrorCode(err) == satellite.EGONE {
+		s.cache().forget(c.ID)
+	}
+	return err
 }
 
-func (s *Service) authenticate(ctx context.Context, c Conn, m *protocol.Authenticate) error {
+func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Connection, m *protocol.Authenticate) error {
 	if !satellite.ValidSatelliteID(m.ClientID) {
 		s.Tokens.Verify(token.DecoyHash, m.Token)
 		return errBadCredentials
@@ -238,6 +275,14 @@ func (s *Service) authenticate(ctx context.Context, c Conn, m *protocol.Authenti
 	default:
 		return err
 	}
+	bound := satellite.Connection{
+		ID: c.ID, SatelliteID: sat.ID, SatelliteName: sat.Name, SatelliteRegion: sat.Region,
+		ConnectedAt: record.ConnectedAt, AuthenticatedAt: now, ExpiresAt: record.ExpiresAt,
+	}
+	if bound.ExpiresAt.IsZero() {
+		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
+	}
+	s.cache().put(bound, now)
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
 	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, sat, now, now))
@@ -246,6 +291,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, m *protocol.Authenti
 		// The satellite never saw "authenticated": unmark the connection so
 		// that its retry authenticates instead of being ignored as a second
 		// authenticate.
+		s.cache().forget(c.ID)
 		if uerr := s.Registry.UnbindConnection(ctx, c.ID, sat.ID); uerr != nil {
 			s.Log.LogAttrs(ctx, slog.LevelError, "connection left bound after a failed reply",
 				slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("error", uerr.Error()))

@@ -137,7 +137,8 @@ func TestRaceLateHeartbeatAfterOwnDisconnect(t *testing.T) {
 	if satellite.ErrorCode(err) != satellite.ECONFLICT {
 		t.Fatalf("late heartbeat write: %+v, %v; want ECONFLICT", out, err)
 	}
-	// A heartbeat whose read also comes after the close finds no record.
+	// The same through the message function, which still trusts the binding
+	// it cached at authentication: DynamoDB's condition refuses it.
 	h.send(testenv.Message(t, "heartbeat", id, nil))
 	if got := h.stored("sat-late").LastConnectionEvent; got != satellite.EdgeDisconnected {
 		t.Errorf("edge = %s, want disconnected", got)

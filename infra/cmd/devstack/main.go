@@ -99,13 +99,21 @@ Checkstack satellite backend (local stack)
 Demo satellite
   clientId          %s
   token             %s
-Connect the simulator:
+%sConnect the simulator:
   go run ./infra/cmd/satsim -url %s -client-id %s -token %s
 Press Ctrl-C to stop.
 
 `, s.URL, s.ManagementURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, state,
-		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, s.URL, s.Demo.SatelliteID, s.Demo.Token)
+		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token)
 	return b.String()
+}
+
+func samHint(s *localstack.Stack) string {
+	if s.SAMEnvFile == "" {
+		return ""
+	}
+	return "Start the functions (functions reach the servers above on 127.0.0.1; from a container use host.docker.internal):\n" +
+		"  sam build && sam local start-lambda --env-vars " + s.SAMEnvFile + "\n"
 }
 
 // printEvents follows the event log and prints each lifecycle event.

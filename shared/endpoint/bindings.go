@@ -1,0 +1,77 @@
+package endpoint
+
+import (
+	"sync"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// bindings remembers, in one warm function instance, which connections have
+// authenticated as which satellite, so that most frames need no read of the
+// connection record. It is safe because a binding never changes for a live
+// connection: connection ids are never reused, a revoked satellite's
+// connections are closed (and a closed connection sends no more frames), and
+// every write a frame causes is still conditional on the stored state (a
+// heartbeat after its connection closed, or a result for a deleted
+// satellite, is refused by DynamoDB, not by this cache). Entries expire with
+// their connection record and after ttl at most, so a renamed satellite's
+// result label is stale for at most ttl.
+type bindings struct {
+	ttl time.Duration
+	max int
+
+	mu      sync.Mutex
+	entries map[string]binding
+}
+
+type binding struct {
+	conn  satellite.Connection
+	until time.Time
+}
+
+func newBindings(ttl time.Duration, max int) *bindings {
+	return &bindings{ttl: ttl, max: max, entries: map[string]binding{}}
+}
+
+// get returns a cached authenticated connection.
+func (b *bindings) get(id string, now time.Time) (satellite.Connection, bool) {
+	if b == nil || b.ttl <= 0 {
+		return satellite.Connection{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.entries[id]
+	if !ok {
+		return satellite.Connection{}, false
+	}
+	if !now.Before(e.until) || e.conn.Expired(now) {
+		delete(b.entries, id)
+		return satellite.Connection{}, false
+	}
+	return e.conn, true
+}
+
+// put caches an authenticated connection.
+func (b *bindings) put(c satellite.Connection, now time.Time) {
+	if b == nil || b.ttl <= 0 || !c.Authenticated() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.entries) >= b.max {
+		// Bounded memory: start over rather than track recency.
+		b.entries = map[string]binding{}
+	}
+	b.entries[c.ID] = binding{conn: c, until: now.Add(b.ttl)}
+}
+
+// forget drops a connection (closed, unbound or refused here).
+func (b *bindings) forget(id string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.entries, id)
+}
