@@ -66,7 +66,6 @@ type recorder struct {
 	events        []events.APIGatewayWebsocketProxyRequest
 	ticks         int
 	connectStatus int
-	defaultDelay  time.Duration
 	disconnected  chan events.APIGatewayWebsocketProxyRequest
 }
 
