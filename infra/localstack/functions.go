@@ -16,6 +16,7 @@ var handlers = map[string]func(*app.App) any{
 	"connect":    func(a *app.App) any { return a.WebSocket.Connect },
 	"message":    func(a *app.App) any { return a.WebSocket.Message },
 	"disconnect": func(a *app.App) any { return a.WebSocket.Disconnect },
+	"sweep":      func(a *app.App) any { return a.Sweep.Handle },
 }
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)

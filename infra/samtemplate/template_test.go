@@ -147,7 +147,11 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 		{"SatellitesTable", []string{dynamo.SatellitesPartitionKey, dynamo.SatellitesSortKey},
 			map[string][]string{dynamo.LiveIndex: {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey}}, ""},
 		{"ConnectionsTable", []string{dynamo.ConnectionsPartitionKey},
-			map[string][]string{dynamo.BySatelliteIndex: {dynamo.BySatelliteIndexPartKey}}, dynamo.ConnectionsTTLAttribute},
+			map[string][]string{
+				dynamo.BySatelliteIndex:     {dynamo.BySatelliteIndexPartKey},
+				dynamo.UnauthenticatedIndex: {dynamo.UnauthenticatedIndexPartKey, dynamo.UnauthenticatedIndexSortKey},
+				dynamo.ExpiryIndex:          {dynamo.ExpiryIndexPartKey, dynamo.ExpiryIndexSortKey},
+			}, dynamo.ConnectionsTTLAttribute},
 		{"ResultsTable", []string{dynamo.ResultsPartitionKey, dynamo.ResultsSortKey}, nil, dynamo.ResultsTTLAttribute},
 	}
 	tables, err := tpl.Tables()

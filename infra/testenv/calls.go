@@ -15,6 +15,8 @@ type Call struct {
 	Service   string // SDK service id, e.g. "DynamoDB"
 	Operation string // e.g. "GetItem"
 	Input     any    // the operation's input struct
+	// Items is how many items a Query or Scan returned.
+	Items int
 }
 
 // Calls records every SDK request made by clients it is installed on. It is
@@ -29,14 +31,18 @@ type Calls struct {
 func (c *Calls) APIOption(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testenv.Calls",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			call := Call{Service: middleware.GetServiceID(ctx), Operation: middleware.GetOperationName(ctx), Input: in.Parameters}
+			switch res := out.Result.(type) {
+			case *dynamodb.QueryOutput:
+				call.Items = len(res.Items)
+			case *dynamodb.ScanOutput:
+				call.Items = len(res.Items)
+			}
 			c.mu.Lock()
-			c.calls = append(c.calls, Call{
-				Service:   middleware.GetServiceID(ctx),
-				Operation: middleware.GetOperationName(ctx),
-				Input:     in.Parameters,
-			})
+			c.calls = append(c.calls, call)
 			c.mu.Unlock()
-			return next.HandleInitialize(ctx, in)
+			return out, md, err
 		}), middleware.Before)
 }
 
@@ -65,6 +71,15 @@ func (c *Calls) Count(service string) int {
 	return n
 }
 
+// ItemsRead returns how many items the recorded Queries and Scans returned.
+func (c *Calls) ItemsRead() int {
+	n := 0
+	for _, call := range c.All() {
+		n += call.Items
+	}
+	return n
+}
+
 // Operations returns the operations made to service, in order.
 func (c *Calls) Operations(service string) []string {
 	var ops []string
@@ -80,6 +95,7 @@ func (c *Calls) Operations(service string) []string {
 // it (a TransactWriteItems request implies one action per item).
 type TableAction struct {
 	Table  string
+	Index  string // set for a Query or Scan of an index
 	Action string // e.g. "dynamodb:UpdateItem"
 }
 
@@ -87,9 +103,10 @@ type TableAction struct {
 // requests needed, per table, sorted.
 func (c *Calls) DynamoDBActions() []TableAction {
 	seen := map[TableAction]bool{}
-	add := func(table *string, action string) {
-		seen[TableAction{aws.ToString(table), "dynamodb:" + action}] = true
+	addIndex := func(table, index *string, action string) {
+		seen[TableAction{aws.ToString(table), aws.ToString(index), "dynamodb:" + action}] = true
 	}
+	add := func(table *string, action string) { addIndex(table, nil, action) }
 	for _, call := range c.All() {
 		if call.Service != "DynamoDB" {
 			continue
@@ -104,9 +121,9 @@ func (c *Calls) DynamoDBActions() []TableAction {
 		case *dynamodb.DeleteItemInput:
 			add(in.TableName, "DeleteItem")
 		case *dynamodb.QueryInput:
-			add(in.TableName, "Query")
+			addIndex(in.TableName, in.IndexName, "Query")
 		case *dynamodb.ScanInput:
-			add(in.TableName, "Scan")
+			addIndex(in.TableName, in.IndexName, "Scan")
 		case *dynamodb.TransactWriteItemsInput:
 			for _, it := range in.TransactItems {
 				switch {
@@ -135,6 +152,9 @@ func (c *Calls) DynamoDBActions() []TableAction {
 	sort.Slice(actions, func(i, j int) bool {
 		if actions[i].Table != actions[j].Table {
 			return actions[i].Table < actions[j].Table
+		}
+		if actions[i].Index != actions[j].Index {
+			return actions[i].Index < actions[j].Index
 		}
 		return actions[i].Action < actions[j].Action
 	})

@@ -154,17 +154,19 @@ func New(tb testing.TB) *Env {
 // Management API at managementURL.
 func (e *Env) Config(managementURL string) app.Config {
 	return app.Config{
-		Region:               localaws.Region,
-		SatellitesTable:      e.Tables.Satellites,
-		ConnectionsTable:     e.Tables.Connections,
-		ResultsTable:         e.Tables.Results,
-		ScriptPackagesBucket: e.Bucket,
-		ManagementEndpoint:   managementURL,
-		ResultRetention:      30 * 24 * time.Hour,
-		BindingCacheTTL:      5 * time.Minute,
-		BlobURLTTL:           5 * time.Minute,
-		PushConcurrency:      8,
-		S3UsePathStyle:       true,
+		Region:                  localaws.Region,
+		SatellitesTable:         e.Tables.Satellites,
+		ConnectionsTable:        e.Tables.Connections,
+		ResultsTable:            e.Tables.Results,
+		ScriptPackagesBucket:    e.Bucket,
+		ManagementEndpoint:      managementURL,
+		ResultRetention:         30 * 24 * time.Hour,
+		BindingCacheTTL:         5 * time.Minute,
+		UnauthenticatedDeadline: 30 * time.Second,
+		RepublishAfter:          2 * time.Minute,
+		BlobURLTTL:              5 * time.Minute,
+		PushConcurrency:         8,
+		S3UsePathStyle:          true,
 	}
 }
 

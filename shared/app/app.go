@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 	"github.com/checkstack/satellite-backend/shared/token"
 	"github.com/checkstack/satellite-backend/shared/wshandler"
 )
@@ -74,6 +76,8 @@ type App struct {
 	WebSocket *wshandler.Handler
 	// Push is nil unless MANAGEMENT_ENDPOINT is configured.
 	Push *push.Service
+	// Sweep is nil unless MANAGEMENT_ENDPOINT is configured.
+	Sweep *sweep.Sweeper
 
 	closers []io.Closer
 }
@@ -89,6 +93,10 @@ func (a *App) Close() error {
 	}
 	return first
 }
+
+// ErrNoManagementEndpoint is why a function that pushes outside a WebSocket
+// event cannot start.
+var ErrNoManagementEndpoint = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
 
 // NewLogger returns the JSON logger every function uses.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -219,6 +227,10 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 			Endpoint:           cfg.ManagementEndpoint,
 			PackagesConfigured: cfg.ScriptPackagesBucket != "",
 			Concurrency:        cfg.PushConcurrency,
+		}
+		a.Sweep = &sweep.Sweeper{
+			Store: registry, Sender: sender, Endpoint: cfg.ManagementEndpoint, Now: opts.Now, Log: opts.Log,
+			UnauthenticatedDeadline: cfg.UnauthenticatedDeadline, RepublishAfter: cfg.RepublishAfter,
 		}
 	}
 	return a, nil

@@ -44,8 +44,12 @@ type Config struct {
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
 	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 300; 0 disables
-	S3UsePathStyle  bool          // S3_USE_PATH_STYLE, for S3-compatible local servers
-	LogLevel        slog.Level    // LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, default INFO
+	// UnauthenticatedDeadline is UNAUTHENTICATED_DEADLINE_SECONDS (30).
+	UnauthenticatedDeadline time.Duration
+	// RepublishAfter is REPUBLISH_AFTER_SECONDS (120).
+	RepublishAfter time.Duration
+	S3UsePathStyle bool       // S3_USE_PATH_STYLE, for S3-compatible local servers
+	LogLevel       slog.Level // LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, default INFO
 }
 
 // LoadConfig reads a Config through getenv (os.Getenv in production). It
@@ -72,20 +76,22 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return n
 	}
 	cfg := Config{
-		Region:               strings.TrimSpace(getenv("AWS_REGION")),
-		SatellitesTable:      required("SATELLITES_TABLE"),
-		ConnectionsTable:     required("CONNECTIONS_TABLE"),
-		ResultsTable:         required("RESULTS_TABLE"),
-		ScriptPackagesBucket: strings.TrimSpace(getenv("SCRIPT_PACKAGES_BUCKET")),
-		SecretsPrefix:        getenv("SECRETS_PREFIX"),
-		SecretsFile:          strings.TrimSpace(getenv("SECRETS_FILE")),
-		EventBusName:         strings.TrimSpace(getenv("EVENT_BUS_NAME")),
-		LifecycleLogFile:     strings.TrimSpace(getenv("LIFECYCLE_LOG_FILE")),
-		ManagementEndpoint:   strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
-		ResultRetention:      time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
-		BlobURLTTL:           time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
-		PushConcurrency:      positive("PUSH_CONCURRENCY", 16),
-		BindingCacheTTL:      300 * time.Second,
+		Region:                  strings.TrimSpace(getenv("AWS_REGION")),
+		SatellitesTable:         required("SATELLITES_TABLE"),
+		ConnectionsTable:        required("CONNECTIONS_TABLE"),
+		ResultsTable:            required("RESULTS_TABLE"),
+		ScriptPackagesBucket:    strings.TrimSpace(getenv("SCRIPT_PACKAGES_BUCKET")),
+		SecretsPrefix:           getenv("SECRETS_PREFIX"),
+		SecretsFile:             strings.TrimSpace(getenv("SECRETS_FILE")),
+		EventBusName:            strings.TrimSpace(getenv("EVENT_BUS_NAME")),
+		LifecycleLogFile:        strings.TrimSpace(getenv("LIFECYCLE_LOG_FILE")),
+		ManagementEndpoint:      strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
+		ResultRetention:         time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
+		BlobURLTTL:              time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
+		PushConcurrency:         positive("PUSH_CONCURRENCY", 16),
+		BindingCacheTTL:         300 * time.Second,
+		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", 30)) * time.Second,
+		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", 120)) * time.Second,
 	}
 	if v := strings.TrimSpace(getenv("CONNECTION_CACHE_SECONDS")); v != "" {
 		n, err := strconv.Atoi(v)

@@ -23,6 +23,8 @@ var Variables = []Variable{
 	{"BLOB_URL_TTL_SECONDS", "300", "Lifetime of presigned URLs for blobs and manifests too large for one message."},
 	{"CONNECTION_CACHE_SECONDS", "300", "How long a warm function instance trusts an authenticated connection it has seen without reading its record again; 0 reads it for every frame."},
 	{"PUSH_CONCURRENCY", "16", "Parallel posts during a refresh_script_packages fan-out."},
+	{"UNAUTHENTICATED_DEADLINE_SECONDS", "30", "The sweep closes connections that have not authenticated after this long."},
+	{"REPUBLISH_AFTER_SECONDS", "120", "The sweep publishes again a lifecycle edge whose publication was not confirmed after this long (longer than a sweep runs)."},
 	{"S3_USE_PATH_STYLE", "false", "Path-style S3 addressing, for S3-compatible local servers."},
 	{"LOG_LEVEL", "INFO (or AWS_LAMBDA_LOG_LEVEL)", "DEBUG, INFO, WARN or ERROR."},
 	{"AWS_REGION", "set by Lambda", "Region of the API, used to derive the @connections endpoint."},

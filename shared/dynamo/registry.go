@@ -99,9 +99,11 @@ func (r *Registry) OpenConnection(ctx context.Context, c satellite.Connection) e
 	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &r.tables.Connections,
 		Item: item{
-			ConnectionsPartitionKey: str(c.ID),
-			"connectedAt":           millis(c.ConnectedAt),
-			ConnectionsTTLAttribute: num(c.ExpiresAt.Unix()),
+			ConnectionsPartitionKey:     str(c.ID),
+			UnauthenticatedIndexSortKey: millis(c.ConnectedAt),
+			ConnectionsTTLAttribute:     num(c.ExpiresAt.Unix()),
+			UnauthenticatedIndexPartKey: str(unauthShard),
+			ExpiryIndexPartKey:          str(expiryShard),
 		},
 	})
 	return internal(err, "record connection")
@@ -159,6 +161,12 @@ func satelliteFrom(it item) satellite.Satellite {
 		s.Tags = make(map[string]string, len(tags.Value))
 		for k := range tags.Value {
 			s.Tags[k] = getStr(tags.Value, k)
+		}
+	}
+	if id := getStr(it, "pendingEdgeId"); id != "" {
+		s.Pending = &satellite.PendingEdge{
+			ID: id, Edge: satellite.Edge(getStr(it, "pendingEdge")),
+			At: getMillis(it, "pendingEdgeAt"), LastSeenAt: getMillis(it, "pendingLastSeenAt"),
 		}
 	}
 	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
@@ -282,6 +290,10 @@ func (r *Registry) DesiredLockfileHash(ctx context.Context) (*string, error) {
 const connectedEdge = "lastHeartbeatAt = :now, lastConnectionEvent = :connected, " +
 	"liveShard = :shard, staleAt = :now + if_not_exists(offlineThresholdMs, :defaultThreshold)"
 
+// clearPending removes the sweep's outbox entry: the write that supersedes a
+// pending edge publishes it (from the old values it returns).
+const clearPending = " REMOVE pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"
+
 func connectedValues(satelliteID string, now time.Time) item {
 	return item{
 		":now":              millis(now),
@@ -302,18 +314,21 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				TableName: &r.tables.Connections,
 				Key:       item{ConnectionsPartitionKey: str(connectionID)},
 				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"connectedAt = if_not_exists(connectedAt, :now), #exp = if_not_exists(#exp, :exp)"),
-				ConditionExpression:      aws.String("attribute_not_exists(#sid)"),
-				ExpressionAttributeNames: map[string]string{"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute},
+					"connectedAt = if_not_exists(connectedAt, :now), #exp = if_not_exists(#exp, :exp), #expiry = :expiry REMOVE #unauth"),
+				ConditionExpression: aws.String("attribute_not_exists(#sid)"),
+				ExpressionAttributeNames: map[string]string{
+					"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute,
+					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
+				},
 				ExpressionAttributeValues: item{
 					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-					":now": millis(now), ":exp": num(now.Add(satellite.ConnectionRecordTTL).Unix()),
+					":now": millis(now), ":exp": num(now.Add(satellite.ConnectionRecordTTL).Unix()), ":expiry": str(expiryShard),
 				},
 			}},
 			{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + " REMOVE closedConnectionId"),
+				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + clearPending + ", closedConnectionId"),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
 				ExpressionAttributeValues: satValues,
 			}},
@@ -335,10 +350,10 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &r.tables.Connections,
 		Key:                       item{ConnectionsPartitionKey: str(connectionID)},
-		UpdateExpression:          aws.String("REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
+		UpdateExpression:          aws.String("SET #unauth = :unauth REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
 		ConditionExpression:       aws.String("#sid = :sid"),
-		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
-		ExpressionAttributeValues: item{":sid": str(satelliteID)},
+		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
+		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard)},
 	})
 	if conditionFailed(err) {
 		return nil
@@ -360,7 +375,7 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &r.tables.Satellites,
 		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET version = :version, connectionId = if_not_exists(connectionId, :conn), " + connectedEdge),
+		UpdateExpression:                    aws.String("SET version = :version, connectionId = if_not_exists(connectionId, :conn), " + connectedEdge + clearPending),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(closedConnectionId) OR closedConnectionId <> :conn)"),
 		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllOld,
@@ -468,7 +483,7 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 		TableName: &r.tables.Satellites,
 		Key:       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
 		UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now " +
-			"REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt"),
+			"REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt, pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"),
 		ConditionExpression: aws.String("connectionId = :conn"),
 		ExpressionAttributeValues: item{
 			":disconnected": str(string(satellite.EdgeDisconnected)),

@@ -27,6 +27,9 @@ const (
 	// LiveShards spreads connected satellites over this many index partitions
 	// so heartbeat writes never concentrate on one.
 	LiveShards = 8
+	// PendingShard is the LiveIndex partition of the sweep's outbox: edges
+	// stored but not yet confirmed published, sorted by when they happened.
+	PendingShard = "pending"
 )
 
 // Connections table: one item per WebSocket connection.
@@ -39,6 +42,23 @@ const (
 	// ConnectionsTTLAttribute holds the epoch second after which the record is
 	// gone, whether or not DynamoDB has deleted it yet.
 	ConnectionsTTLAttribute = "expiresAt"
+	// UnauthenticatedIndex is a sparse index of connections that have not
+	// authenticated (only they carry unauthShard), by connectedAt, so the
+	// sweep finds those past the authentication deadline without a scan.
+	UnauthenticatedIndex        = "Unauthenticated"
+	UnauthenticatedIndexPartKey = "unauthShard"
+	UnauthenticatedIndexSortKey = "connectedAt"
+	// ExpiryIndex holds every connection by expiresAt, so the sweep finds
+	// records past their expiry (whose $disconnect never came) without a scan.
+	ExpiryIndex        = "ByExpiry"
+	ExpiryIndexPartKey = "expiryShard"
+	ExpiryIndexSortKey = ConnectionsTTLAttribute
+)
+
+// Constant partition values of the connection indexes.
+const (
+	unauthShard = "unauthenticated"
+	expiryShard = "connections"
 )
 
 // Results table: results of one check (configId, systemId) in one partition,

@@ -8,6 +8,7 @@ package endpoint
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -285,7 +286,8 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	s.cache().put(bound, now)
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
-	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, sat, now, now))
+	s.Sender.EmitPending(ctx, sat)
+	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, c.ID, sat, now, now))
 	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
 	if code := satellite.ErrorCode(err); code != "" && code != satellite.EGONE {
 		// The satellite never saw "authenticated": unmark the connection so
@@ -310,7 +312,8 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat restored connected edge",
 			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
 			slog.String("previousEdge", string(out.Satellite.LastConnectionEvent)))
-		s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, out.Satellite, now, now))
+		s.Sender.EmitPending(ctx, out.Satellite)
+		s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", c.ID, now.UnixMilli()), out.Satellite, now, now))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestEmitPutsDocumentedEvent(t *testing.T) {
 	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	sat := satellite.Satellite{ID: "sat-1", Name: "Berlin edge", Region: "eu-central-1"}
 	for _, edge := range []satellite.Edge{satellite.EdgeConnected, satellite.EdgeDisconnected, satellite.EdgeHeartbeatLost} {
-		if err := bus.Emit(context.Background(), satellite.NewLifecycleEvent(edge, sat, at.Add(-time.Minute), at)); err != nil {
+		if err := bus.Emit(context.Background(), satellite.NewLifecycleEvent(edge, "conn-1", sat, at.Add(-time.Minute), at)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +55,8 @@ func TestEmitPutsDocumentedEvent(t *testing.T) {
 		if err := json.Unmarshal([]byte(e["Detail"].(string)), &detail); err != nil {
 			t.Fatalf("detail is not JSON: %v", err)
 		}
-		wantDetail := map[string]any{"satelliteId": "sat-1", "name": "Berlin edge", "region": "eu-central-1", "status": want.status, "lastSeenAt": "2026-11-27T07:59:00Z"}
+		wantDetail := map[string]any{"satelliteId": "sat-1", "name": "Berlin edge", "region": "eu-central-1", "status": want.status, "lastSeenAt": "2026-11-27T07:59:00Z",
+			"edgeId": satellite.EdgeID("sat-1", satellite.Edge(strings.TrimPrefix(want.detailType, "satellite.")), "conn-1")}
 		if len(detail) != len(wantDetail) {
 			t.Errorf("detail %v has other fields than %v", detail, wantDetail)
 		}
@@ -68,7 +70,7 @@ func TestEmitPutsDocumentedEvent(t *testing.T) {
 
 func TestEmitReportsRejectedEntry(t *testing.T) {
 	bus, _ := newBus(t, "satellite.disconnected")
-	err := bus.Emit(context.Background(), satellite.NewLifecycleEvent(satellite.EdgeDisconnected, satellite.Satellite{ID: "sat-1"}, time.Time{}, time.Now()))
+	err := bus.Emit(context.Background(), satellite.NewLifecycleEvent(satellite.EdgeDisconnected, "conn-1", satellite.Satellite{ID: "sat-1"}, time.Time{}, time.Now()))
 	if satellite.ErrorCode(err) != satellite.EINTERNAL {
 		t.Fatalf("rejected entry: err = %v, want EINTERNAL", err)
 	}
@@ -76,7 +78,7 @@ func TestEmitReportsRejectedEntry(t *testing.T) {
 
 func TestNeverSeenSatelliteHasNullLastSeenAt(t *testing.T) {
 	bus, server := newBus(t)
-	_ = bus.Emit(context.Background(), satellite.NewLifecycleEvent(satellite.EdgeDisconnected, satellite.Satellite{ID: "s"}, time.Time{}, time.Now()))
+	_ = bus.Emit(context.Background(), satellite.NewLifecycleEvent(satellite.EdgeDisconnected, "conn-1", satellite.Satellite{ID: "s"}, time.Time{}, time.Now()))
 	detail := server.Requests()[0].Body["Entries"].([]any)[0].(map[string]any)["Detail"].(string)
 	var d map[string]any
 	_ = json.Unmarshal([]byte(detail), &d)

@@ -72,8 +72,19 @@ func (s *Sender) ConnectionClosed(ctx context.Context, connectionID string) erro
 		return nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite disconnected", attrs...)
-	s.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeDisconnected, closed.Satellite, closed.Satellite.LastHeartbeatAt, now))
+	s.EmitPending(ctx, closed.Satellite)
+	s.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, closed.Satellite, closed.Satellite.LastHeartbeatAt, now))
 	return nil
+}
+
+// EmitPending publishes the pending edge a write just superseded (the old
+// state it returned), so that an edge the sweep stored but did not get to
+// publish is not lost. Its id is the edge's own, so a second publication of
+// it is a duplicate consumers drop.
+func (s *Sender) EmitPending(ctx context.Context, old satellite.Satellite) {
+	if e, ok := old.PendingEvent(); ok {
+		s.Emit(ctx, e)
+	}
 }
 
 // Emit publishes a lifecycle event. The state change it reports is already

@@ -125,18 +125,6 @@ type SecretSource interface {
 	Resolve(ctx context.Context, names []string) (map[string]string, error)
 }
 
-// LifecycleEvent is a satellite.connected, satellite.disconnected or
-// satellite.heartbeat_lost event.
-type LifecycleEvent struct {
-	Edge        Edge
-	SatelliteID string
-	Name        string
-	Region      string
-	Status      Status
-	LastSeenAt  time.Time // zero when never seen
-	At          time.Time // when the edge happened
-}
-
 // LifecycleSink publishes lifecycle events.
 type LifecycleSink interface {
 	Emit(ctx context.Context, e LifecycleEvent) error
@@ -146,37 +134,4 @@ type LifecycleSink interface {
 // the same amount of work whether or not the token matches.
 type TokenVerifier interface {
 	Verify(hash, token string) bool
-}
-
-// LifecyclePayload is the documented event payload:
-// {satelliteId, name, region, status, lastSeenAt}.
-type LifecyclePayload struct {
-	SatelliteID string  `json:"satelliteId"`
-	Name        string  `json:"name"`
-	Region      string  `json:"region"`
-	Status      Status  `json:"status"`
-	LastSeenAt  *string `json:"lastSeenAt"` // ISO 8601, null when never seen
-}
-
-// Payload returns the event's documented payload.
-func (e LifecycleEvent) Payload() LifecyclePayload {
-	p := LifecyclePayload{SatelliteID: e.SatelliteID, Name: e.Name, Region: e.Region, Status: e.Status}
-	if !e.LastSeenAt.IsZero() {
-		s := e.LastSeenAt.UTC().Format(time.RFC3339Nano)
-		p.LastSeenAt = &s
-	}
-	return p
-}
-
-// NewLifecycleEvent describes sat taking edge at time at. lastSeen is the
-// satellite's last sign of life (zero when none).
-func NewLifecycleEvent(edge Edge, sat Satellite, lastSeen, at time.Time) LifecycleEvent {
-	status := StatusOffline
-	if edge == EdgeConnected {
-		status = StatusOnline
-	}
-	return LifecycleEvent{
-		Edge: edge, SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region,
-		Status: status, LastSeenAt: lastSeen, At: at,
-	}
 }

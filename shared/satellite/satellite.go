@@ -78,6 +78,8 @@ type Satellite struct {
 	// authenticated, empty when none.
 	ConnectionID string
 	SyncState    *SyncState
+	// Pending is an edge stored but not yet confirmed published.
+	Pending *PendingEdge
 }
 
 // Threshold returns the satellite's effective offline threshold.

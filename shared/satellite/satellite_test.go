@@ -147,10 +147,17 @@ func TestLifecyclePayload(t *testing.T) {
 		{satellite.EdgeHeartbeatLost, at, satellite.StatusOffline, `{"satelliteId":"s","name":"n","region":"r","status":"offline","lastSeenAt":"2026-11-27T08:00:00Z"}`},
 	}
 	for _, tc := range cases {
-		e := satellite.NewLifecycleEvent(tc.edge, sat, tc.seen, at)
+		e := satellite.NewLifecycleEvent(tc.edge, "c1", sat, tc.seen, at)
 		b, _ := json.Marshal(e.Payload())
-		if string(b) != tc.json || e.Edge.EventType() != "satellite."+string(tc.edge) {
-			t.Errorf("%s payload = %s, want %s", tc.edge, b, tc.json)
+		want := `{"edgeId":"` + satellite.EdgeID("s", tc.edge, "c1") + `",` + tc.json[1:]
+		if string(b) != want || e.Edge.EventType() != "satellite."+string(tc.edge) {
+			t.Errorf("%s payload = %s, want %s", tc.edge, b, want)
+		}
+		if again := satellite.NewLifecycleEvent(tc.edge, "c1", sat, tc.seen, at.Add(time.Hour)); again.ID != e.ID {
+			t.Errorf("edge id changed between publications of the same edge")
+		}
+		if other := satellite.NewLifecycleEvent(tc.edge, "c2", sat, tc.seen, at); other.ID == e.ID {
+			t.Errorf("two edges share an id")
 		}
 	}
 }

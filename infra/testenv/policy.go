@@ -1,0 +1,150 @@
+package testenv
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/checkstack/satellite-backend/infra/samtemplate"
+)
+
+// Grant is one IAM action on one resource, named symbolically so that the
+// template's ARNs and the requests the code makes can be compared.
+type Grant struct{ Action, Resource string }
+
+func (g Grant) String() string { return g.Action + " on " + g.Resource }
+
+// CheckPolicy compares the SDK calls a function made (recorded by calls, run
+// against the tables named in tableNames, logical id -> name) with the IAM
+// policy template.yaml gives it: every call must be granted, and every grant
+// must have been used. secretsPrefix is the SECRETS_PREFIX the function ran
+// with.
+func CheckPolicy(t *testing.T, tpl *samtemplate.Template, function string, calls *Calls, tableNames map[string]string, secretsPrefix string) {
+	t.Helper()
+	logical := map[string]string{}
+	for id, name := range tableNames {
+		logical[name] = id
+	}
+	used := UsedGrants(t, calls, logical, secretsPrefix)
+	granted := TemplateGrants(t, tpl, function)
+	for _, g := range used {
+		if !slices.Contains(granted, g) {
+			t.Errorf("%s calls %s but the template does not grant it", function, g)
+		}
+	}
+	for _, g := range granted {
+		if !slices.Contains(used, g) {
+			t.Errorf("template grants %s %s but the code never calls it", function, g)
+		}
+	}
+}
+
+// UsedGrants names the grants the recorded calls needed.
+func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, secretsPrefix string) []Grant {
+	t.Helper()
+	set := map[Grant]bool{}
+	for _, a := range calls.DynamoDBActions() {
+		resource := "table/" + logicalTables[a.Table]
+		if a.Index != "" {
+			resource += "/index/" + a.Index
+		}
+		set[Grant{a.Action, resource}] = true
+	}
+	for _, c := range calls.All() {
+		switch c.Service {
+		case "DynamoDB":
+		case "S3":
+			var key string
+			switch in := c.Input.(type) {
+			case *s3.GetObjectInput:
+				key = aws.ToString(in.Key)
+			case *s3.PutObjectInput:
+				key = aws.ToString(in.Key)
+			default:
+				t.Fatalf("unexpected S3 request %s", c.Operation)
+			}
+			prefix, _, _ := strings.Cut(key, "/")
+			set[Grant{"s3:" + c.Operation, "ScriptPackagesBucket/" + prefix + "/*"}] = true
+		case "ApiGatewayManagementApi":
+			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/@connections"}] = true
+		case "Secrets Manager":
+			id := aws.ToString(c.Input.(*secretsmanager.GetSecretValueInput).SecretId)
+			if !strings.HasPrefix(id, secretsPrefix) {
+				t.Errorf("secret %s read outside the configured prefix", id)
+			}
+			set[Grant{"secretsmanager:GetSecretValue", "secret/${SecretsPrefix}*"}] = true
+		case "EventBridge":
+			set[Grant{"events:PutEvents", "event-bus/${EventBusName}"}] = true
+		default:
+			t.Errorf("unexpected %s %s request", c.Service, c.Operation)
+		}
+	}
+	return sortedGrants(set)
+}
+
+// TemplateGrants names the grants of a function's policy in the template.
+func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []Grant {
+	t.Helper()
+	stmts, err := tpl.PolicyStatements(function)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[Grant]bool{}
+	for _, s := range stmts {
+		if s.Effect != "Allow" {
+			t.Errorf("%s: statement with effect %s", function, s.Effect)
+		}
+		for _, action := range s.Actions {
+			if strings.Contains(action, "*") {
+				t.Errorf("%s: wildcard action %s", function, action)
+			}
+			for _, r := range s.Resources {
+				set[Grant{action, symbolicResource(t, r)}] = true
+			}
+		}
+	}
+	return sortedGrants(set)
+}
+
+// symbolicResource names a template resource the way UsedGrants does, and
+// fails on anything broader than this project's own resources.
+func symbolicResource(t *testing.T, r any) string {
+	t.Helper()
+	if res, attr, ok := samtemplate.GetAtt(r); ok && attr == "Arn" {
+		return "table/" + res
+	}
+	sub, ok := samtemplate.Sub(r)
+	if !ok {
+		t.Fatalf("resource %v is neither a table ARN nor a Fn::Sub", r)
+	}
+	switch {
+	case strings.HasPrefix(sub, "${ScriptPackagesBucket.Arn}/"):
+		return "ScriptPackagesBucket/" + strings.TrimPrefix(sub, "${ScriptPackagesBucket.Arn}/")
+	case strings.HasPrefix(sub, "${") && strings.Contains(sub, ".Arn}/index/") && !strings.Contains(sub, "*"):
+		table, index, _ := strings.Cut(strings.TrimPrefix(sub, "${"), ".Arn}/index/")
+		return "table/" + table + "/index/" + index
+	case strings.HasSuffix(sub, ":${WebSocketApi}/${StageName}/*/@connections/*"):
+		return "WebSocketApi/stage/@connections"
+	case strings.HasSuffix(sub, ":secret:${SecretsPrefix}*"):
+		return "secret/${SecretsPrefix}*"
+	case strings.HasSuffix(sub, ":event-bus/${EventBusName}"):
+		return "event-bus/${EventBusName}"
+	}
+	t.Fatalf("resource %q is broader than, or unknown to, this project", sub)
+	return ""
+}
+
+func sortedGrants(set map[Grant]bool) []Grant {
+	out := make([]Grant, 0, len(set))
+	for g := range set {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]) < fmt.Sprint(out[j]) })
+	return out
+}

@@ -1,0 +1,137 @@
+package dynamo
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// StaleSatellite is a satellite the live index says has gone stale.
+type StaleSatellite struct {
+	Satellite satellite.Satellite
+	StaleAt   time.Time // the deadline it passed, as read from the index
+}
+
+// StaleSatellites returns the satellites still marked connected whose
+// heartbeat deadline (lastHeartbeatAt + their own threshold) is before now.
+// It reads only those: one query per live shard over the sparse index,
+// bounded by the deadline.
+func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]StaleSatellite, error) {
+	var out []StaleSatellite
+	for _, shard := range LiveShardKeys() {
+		err := r.queryIndex(ctx, shard, now, func(it item) {
+			out = append(out, StaleSatellite{Satellite: satelliteFrom(it), StaleAt: getMillis(it, LiveIndexSortKey)})
+		})
+		if err != nil {
+			return nil, internal(err, "read stale satellites")
+		}
+	}
+	return out, nil
+}
+
+// PendingEdges returns satellites whose stored edge has not been confirmed
+// published and happened before before.
+func (r *Registry) PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error) {
+	var out []satellite.Satellite
+	err := r.queryIndex(ctx, PendingShard, before, func(it item) { out = append(out, satelliteFrom(it)) })
+	if err != nil {
+		return nil, internal(err, "read pending edges")
+	}
+	return out, nil
+}
+
+func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item)) error {
+	return r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		IndexName:                 aws.String(LiveIndex),
+		KeyConditionExpression:    aws.String("#shard = :shard AND #at < :before"),
+		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+		ExpressionAttributeValues: item{":shard": str(shard), ":before": millis(before)},
+	}, func(it item) error { fn(it); return nil })
+}
+
+// HeartbeatLostEdgeID is the id of the heartbeat_lost edge of a satellite
+// that passed deadline staleAt: every sweep that sees the same edge computes
+// the same id.
+func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
+	return satellite.EdgeID(satelliteID, satellite.EdgeHeartbeatLost, strconv.FormatInt(staleAt.UnixMilli(), 10))
+}
+
+// MarkHeartbeatLost moves a stale satellite to heartbeat_lost and records the
+// edge in the outbox (the pending shard of the live index), in one write
+// conditional on the satellite still being connected with the deadline the
+// sweep read. won is false when another writer got there first (another
+// sweep, or a heartbeat that arrived meanwhile); then it must not publish.
+func (r *Registry) MarkHeartbeatLost(ctx context.Context, s StaleSatellite, now time.Time) (won bool, sat satellite.Satellite, err error) {
+	id := HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt)
+	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &r.tables.Satellites,
+		Key:       item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression: aws.String("SET lastConnectionEvent = :lost, #shard = :pending, #at = :now, " +
+			"pendingEdgeId = :id, pendingEdge = :lost, pendingEdgeAt = :now, pendingLastSeenAt = lastHeartbeatAt"),
+		ConditionExpression:      aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now"),
+		ExpressionAttributeNames: map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+		ExpressionAttributeValues: item{
+			":lost": str(string(satellite.EdgeHeartbeatLost)), ":connected": str(string(satellite.EdgeConnected)),
+			":pending": str(PendingShard), ":now": millis(now), ":observed": millis(s.StaleAt), ":id": str(id),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if conditionFailed(err) {
+		return false, satellite.Satellite{}, nil
+	}
+	if err != nil {
+		return false, satellite.Satellite{}, internal(err, "mark heartbeat lost")
+	}
+	return true, satelliteFrom(out.Attributes), nil
+}
+
+// ConfirmEdge removes a published edge from the outbox. An edge already
+// superseded (a heartbeat or close published it) is left alone.
+func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:          aws.String("REMOVE #shard, #at, pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"),
+		ConditionExpression:       aws.String("pendingEdgeId = :id"),
+		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+		ExpressionAttributeValues: item{":id": str(edgeID)},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "confirm published edge")
+}
+
+// UnauthenticatedConnections returns connections that connected before
+// before and have not authenticated.
+func (r *Registry) UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error) {
+	return r.connectionsBefore(ctx, UnauthenticatedIndex, UnauthenticatedIndexPartKey, unauthShard, UnauthenticatedIndexSortKey, millis(before))
+}
+
+// ExpiredConnections returns connection records past their expiry at now,
+// which DynamoDB's TTL has not deleted yet.
+func (r *Registry) ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error) {
+	return r.connectionsBefore(ctx, ExpiryIndex, ExpiryIndexPartKey, expiryShard, ExpiryIndexSortKey, num(now.Unix()))
+}
+
+func (r *Registry) connectionsBefore(ctx context.Context, index, partKey, part, sortKey string, before types.AttributeValue) ([]satellite.Connection, error) {
+	var out []satellite.Connection
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Connections,
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String("#p = :p AND #s < :before"),
+		ExpressionAttributeNames:  map[string]string{"#p": partKey, "#s": sortKey},
+		ExpressionAttributeValues: item{":p": str(part), ":before": before},
+	}, func(it item) error { out = append(out, connectionFrom(it)); return nil })
+	if err != nil {
+		return nil, internal(err, "read connections from "+index)
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+package satellite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// LifecycleEvent is a satellite.connected, satellite.disconnected or
+// satellite.heartbeat_lost event.
+type LifecycleEvent struct {
+	// ID is stable per edge: publishing the same edge twice (a retry, two
+	// sweeps, a recovered crash) gives the same id, so consumers can drop
+	// duplicates.
+	ID          string
+	Edge        Edge
+	SatelliteID string
+	Name        string
+	Region      string
+	Status      Status
+	LastSeenAt  time.Time // zero when never seen
+	At          time.Time // when the edge happened
+}
+
+// EdgeID derives an edge's id from what makes the edge unique: the
+// satellite, the edge, and a discriminator (the connection for connected and
+// disconnected, the heartbeat deadline that passed for heartbeat_lost).
+func EdgeID(satelliteID string, edge Edge, discriminator string) string {
+	sum := sha256.Sum256([]byte(satelliteID + "\x00" + string(edge) + "\x00" + discriminator))
+	return hex.EncodeToString(sum[:16])
+}
+
+// PendingEdge is an edge that is stored but whose event is not yet known to
+// be published (the sweep's outbox): whoever next changes the satellite, or
+// the next sweep, publishes it.
+type PendingEdge struct {
+	ID         string
+	Edge       Edge
+	At         time.Time
+	LastSeenAt time.Time
+}
+
+// LifecyclePayload is the documented event payload:
+// {satelliteId, name, region, status, lastSeenAt}, plus edgeId.
+type LifecyclePayload struct {
+	EdgeID      string  `json:"edgeId"`
+	SatelliteID string  `json:"satelliteId"`
+	Name        string  `json:"name"`
+	Region      string  `json:"region"`
+	Status      Status  `json:"status"`
+	LastSeenAt  *string `json:"lastSeenAt"` // ISO 8601, null when never seen
+}
+
+// Payload returns the event's documented payload.
+func (e LifecycleEvent) Payload() LifecyclePayload {
+	p := LifecyclePayload{EdgeID: e.ID, SatelliteID: e.SatelliteID, Name: e.Name, Region: e.Region, Status: e.Status}
+	if !e.LastSeenAt.IsZero() {
+		s := e.LastSeenAt.UTC().Format(time.RFC3339Nano)
+		p.LastSeenAt = &s
+	}
+	return p
+}
+
+// NewLifecycleEvent describes sat taking edge at time at; discriminator
+// makes the edge's id (see EdgeID). lastSeen is the satellite's last sign of
+// life (zero when none).
+func NewLifecycleEvent(edge Edge, discriminator string, sat Satellite, lastSeen, at time.Time) LifecycleEvent {
+	status := StatusOffline
+	if edge == EdgeConnected {
+		status = StatusOnline
+	}
+	return LifecycleEvent{
+		ID: EdgeID(sat.ID, edge, discriminator), Edge: edge, SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region,
+		Status: status, LastSeenAt: lastSeen, At: at,
+	}
+}
+
+// PendingEvent is the event of a pending edge.
+func (s Satellite) PendingEvent() (LifecycleEvent, bool) {
+	if s.Pending == nil {
+		return LifecycleEvent{}, false
+	}
+	p := s.Pending
+	return LifecycleEvent{
+		ID: p.ID, Edge: p.Edge, SatelliteID: s.ID, Name: s.Name, Region: s.Region,
+		Status: StatusOffline, LastSeenAt: p.LastSeenAt, At: p.At,
+	}, true
+}

@@ -1,0 +1,156 @@
+// Package sweep is the scheduled heartbeat sweep: it moves satellites whose
+// heartbeat stopped to heartbeat_lost (exactly one event per edge, however
+// many sweeps run at once), republishes edges whose publication a crashed
+// sweep never confirmed, closes connections that never authenticated, and
+// removes connection records past their expiry.
+package sweep
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/push"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// Store is what the sweep reads and writes (the DynamoDB registry).
+type Store interface {
+	StaleSatellites(ctx context.Context, now time.Time) ([]dynamo.StaleSatellite, error)
+	MarkHeartbeatLost(ctx context.Context, s dynamo.StaleSatellite, now time.Time) (bool, satellite.Satellite, error)
+	PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error)
+	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
+	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error)
+	ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error)
+}
+
+var _ Store = (*dynamo.Registry)(nil)
+
+// Defaults.
+const (
+	DefaultUnauthenticatedDeadline = 30 * time.Second
+	// DefaultRepublishAfter must exceed the sweep's own run time, so that a
+	// sweep never republishes an edge another running sweep is publishing.
+	DefaultRepublishAfter = 2 * time.Minute
+)
+
+// Sweeper runs one sweep per call.
+type Sweeper struct {
+	Store  Store
+	Sender *push.Sender
+	// Endpoint is the Management API endpoint of the WebSocket stage.
+	Endpoint string
+	Now      func() time.Time
+	Log      *slog.Logger
+	// UnauthenticatedDeadline is how long a connection may stay without
+	// authenticating.
+	UnauthenticatedDeadline time.Duration
+	// RepublishAfter is how old an unconfirmed edge must be before a sweep
+	// publishes it again.
+	RepublishAfter time.Duration
+}
+
+// Report says what one sweep did.
+type Report struct {
+	Stale                 int // satellites read as stale
+	HeartbeatLost         int // edges this sweep won and published
+	Republished           int // pending edges published again
+	ClosedUnauthenticated int
+	RemovedExpired        int
+}
+
+// Sweep runs once. Every step is attempted; the first error is returned after
+// all ran, so a scheduler retries the sweep (which is idempotent).
+func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
+	now := s.Now()
+	var r Report
+	var errs []error
+
+	// Edges an earlier sweep stored but did not confirm published.
+	pending, err := s.Store.PendingEdges(ctx, now.Add(-s.RepublishAfter))
+	errs = append(errs, err)
+	for _, sat := range pending {
+		if e, ok := sat.PendingEvent(); ok {
+			if err := s.publish(ctx, e); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			r.Republished++
+		}
+	}
+
+	stale, err := s.Store.StaleSatellites(ctx, now)
+	errs = append(errs, err)
+	r.Stale = len(stale)
+	for _, st := range stale {
+		won, sat, err := s.Store.MarkHeartbeatLost(ctx, st, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !won {
+			continue // another sweep, or a heartbeat, got there first
+		}
+		e, _ := sat.PendingEvent()
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat lost", slog.String("satelliteId", sat.ID), slog.String("edgeId", e.ID))
+		if err := s.publish(ctx, e); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.HeartbeatLost++
+	}
+
+	unauth, err := s.Store.UnauthenticatedConnections(ctx, now.Add(-s.UnauthenticatedDeadline))
+	errs = append(errs, err)
+	for _, c := range unauth {
+		// Close it; its record goes too, in case the socket was already gone
+		// and no $disconnect will come.
+		if err := s.Sender.Close(ctx, s.Endpoint, c.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.Sender.ConnectionClosed(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "closed connection that never authenticated", slog.String("connectionId", c.ID))
+		r.ClosedUnauthenticated++
+	}
+
+	expired, err := s.Store.ExpiredConnections(ctx, now)
+	errs = append(errs, err)
+	for _, c := range expired {
+		if err := s.Sender.ConnectionClosed(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.RemovedExpired++
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "sweep done",
+		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
+		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired))
+	return r, errors.Join(errs...)
+}
+
+// publish emits a stored edge and then confirms it; an edge whose
+// publication fails stays pending for a later sweep.
+func (s *Sweeper) publish(ctx context.Context, e satellite.LifecycleEvent) error {
+	if err := s.Sender.Lifecycle.Emit(ctx, e); err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published; a later sweep retries",
+			slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID), slog.String("error", err.Error()))
+		return err
+	}
+	return s.Store.ConfirmEdge(ctx, e.SatelliteID, e.ID)
+}
+
+// Handle is the Lambda handler for the EventBridge schedule. A failed sweep
+// returns an error so EventBridge retries it (and, after its retries, sends
+// the event to the dead-letter queue).
+func (s *Sweeper) Handle(ctx context.Context, _ events.CloudWatchEvent) error {
+	_, err := s.Sweep(ctx)
+	return err
+}

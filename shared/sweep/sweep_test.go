@@ -1,0 +1,411 @@
+package sweep_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var ctx = context.Background()
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+// failingSink fails the first n publications, as a sweep that dies (or an
+// EventBridge outage) between its write and its publish.
+type failingSink struct {
+	satellite.LifecycleSink
+	mu   sync.Mutex
+	left int
+}
+
+func (f *failingSink) Emit(ctx context.Context, e satellite.LifecycleEvent) error {
+	f.mu.Lock()
+	if f.left > 0 {
+		f.left--
+		f.mu.Unlock()
+		return errors.New("publication failed")
+	}
+	f.mu.Unlock()
+	return f.LifecycleSink.Emit(ctx, e)
+}
+
+type harness struct {
+	t      *testing.T
+	env    *testenv.Env
+	mgmt   *testenv.ManagementAPI
+	clock  *clock
+	events *testenv.SafeBuffer
+	reg    *dynamo.Registry
+	a      *app.App
+	calls  *testenv.Calls
+	sink   *failingSink
+	t0     time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	h := &harness{t: t, env: testenv.New(t), mgmt: testenv.NewManagementAPI(t), clock: &clock{now: t0}, events: &testenv.SafeBuffer{}, t0: t0}
+	log, _ := testenv.LogBuffer()
+	h.sink = &failingSink{LifecycleSink: lifecyclelog.New(log, h.events)}
+	h.a, h.calls = h.env.App(t, h.env.Config(h.mgmt.URL), app.Options{Now: h.clock.Now, Lifecycle: h.sink, Log: log})
+	h.reg = h.env.Registry()
+	return h
+}
+
+// connect makes a satellite with a live, authenticated connection whose last
+// heartbeat was at.
+func (h *harness) connect(id string, threshold time.Duration, at time.Time) string {
+	h.t.Helper()
+	sat := satellite.Satellite{ID: id, Name: "Sat " + id, Region: "r1", TokenHash: "hash", CreatedAt: at, OfflineThreshold: threshold}
+	if err := h.reg.CreateSatellite(ctx, sat); err != nil {
+		h.t.Fatal(err)
+	}
+	conn := "conn-" + id
+	h.mgmt.Open(conn)
+	if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: conn, ConnectedAt: at, ExpiresAt: at.Add(satellite.ConnectionRecordTTL)}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.reg.BindConnection(ctx, conn, sat, "hash", at); err != nil {
+		h.t.Fatal(err)
+	}
+	return conn
+}
+
+func (h *harness) sweep() sweepReport {
+	h.t.Helper()
+	r, err := h.a.Sweep.Sweep(ctx)
+	if err != nil {
+		h.t.Fatalf("sweep: %v", err)
+	}
+	return sweepReport{r.Stale, r.HeartbeatLost, r.Republished, r.ClosedUnauthenticated, r.RemovedExpired}
+}
+
+type sweepReport struct{ stale, lost, republished, closedUnauth, removedExpired int }
+
+func (h *harness) lines() []lifecyclelog.Line {
+	var out []lifecyclelog.Line
+	for _, l := range strings.Split(h.events.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		var line lifecyclelog.Line
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func (h *harness) lost() map[string][]string {
+	out := map[string][]string{}
+	for _, l := range h.lines() {
+		if l.DetailType == "satellite.heartbeat_lost" {
+			out[l.Detail.SatelliteID] = append(out[l.Detail.SatelliteID], l.Detail.EdgeID)
+		}
+	}
+	return out
+}
+
+func TestSweepUsesEachSatellitesThreshold(t *testing.T) {
+	h := newHarness(t)
+	h.connect("sat-default", 0, h.t0)
+	h.connect("sat-patient", 10*time.Minute, h.t0)
+	h.connect("sat-recent", 0, h.t0.Add(40*time.Second))
+
+	h.clock.Set(h.t0.Add(45 * time.Second))
+	if r := h.sweep(); r.lost != 0 {
+		t.Errorf("at exactly the threshold: %+v, want nothing lost", r)
+	}
+	h.clock.Set(h.t0.Add(50 * time.Second))
+	if r := h.sweep(); r.stale != 1 || r.lost != 1 {
+		t.Errorf("at 50 s: %+v, want sat-default lost", r)
+	}
+	lost := h.lost()
+	if len(lost) != 1 || len(lost["sat-default"]) != 1 {
+		t.Fatalf("events: %v", lost)
+	}
+	line := h.lines()[0]
+	if p := line.Detail; p.Status != satellite.StatusOffline || p.Name != "Sat sat-default" || p.Region != "r1" || p.LastSeenAt == nil || *p.LastSeenAt != "2026-11-27T08:00:00Z" {
+		t.Errorf("payload = %+v", p)
+	}
+	if want := dynamo.HeartbeatLostEdgeID("sat-default", h.t0.Add(45*time.Second)); line.Detail.EdgeID != want {
+		t.Errorf("edgeId %s, want %s", line.Detail.EdgeID, want)
+	}
+	sat, _, _ := h.reg.Satellite(ctx, "sat-default")
+	if sat.LastConnectionEvent != satellite.EdgeHeartbeatLost || sat.Pending != nil {
+		t.Errorf("after sweep: edge %s pending %+v, want heartbeat_lost and confirmed", sat.LastConnectionEvent, sat.Pending)
+	}
+	h.clock.Set(h.t0.Add(55 * time.Second))
+	if r := h.sweep(); r.lost != 0 || r.stale != 0 {
+		t.Errorf("second sweep: %+v, want nothing new", r)
+	}
+	h.clock.Set(h.t0.Add(11 * time.Minute))
+	if r := h.sweep(); r.lost != 2 {
+		t.Errorf("at 11 min: %+v, want the other two lost", r)
+	}
+}
+
+func TestHeartbeatAfterLossThenLosingAgainFiresAgain(t *testing.T) {
+	h := newHarness(t)
+	conn := h.connect("sat-flap", 0, h.t0)
+	h.clock.Set(h.t0.Add(time.Minute))
+	h.sweep()
+	// The link recovers without a reconnect.
+	if out, err := h.reg.RecordHeartbeat(ctx, "sat-flap", conn, "1", h.clock.Now()); err != nil || !out.Restored {
+		t.Fatalf("heartbeat: %+v, %v", out, err)
+	}
+	h.clock.Set(h.t0.Add(3 * time.Minute))
+	h.sweep()
+	if ids := h.lost()["sat-flap"]; len(ids) != 2 || ids[0] == ids[1] {
+		t.Errorf("heartbeat_lost edges %v, want two distinct", ids)
+	}
+}
+
+func TestConcurrentSweepsPublishEachEdgeOnce(t *testing.T) {
+	h := newHarness(t)
+	for i := 0; i < 20; i++ {
+		h.connect(fmt.Sprintf("sat-%02d", i), 0, h.t0)
+	}
+	h.clock.Set(h.t0.Add(time.Minute))
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.a.Sweep.Sweep(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	lost := h.lost()
+	if len(lost) != 20 {
+		t.Errorf("%d satellites got heartbeat_lost, want 20", len(lost))
+	}
+	for id, ids := range lost {
+		if len(ids) != 1 {
+			t.Errorf("%s: %d events, want exactly 1", id, len(ids))
+		}
+	}
+}
+
+func TestEdgeSurvivesACrashBetweenWriteAndPublish(t *testing.T) {
+	h := newHarness(t)
+	h.connect("sat-crash", 0, h.t0)
+	h.clock.Set(h.t0.Add(time.Minute))
+	h.sink.left = 1
+	if _, err := h.a.Sweep.Sweep(ctx); err == nil {
+		t.Fatal("sweep with a failed publication reported success")
+	}
+	if len(h.lost()) != 0 {
+		t.Fatal("event published despite the failure")
+	}
+	sat, _, _ := h.reg.Satellite(ctx, "sat-crash")
+	if sat.LastConnectionEvent != satellite.EdgeHeartbeatLost || sat.Pending == nil {
+		t.Fatalf("edge not stored as pending: %+v", sat)
+	}
+	// A sweep soon after does not republish (the first might still be
+	// publishing); one after RepublishAfter does, with the same edge id.
+	h.clock.Set(h.t0.Add(90 * time.Second))
+	if r := h.sweep(); r.republished != 0 {
+		t.Errorf("republished within the grace period")
+	}
+	h.clock.Set(h.t0.Add(4 * time.Minute))
+	if r := h.sweep(); r.republished != 1 {
+		t.Errorf("report %+v, want the pending edge republished", r)
+	}
+	ids := h.lost()["sat-crash"]
+	if len(ids) != 1 || ids[0] != sat.Pending.ID {
+		t.Errorf("events %v, want one with the stored edge id %s", ids, sat.Pending.ID)
+	}
+	h.clock.Set(h.t0.Add(10 * time.Minute))
+	if r := h.sweep(); r.republished != 0 {
+		t.Errorf("confirmed edge republished again")
+	}
+}
+
+func TestPendingEdgeIsPublishedByTheHeartbeatThatSupersedesIt(t *testing.T) {
+	h := newHarness(t)
+	conn := h.connect("sat-super", 0, h.t0)
+	h.clock.Set(h.t0.Add(time.Minute))
+	// The sweep's write lands; the sweep dies before publishing.
+	stale, err := h.reg.StaleSatellites(ctx, h.clock.Now())
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("stale = %v, %v", stale, err)
+	}
+	if won, _, err := h.reg.MarkHeartbeatLost(ctx, stale[0], h.clock.Now()); !won || err != nil {
+		t.Fatalf("mark: %v %v", won, err)
+	}
+	// A heartbeat through the message function comes first.
+	ev := testenv.Message(t, "heartbeat", conn, nil)
+	h.clock.Set(h.t0.Add(70 * time.Second))
+	if _, err := h.a.WebSocket.Message(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	types := []string{}
+	for _, l := range h.lines() {
+		types = append(types, l.DetailType)
+	}
+	if strings.Join(types, ",") != "satellite.heartbeat_lost,satellite.connected" {
+		t.Fatalf("events %v, want the pending heartbeat_lost then connected", types)
+	}
+	h.clock.Set(h.t0.Add(10 * time.Minute))
+	if r := h.sweep(); r.republished != 0 {
+		t.Errorf("a superseded edge was republished")
+	}
+}
+
+// TestSweepReadsGrowWithStaleSatellitesNotTheFleet counts what one sweep
+// reads with 2,000 connected satellites of which 5 are stale.
+func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
+	h := newHarness(t)
+	const fleet, staleCount = 2000, 5
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				id := fmt.Sprintf("sat-%04d", i)
+				at := h.t0.Add(time.Minute)
+				if i < staleCount {
+					at = h.t0
+				}
+				if err := h.reg.CreateSatellite(ctx, satellite.Satellite{ID: id, Name: id, Region: "r", TokenHash: "h", CreatedAt: h.t0}); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := h.reg.RecordHeartbeat(ctx, id, "conn-"+id, "1", at); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < fleet; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	h.clock.Set(h.t0.Add(50 * time.Second))
+	h.calls.Reset()
+	r := h.sweep()
+	if r.lost != staleCount {
+		t.Fatalf("report %+v, want %d lost", r, staleCount)
+	}
+	reads, items := 0, h.calls.ItemsRead()
+	for _, op := range h.calls.Operations("DynamoDB") {
+		if op == "Query" || op == "Scan" || op == "GetItem" {
+			reads++
+		}
+	}
+	// Constant: one query per live shard, the outbox, and the two
+	// connection indexes. Items: exactly the stale satellites.
+	if wantReads := dynamo.LiveShards + 3; reads > wantReads || items != staleCount {
+		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, staleCount, wantReads)
+	}
+	t.Logf("2,000 satellites, %d stale: %d read requests, %d items read, %d DynamoDB requests in all", staleCount, reads, items, h.calls.Count("DynamoDB"))
+}
+
+func TestUnauthenticatedConnectionsAreClosedAfterTheDeadline(t *testing.T) {
+	h := newHarness(t)
+	authed := h.connect("sat-ok", 10*time.Minute, h.t0)
+	for _, id := range []string{"conn-silent", "conn-young", "conn-vanished"} {
+		at := h.t0
+		if id == "conn-young" {
+			at = h.t0.Add(20 * time.Second)
+		}
+		if id != "conn-vanished" {
+			h.mgmt.Open(id)
+		}
+		if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: id, ConnectedAt: at, ExpiresAt: at.Add(satellite.ConnectionRecordTTL)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clock.Set(h.t0.Add(31 * time.Second))
+	r := h.sweep()
+	if r.closedUnauth != 2 {
+		t.Errorf("report %+v, want 2 closed (silent, vanished)", r)
+	}
+	if !h.mgmt.Closed("conn-silent") || h.mgmt.Closed("conn-young") || h.mgmt.Closed(authed) {
+		t.Errorf("closed: silent %v young %v authenticated %v", h.mgmt.Closed("conn-silent"), h.mgmt.Closed("conn-young"), h.mgmt.Closed(authed))
+	}
+	for id, want := range map[string]bool{"conn-silent": false, "conn-vanished": false, "conn-young": true, authed: true} {
+		_, err := h.reg.Connection(ctx, id, h.clock.Now())
+		if got := err == nil; got != want {
+			t.Errorf("record of %s present = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestExpiredConnectionRecordsAreRemoved(t *testing.T) {
+	h := newHarness(t)
+	conn := h.connect("sat-old", 24*time.Hour, h.t0)
+	h.clock.Set(h.t0.Add(satellite.ConnectionRecordTTL + time.Minute))
+	r := h.sweep()
+	if r.removedExpired != 1 {
+		t.Errorf("report %+v, want 1 expired record removed", r)
+	}
+	if _, err := h.reg.Connection(ctx, conn, h.t0); satellite.ErrorCode(err) != satellite.ENOTFOUND {
+		t.Errorf("expired record still stored: %v", err)
+	}
+	sat, _, _ := h.reg.Satellite(ctx, "sat-old")
+	if sat.LastConnectionEvent != satellite.EdgeDisconnected {
+		t.Errorf("satellite whose current connection expired: edge %s, want disconnected", sat.LastConnectionEvent)
+	}
+	if !bytes.Contains([]byte(h.events.String()), []byte("satellite.disconnected")) {
+		t.Errorf("no disconnected event")
+	}
+}
+
+// TestSweepPolicyGrantsExactlyWhatItCalls runs every kind of sweep work and
+// checks SweepFunction's IAM policy against the requests it made.
+func TestSweepPolicyGrantsExactlyWhatItCalls(t *testing.T) {
+	eb := testenv.NewEventBridge(t)
+	h := newHarness(t)
+	cfg := h.env.Config(h.mgmt.URL)
+	cfg.EventBusName = "default"
+	log, _ := testenv.LogBuffer()
+	a, calls := h.env.App(t, cfg, app.Options{Now: h.clock.Now, Log: log, Endpoints: app.Endpoints{EventBridge: eb.URL}})
+	h.connect("sat-iam", 0, h.t0)
+	conn := h.connect("sat-expiring", 24*time.Hour, h.t0)
+	h.mgmt.Open("conn-unauth")
+	if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: "conn-unauth", ConnectedAt: h.t0, ExpiresAt: h.t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(h.t0.Add(time.Minute))
+	if _, err := a.Sweep.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(h.t0.Add(satellite.ConnectionRecordTTL + time.Minute))
+	if _, err := a.Sweep.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.reg.Connection(ctx, conn, h.t0); err == nil {
+		t.Fatal("scenario did not remove an expired record")
+	}
+	testenv.CheckPolicy(t, testenv.Template(t), "SweepFunction", calls, h.env.TableNames, "")
+}
