@@ -385,3 +385,32 @@ func connectionIDs(t *testing.T, s *localstack.Stack, satelliteID string) []stri
 	}
 	return ids
 }
+
+// TestSweepRunsOnItsSchedule: the gateway runs the template's scheduled
+// sweep; a satellite that stops heartbeating is reported lost.
+func TestSweepRunsOnItsSchedule(t *testing.T) {
+	env := testenv.New(t)
+	s, err := localstack.Start(ctx, localstack.Options{
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket,
+		ScheduleEvery: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	tok, _ := token.New()
+	hash, _ := token.Hash(tok)
+	if err := s.Registry.CreateSatellite(ctx, satellite.Satellite{ID: "sat-quiet", Name: "Quiet", Region: "r", TokenHash: hash, CreatedAt: time.Now(), OfflineThreshold: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s.URL)
+	c.send(map[string]any{"type": "authenticate", "clientId": "sat-quiet", "token": tok})
+	c.expect("authenticated")
+	// No heartbeat follows.
+	eventually(t, "heartbeat_lost from the scheduled sweep", func() bool {
+		return slices.Contains(events(t, s, "sat-quiet"), "satellite.heartbeat_lost")
+	})
+	if got := events(t, s, "sat-quiet"); countOf(got, "satellite.heartbeat_lost") != 1 {
+		t.Errorf("events %v, want one heartbeat_lost however many sweeps ran", got)
+	}
+}

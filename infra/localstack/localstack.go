@@ -303,6 +303,11 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 // endpoints.
 func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level, extra map[string]string) (map[string]string, error) {
 	refs := map[string]string{
+		"AWS::Region":          localaws.Region,
+		"AWS::AccountId":       "123456789012",
+		"AWS::Partition":       "aws",
+		"AWS::StackName":       "checkstack-local",
+		"WebSocketApi":         "local",
 		"ScriptPackagesBucket": s.Bucket,
 		// Run secrets come from a file and events go to a file locally.
 		"SecretsPrefix": "",
