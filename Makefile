@@ -13,7 +13,7 @@ TOOLS_BIN := $(TOOLS_DIR)/bin
 FUZZTIME  ?= 10s
 
 # Lambda functions: logical id in template.yaml -> package under functions/.
-FUNCTIONS := connect message disconnect sweep
+FUNCTIONS := connect message disconnect sweep admin
 
 GOBUILD := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
@@ -42,7 +42,7 @@ build: ## Build every function as $(BUILD_DIR)/<function>/bootstrap (linux/arm64
 	done
 
 # `sam build` runs these (BuildMethod: makefile) with ARTIFACTS_DIR set.
-.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction
+.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction build-AdminFunction
 build-ConnectFunction: ## sam build: ConnectFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
 build-MessageFunction: ## sam build: MessageFunction into $(ARTIFACTS_DIR).
@@ -51,6 +51,8 @@ build-DisconnectFunction: ## sam build: DisconnectFunction into $(ARTIFACTS_DIR)
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/disconnect
 build-SweepFunction: ## sam build: SweepFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sweep
+build-AdminFunction: ## sam build: AdminFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/admin
 
 DEV_ADDR ?= 127.0.0.1:8765
 PERSIST  ?=

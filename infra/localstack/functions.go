@@ -17,6 +17,7 @@ var handlers = map[string]func(*app.App) any{
 	"message":    func(a *app.App) any { return a.WebSocket.Message },
 	"disconnect": func(a *app.App) any { return a.WebSocket.Disconnect },
 	"sweep":      func(a *app.App) any { return a.Sweep.Handle },
+	"admin":      func(a *app.App) any { return a.Admin.Handle },
 }
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)

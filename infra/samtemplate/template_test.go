@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/shared/admin"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 )
@@ -284,5 +285,42 @@ Resources:
 	}
 	if _, ok := p["E"].(map[string]any)["Fn::Join"]; !ok {
 		t.Errorf("!Join = %v", p["E"])
+	}
+}
+
+func TestAdminRoutesMatchTheHandler(t *testing.T) {
+	tpl, _ := load(t)
+	var routes []string
+	evs, _ := tpl.Resources["AdminFunction"].Properties["Events"].(map[string]any)
+	for name, ev := range evs {
+		e := ev.(map[string]any)
+		if e["Type"] != "HttpApi" {
+			t.Errorf("AdminFunction event %s is %v, want HttpApi", name, e["Type"])
+			continue
+		}
+		p := e["Properties"].(map[string]any)
+		if ref, _ := samtemplate.Ref(p["ApiId"]); ref != "AdminApi" {
+			t.Errorf("route %s is not on AdminApi", name)
+		}
+		routes = append(routes, p["Method"].(string)+" "+p["Path"].(string))
+	}
+	want := append([]string(nil), admin.Routes...)
+	slices.Sort(routes)
+	slices.Sort(want)
+	if !slices.Equal(routes, want) {
+		t.Errorf("template routes %v, handler routes %v", routes, want)
+	}
+	auth := tpl.Resources["AdminApi"].Properties["Auth"].(map[string]any)
+	if auth["DefaultAuthorizer"] != "AWS_IAM" {
+		t.Errorf("admin API authorizer = %v, want AWS_IAM", auth["DefaultAuthorizer"])
+	}
+}
+
+func TestSweepRunsEveryMinuteWithRetriesAndADeadLetterQueue(t *testing.T) {
+	tpl, _ := load(t)
+	ev := tpl.Resources["SweepFunction"].Properties["Events"].(map[string]any)["EveryMinute"].(map[string]any)
+	p := ev["Properties"].(map[string]any)
+	if ev["Type"] != "Schedule" || p["Schedule"] != "rate(1 minute)" || p["RetryPolicy"] == nil || p["DeadLetterConfig"] == nil {
+		t.Errorf("sweep schedule = %v", ev)
 	}
 }

@@ -10,8 +10,6 @@ package simulator
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -502,33 +500,10 @@ func (s *Satellite) blob(ctx context.Context, integrity string) ([]byte, error) 
 	default:
 		return nil, fmt.Errorf("blob %s does not exist", integrity)
 	}
-	if !VerifyIntegrity(integrity, data) {
+	if !s3packages.VerifyIntegrity(integrity, data) {
 		return nil, fmt.Errorf("integrity mismatch")
 	}
 	return data, nil
-}
-
-// VerifyIntegrity checks data against a sha256, sha384 or sha512 SRI value.
-func VerifyIntegrity(integrity string, data []byte) bool {
-	alg, digest, ok := strings.Cut(integrity, "-")
-	if !ok {
-		return false
-	}
-	var sum []byte
-	switch alg {
-	case "sha256":
-		s := sha256.Sum256(data)
-		sum = s[:]
-	case "sha384":
-		s := sha512.Sum384(data)
-		sum = s[:]
-	case "sha512":
-		s := sha512.Sum512(data)
-		sum = s[:]
-	default:
-		return false
-	}
-	return base64.StdEncoding.EncodeToString(sum) == digest
 }
 
 func (s *Satellite) fetch(url string) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/checkstack/satellite-backend/infra/simulator"
+	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
 
 func TestBackoffStaysWithinBoundsAndGrows(t *testing.T) {
@@ -42,15 +43,15 @@ func TestVerifyIntegrity(t *testing.T) {
 		"sha384-" + base64.StdEncoding.EncodeToString(s384[:]),
 		"sha512-" + base64.StdEncoding.EncodeToString(s512[:]),
 	} {
-		if !simulator.VerifyIntegrity(good, data) {
+		if !s3packages.VerifyIntegrity(good, data) {
 			t.Errorf("%s rejected", good)
 		}
-		if simulator.VerifyIntegrity(good, append(data, '!')) {
+		if s3packages.VerifyIntegrity(good, append(data, '!')) {
 			t.Errorf("%s accepted different data", good)
 		}
 	}
 	for _, bad := range []string{"", "sha512", "md5-abc", "sha512-" + base64.StdEncoding.EncodeToString(s256[:])} {
-		if simulator.VerifyIntegrity(bad, data) {
+		if s3packages.VerifyIntegrity(bad, data) {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/checkstack/satellite-backend/shared/admin"
 	"github.com/checkstack/satellite-backend/shared/awssecrets"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
@@ -78,6 +79,8 @@ type App struct {
 	Push *push.Service
 	// Sweep is nil unless MANAGEMENT_ENDPOINT is configured.
 	Sweep *sweep.Sweeper
+	// Admin is nil unless MANAGEMENT_ENDPOINT is configured.
+	Admin *admin.Handler
 
 	closers []io.Closer
 }
@@ -188,15 +191,16 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		BlobURLTTL:      cfg.BlobURLTTL,
 		BindingCacheTTL: cfg.BindingCacheTTL,
 	}
+	var s3Client *s3.Client
 	if cfg.ScriptPackagesBucket != "" {
-		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		s3Client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 			o.UsePathStyle = cfg.S3UsePathStyle
 			if ep := endpointOf(opts.Endpoints.S3); ep != nil {
 				o.BaseEndpoint = ep
 			}
 			withAPIOptions(&o.APIOptions)
 		})
-		svc.Packages = s3packages.New(client, s3.NewPresignClient(client), cfg.ScriptPackagesBucket)
+		svc.Packages = s3packages.New(s3Client, s3.NewPresignClient(s3Client), cfg.ScriptPackagesBucket)
 	}
 	switch {
 	case opts.Secrets != nil:
@@ -228,6 +232,12 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 			PackagesConfigured: cfg.ScriptPackagesBucket != "",
 			Concurrency:        cfg.PushConcurrency,
 		}
+		adminSvc := &admin.Service{Registry: registry, Push: a.Push, Now: opts.Now, Log: opts.Log}
+		if svc.Packages != nil {
+			adminSvc.Packages = svc.Packages
+			adminSvc.Publisher = s3packages.NewPublisher(s3Client, cfg.ScriptPackagesBucket)
+		}
+		a.Admin = &admin.Handler{Service: adminSvc, Log: opts.Log}
 		a.Sweep = &sweep.Sweeper{
 			Store: registry, Sender: sender, Endpoint: cfg.ManagementEndpoint, Now: opts.Now, Log: opts.Log,
 			UnauthenticatedDeadline: cfg.UnauthenticatedDeadline, RepublishAfter: cfg.RepublishAfter,

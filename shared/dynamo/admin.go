@@ -3,7 +3,9 @@ package dynamo
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -180,4 +182,194 @@ func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash stri
 		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 	}
 	return internal(err, "store token hash")
+}
+
+// ListSatellites returns every satellite (without assignments). It scans the
+// table: an operator's listing, not a per-message path.
+func (r *Registry) ListSatellites(ctx context.Context) ([]satellite.Satellite, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                 &r.tables.Satellites,
+		FilterExpression:          aws.String("#sk = :sk"),
+		ExpressionAttributeNames:  map[string]string{"#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":sk": str(satelliteSort)},
+	}
+	var out []satellite.Satellite
+	for {
+		page, err := r.db.Scan(ctx, in)
+		if err != nil {
+			return nil, internal(err, "list satellites")
+		}
+		for _, it := range page.Items {
+			out = append(out, satelliteFrom(it))
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// OnlineSatelliteIDs returns the satellites whose heartbeat deadline is
+// still ahead: the live index read from now on, so only online ones.
+func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error) {
+	var ids []string
+	for _, shard := range LiveShardKeys() {
+		err := r.queryAll(ctx, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Satellites,
+			IndexName:                 aws.String(LiveIndex),
+			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
+			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
+		}, func(it item) error { ids = append(ids, getStr(it, "satelliteId")); return nil })
+		if err != nil {
+			return nil, internal(err, "list online satellites")
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// SatelliteUpdate changes some fields of a satellite; nil leaves a field
+// alone. ClearThreshold removes the per-satellite threshold override.
+type SatelliteUpdate struct {
+	Name, Region     *string
+	Tags             *map[string]string
+	OfflineThreshold *time.Duration
+	ClearThreshold   bool
+}
+
+// UpdateSatellite applies u and returns the satellite as stored after it.
+// ENOTFOUND when the satellite does not exist. A new threshold applies from
+// the satellite's next heartbeat.
+func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u SatelliteUpdate) (satellite.Satellite, error) {
+	var set, remove []string
+	values := item{}
+	if u.Name != nil {
+		set, values[":name"] = append(set, "#name = :name"), str(*u.Name)
+	}
+	if u.Region != nil {
+		set, values[":region"] = append(set, "#region = :region"), str(*u.Region)
+	}
+	if u.Tags != nil {
+		tags := item{}
+		for k, v := range *u.Tags {
+			tags[k] = str(v)
+		}
+		set, values[":tags"] = append(set, "tags = :tags"), &types.AttributeValueMemberM{Value: tags}
+	}
+	switch {
+	case u.ClearThreshold:
+		remove = append(remove, "offlineThresholdMs")
+	case u.OfflineThreshold != nil:
+		set, values[":threshold"] = append(set, "offlineThresholdMs = :threshold"), num(u.OfflineThreshold.Milliseconds())
+	}
+	expr := ""
+	if len(set) > 0 {
+		expr = "SET " + strings.Join(set, ", ")
+	}
+	if len(remove) > 0 {
+		expr += " REMOVE " + strings.Join(remove, ", ")
+	}
+	if expr == "" {
+		sat, _, err := r.Satellite(ctx, satelliteID)
+		return sat, err
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                &r.tables.Satellites,
+		Key:                      item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:         aws.String(strings.TrimSpace(expr)),
+		ConditionExpression:      aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames: map[string]string{},
+		ReturnValues:             types.ReturnValueAllNew,
+	}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	if u.Name != nil {
+		in.ExpressionAttributeNames["#name"] = "name"
+	}
+	if u.Region != nil {
+		in.ExpressionAttributeNames["#region"] = "region"
+	}
+	if len(in.ExpressionAttributeNames) == 0 {
+		in.ExpressionAttributeNames = nil
+	}
+	out, err := r.db.UpdateItem(ctx, in)
+	if conditionFailed(err) {
+		return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	if err != nil {
+		return satellite.Satellite{}, internal(err, "update satellite")
+	}
+	return satelliteFrom(out.Attributes), nil
+}
+
+// RelabelConnections copies a renamed satellite's name and region onto its
+// live connection records, which label its results.
+func (r *Registry) RelabelConnections(ctx context.Context, satelliteID, name, region string, now time.Time) error {
+	ids, err := r.SatelliteConnections(ctx, satelliteID, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &r.tables.Connections,
+			Key:                       item{ConnectionsPartitionKey: str(id)},
+			UpdateExpression:          aws.String("SET satelliteName = :name, satelliteRegion = :region"),
+			ConditionExpression:       aws.String("#sid = :sid"),
+			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
+			ExpressionAttributeValues: item{":name": str(name), ":region": str(region), ":sid": str(satelliteID)},
+		})
+		if err != nil && !conditionFailed(err) {
+			return internal(err, "relabel connection")
+		}
+	}
+	return nil
+}
+
+// DeleteSatellite removes a satellite, its assignments and the records of
+// its connections. ENOTFOUND when it does not exist.
+func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error {
+	pk := str(satelliteKey(satelliteID))
+	var keys []string
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":pk": pk},
+		ProjectionExpression:      aws.String("#sk"),
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error { keys = append(keys, getStr(it, SatellitesSortKey)); return nil })
+	if err != nil {
+		return internal(err, "read satellite items")
+	}
+	if len(keys) == 0 {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	conns, err := r.SatelliteConnections(ctx, satelliteID, now.Add(-satellite.ConnectionRecordTTL))
+	if err != nil {
+		return err
+	}
+	// Assignments first and the satellite item last, so that a failure part
+	// way leaves a satellite that can be deleted again.
+	sort.Slice(keys, func(i, j int) bool { return keys[j] == satelliteSort })
+	for _, sk := range keys {
+		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &r.tables.Satellites,
+			Key:       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
+		}); err != nil {
+			return internal(err, "delete satellite item")
+		}
+	}
+	for _, id := range conns {
+		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &r.tables.Connections,
+			Key:       item{ConnectionsPartitionKey: str(id)},
+		}); err != nil {
+			return internal(err, "delete connection record")
+		}
+	}
+	return nil
 }

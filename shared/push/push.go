@@ -131,7 +131,9 @@ func (p *Service) ConfigUpdated(ctx context.Context, satelliteID string) error {
 
 // FanOut reports a fan-out.
 type FanOut struct {
-	Sent, Gone, Failed int
+	Sent   int `json:"sent"`
+	Gone   int `json:"gone"`
+	Failed int `json:"failed"`
 }
 
 // RefreshScriptPackages pushes refresh_script_packages to every authenticated

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,6 +35,29 @@ func NewPublisher(api PutAPI, bucket string) *Publisher { return &Publisher{api:
 func Integrity(data []byte) string {
 	sum := sha512.Sum512(data)
 	return "sha512-" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// VerifyIntegrity checks data against a sha256, sha384 or sha512 SRI value.
+func VerifyIntegrity(integrity string, data []byte) bool {
+	alg, digest, ok := strings.Cut(integrity, "-")
+	if !ok {
+		return false
+	}
+	var sum []byte
+	switch alg {
+	case "sha256":
+		s := sha256.Sum256(data)
+		sum = s[:]
+	case "sha384":
+		s := sha512.Sum384(data)
+		sum = s[:]
+	case "sha512":
+		s := sha512.Sum512(data)
+		sum = s[:]
+	default:
+		return false
+	}
+	return base64.StdEncoding.EncodeToString(sum) == digest
 }
 
 // LockfileHash is deterministic over a manifest's entries: the hex sha256 of

@@ -12,7 +12,8 @@ type Code string
 // Error codes. Everything that is not one of the client-facing codes is
 // EINTERNAL: a failure of this backend or of an AWS service it depends on.
 const (
-	EINVALID         Code = "invalid"         // malformed or mistyped input
+	EINVALID         Code = "invalid"         // input that breaks a rule (a field's type, range, format)
+	EMALFORMED       Code = "malformed"       // input that cannot be read at all (not JSON)
 	ENOTFOUND        Code = "not_found"       // unknown id, missing record, expired record
 	EUNAUTHENTICATED Code = "unauthenticated" // credentials missing or wrong
 	EFORBIDDEN       Code = "forbidden"       // authenticated but not allowed (unassigned check)

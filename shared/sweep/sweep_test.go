@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
@@ -27,7 +31,7 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // failingSink fails the first n publications, as a sweep that dies (or an
@@ -408,4 +412,26 @@ func TestSweepPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 		t.Fatal("scenario did not remove an expired record")
 	}
 	testenv.CheckPolicy(t, testenv.Template(t), "SweepFunction", calls, h.env.TableNames, "")
+}
+
+// TestScheduleFixture invokes the Lambda handler with events/sweep-schedule.json,
+// the event EventBridge sends.
+func TestScheduleFixture(t *testing.T) {
+	h := newHarness(t)
+	h.connect("sat-fixture", 0, h.t0)
+	h.clock.Set(h.t0.Add(time.Minute))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "sweep-schedule.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal(b, &ev); err != nil || ev.DetailType != "Scheduled Event" {
+		t.Fatalf("fixture: %+v, %v", ev, err)
+	}
+	if err := h.a.Sweep.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.lost()["sat-fixture"]) != 1 {
+		t.Errorf("sweep through the handler did not report the lost satellite")
+	}
 }

@@ -14,13 +14,17 @@ import (
 	"github.com/checkstack/satellite-backend/shared/protocol"
 )
 
-// TestEventFixturesRoundTrip checks every events/ fixture decodes into the
-// event type the handlers take without losing a field, has the route API
-// Gateway gives it, and (for messages) carries a valid frame.
+// TestEventFixturesRoundTrip checks every WebSocket events/ fixture decodes
+// into the event type the handlers take without losing a field, has the
+// route API Gateway gives it, and (for messages) carries a valid frame.
 func TestEventFixturesRoundTrip(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "events", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
+	var files []string
+	for _, pattern := range []string{"connect.json", "disconnect.json", "message-*.json"} {
+		matches, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "events", pattern))
+		if err != nil || len(matches) == 0 {
+			t.Fatalf("no fixtures %s: %v", pattern, err)
+		}
+		files = append(files, matches...)
 	}
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".json")

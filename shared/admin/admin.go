@@ -1,0 +1,358 @@
+// Package admin is the operators' (and the Checkstack core's) API over the
+// fleet: satellites and their tokens, assignments, script packages, results.
+// Service holds the operations; Handler maps HTTP API (payload 2.0) requests
+// onto them and errors onto HTTP statuses in one place.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/push"
+	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/token"
+)
+
+// Threshold bounds of a per-satellite offline threshold override.
+const (
+	MinOfflineThreshold = 2 * time.Minute
+	MaxOfflineThreshold = 24 * time.Hour
+)
+
+// Service is the fleet's operations.
+type Service struct {
+	Registry *dynamo.Registry
+	Push     *push.Service
+	// Packages and Publisher are nil when no script-package store is
+	// configured.
+	Packages  satellite.PackageStore
+	Publisher *s3packages.Publisher
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// View is a satellite as the API shows it: never its token hash.
+type View struct {
+	SatelliteID         string                 `json:"satelliteId"`
+	Name                string                 `json:"name"`
+	Region              string                 `json:"region"`
+	Tags                map[string]string      `json:"tags"`
+	OfflineThresholdMs  *int64                 `json:"offlineThresholdMs"`
+	CreatedAt           time.Time              `json:"createdAt"`
+	Status              satellite.Status       `json:"status"`
+	LastSeenAt          *time.Time             `json:"lastSeenAt"`
+	Version             string                 `json:"version,omitempty"`
+	LastConnectionEvent satellite.Edge         `json:"lastConnectionEvent,omitempty"`
+	SyncState           *SyncStateView         `json:"syncState"`
+	// Assignments is set on a single satellite's view, not in lists.
+	Assignments *[]satellite.Assignment `json:"assignments,omitempty"`
+}
+
+// SyncStateView is a satellite's reported script-package state.
+type SyncStateView struct {
+	LockfileHash *string              `json:"lockfileHash"`
+	Status       satellite.SyncStatus `json:"status"`
+	ErrorMessage string               `json:"errorMessage,omitempty"`
+	ReportedAt   time.Time            `json:"reportedAt"`
+}
+
+func (s *Service) view(sat satellite.Satellite, assignments []satellite.Assignment) View {
+	v := View{
+		SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region, Tags: sat.Tags, CreatedAt: sat.CreatedAt,
+		Status: sat.StatusAt(s.Now()), Version: sat.Version, LastConnectionEvent: sat.LastConnectionEvent,
+	}
+	if assignments != nil {
+		v.Assignments = &assignments
+	}
+	if v.Tags == nil {
+		v.Tags = map[string]string{}
+	}
+	if sat.OfflineThreshold > 0 {
+		ms := sat.OfflineThreshold.Milliseconds()
+		v.OfflineThresholdMs = &ms
+	}
+	if !sat.LastHeartbeatAt.IsZero() {
+		t := sat.LastHeartbeatAt
+		v.LastSeenAt = &t
+	}
+	if st := sat.SyncState; st != nil {
+		v.SyncState = &SyncStateView{LockfileHash: st.LockfileHash, Status: st.Status, ErrorMessage: st.ErrorMessage, ReportedAt: st.ReportedAt}
+	}
+	return v
+}
+
+// NewSatellite is what creating a satellite takes.
+type NewSatellite struct {
+	Name             string
+	Region           string
+	Tags             map[string]string
+	OfflineThreshold time.Duration // 0: the default
+}
+
+// newID returns a random UUID (version 4).
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]), nil
+}
+
+// Create stores a new satellite and returns it with its plaintext token,
+// which is never shown again (only its bcrypt hash is kept).
+func (s *Service) Create(ctx context.Context, n NewSatellite) (View, string, error) {
+	id, err := newID()
+	if err != nil {
+		return View{}, "", satellite.Wrap(err, satellite.EINTERNAL, "generate id")
+	}
+	tok, err := token.New()
+	if err != nil {
+		return View{}, "", err
+	}
+	hash, err := token.Hash(tok)
+	if err != nil {
+		return View{}, "", err
+	}
+	sat := satellite.Satellite{ID: id, Name: n.Name, Region: n.Region, Tags: n.Tags, TokenHash: hash, CreatedAt: s.Now().UTC(), OfflineThreshold: n.OfflineThreshold}
+	if err := s.Registry.CreateSatellite(ctx, sat); err != nil {
+		return View{}, "", err
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite created", slog.String("satelliteId", id))
+	return s.view(sat, nil), tok, nil
+}
+
+// List returns every satellite.
+func (s *Service) List(ctx context.Context) ([]View, error) {
+	sats, err := s.Registry.ListSatellites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]View, 0, len(sats))
+	for _, sat := range sats {
+		views = append(views, s.view(sat, nil))
+	}
+	return views, nil
+}
+
+// Get returns one satellite with its assignments.
+func (s *Service) Get(ctx context.Context, id string) (View, error) {
+	sat, assignments, err := s.Registry.Satellite(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	if assignments == nil {
+		assignments = []satellite.Assignment{}
+	}
+	return s.view(sat, assignments), nil
+}
+
+// Update changes name, region, tags or threshold.
+func (s *Service) Update(ctx context.Context, id string, u dynamo.SatelliteUpdate) (View, error) {
+	sat, err := s.Registry.UpdateSatellite(ctx, id, u)
+	if err != nil {
+		return View{}, err
+	}
+	if u.Name != nil || u.Region != nil {
+		if err := s.Registry.RelabelConnections(ctx, id, sat.Name, sat.Region, s.Now()); err != nil {
+			return View{}, err
+		}
+	}
+	return s.view(sat, nil), nil
+}
+
+// Online returns the ids of the satellites online now.
+func (s *Service) Online(ctx context.Context) ([]string, error) {
+	return s.Registry.OnlineSatelliteIDs(ctx, s.Now())
+}
+
+// RotateToken gives a satellite a new token. The old one stops working at
+// once, and the satellite's live connections get shutdown and are closed.
+func (s *Service) RotateToken(ctx context.Context, id string) (string, error) {
+	tok, err := token.New()
+	if err != nil {
+		return "", err
+	}
+	hash, err := token.Hash(tok)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Registry.SetTokenHash(ctx, id, hash); err != nil {
+		return "", err
+	}
+	if err := s.Push.Shutdown(ctx, id, "token rotated"); err != nil {
+		return "", err
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "token rotated", slog.String("satelliteId", id))
+	return tok, nil
+}
+
+// Delete shuts the satellite's connections down and removes it, its
+// assignments, sync state and connection records.
+func (s *Service) Delete(ctx context.Context, id string) error {
+	if _, _, err := s.Registry.Satellite(ctx, id); err != nil {
+		return err
+	}
+	if err := s.Push.Shutdown(ctx, id, "satellite deleted"); err != nil {
+		return err
+	}
+	if err := s.Registry.DeleteSatellite(ctx, id, s.Now()); err != nil {
+		return err
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite deleted", slog.String("satelliteId", id))
+	return nil
+}
+
+// Assign replaces a satellite's assignments and pushes config_updated to it
+// when it is connected. From then on it may report only for the new set.
+func (s *Service) Assign(ctx context.Context, id string, assignments []satellite.Assignment) (View, error) {
+	if err := s.Registry.ReplaceAssignments(ctx, id, assignments); err != nil {
+		return View{}, err
+	}
+	if err := s.Push.ConfigUpdated(ctx, id); err != nil {
+		// Stored: the satellite gets them on its next authenticate anyway.
+		s.Log.LogAttrs(ctx, slog.LevelError, "config_updated not pushed", slog.String("satelliteId", id), slog.String("error", err.Error()))
+	}
+	return s.Get(ctx, id)
+}
+
+// Package is one script package to publish.
+type Package struct {
+	Name      string
+	Version   string
+	Integrity string // optional: checked against Data when given
+	Data      []byte
+}
+
+// Published reports a publication.
+type Published struct {
+	LockfileHash string                    `json:"lockfileHash"`
+	Entries      []satellite.ManifestEntry `json:"entries"`
+	Refresh      push.FanOut               `json:"refresh"`
+}
+
+// Publish stores a package set: content-addressed blobs, a manifest, the
+// desired lockfile hash, then refresh_script_packages to every connected
+// satellite.
+func (s *Service) Publish(ctx context.Context, packages []Package) (Published, error) {
+	if s.Publisher == nil {
+		return Published{}, satellite.Errorf(satellite.EUNAVAILABLE, "no script-package store is configured (SCRIPT_PACKAGES_BUCKET)")
+	}
+	entries := make([]satellite.ManifestEntry, 0, len(packages))
+	for _, p := range packages {
+		integrity, err := s.Publisher.PutBlob(ctx, p.Data)
+		if err != nil {
+			return Published{}, err
+		}
+		entries = append(entries, satellite.ManifestEntry{Name: p.Name, Version: p.Version, Integrity: integrity})
+	}
+	hash, err := s.Publisher.PutManifest(ctx, entries)
+	if err != nil {
+		return Published{}, err
+	}
+	if err := s.Registry.SetDesiredLockfileHash(ctx, hash); err != nil {
+		return Published{}, err
+	}
+	report, err := s.Push.RefreshScriptPackages(ctx, hash)
+	if err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "refresh_script_packages fan-out incomplete", slog.String("error", err.Error()))
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "script packages published", slog.String("lockfileHash", hash),
+		slog.Int("packages", len(entries)), slog.Int("pushed", report.Sent))
+	return Published{LockfileHash: hash, Entries: entries, Refresh: report}, nil
+}
+
+// PackagesView is the published set and every satellite's sync state.
+type PackagesView struct {
+	LockfileHash *string                   `json:"lockfileHash"`
+	Entries      []satellite.ManifestEntry `json:"entries"`
+	Satellites   []SatelliteSync           `json:"satellites"`
+}
+
+// SatelliteSync is one satellite's reported sync state.
+type SatelliteSync struct {
+	SatelliteID string         `json:"satelliteId"`
+	Name        string         `json:"name"`
+	SyncState   *SyncStateView `json:"syncState"`
+	UpToDate    bool           `json:"upToDate"`
+}
+
+// PackageSet returns the desired lockfile, its manifest and every satellite's
+// sync state.
+func (s *Service) PackageSet(ctx context.Context) (PackagesView, error) {
+	hash, err := s.Registry.DesiredLockfileHash(ctx)
+	if err != nil {
+		return PackagesView{}, err
+	}
+	v := PackagesView{LockfileHash: hash, Entries: []satellite.ManifestEntry{}, Satellites: []SatelliteSync{}}
+	if hash != nil && s.Packages != nil {
+		entries, err := s.Packages.Manifest(ctx, *hash)
+		if err != nil && satellite.ErrorCode(err) != satellite.ENOTFOUND {
+			return PackagesView{}, err
+		}
+		if entries != nil {
+			v.Entries = entries
+		}
+	}
+	sats, err := s.Registry.ListSatellites(ctx)
+	if err != nil {
+		return PackagesView{}, err
+	}
+	for _, sat := range sats {
+		sv := s.view(sat, nil)
+		upToDate := hash != nil && sat.SyncState != nil && sat.SyncState.Status == satellite.SyncReady &&
+			sat.SyncState.LockfileHash != nil && *sat.SyncState.LockfileHash == *hash
+		v.Satellites = append(v.Satellites, SatelliteSync{SatelliteID: sat.ID, Name: sat.Name, SyncState: sv.SyncState, UpToDate: upToDate})
+	}
+	return v, nil
+}
+
+// ResultView is one stored result.
+type ResultView struct {
+	ConfigID    string                `json:"configId"`
+	SystemID    string                `json:"systemId"`
+	SatelliteID string                `json:"satelliteId"`
+	Source      string                `json:"source"`
+	Status      satellite.CheckStatus `json:"status"`
+	LatencyMs   *float64              `json:"latencyMs"`
+	Result      any                   `json:"result"`
+	ExecutedAt  time.Time             `json:"executedAt"`
+	ReceivedAt  time.Time             `json:"receivedAt"`
+}
+
+// Results returns the latest limit results of a check, newest first.
+func (s *Service) Results(ctx context.Context, configID, systemID string, limit int32) ([]ResultView, error) {
+	rs, err := s.Registry.LatestResults(ctx, configID, systemID, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ResultView, 0, len(rs))
+	for _, r := range rs {
+		v := ResultView{ConfigID: r.ConfigID, SystemID: r.SystemID, SatelliteID: r.SatelliteID, Source: r.Source,
+			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt}
+		if r.Detail != nil {
+			v.Result = rawJSON(r.Detail)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// decodeBase64 accepts standard or URL-safe base64, padded or not.
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("not base64")
+}

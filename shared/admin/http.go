@@ -1,0 +1,439 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// Routes are the HTTP API's route keys, as template.yaml declares them.
+var Routes = []string{
+	"POST /satellites",
+	"GET /satellites",
+	"GET /satellites/online",
+	"GET /satellites/{satelliteId}",
+	"PATCH /satellites/{satelliteId}",
+	"DELETE /satellites/{satelliteId}",
+	"POST /satellites/{satelliteId}/token",
+	"PUT /satellites/{satelliteId}/assignments",
+	"POST /script-packages",
+	"GET /script-packages",
+	"GET /results",
+}
+
+// Handler serves the admin HTTP API (API Gateway HTTP API, payload 2.0).
+type Handler struct {
+	Service *Service
+	Log     *slog.Logger
+}
+
+// ErrorBody is the one error shape: {"error": {"code", "message"}}.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// status maps an error to its HTTP status: the one place where that happens.
+func status(err error) int {
+	switch satellite.ErrorCode(err) {
+	case satellite.EMALFORMED:
+		return http.StatusBadRequest
+	case satellite.EINVALID:
+		return http.StatusUnprocessableEntity
+	case satellite.ENOTFOUND:
+		return http.StatusNotFound
+	case satellite.ECONFLICT:
+		return http.StatusConflict
+	case satellite.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case satellite.EUNAVAILABLE:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}
+
+func respond(code int, body any) events.APIGatewayV2HTTPResponse {
+	b, _ := json.Marshal(body)
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: code,
+		Headers:    map[string]string{"Content-Type": "application/json"},
+		Body:       string(b),
+	}
+}
+
+func (h *Handler) fail(ctx context.Context, req events.APIGatewayV2HTTPRequest, err error) events.APIGatewayV2HTTPResponse {
+	code := status(err)
+	var body ErrorBody
+	body.Error.Code = string(satellite.ErrorCode(err))
+	body.Error.Message = satellite.ErrorMessage(err)
+	level := slog.LevelWarn
+	if code >= 500 {
+		level = slog.LevelError
+	}
+	h.Log.LogAttrs(ctx, level, "admin request failed", slog.String("route", req.RouteKey), slog.Int("status", code), slog.String("error", err.Error()))
+	return respond(code, body)
+}
+
+// Handle is the Lambda handler. Only failures of the backend reach API
+// Gateway as 5xx; a bad request is a 4xx answer, not a Lambda error.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	code, body, err := h.route(ctx, req)
+	if err != nil {
+		return h.fail(ctx, req, err), nil
+	}
+	if code == http.StatusNoContent {
+		return events.APIGatewayV2HTTPResponse{StatusCode: code}, nil
+	}
+	return respond(code, body), nil
+}
+
+func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	switch req.RouteKey {
+	case "POST /satellites":
+		n, err := decodeNewSatellite(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, tok, err := s.Create(ctx, n)
+		return http.StatusCreated, map[string]any{"satellite": v, "token": tok}, err
+	case "GET /satellites":
+		vs, err := s.List(ctx)
+		return http.StatusOK, map[string]any{"satellites": vs}, err
+	case "GET /satellites/online":
+		ids, err := s.Online(ctx)
+		if ids == nil {
+			ids = []string{}
+		}
+		return http.StatusOK, map[string]any{"satelliteIds": ids}, err
+	case "GET /satellites/{satelliteId}":
+		v, err := s.Get(ctx, id)
+		return http.StatusOK, v, err
+	case "PATCH /satellites/{satelliteId}":
+		u, err := decodeUpdate(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := s.Update(ctx, id, u)
+		return http.StatusOK, v, err
+	case "DELETE /satellites/{satelliteId}":
+		return http.StatusNoContent, nil, s.Delete(ctx, id)
+	case "POST /satellites/{satelliteId}/token":
+		tok, err := s.RotateToken(ctx, id)
+		return http.StatusOK, map[string]any{"satelliteId": id, "token": tok}, err
+	case "PUT /satellites/{satelliteId}/assignments":
+		as, err := decodeAssignments(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := s.Assign(ctx, id, as)
+		return http.StatusOK, v, err
+	case "POST /script-packages":
+		ps, err := decodePackages(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		p, err := s.Publish(ctx, ps)
+		return http.StatusCreated, p, err
+	case "GET /script-packages":
+		v, err := s.PackageSet(ctx)
+		return http.StatusOK, v, err
+	case "GET /results":
+		q := req.QueryStringParameters
+		configID, systemID := q["configId"], q["systemId"]
+		if configID == "" || systemID == "" {
+			return 0, nil, satellite.Errorf(satellite.EINVALID, "query parameters configId and systemId are required")
+		}
+		limit := int32(20)
+		if v, ok := q["limit"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 100 {
+				return 0, nil, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to 100")
+			}
+			limit = int32(n)
+		}
+		rs, err := s.Results(ctx, configID, systemID, limit)
+		return http.StatusOK, map[string]any{"results": rs}, err
+	}
+	return 0, nil, satellite.Errorf(satellite.ENOTFOUND, "no route %s", req.RouteKey)
+}
+
+// rawJSON is stored JSON passed through as is.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// body returns the request body as bytes.
+func body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
+	if !req.IsBase64Encoded {
+		return []byte(req.Body), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(req.Body)
+	if err != nil {
+		return nil, satellite.Errorf(satellite.EMALFORMED, "body is not valid base64")
+	}
+	return b, nil
+}
+
+// object decodes the body as a JSON object of raw fields, refusing fields
+// not in allowed.
+func object(req events.APIGatewayV2HTTPRequest, allowed ...string) (map[string]json.RawMessage, error) {
+	b, err := body(req)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil || fields == nil {
+		return nil, satellite.Errorf(satellite.EMALFORMED, "body must be a JSON object")
+	}
+	for name := range fields {
+		known := false
+		for _, a := range allowed {
+			known = known || a == name
+		}
+		if !known {
+			return nil, satellite.Errorf(satellite.EINVALID, "unknown field %q (allowed: %s)", name, strings.Join(allowed, ", "))
+		}
+	}
+	return fields, nil
+}
+
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
+var regionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+
+func decodeString(fields map[string]json.RawMessage, name string, required bool, max int) (*string, error) {
+	raw, ok := fields[name]
+	if !ok {
+		if required {
+			return nil, satellite.Errorf(satellite.EINVALID, "%s is required", name)
+		}
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "%s must be a string", name)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > max {
+		return nil, satellite.Errorf(satellite.EINVALID, "%s must be 1 to %d characters", name, max)
+	}
+	return &s, nil
+}
+
+func decodeTags(fields map[string]json.RawMessage) (*map[string]string, error) {
+	raw, ok := fields["tags"]
+	if !ok || isNull(raw) {
+		return nil, nil
+	}
+	var tags map[string]string
+	if err := json.Unmarshal(raw, &tags); err != nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "tags must be an object of string values")
+	}
+	if len(tags) > 50 {
+		return nil, satellite.Errorf(satellite.EINVALID, "tags can hold at most 50 entries")
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 128 || len(v) > 256 {
+			return nil, satellite.Errorf(satellite.EINVALID, "tags.%s: keys are 1 to 128 characters, values at most 256", k)
+		}
+	}
+	return &tags, nil
+}
+
+// decodeThreshold reads offlineThresholdMs: absent (nil, false), null
+// (nil, true) or a number in range.
+func decodeThreshold(fields map[string]json.RawMessage) (*time.Duration, bool, error) {
+	raw, ok := fields["offlineThresholdMs"]
+	if !ok {
+		return nil, false, nil
+	}
+	if isNull(raw) {
+		return nil, true, nil
+	}
+	var ms float64
+	if err := json.Unmarshal(raw, &ms); err != nil || ms != float64(int64(ms)) {
+		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be a whole number of milliseconds")
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if d < MinOfflineThreshold || d > MaxOfflineThreshold {
+		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be between %d (2 min) and %d (24 h)", MinOfflineThreshold.Milliseconds(), MaxOfflineThreshold.Milliseconds())
+	}
+	return &d, false, nil
+}
+
+func decodeNewSatellite(req events.APIGatewayV2HTTPRequest) (NewSatellite, error) {
+	fields, err := object(req, "name", "region", "tags", "offlineThresholdMs")
+	if err != nil {
+		return NewSatellite{}, err
+	}
+	name, err := decodeString(fields, "name", true, 128)
+	if err != nil {
+		return NewSatellite{}, err
+	}
+	region, err := decodeString(fields, "region", true, 64)
+	if err != nil {
+		return NewSatellite{}, err
+	}
+	if !regionPattern.MatchString(*region) {
+		return NewSatellite{}, satellite.Errorf(satellite.EINVALID, "region must be lower-case letters, digits and '-' (e.g. eu-central-1)")
+	}
+	tags, err := decodeTags(fields)
+	if err != nil {
+		return NewSatellite{}, err
+	}
+	threshold, _, err := decodeThreshold(fields)
+	if err != nil {
+		return NewSatellite{}, err
+	}
+	n := NewSatellite{Name: *name, Region: *region, Tags: map[string]string{}}
+	if tags != nil {
+		n.Tags = *tags
+	}
+	if threshold != nil {
+		n.OfflineThreshold = *threshold
+	}
+	return n, nil
+}
+
+func decodeUpdate(req events.APIGatewayV2HTTPRequest) (dynamo.SatelliteUpdate, error) {
+	fields, err := object(req, "name", "region", "tags", "offlineThresholdMs")
+	if err != nil {
+		return dynamo.SatelliteUpdate{}, err
+	}
+	if len(fields) == 0 {
+		return dynamo.SatelliteUpdate{}, satellite.Errorf(satellite.EINVALID, "give at least one of name, region, tags, offlineThresholdMs")
+	}
+	var u dynamo.SatelliteUpdate
+	if u.Name, err = decodeString(fields, "name", false, 128); err != nil {
+		return u, err
+	}
+	if u.Region, err = decodeString(fields, "region", false, 64); err != nil {
+		return u, err
+	}
+	if u.Region != nil && !regionPattern.MatchString(*u.Region) {
+		return u, satellite.Errorf(satellite.EINVALID, "region must be lower-case letters, digits and '-' (e.g. eu-central-1)")
+	}
+	if raw, ok := fields["tags"]; ok && isNull(raw) {
+		empty := map[string]string{}
+		u.Tags = &empty
+	} else if u.Tags, err = decodeTags(fields); err != nil {
+		return u, err
+	}
+	u.OfflineThreshold, u.ClearThreshold, err = decodeThreshold(fields)
+	return u, err
+}
+
+func decodeAssignments(req events.APIGatewayV2HTTPRequest) ([]satellite.Assignment, error) {
+	fields, err := object(req, "assignments")
+	if err != nil {
+		return nil, err
+	}
+	raw, ok := fields["assignments"]
+	if !ok {
+		return nil, satellite.Errorf(satellite.EINVALID, "assignments is required (an array; [] removes all)")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "assignments must be an array")
+	}
+	out := make([]satellite.Assignment, 0, len(items))
+	seen := map[[2]string]bool{}
+	for i, item := range items {
+		a, err := satellite.ParseAssignment(item)
+		if err != nil {
+			return nil, satellite.Errorf(satellite.EINVALID, "assignments[%d]: %s", i, strings.TrimPrefix(satellite.ErrorMessage(err), "assignment."))
+		}
+		key := [2]string{a.ConfigID, a.SystemID}
+		if seen[key] {
+			return nil, satellite.Errorf(satellite.EINVALID, "assignments[%d]: configId %s systemId %s is assigned twice", i, a.ConfigID, a.SystemID)
+		}
+		seen[key] = true
+		for j, c := range a.Collectors {
+			if _, ok := c.Config["secretEnv"]; ok {
+				if _, err := c.SecretEnv(); err != nil && satellite.ErrorCode(err) == satellite.EINVALID {
+					return nil, satellite.Errorf(satellite.EINVALID, "assignments[%d].collectors[%d].config.secretEnv: %s", i, j, satellite.ErrorMessage(err))
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+var packageNamePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,213}$`)
+
+func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
+	fields, err := object(req, "packages")
+	if err != nil {
+		return nil, err
+	}
+	var items []struct {
+		Name      *string `json:"name"`
+		Version   *string `json:"version"`
+		Integrity *string `json:"integrity"`
+		Data      *string `json:"data"`
+	}
+	raw, ok := fields["packages"]
+	if !ok {
+		return nil, satellite.Errorf(satellite.EINVALID, "packages is required: [{name, version, integrity?, data (base64)}]")
+	}
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "packages must be an array of {name, version, integrity?, data}")
+	}
+	seen := map[string]bool{}
+	out := make([]Package, 0, len(items))
+	for i, it := range items {
+		switch {
+		case it.Name == nil || !packageNamePattern.MatchString(*it.Name):
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].name must be an npm-style package name", i)
+		case it.Version == nil || strings.TrimSpace(*it.Version) == "" || len(*it.Version) > 64:
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].version must be 1 to 64 characters", i)
+		case it.Data == nil:
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].data is required (the package bytes, base64)", i)
+		}
+		data, err := decodeBase64(*it.Data)
+		if err != nil {
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].data is not base64", i)
+		}
+		if it.Integrity != nil {
+			if _, err := s3packages.BlobKey(*it.Integrity); err != nil {
+				return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].integrity is not a sha256, sha384 or sha512 SRI value", i)
+			}
+			if !s3packages.VerifyIntegrity(*it.Integrity, data) {
+				return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].integrity does not match its data", i)
+			}
+		}
+		key := *it.Name + "@" + *it.Version
+		if seen[key] {
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d]: %s appears twice", i, key)
+		}
+		seen[key] = true
+		p := Package{Name: *it.Name, Version: *it.Version, Data: data}
+		if it.Integrity != nil {
+			p.Integrity = *it.Integrity
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// String describes the handler for logs.
+func (h *Handler) String() string { return fmt.Sprintf("admin API (%d routes)", len(Routes)) }
