@@ -30,7 +30,9 @@ const (
 
 // Config configures a Gateway.
 type Config struct {
-	API     *API
+	API *API
+	// HTTPAPI, when set, is served on the same listener (payload 2.0).
+	HTTPAPI *HTTPAPI
 	Invoker Invoker
 	// Schedules run on their rate while the gateway serves; nil runs none.
 	Schedules []Schedule
@@ -188,7 +190,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path != "/"+g.cfg.API.Stage {
-		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden"})
+		if g.serveHTTPAPI(w, r) {
+			return
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {

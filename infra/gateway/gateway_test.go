@@ -57,6 +57,17 @@ Resources:
   EchoRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: echo, Target: !Sub "integrations/${EchoInt}"}}
   DisconnectRoute: {Type: AWS::ApiGatewayV2::Route, Properties: {ApiId: !Ref Api, RouteKey: $disconnect, Target: !Sub "integrations/${DisconnectInt}"}}
   Stage: {Type: AWS::ApiGatewayV2::Stage, Properties: {ApiId: !Ref Api, StageName: !Ref StageName}}
+  Http:
+    Type: AWS::Serverless::HttpApi
+    Properties: {Auth: {DefaultAuthorizer: AWS_IAM}}
+  ItemsFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        List: {Type: HttpApi, Properties: {ApiId: !Ref Http, Method: GET, Path: /items}}
+        Special: {Type: HttpApi, Properties: {ApiId: !Ref Http, Method: GET, Path: /items/special}}
+        One: {Type: HttpApi, Properties: {ApiId: !Ref Http, Method: GET, Path: "/items/{itemId}"}}
+        Create: {Type: HttpApi, Properties: {ApiId: !Ref Http, Method: POST, Path: /items}}
 `
 
 // recorder is the set of test functions behind the routes: it records every
@@ -131,6 +142,13 @@ func start(t *testing.T, cfg gateway.Config) *fixture {
 			rec.disconnected <- ev
 			return events.APIGatewayProxyResponse{StatusCode: 200}, nil
 		},
+		"ItemsFn": func(ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			if ev.Body == "fail" {
+				return events.APIGatewayV2HTTPResponse{}, errors.New("failed")
+			}
+			b, _ := json.Marshal(ev)
+			return events.APIGatewayV2HTTPResponse{StatusCode: 201, Headers: map[string]string{"Content-Type": "application/json", "X-Route": ev.RouteKey}, Body: string(b)}, nil
+		},
 		"TickFn": func(ev events.CloudWatchEvent) error {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
@@ -141,6 +159,9 @@ func start(t *testing.T, cfg gateway.Config) *fixture {
 		},
 	}
 	cfg.API = api
+	if cfg.HTTPAPI, err = gateway.LoadHTTPAPI(tpl); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Invoker = gateway.NewInProcess(handlers)
 	gw := gateway.New(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -330,8 +351,8 @@ func TestHandshakeRejectedWithConnectStatus(t *testing.T) {
 		t.Errorf("refused connections are registered")
 	}
 	_, resp, _ := websocket.Dial(context.Background(), strings.Replace(f.url, "/dev", "/other", 1), nil)
-	if resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Errorf("wrong stage: %v, want 403", resp)
+	if resp == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("wrong stage: %v, want 404", resp)
 	}
 }
 
@@ -537,5 +558,53 @@ func TestLambdaEndpointInvoker(t *testing.T) {
 	var fe *gateway.FunctionError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "asked to fail") {
 		t.Errorf("failing invoke: %v, want a FunctionError with the handler's message", err)
+	}
+}
+
+func TestHTTPAPIRoutesWithPayload2Events(t *testing.T) {
+	f := start(t, gateway.Config{APIID: "httpapi123"})
+	base := strings.TrimSuffix(f.gw.ManagementURL(), "/dev")
+	cases := []struct{ method, path, route string }{
+		{"GET", "/items", "GET /items"},
+		{"GET", "/items/special", "GET /items/special"},
+		{"GET", "/items/42?x=1&x=2", "GET /items/{itemId}"},
+		{"POST", "/items", "POST /items"},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(`{"a":1}`))
+		req.Header.Set("X-Custom", "yes")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev events.APIGatewayV2HTTPRequest
+		_ = json.NewDecoder(resp.Body).Decode(&ev)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || resp.Header.Get("X-Route") != c.route || ev.RouteKey != c.route || ev.Version != "2.0" {
+			t.Errorf("%s %s: %d route %q event %+v", c.method, c.path, resp.StatusCode, resp.Header.Get("X-Route"), ev)
+			continue
+		}
+		rc := ev.RequestContext
+		if rc.HTTP.Method != c.method || rc.Stage != "$default" || rc.APIID != "httpapi123" || rc.RequestID == "" || rc.Authorizer == nil || rc.Authorizer.IAM == nil ||
+			ev.Headers["x-custom"] != "yes" || ev.Body != `{"a":1}` {
+			t.Errorf("%s %s: event %+v", c.method, c.path, ev)
+		}
+		if c.route == "GET /items/{itemId}" && (ev.PathParameters["itemId"] != "42" || ev.QueryStringParameters["x"] != "1,2" || ev.RawQueryString != "x=1&x=2") {
+			t.Errorf("parameters: path %v query %v raw %q", ev.PathParameters, ev.QueryStringParameters, ev.RawQueryString)
+		}
+	}
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+	}{{"DELETE", "/items", "", 404}, {"GET", "/nothing", "", 404}, {"POST", "/items", "fail", 500}} {
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,8 +95,11 @@ type Options struct {
 type Stack struct {
 	URL           string // ws://127.0.0.1:port/stage
 	ManagementURL string // http://127.0.0.1:port/stage (+ /@connections)
-	Mode          Mode
-	Functions     []string
+	// AdminURL is the admin HTTP API's base URL ("" when the template has
+	// none).
+	AdminURL  string
+	Mode      Mode
+	Functions []string
 
 	DynamoDBEndpoint string
 	// DynamoDBPid is DynamoDB Local's process id when the stack started it.
@@ -166,6 +170,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	httpAPI, err := gateway.LoadHTTPAPI(tpl)
+	if err != nil {
+		return nil, err
+	}
 
 	files := opts.DataDir
 	if files == "" {
@@ -191,14 +199,16 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	host := l.Addr().String()
 	s.URL = "ws://" + host + "/" + api.Stage
 	s.ManagementURL = "http://" + host + "/" + api.Stage
+	if httpAPI != nil {
+		s.AdminURL = "http://" + host
+	}
 
 	dirs, err := functionDirs(opts.Root)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	functions := append(api.Functions(), scheduleFunctions(schedules)...)
-	sort.Strings(functions)
+	functions := uniqueSorted(append(append(api.Functions(), scheduleFunctions(schedules)...), httpAPI.Functions()...))
 	s.Functions = functions
 	invoker, err := s.startFunctions(ctx, opts, tpl, functions, dirs)
 	if err != nil {
@@ -207,7 +217,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 
 	s.Gateway = gateway.New(gateway.Config{
-		API: api, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
+		API: api, HTTPAPI: httpAPI, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
 		IdleTimeout: opts.IdleTimeout, MaxDuration: opts.MaxDuration, IntegrationTimeout: opts.IntegrationTimeout,
 		Region: localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,
 	})
@@ -227,6 +237,11 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+func uniqueSorted(names []string) []string {
+	sort.Strings(names)
+	return slices.Compact(names)
 }
 
 func scheduleFunctions(schedules []gateway.Schedule) []string {

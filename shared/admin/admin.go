@@ -40,17 +40,17 @@ type Service struct {
 
 // View is a satellite as the API shows it: never its token hash.
 type View struct {
-	SatelliteID         string                 `json:"satelliteId"`
-	Name                string                 `json:"name"`
-	Region              string                 `json:"region"`
-	Tags                map[string]string      `json:"tags"`
-	OfflineThresholdMs  *int64                 `json:"offlineThresholdMs"`
-	CreatedAt           time.Time              `json:"createdAt"`
-	Status              satellite.Status       `json:"status"`
-	LastSeenAt          *time.Time             `json:"lastSeenAt"`
-	Version             string                 `json:"version,omitempty"`
-	LastConnectionEvent satellite.Edge         `json:"lastConnectionEvent,omitempty"`
-	SyncState           *SyncStateView         `json:"syncState"`
+	SatelliteID         string            `json:"satelliteId"`
+	Name                string            `json:"name"`
+	Region              string            `json:"region"`
+	Tags                map[string]string `json:"tags"`
+	OfflineThresholdMs  *int64            `json:"offlineThresholdMs"`
+	CreatedAt           time.Time         `json:"createdAt"`
+	Status              satellite.Status  `json:"status"`
+	LastSeenAt          *time.Time        `json:"lastSeenAt"`
+	Version             string            `json:"version,omitempty"`
+	LastConnectionEvent satellite.Edge    `json:"lastConnectionEvent,omitempty"`
+	SyncState           *SyncStateView    `json:"syncState"`
 	// Assignments is set on a single satellite's view, not in lists.
 	Assignments *[]satellite.Assignment `json:"assignments,omitempty"`
 }

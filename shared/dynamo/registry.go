@@ -451,14 +451,19 @@ func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s sate
 		state["errorMessage"] = str(s.ErrorMessage)
 	}
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:          aws.String("SET syncState = :state"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: item{":state": &types.AttributeValueMemberM{Value: state}},
+		TableName:                           &r.tables.Satellites,
+		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:                    aws.String("SET syncState = :state"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(syncState) OR syncState.reportedAt <= :at)"),
+		ExpressionAttributeValues:           item{":state": &types.AttributeValueMemberM{Value: state}, ":at": millis(s.ReportedAt)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if conditionFailed(err) {
-		return satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if len(ccf.Item) == 0 {
+			return satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		}
+		return nil // a later report is already stored
 	}
 	return internal(err, "store script-package sync state")
 }

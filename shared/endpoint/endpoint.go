@@ -76,6 +76,10 @@ type Conn struct {
 	Endpoint string
 	// RequestID is unique per event; it names stored results.
 	RequestID string
+	// ReceivedAt is when API Gateway received the frame. Frames of one
+	// connection are received in order but may be handled out of order, so
+	// state a satellite reports is ordered by it. Zero: the handling time.
+	ReceivedAt time.Time
 }
 
 // Connect records a new connection. It fails only when the record cannot be
@@ -140,8 +144,12 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	case *protocol.StrategyError:
 		err = s.strategyError(ctx, c, conn, m)
 	case *protocol.SyncState:
+		reported := c.ReceivedAt
+		if reported.IsZero() {
+			reported = s.Now()
+		}
 		err = s.Registry.SaveSyncState(ctx, conn.SatelliteID, satellite.SyncState{
-			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: s.Now(),
+			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: reported,
 		})
 	case *protocol.ManifestRequest:
 		err = s.manifest(ctx, c, m)

@@ -41,8 +41,9 @@ type Registry interface {
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
 	// to r.SatelliteID at that moment. EFORBIDDEN when it is not.
 	RecordResult(ctx context.Context, r Result) error
-	// SaveSyncState stores a satellite's script-package sync state.
-	// ENOTFOUND when the satellite no longer exists.
+	// SaveSyncState stores a satellite's script-package sync state unless a
+	// state reported later is already stored (frames can be handled out of
+	// order). ENOTFOUND when the satellite no longer exists.
 	SaveSyncState(ctx context.Context, satelliteID string, s SyncState) error
 	// AssignmentsForConfig returns the satellite's assignments with configId.
 	AssignmentsForConfig(ctx context.Context, satelliteID, configID string) ([]Assignment, error)

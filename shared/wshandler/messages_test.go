@@ -131,15 +131,32 @@ func TestSyncStateIsStored(t *testing.T) {
 	h := newHarness(t)
 	tok := h.satellite("sat-sync")
 	id := h.authenticate("sat-sync", tok)
-	h.clock.Advance(time.Minute)
-	h.send(testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": "lock-1", "status": "error", "errorMessage": "digest mismatch"}))
+	ev := testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": "lock-1", "status": "error", "errorMessage": "digest mismatch"})
+	h.send(ev)
 	got := h.stored("sat-sync").SyncState
-	if got == nil || *got.LockfileHash != "lock-1" || got.Status != satellite.SyncError || got.ErrorMessage != "digest mismatch" || !got.ReportedAt.Equal(h.clock.Now()) {
+	received := time.UnixMilli(ev.RequestContext.RequestTimeEpoch).UTC()
+	if got == nil || *got.LockfileHash != "lock-1" || got.Status != satellite.SyncError || got.ErrorMessage != "digest mismatch" || !got.ReportedAt.Equal(received) {
 		t.Fatalf("sync state = %+v", got)
 	}
 	h.send(testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": nil, "status": "pending", "errorMessage": testenv.Absent}))
 	got = h.stored("sat-sync").SyncState
 	if got.LockfileHash != nil || got.Status != satellite.SyncPending || got.ErrorMessage != "" {
 		t.Errorf("sync state after null lockfile = %+v", got)
+	}
+}
+
+// Frames of one connection can be handled out of order (API Gateway invokes
+// concurrently); sync states are ordered by when API Gateway received them.
+func TestSyncStatesHandledOutOfOrderKeepTheLatest(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-order")
+	id := h.authenticate("sat-order", tok)
+	syncing := testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": "lock-2", "status": "syncing"})
+	ready := testenv.Message(t, "sync-state", id, map[string]any{"lockfileHash": "lock-2", "status": "ready"})
+	ready.RequestContext.RequestTimeEpoch = syncing.RequestContext.RequestTimeEpoch + 5
+	h.send(ready)
+	h.send(syncing) // received first, handled last
+	if got := h.stored("sat-order").SyncState; got.Status != satellite.SyncReady {
+		t.Errorf("stored %s, want the later-received ready", got.Status)
 	}
 }

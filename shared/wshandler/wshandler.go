@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -37,7 +38,11 @@ func (h *Handler) conn(req events.APIGatewayWebsocketProxyRequest) endpoint.Conn
 	if ep == "" {
 		ep = ManagementEndpoint(req.RequestContext, h.Region)
 	}
-	return endpoint.Conn{ID: req.RequestContext.ConnectionID, Endpoint: ep, RequestID: requestID(req.RequestContext)}
+	c := endpoint.Conn{ID: req.RequestContext.ConnectionID, Endpoint: ep, RequestID: requestID(req.RequestContext)}
+	if ms := req.RequestContext.RequestTimeEpoch; ms > 0 {
+		c.ReceivedAt = time.UnixMilli(ms).UTC()
+	}
+	return c
 }
 
 func requestID(rc events.APIGatewayWebsocketProxyRequestContext) string {

@@ -90,6 +90,7 @@ func banner(s *localstack.Stack) string {
 Checkstack satellite backend (local stack)
   WebSocket URL     %s
   @connections URL  %s/@connections
+  Admin API         %s
   Functions         %s
   DynamoDB Local    %s
   S3                %s (bucket %s)
@@ -101,10 +102,12 @@ Demo satellite
   token             %s
 %sConnect the simulator:
   go run ./infra/cmd/satsim -url %s -client-id %s -token %s
+Manage the fleet:
+  go run ./infra/cmd/satctl --endpoint %s list
 Press Ctrl-C to stop.
 
-`, s.URL, s.ManagementURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, state,
-		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token)
+`, s.URL, s.ManagementURL, s.AdminURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, state,
+		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
 	return b.String()
 }
 
