@@ -23,6 +23,7 @@ import (
 	"github.com/checkstack/satellite-backend/infra/lambdarie"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -235,18 +236,6 @@ func waitDisconnect(t *testing.T, f *fixture) events.APIGatewayWebsocketProxyReq
 	return events.APIGatewayWebsocketProxyRequest{}
 }
 
-// waitFor polls until cond holds; it bounds a wait, it does not measure time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{15}=$`)
 
 func TestLoadAPIFromTheProjectTemplate(t *testing.T) {
@@ -274,7 +263,7 @@ func TestEventsCarryWhatAPIGatewayFills(t *testing.T) {
 	f := start(t, gateway.Config{APIID: "abcde12345"})
 	c := dial(t, f.url+"?tenant=acme", http.Header{"X-Satellite": {"v1"}, "User-Agent": {"sat/1.0"}})
 	write(t, c, `{"type":"heartbeat"}`)
-	waitFor(t, "$default", func() bool { return len(f.rec.byRoute("$default")) == 1 })
+	testenv.Eventually(t, "$default", func() bool { return len(f.rec.byRoute("$default")) == 1 })
 	_ = c.Close(websocket.StatusNormalClosure, "bye")
 	disc := waitDisconnect(t, f)
 
@@ -318,7 +307,7 @@ func TestRouteSelection(t *testing.T) {
 	if err := c.Write(context.Background(), websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "frames", func() bool { return len(f.rec.byRoute("echo"))+len(f.rec.byRoute("$default")) == 6 })
+	testenv.Eventually(t, "frames", func() bool { return len(f.rec.byRoute("echo"))+len(f.rec.byRoute("$default")) == 6 })
 	if got := f.rec.byRoute("echo"); len(got) != 1 || got[0].Body != `{"action":"echo"}` {
 		t.Errorf("echo route got %v", got)
 	}
@@ -368,7 +357,7 @@ func TestFailedIntegrationAnswersLikeAPIGatewayAndKeepsSocket(t *testing.T) {
 		}
 	}
 	write(t, c, "ok")
-	waitFor(t, "the socket to keep working", func() bool { return len(f.rec.byRoute("$default")) == 3 })
+	testenv.Eventually(t, "the socket to keep working", func() bool { return len(f.rec.byRoute("$default")) == 3 })
 }
 
 func TestOversizedMessageClosesWith1009(t *testing.T) {
@@ -390,7 +379,7 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 	// Exactly the limit is fine.
 	c2 := dial(t, f.url, nil)
 	write(t, c2, strings.Repeat("x", gateway.MaxMessageBytes))
-	waitFor(t, "a message at the limit", func() bool { return len(f.rec.byRoute("$default")) == 1 })
+	testenv.Eventually(t, "a message at the limit", func() bool { return len(f.rec.byRoute("$default")) == 1 })
 }
 
 func TestIdleTimeoutAndMaximumDuration(t *testing.T) {
@@ -499,7 +488,7 @@ func TestScheduledFunctionsRun(t *testing.T) {
 		t.Fatalf("schedules = %+v, %v", schedules, err)
 	}
 	f := start(t, gateway.Config{Schedules: schedules, ScheduleEvery: 20 * time.Millisecond})
-	waitFor(t, "two scheduled runs", func() bool {
+	testenv.Eventually(t, "two scheduled runs", func() bool {
 		f.rec.mu.Lock()
 		defer f.rec.mu.Unlock()
 		return f.rec.ticks >= 2
@@ -521,7 +510,7 @@ func TestShutdownDisconnectsEveryone(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		drain(dial(t, f.url, nil))
 	}
-	waitFor(t, "three connections", func() bool { return f.gw.Connections() == 3 })
+	testenv.Eventually(t, "three connections", func() bool { return f.gw.Connections() == 3 })
 	f.gw.Shutdown()
 	if got := len(f.rec.byRoute("$disconnect")); got != 3 {
 		t.Errorf("%d $disconnect after shutdown, want 3", got)

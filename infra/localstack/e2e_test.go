@@ -148,19 +148,6 @@ func events(t *testing.T, s *localstack.Stack, satelliteID string) []string {
 	return out
 }
 
-// eventually polls until cond holds or fails the test; it bounds a wait and
-// asserts nothing about time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestEndToEndInProcess(t *testing.T) { endToEnd(t, localstack.InProcess) }
 
 func TestEndToEndUnderRuntimeEmulator(t *testing.T) { endToEnd(t, localstack.RIE) }
@@ -197,7 +184,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	go func() { simDone <- sim.Run(simCtx) }()
 	defer stopSim()
 
-	eventually(t, "authenticated, packages ready, results and secrets", func() bool {
+	testenv.Eventually(t, "authenticated, packages ready, results and secrets", func() bool {
 		st := sim.State()
 		return st.Authenticated && st.SyncStatus == satellite.SyncReady && st.ResultsSent >= 2 && st.SecretsReceived["col-api"] == 1
 	})
@@ -211,7 +198,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	if !strings.Contains(simLog.String(), "fetched 307200 byte blob by URL") {
 		t.Errorf("the 300 KiB blob did not come by URL:\n%s", simLog.String())
 	}
-	eventually(t, "results stored and satellite online with sync state ready", func() bool {
+	testenv.Eventually(t, "results stored and satellite online with sync state ready", func() bool {
 		r, _ := s.Registry.LatestResults(ctx, "cfg-web", "sys-web", 10)
 		sat, _, _ := s.Registry.Satellite(ctx, "sat-e2e")
 		return len(r) >= 2 && sat.StatusAt(time.Now()) == satellite.StatusOnline && sat.SyncState != nil && sat.SyncState.Status == satellite.SyncReady
@@ -255,11 +242,11 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	// The satellite stops: offline at once, disconnected emitted once.
 	stopSim()
 	<-simDone
-	eventually(t, "satellite offline", func() bool {
+	testenv.Eventually(t, "satellite offline", func() bool {
 		sat, _, _ := s.Registry.Satellite(ctx, "sat-e2e")
 		return sat.StatusAt(time.Now()) == satellite.StatusOffline && sat.LastConnectionEvent == satellite.EdgeDisconnected
 	})
-	eventually(t, "no connections left", func() bool { return s.Gateway.Connections() == 0 })
+	testenv.Eventually(t, "no connections left", func() bool { return s.Gateway.Connections() == 0 })
 	got := events(t, s, "sat-e2e")
 	if n := countOf(got, "satellite.disconnected"); n != 1 {
 		t.Errorf("events %v: %d disconnected, want exactly 1", got, n)
@@ -313,7 +300,7 @@ func TestReconnectStorm(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = sim.Run(runCtx) }()
 	}
-	eventually(t, "all 50 authenticated", func() bool {
+	testenv.Eventually(t, "all 50 authenticated", func() bool {
 		for _, e := range sats {
 			if !e.sim.State().Authenticated {
 				return false
@@ -336,7 +323,7 @@ func TestReconnectStorm(t *testing.T) {
 		}()
 	}
 	drop.Wait()
-	eventually(t, "all 50 reconnected", func() bool {
+	testenv.Eventually(t, "all 50 reconnected", func() bool {
 		for _, e := range sats {
 			if st := e.sim.State(); st.Connects < 2 || !st.Authenticated {
 				return false
@@ -344,7 +331,7 @@ func TestReconnectStorm(t *testing.T) {
 		}
 		return s.Gateway.Connections() == n
 	})
-	eventually(t, "every satellite connected on its newest connection, old records gone", func() bool {
+	testenv.Eventually(t, "every satellite connected on its newest connection, old records gone", func() bool {
 		for _, e := range sats {
 			sat, _, err := s.Registry.Satellite(ctx, e.id)
 			if err != nil || sat.LastConnectionEvent != satellite.EdgeConnected {
@@ -407,7 +394,7 @@ func TestSweepRunsOnItsSchedule(t *testing.T) {
 	c.send(map[string]any{"type": "authenticate", "clientId": "sat-quiet", "token": tok})
 	c.expect("authenticated")
 	// No heartbeat follows.
-	eventually(t, "heartbeat_lost from the scheduled sweep", func() bool {
+	testenv.Eventually(t, "heartbeat_lost from the scheduled sweep", func() bool {
 		return slices.Contains(events(t, s, "sat-quiet"), "satellite.heartbeat_lost")
 	})
 	if got := events(t, s, "sat-quiet"); countOf(got, "satellite.heartbeat_lost") != 1 {

@@ -42,17 +42,6 @@ func runJSON(t *testing.T, endpoint string, args ...string) map[string]any {
 	return v
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestOperatorLifecycleThroughTheLocalGateway is the README's operator
 // walk-through, with satctl against the local stack and a simulated
 // satellite on a real socket.
@@ -78,7 +67,7 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	simDone := make(chan error, 1)
 	go func() { simDone <- sim.Run(simCtx) }()
 	defer stopSim()
-	eventually(t, "authenticated", func() bool { return sim.State().Authenticated })
+	testenv.Eventually(t, "authenticated", func() bool { return sim.State().Authenticated })
 
 	online := runJSON(t, api, "online")
 	if ids := online["satelliteIds"].([]any); len(ids) != 1 || ids[0] != id {
@@ -89,11 +78,11 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "assignments.json")
 	_ = os.WriteFile(file, []byte(`[{"configId":"cfg-lab","systemId":"sys-lab","strategyId":"http","config":{"url":"https://example.com"},"intervalSeconds":60}]`), 0o600)
 	runJSON(t, api, "assign", id, "--file", file)
-	eventually(t, "config_updated and results for the new check", func() bool {
+	testenv.Eventually(t, "config_updated and results for the new check", func() bool {
 		st := sim.State()
 		return st.ConfigUpdates == 1 && len(st.Assignments) == 1 && st.ResultsSent > 0
 	})
-	eventually(t, "results stored", func() bool {
+	testenv.Eventually(t, "results stored", func() bool {
 		r := runJSON(t, api, "results", "--config-id", "cfg-lab", "--system-id", "sys-lab")
 		return len(r["results"].([]any)) > 0
 	})
@@ -104,11 +93,11 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(dir, "util.js"), []byte("export const util = 2;\n"), 0o600)
 	published := runJSON(t, api, "publish", "probe@1.0.0="+filepath.Join(dir, "probe.js"), "util@0.3.1="+filepath.Join(dir, "util.js"))
 	hash := published["lockfileHash"].(string)
-	eventually(t, "simulator ready on the published lockfile", func() bool {
+	testenv.Eventually(t, "simulator ready on the published lockfile", func() bool {
 		st := sim.State()
 		return st.SyncStatus == satellite.SyncReady && st.LockfileHash != nil && *st.LockfileHash == hash && len(st.Packages) == 2
 	})
-	eventually(t, "sync state visible to the operator", func() bool {
+	testenv.Eventually(t, "sync state visible to the operator", func() bool {
 		p := runJSON(t, api, "packages")
 		sats := p["satellites"].([]any)
 		return len(sats) == 1 && sats[0].(map[string]any)["upToDate"] == true

@@ -57,7 +57,7 @@ type harness struct {
 	t      *testing.T
 	env    *testenv.Env
 	mgmt   *testenv.ManagementAPI
-	clock  *clock
+	clock  *testenv.Clock
 	events *testenv.SafeBuffer
 	reg    *dynamo.Registry
 	a      *app.App
@@ -69,7 +69,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	h := &harness{t: t, env: testenv.New(t), mgmt: testenv.NewManagementAPI(t), clock: &clock{now: t0}, events: &testenv.SafeBuffer{}, t0: t0}
+	h := &harness{t: t, env: testenv.New(t), mgmt: testenv.NewManagementAPI(t), clock: testenv.NewClock(t0), events: &testenv.SafeBuffer{}, t0: t0}
 	log, _ := testenv.LogBuffer()
 	h.sink = &failingSink{LifecycleSink: lifecyclelog.New(log, h.events)}
 	h.a, h.calls = h.env.App(t, h.env.Config(h.mgmt.URL), app.Options{Now: h.clock.Now, Lifecycle: h.sink, Log: log})

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,24 +24,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// clock is a settable clock shared by the three functions of a harness.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // countingVerifier is bcrypt, counted.
 type countingVerifier struct{ n atomic.Int64 }
 
@@ -58,7 +39,7 @@ type harness struct {
 	t       *testing.T
 	env     *testenv.Env
 	mgmt    *testenv.ManagementAPI
-	clock   *clock
+	clock   *testenv.Clock
 	tokens  *countingVerifier
 	logs    *testenv.SafeBuffer
 	eventsF string
@@ -86,7 +67,7 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 		t:      t,
 		env:    testenv.New(t),
 		mgmt:   testenv.NewManagementAPI(t),
-		clock:  &clock{now: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)},
+		clock:  testenv.NewClock(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)),
 		tokens: &countingVerifier{},
 		calls:  map[string]*testenv.Calls{},
 	}

@@ -7,10 +7,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/checkstack/satellite-backend/shared/dynamo"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/satellite"
