@@ -190,7 +190,10 @@ func (s *Service) RotateToken(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	if err := s.Push.Shutdown(ctx, id, "token rotated"); err != nil {
-		return "", err
+		// The new token is stored and the old one refused from now on: the
+		// caller must get it, or the satellite is locked out. A connection
+		// that escaped the shutdown fails on its next authenticate.
+		s.Log.LogAttrs(ctx, slog.LevelError, "shutdown after token rotation incomplete", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "token rotated", slog.String("satelliteId", id))
 	return tok, nil

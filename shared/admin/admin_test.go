@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -292,6 +293,16 @@ func TestRotateTokenShutsDownAndRevokesAtOnce(t *testing.T) {
 	}
 }
 
+func TestRotateTokenReturnsTheTokenEvenIfShutdownFails(t *testing.T) {
+	h := newHarness(t, func(c *app.Config) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	id, tok := h.create("Unreachable")
+	h.connect(id, tok)
+	code, out := h.call("POST", "/satellites/{satelliteId}/token", map[string]string{"satelliteId": id}, nil, nil)
+	if code != 200 || out["token"] == nil || out["token"] == tok {
+		t.Errorf("rotate with the Management API down: %d %v, want the new token", code, out)
+	}
+}
+
 func TestDeleteRemovesEverything(t *testing.T) {
 	h := newHarness(t)
 	id, tok := h.create("Doomed")
@@ -357,6 +368,15 @@ func TestReplaceAssignmentsPushesConfigUpdated(t *testing.T) {
 		if code != 422 || !strings.Contains(errorMessage(out), tc.want) {
 			t.Errorf("PUT %v: %d %q, want 422 containing %q", tc.body, code, errorMessage(out), tc.want)
 		}
+	}
+	var many []any
+	for i := 0; i < 40; i++ {
+		a := assignment(fmt.Sprintf("cfg-%d", i), "s")
+		a["config"] = map[string]any{"script": strings.Repeat("x", 4000)}
+		many = append(many, a)
+	}
+	if code, out := h.call("PUT", "/satellites/{satelliteId}/assignments", p, nil, map[string]any{"assignments": many}); code != 422 || !strings.Contains(errorMessage(out), "one message") {
+		t.Errorf("assignments over one message: %d %q", code, errorMessage(out))
 	}
 	// Clearing is allowed.
 	if code, out := h.call("PUT", "/satellites/{satelliteId}/assignments", p, nil, map[string]any{"assignments": []any{}}); code != 200 || len(out["assignments"].([]any)) != 0 {

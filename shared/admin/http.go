@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -375,8 +376,17 @@ func decodeAssignments(req events.APIGatewayV2HTTPRequest) ([]satellite.Assignme
 		}
 		out = append(out, a)
 	}
+	// A satellite receives its whole set in one message (authenticated,
+	// config_updated), which API Gateway limits to 128 KB.
+	frame, _ := json.Marshal(protocol.NewConfigUpdated(out, protocol.LockfileHash{Configured: true, Hash: &maxHash}))
+	if len(frame)+len(`"satelliteId":"","type":"authenticated"`)+128 > protocol.MaxMessageBytes {
+		return nil, satellite.Errorf(satellite.EINVALID, "assignments take %d bytes; a satellite receives them in one message of at most %d", len(frame), protocol.MaxMessageBytes)
+	}
 	return out, nil
 }
+
+// maxHash stands for the longest lockfile hash when sizing a message.
+var maxHash = strings.Repeat("0", 200)
 
 var packageNamePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,213}$`)
 

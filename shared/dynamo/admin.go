@@ -107,8 +107,8 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 		return satellite.Errorf(satellite.EINVALID, "at most %d assignments can change at once, got %s",
 			maxTransactItems-1, strconv.Itoa(len(writes)-1))
 	}
-	_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
-	if failed, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
 		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 	}
 	return internal(err, "replace assignments")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -79,17 +80,43 @@ func conditionFailed(err error) bool {
 }
 
 // cancelled returns, for a cancelled transaction, which of its items failed
-// their condition.
-func cancelled(err error) (failed []bool, ok bool) {
+// their condition, and the reasons DynamoDB gave.
+func cancelled(err error) (failed []bool, reasons []types.CancellationReason, ok bool) {
 	var tce *types.TransactionCanceledException
 	if !errors.As(err, &tce) {
-		return nil, false
+		return nil, nil, false
 	}
 	failed = make([]bool, len(tce.CancellationReasons))
 	for i, r := range tce.CancellationReasons {
 		failed[i] = aws.ToString(r.Code) == "ConditionalCheckFailed"
 	}
-	return failed, true
+	return failed, tce.CancellationReasons, true
+}
+
+// transact runs a transaction, and runs it again when DynamoDB cancelled it
+// only because another request was writing one of its items at that moment
+// (TransactionConflict): a heartbeat landing on the satellite item during an
+// authentication must not turn into a failed authentication.
+func (r *Registry) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
+	for attempt := 0; ; attempt++ {
+		_, err := r.db.TransactWriteItems(ctx, in)
+		failed, reasons, ok := cancelled(err)
+		if !ok || attempt == 3 || slices.Contains(failed, true) {
+			return err
+		}
+		conflict := false
+		for _, reason := range reasons {
+			conflict = conflict || aws.ToString(reason.Code) == "TransactionConflict"
+		}
+		if !conflict {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
+		}
+	}
 }
 
 func internal(err error, what string) error { return satellite.Wrap(err, satellite.EINTERNAL, what) }
@@ -308,21 +335,25 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	satValues := connectedValues(sat.ID, now)
 	satValues[":conn"] = str(connectionID)
 	satValues[":hash"] = str(verifiedHash)
-	_, err := r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName: &r.tables.Connections,
 				Key:       item{ConnectionsPartitionKey: str(connectionID)},
 				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"connectedAt = if_not_exists(connectedAt, :now), #exp = if_not_exists(#exp, :exp), #expiry = :expiry REMOVE #unauth"),
-				ConditionExpression: aws.String("attribute_not_exists(#sid)"),
+					"#expiry = :expiry REMOVE #unauth, lastSatelliteId"),
+				// The record must exist: one that is gone belongs to a closed
+				// connection (its $disconnect, or the sweep, removed it), and
+				// binding would bring it back.
+				ConditionExpression: aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
 				ExpressionAttributeNames: map[string]string{
-					"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute,
+					"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey,
 					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
 				},
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				ExpressionAttributeValues: item{
 					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-					":now": millis(now), ":exp": num(now.Add(satellite.ConnectionRecordTTL).Unix()), ":expiry": str(expiryShard),
+					":now": millis(now), ":expiry": str(expiryShard),
 				},
 			}},
 			{Update: &types.Update{
@@ -334,8 +365,10 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 			}},
 		},
 	})
-	if failed, ok := cancelled(err); ok && len(failed) == 2 {
+	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
 		switch {
+		case failed[0] && len(reasons[0].Item) == 0:
+			return satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
 		case failed[0]:
 			return satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
 		case failed[1]:
@@ -348,9 +381,11 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 // UnbindConnection implements satellite.Registry.
 func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satelliteID string) error {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Connections,
-		Key:                       item{ConnectionsPartitionKey: str(connectionID)},
-		UpdateExpression:          aws.String("SET #unauth = :unauth REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
+		TableName: &r.tables.Connections,
+		Key:       item{ConnectionsPartitionKey: str(connectionID)},
+		// lastSatelliteId lets the close of this connection still find the
+		// satellite whose current connection it is.
+		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
 		ConditionExpression:       aws.String("#sid = :sid"),
 		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
 		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard)},
@@ -420,7 +455,7 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	if res.Detail != nil {
 		it["result"] = str(string(res.Detail))
 	}
-	_, err := r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{ConditionCheck: &types.ConditionCheck{
 				TableName:           &r.tables.Satellites,
@@ -430,7 +465,7 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 			{Put: &types.Put{TableName: &r.tables.Results, Item: it}},
 		},
 	})
-	if failed, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
 		return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
 	}
 	return internal(err, "store result")
@@ -481,6 +516,9 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 		return satellite.Closed{}, internal(err, "delete connection record")
 	}
 	satelliteID := getStr(out.Attributes, BySatelliteIndexPartKey)
+	if satelliteID == "" {
+		satelliteID = getStr(out.Attributes, "lastSatelliteId")
+	}
 	if satelliteID == "" {
 		return satellite.Closed{}, nil
 	}

@@ -9,6 +9,7 @@ package push
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -189,6 +190,19 @@ func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string
 func (p *Service) Shutdown(ctx context.Context, satelliteID, reason string) error {
 	ids, err := p.Sender.Registry.SatelliteConnections(ctx, satelliteID, p.Sender.Now())
 	if err != nil {
+		return err
+	}
+	// The index is eventually consistent: a connection bound a moment ago
+	// may be missing from it, but the satellite's current connection (a
+	// consistent read) is not.
+	sat, _, err := p.Sender.Registry.Satellite(ctx, satelliteID)
+	switch satellite.ErrorCode(err) {
+	case "":
+		if sat.ConnectionID != "" && !slices.Contains(ids, sat.ConnectionID) {
+			ids = append(ids, sat.ConnectionID)
+		}
+	case satellite.ENOTFOUND:
+	default:
 		return err
 	}
 	for _, id := range ids {

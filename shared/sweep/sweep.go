@@ -26,6 +26,7 @@ type Store interface {
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error)
 	ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error)
+	Connection(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error)
 }
 
 var _ Store = (*dynamo.Registry)(nil)
@@ -107,6 +108,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	unauth, err := s.Store.UnauthenticatedConnections(ctx, now.Add(-s.UnauthenticatedDeadline))
 	errs = append(errs, err)
 	for _, c := range unauth {
+		// The index lags its table: a connection that authenticated a moment
+		// ago may still be listed. Only the record says.
+		record, err := s.Store.Connection(ctx, c.ID, now)
+		if satellite.ErrorCode(err) == "" && record.Authenticated() {
+			continue
+		}
+		if err != nil && satellite.ErrorCode(err) != satellite.ENOTFOUND {
+			errs = append(errs, err)
+			continue
+		}
 		// Close it; its record goes too, in case the socket was already gone
 		// and no $disconnect will come.
 		if err := s.Sender.Close(ctx, s.Endpoint, c.ID); err != nil {

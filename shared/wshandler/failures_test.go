@@ -6,6 +6,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
 // A backend failure (here: DynamoDB refusing the write because the results
@@ -70,5 +71,43 @@ func TestManagementAPIFailureDuringAuthenticate(t *testing.T) {
 	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-mgmt", "token": tok}))
 	if frames := h.mgmt.Frames(t, id); len(frames) != 1 || frames[0]["type"] != "authenticated" {
 		t.Errorf("retry got %v, want authenticated", frames)
+	}
+}
+
+// An authenticate that lands after its connection was closed (its record
+// removed by $disconnect or the sweep) must not bring the connection back.
+func TestAuthenticateAfterCloseDoesNotResurrect(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-late-auth")
+	id := h.open()
+	h.close(id)
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-late-auth", "token": tok}))
+	if _, err := h.env.Registry().Connection(ctx, id, h.clock.Now()); satellite.ErrorCode(err) != satellite.ENOTFOUND {
+		t.Errorf("closed connection's record is back: %v", err)
+	}
+	if sat := h.stored("sat-late-auth"); sat.ConnectionID != "" || sat.LastConnectionEvent != "" {
+		t.Errorf("satellite bound to a closed connection: %+v", sat)
+	}
+	if ev := h.eventTypes("sat-late-auth"); len(ev) != 0 {
+		t.Errorf("events %v for a closed connection", ev)
+	}
+}
+
+// After a lost authenticated reply unbinds the connection, its close still
+// takes the satellite to disconnected.
+func TestCloseAfterLostReplyStillDisconnects(t *testing.T) {
+	h := newHarness(t)
+	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	tok := h.satellite("sat-lost-reply")
+	id := h.open()
+	if _, err := broken.WebSocket.Message(ctx, testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-lost-reply", "token": tok})); err == nil {
+		t.Fatal("reply did not fail")
+	}
+	h.close(id)
+	if sat := h.stored("sat-lost-reply"); sat.LastConnectionEvent != satellite.EdgeDisconnected || sat.ConnectionID != "" {
+		t.Errorf("after close: edge %q connectionId %q, want disconnected", sat.LastConnectionEvent, sat.ConnectionID)
+	}
+	if got := h.eventTypes("sat-lost-reply"); len(got) != 2 || got[1] != "satellite.disconnected" {
+		t.Errorf("events %v, want connected then disconnected", got)
 	}
 }
