@@ -55,11 +55,12 @@ type Options struct {
 
 // Emulator is one running aws-lambda-rie with one function.
 type Emulator struct {
-	url    string
-	cmd    *exec.Cmd
-	done   chan error
-	mu     sync.Mutex
-	client *http.Client
+	url      string
+	cmd      *exec.Cmd
+	done     chan error
+	mu       sync.Mutex
+	client   *http.Client
+	stopOnce sync.Once
 }
 
 // Start launches the emulator on two free loopback ports and waits until it
@@ -191,10 +192,8 @@ func (e *Emulator) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 
 // Stop ends the emulator and its function.
 func (e *Emulator) Stop() {
-	if e.cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-	<-e.done
-	e.done <- nil
+	e.stopOnce.Do(func() {
+		_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+		<-e.done
+	})
 }

@@ -123,7 +123,6 @@ type Stack struct {
 	S3        *s3.Client
 
 	log  *slog.Logger
-	apps []*app.App
 	stop []func()
 }
 
@@ -380,7 +379,6 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			s.apps = append(s.apps, a)
 			s.stop = append(s.stop, func() { _ = a.Close() })
 			hs[fn] = handler(a)
 		}

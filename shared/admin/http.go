@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -444,6 +443,3 @@ func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
 	}
 	return out, nil
 }
-
-// String describes the handler for logs.
-func (h *Handler) String() string { return fmt.Sprintf("admin API (%d routes)", len(Routes)) }

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -354,7 +355,7 @@ func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now 
 	}
 	// Assignments first and the satellite item last, so that a failure part
 	// way leaves a satellite that can be deleted again.
-	sort.Slice(keys, func(i, j int) bool { return keys[j] == satelliteSort })
+	keys = append(slices.DeleteFunc(keys, func(sk string) bool { return sk == satelliteSort }), satelliteSort)
 	for _, sk := range keys {
 		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 			TableName: &r.tables.Satellites,

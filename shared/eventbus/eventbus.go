@@ -5,7 +5,6 @@ package eventbus
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -62,6 +61,3 @@ func (b *Bus) Emit(ctx context.Context, e satellite.LifecycleEvent) error {
 	}
 	return nil
 }
-
-// String names the bus for logs.
-func (b *Bus) String() string { return fmt.Sprintf("eventbridge:%s", b.name) }
