@@ -14,7 +14,8 @@ import (
 type connection struct {
 	g           *Gateway
 	id          string
-	ws          *websocket.Conn
+	ws          *websocket.Conn // set before ready is closed; nil if the handshake failed
+	ready       chan struct{}
 	connectedAt time.Time
 	sourceIP    string
 	userAgent   string
@@ -30,8 +31,17 @@ type connection struct {
 
 func (c *connection) touch() { c.lastActive.Store(c.g.cfg.Now().UnixNano()) }
 
+// accepted waits for the handshake and reports whether it succeeded.
+func (c *connection) accepted() bool {
+	<-c.ready
+	return c.ws != nil
+}
+
 // send writes one text frame; false when the connection cannot take it.
 func (c *connection) send(data []byte) bool {
+	if !c.accepted() {
+		return false
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -42,6 +52,9 @@ func (c *connection) send(data []byte) bool {
 // close closes the socket from the gateway side with a status API Gateway
 // would use; serve then runs $disconnect with it.
 func (c *connection) close(status websocket.StatusCode, reason string) {
+	if !c.accepted() {
+		return
+	}
 	c.closeMu.Lock()
 	if c.closed {
 		c.closeMu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -353,24 +352,30 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Register before the handshake answer goes out: a client may be posted
+	// to the moment it sees 101. Posts wait until the socket is ready.
+	c.ready = make(chan struct{})
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "Going away"})
+		return
+	}
+	g.conns[c.id] = c
+	g.wg.Add(1)
+	g.mu.Unlock()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		g.remove(c)
+		close(c.ready)
+		g.wg.Done()
 		g.log.Warn("handshake failed", "connectionId", c.id, "error", err.Error())
 		g.disconnect(c, int(websocket.StatusAbnormalClosure), "Handshake failed")
 		return
 	}
 	ws.SetReadLimit(MaxMessageBytes)
 	c.ws = ws
-	g.mu.Lock()
-	if g.closing {
-		g.mu.Unlock()
-		_ = ws.Close(websocket.StatusGoingAway, "Going away")
-		g.disconnect(c, int(websocket.StatusGoingAway), "Going away")
-		return
-	}
-	g.conns[c.id] = c
-	g.wg.Add(1)
-	g.mu.Unlock()
+	close(c.ready)
 	g.log.Info("connected", "connectionId", c.id, "sourceIp", c.sourceIP)
 	go c.serve()
 }
@@ -475,9 +480,4 @@ func (g *Gateway) serveManagement(w http.ResponseWriter, r *http.Request, id str
 	default:
 		managementError(w, http.StatusMethodNotAllowed, "BadRequestException")
 	}
-}
-
-// String describes the gateway for logs.
-func (g *Gateway) String() string {
-	return fmt.Sprintf("gateway %s (%d routes)", g.URL(), len(g.cfg.API.Routes))
 }
