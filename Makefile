@@ -74,6 +74,15 @@ BENCH_FLAGS ?=
 bench: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## Load-test the local stack: messages/s, p50/p90/p99 and peak RSS at 1, 10, 50 connections.
 	$(GO) run ./infra/cmd/loadtest $(BENCH_FLAGS)
 
+.PHONY: validate
+validate: ## Validate template.yaml with the AWS SAM CLI (sam validate --lint: cfn-lint and the SAM transform).
+	@if ! command -v sam >/dev/null 2>&1; then \
+	  echo "make validate needs the AWS SAM CLI (not found on PATH)."; \
+	  echo "Install it as AWS documents: https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html"; \
+	  exit 1; \
+	fi
+	sam validate --lint --template template.yaml
+
 .PHONY: lint
 lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -247,6 +247,11 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 		return sat.StatusAt(time.Now()) == satellite.StatusOffline && sat.LastConnectionEvent == satellite.EdgeDisconnected
 	})
 	testenv.Eventually(t, "no connections left", func() bool { return s.Gateway.Connections() == 0 })
+	// The disconnect function appends its event after the state change the
+	// checks above saw, so wait for it before counting.
+	testenv.Eventually(t, "disconnected event written", func() bool {
+		return countOf(events(t, s, "sat-e2e"), "satellite.disconnected") > 0
+	})
 	got := events(t, s, "sat-e2e")
 	if n := countOf(got, "satellite.disconnected"); n != 1 {
 		t.Errorf("events %v: %d disconnected, want exactly 1", got, n)

@@ -310,9 +310,12 @@ func TestAdminRoutesMatchTheHandler(t *testing.T) {
 	if !slices.Equal(routes, want) {
 		t.Errorf("template routes %v, handler routes %v", routes, want)
 	}
+	// SAM accepts DefaultAuthorizer AWS_IAM only when the IAM authorizer is
+	// enabled; without it `sam build` passes and the transform fails at
+	// deploy time.
 	auth := tpl.Resources["AdminApi"].Properties["Auth"].(map[string]any)
-	if auth["DefaultAuthorizer"] != "AWS_IAM" {
-		t.Errorf("admin API authorizer = %v, want AWS_IAM", auth["DefaultAuthorizer"])
+	if auth["DefaultAuthorizer"] != "AWS_IAM" || auth["EnableIamAuthorizer"] != true {
+		t.Errorf("admin API auth = %v, want DefaultAuthorizer AWS_IAM with EnableIamAuthorizer true", auth)
 	}
 }
 
