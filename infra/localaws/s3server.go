@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -47,7 +48,7 @@ func StartS3(addr, dbFile string) (*S3Server, error) {
 	s := &S3Server{
 		URL:     "http://" + l.Addr().String(),
 		backend: backend,
-		server:  &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
+		server:  &http.Server{Handler: denyMissingKeys(backend, faker.Server()), ReadHeaderTimeout: 10 * time.Second},
 		closer:  closer,
 	}
 	go func() {
@@ -73,4 +74,27 @@ func (s *S3Server) Stop() {
 	defer cancel()
 	_ = s.server.Shutdown(ctx)
 	_ = s.closer()
+}
+
+// denyMissingKeys answers a GET or HEAD of a missing object the way S3 does
+// for a caller without s3:ListBucket on the bucket: 403 AccessDenied, not 404
+// NoSuchKey. The functions are never granted ListBucket, so this is what they
+// meet on AWS; gofakes3 alone would answer 404 and hide the difference.
+// Requests are path-style: /bucket/key.
+func denyMissingKeys(backend gofakes3.Backend, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && bucket != "" && key != "" {
+			if _, err := backend.HeadObject(bucket, key); gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey) {
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusForbidden)
+				if r.Method == http.MethodGet {
+					fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+						`<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>%s</RequestId></Error>`, "local")
+				}
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
@@ -255,4 +256,23 @@ func NewConnectionID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%sCIF=", strings.ToUpper(hex.EncodeToString(b))[:8])
+}
+
+// ScanAll returns every item of a table, for tests that check how items are
+// stored.
+func ScanAll(tb testing.TB, db *dynamodb.Client, table string) []map[string]types.AttributeValue {
+	tb.Helper()
+	var items []map[string]types.AttributeValue
+	in := &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)}
+	for {
+		out, err := db.Scan(context.Background(), in)
+		if err != nil {
+			tb.Fatalf("scan %s: %v", table, err)
+		}
+		items = append(items, out.Items...)
+		if len(out.LastEvaluatedKey) == 0 {
+			return items
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }

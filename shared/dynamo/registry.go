@@ -129,8 +129,8 @@ func (r *Registry) OpenConnection(ctx context.Context, c satellite.Connection) e
 			ConnectionsPartitionKey:     str(c.ID),
 			UnauthenticatedIndexSortKey: millis(c.ConnectedAt),
 			ConnectionsTTLAttribute:     num(c.ExpiresAt.Unix()),
-			UnauthenticatedIndexPartKey: str(unauthShard),
-			ExpiryIndexPartKey:          str(expiryShard),
+			UnauthenticatedIndexPartKey: str(unauthShard(c.ID)),
+			ExpiryIndexPartKey:          str(expiryShard(c.ID)),
 		},
 	})
 	return internal(err, "record connection")
@@ -353,7 +353,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				ExpressionAttributeValues: item{
 					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-					":now": millis(now), ":expiry": str(expiryShard),
+					":now": millis(now), ":expiry": str(expiryShard(connectionID)),
 				},
 			}},
 			{Update: &types.Update{
@@ -388,7 +388,7 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
 		ConditionExpression:       aws.String("#sid = :sid"),
 		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
-		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard)},
+		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard(connectionID))},
 	})
 	if conditionFailed(err) {
 		return nil

@@ -55,11 +55,11 @@ const (
 	ExpiryIndexSortKey = ConnectionsTTLAttribute
 )
 
-// Constant partition values of the connection indexes.
-const (
-	unauthShard = "unauthenticated"
-	expiryShard = "connections"
-)
+// ConnectionShards spreads each connection index (Unauthenticated,
+// ByExpiry) over this many partitions. Every $connect writes both indexes,
+// and one partition takes about 1,000 writes per second: with a constant key
+// a reconnect storm would throttle handshakes. The sweep queries every shard.
+const ConnectionShards = 8
 
 // Results table: results of one check (configId, systemId) in one partition,
 // newest first by sort key.
@@ -91,19 +91,41 @@ func assignmentConfigPrefix(configID string) string { return assignPrefix + keyP
 
 func checkKey(configID, systemID string) string { return keyPart(configID) + "#" + keyPart(systemID) }
 
-func liveShard(satelliteID string) string {
+// Prefixes of the sharded index partition values: "<prefix>#<n>".
+const (
+	liveShardPrefix   = "live"
+	unauthShardPrefix = "unauth"
+	expiryShardPrefix = "expiry"
+)
+
+// shardOf spreads ids over n partition values of an index, stably: the same
+// id always lands in the same shard.
+func shardOf(prefix, id string, n int) string {
 	h := fnv.New32a()
-	h.Write([]byte(satelliteID))
-	return fmt.Sprintf("live#%d", h.Sum32()%LiveShards)
+	h.Write([]byte(id))
+	return fmt.Sprintf("%s#%d", prefix, h.Sum32()%uint32(n))
 }
 
-// LiveShardKeys returns every liveShard partition value.
-func LiveShardKeys() []string {
-	keys := make([]string, LiveShards)
+// shardKeys returns every partition value shardOf can give.
+func shardKeys(prefix string, n int) []string {
+	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("live#%d", i)
+		keys[i] = fmt.Sprintf("%s#%d", prefix, i)
 	}
 	return keys
 }
+
+func liveShard(satelliteID string) string { return shardOf(liveShardPrefix, satelliteID, LiveShards) }
+
+func unauthShard(connectionID string) string {
+	return shardOf(unauthShardPrefix, connectionID, ConnectionShards)
+}
+
+func expiryShard(connectionID string) string {
+	return shardOf(expiryShardPrefix, connectionID, ConnectionShards)
+}
+
+// LiveShardKeys returns every liveShard partition value.
+func LiveShardKeys() []string { return shardKeys(liveShardPrefix, LiveShards) }
 
 func isAssignmentSort(sk string) bool { return strings.HasPrefix(sk, assignPrefix) }

@@ -110,28 +110,30 @@ func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) 
 }
 
 // UnauthenticatedConnections returns connections that connected before
-// before and have not authenticated.
+// before and have not authenticated: one query per shard of the index.
 func (r *Registry) UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error) {
-	return r.connectionsBefore(ctx, UnauthenticatedIndex, UnauthenticatedIndexPartKey, unauthShard, UnauthenticatedIndexSortKey, millis(before))
+	return r.connectionsBefore(ctx, UnauthenticatedIndex, UnauthenticatedIndexPartKey, shardKeys(unauthShardPrefix, ConnectionShards), UnauthenticatedIndexSortKey, millis(before))
 }
 
 // ExpiredConnections returns connection records past their expiry at now,
-// which DynamoDB's TTL has not deleted yet.
+// which DynamoDB's TTL has not deleted yet: one query per shard of the index.
 func (r *Registry) ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error) {
-	return r.connectionsBefore(ctx, ExpiryIndex, ExpiryIndexPartKey, expiryShard, ExpiryIndexSortKey, num(now.Unix()))
+	return r.connectionsBefore(ctx, ExpiryIndex, ExpiryIndexPartKey, shardKeys(expiryShardPrefix, ConnectionShards), ExpiryIndexSortKey, num(now.Unix()))
 }
 
-func (r *Registry) connectionsBefore(ctx context.Context, index, partKey, part, sortKey string, before types.AttributeValue) ([]satellite.Connection, error) {
+func (r *Registry) connectionsBefore(ctx context.Context, index, partKey string, shards []string, sortKey string, before types.AttributeValue) ([]satellite.Connection, error) {
 	var out []satellite.Connection
-	err := r.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 &r.tables.Connections,
-		IndexName:                 aws.String(index),
-		KeyConditionExpression:    aws.String("#p = :p AND #s < :before"),
-		ExpressionAttributeNames:  map[string]string{"#p": partKey, "#s": sortKey},
-		ExpressionAttributeValues: item{":p": str(part), ":before": before},
-	}, func(it item) error { out = append(out, connectionFrom(it)); return nil })
-	if err != nil {
-		return nil, internal(err, "read connections from "+index)
+	for _, shard := range shards {
+		err := r.queryAll(ctx, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Connections,
+			IndexName:                 aws.String(index),
+			KeyConditionExpression:    aws.String("#p = :p AND #s < :before"),
+			ExpressionAttributeNames:  map[string]string{"#p": partKey, "#s": sortKey},
+			ExpressionAttributeValues: item{":p": str(shard), ":before": before},
+		}, func(it item) error { out = append(out, connectionFrom(it)); return nil })
+		if err != nil {
+			return nil, internal(err, "read connections from "+index)
+		}
 	}
 	return out, nil
 }

@@ -92,13 +92,27 @@ type Manifest struct {
 	Entries      []satellite.ManifestEntry `json:"entries"`
 }
 
+// notFound reports whether err says the object does not exist. S3 answers a
+// GET of a missing key with 404 NoSuchKey only to callers granted
+// s3:ListBucket on the bucket; everyone else gets 403 AccessDenied, so as not
+// to reveal which keys exist. The functions are not granted ListBucket (they
+// never list), and the policy test proves they are granted GetObject on every
+// key this store reads, in a bucket encrypted with S3-managed keys: for these
+// keys AccessDenied means the object is missing.
 func notFound(err error) bool {
 	var nsk *types.NoSuchKey
 	if errors.As(err, &nsk) {
 		return true
 	}
 	var api smithy.APIError
-	return errors.As(err, &api) && (api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchKey")
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "NoSuchKey", "NotFound", "AccessDenied", "Forbidden":
+		return true
+	}
+	return false
 }
 
 // Manifest implements satellite.PackageStore.

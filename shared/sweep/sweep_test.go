@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
@@ -318,9 +319,9 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 			reads++
 		}
 	}
-	// Constant: one query per live shard, the outbox, and the two
-	// connection indexes. Items: exactly the stale satellites.
-	if wantReads := dynamo.LiveShards + 3; reads > wantReads || items != staleCount {
+	// Constant: one query per live shard, the outbox, and one per shard of
+	// the two connection indexes. Items: exactly the stale satellites.
+	if wantReads := dynamo.LiveShards + 1 + 2*dynamo.ConnectionShards; reads > wantReads || items != staleCount {
 		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, staleCount, wantReads)
 	}
 	t.Logf("2,000 satellites, %d stale: %d read requests, %d items read, %d DynamoDB requests in all", staleCount, reads, items, h.calls.Count("DynamoDB"))
@@ -354,6 +355,48 @@ func TestUnauthenticatedConnectionsAreClosedAfterTheDeadline(t *testing.T) {
 		if got := err == nil; got != want {
 			t.Errorf("record of %s present = %v, want %v", id, got, want)
 		}
+	}
+}
+
+// TestConnectionIndexesAreSharded checks that no connection index puts every
+// connection in one partition (a partition takes about 1,000 writes/s, and
+// every $connect writes both indexes), and that the sweep still finds what
+// it must in every shard.
+func TestConnectionIndexesAreSharded(t *testing.T) {
+	h := newHarness(t)
+	const n = 64
+	for i := range n {
+		id := fmt.Sprintf("conn-shard-%02d=", i)
+		h.mgmt.Open(id)
+		if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: id, ConnectedAt: h.t0, ExpiresAt: h.t0.Add(satellite.ConnectionRecordTTL)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bound := h.connect("sat-shard", 24*time.Hour, h.t0)
+	partitions := map[string]map[string]bool{dynamo.UnauthenticatedIndexPartKey: {}, dynamo.ExpiryIndexPartKey: {}}
+	for _, it := range testenv.ScanAll(t, h.env.DB, h.env.Tables.Connections) {
+		for attr, seen := range partitions {
+			if v, ok := it[attr].(*types.AttributeValueMemberS); ok {
+				seen[v.Value] = true
+			}
+		}
+	}
+	for attr, seen := range partitions {
+		if len(seen) != dynamo.ConnectionShards {
+			t.Errorf("%s takes %d values over %d connections, want %d shards: %v", attr, len(seen), n+1, dynamo.ConnectionShards, seen)
+		}
+	}
+
+	h.clock.Set(h.t0.Add(31 * time.Second))
+	if r := h.sweep(); r.closedUnauth != n {
+		t.Errorf("report %+v, want all %d unauthenticated connections closed", r, n)
+	}
+	h.clock.Set(h.t0.Add(satellite.ConnectionRecordTTL + time.Minute))
+	if r := h.sweep(); r.removedExpired != 1 {
+		t.Errorf("report %+v, want the bound connection's expired record removed", r)
+	}
+	if _, err := h.reg.Connection(ctx, bound, h.t0); satellite.ErrorCode(err) != satellite.ENOTFOUND {
+		t.Errorf("expired record still stored: %v", err)
 	}
 }
 

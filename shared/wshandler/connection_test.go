@@ -162,8 +162,13 @@ func TestBase64EncodedFramesAreDecoded(t *testing.T) {
 
 func TestManagementEndpointIsDerivedFromTheEvent(t *testing.T) {
 	ev := testenv.Event(t, "message-heartbeat", "abc=")
-	got := wshandler.ManagementEndpoint(ev.RequestContext, "eu-west-1")
-	if want := "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod"; got != want {
-		t.Errorf("endpoint = %q, want %q", got, want)
+	for region, want := range map[string]string{
+		"eu-west-1": "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/prod",
+		// China regions are another partition, with its own DNS suffix.
+		"cn-north-1": "https://a1b2c3d4e5.execute-api.cn-north-1.amazonaws.com.cn/prod",
+	} {
+		if got := wshandler.ManagementEndpoint(ev.RequestContext, region); got != want {
+			t.Errorf("endpoint in %s = %q, want %q", region, got, want)
+		}
 	}
 }

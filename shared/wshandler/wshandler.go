@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/checkstack/satellite-backend/shared/awspartition"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
 )
 
@@ -26,11 +27,12 @@ type Handler struct {
 }
 
 // ManagementEndpoint returns the Management API base URL for the API and
-// stage that sent the event: https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
-// The execute-api host is used rather than domainName so that pushes keep
-// working behind a custom domain.
+// stage that sent the event:
+// https://{apiId}.execute-api.{region}.{partition DNS suffix}/{stage}
+// (amazonaws.com.cn in the China regions). The execute-api host is used
+// rather than domainName so that pushes keep working behind a custom domain.
 func ManagementEndpoint(rc events.APIGatewayWebsocketProxyRequestContext, region string) string {
-	return fmt.Sprintf("https://%s.execute-api.%s.amazonaws.com/%s", rc.APIID, region, rc.Stage)
+	return fmt.Sprintf("https://%s.execute-api.%s.%s/%s", rc.APIID, region, awspartition.DNSSuffix(region), rc.Stage)
 }
 
 func (h *Handler) conn(req events.APIGatewayWebsocketProxyRequest) endpoint.Conn {
