@@ -65,7 +65,7 @@ func TestBuiltFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	mgmt := testenv.NewManagementAPI(t)
 	sm := testenv.NewSecretsManager(t, map[string]string{"checkstack/satellite-secrets/API_TOKEN": "from-secrets-manager"})
 	eb := testenv.NewEventBridge(t)
-	refs := map[string]string{"ScriptPackagesBucket": env.Bucket}
+	refs := map[string]string{"ScriptPackagesBucket": env.Bucket, "AWS::StackName": "checkstack-test", "AWS::URLSuffix": "amazonaws.com"}
 	for logical, name := range env.TableNames {
 		refs[logical] = name
 	}

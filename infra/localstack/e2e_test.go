@@ -34,6 +34,14 @@ var ctx = context.Background()
 // startStack runs the local stack on this test's tables and bucket.
 func startStack(t *testing.T, mode localstack.Mode) *localstack.Stack {
 	t.Helper()
+	s, _ := startStackWithLogs(t, mode)
+	return s
+}
+
+// startStackWithLogs is startStack, also returning what the stack and its
+// functions logged.
+func startStackWithLogs(t *testing.T, mode localstack.Mode) (*localstack.Stack, *testenv.SafeBuffer) {
+	t.Helper()
 	env := testenv.New(t)
 	logs := &testenv.SafeBuffer{}
 	stack, err := localstack.Start(ctx, localstack.Options{
@@ -50,7 +58,7 @@ func startStack(t *testing.T, mode localstack.Mode) *localstack.Stack {
 			t.Logf("stack logs:\n%s", logs.String())
 		}
 	})
-	return stack
+	return stack, logs
 }
 
 // createSatellite stores a satellite with assignments and returns its token.
@@ -153,7 +161,7 @@ func TestEndToEndInProcess(t *testing.T) { endToEnd(t, localstack.InProcess) }
 func TestEndToEndUnderRuntimeEmulator(t *testing.T) { endToEnd(t, localstack.RIE) }
 
 func endToEnd(t *testing.T, mode localstack.Mode) {
-	s := startStack(t, mode)
+	s, logs := startStackWithLogs(t, mode)
 	tok := createSatellite(t, s, "sat-e2e", checkWithSecret)
 	if err := s.WriteSecrets(map[string]string{"API_TOKEN": "e2e-secret-value"}); err != nil {
 		t.Fatal(err)
@@ -259,6 +267,15 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	if got[0] != "satellite.connected" {
 		t.Errorf("events %v", got)
 	}
+
+	// The functions' metric lines, as CloudWatch would read them from their
+	// logs, match the README's table.
+	checkMetricsAgainstREADME(t, logs.String(), []string{
+		"Frames FrameType=authenticate", "Frames FrameType=heartbeat", "Frames FrameType=result",
+		"Frames FrameType=request_run_secrets", "Frames FrameType=request_script_package_blob",
+		"Authentications Outcome=ok", "Authentications Outcome=failed",
+		"Edges Edge=connected", "Edges Edge=disconnected", "Pushes Outcome=sent", "ResultsStored",
+	})
 }
 
 func countOf(s []string, v string) int {

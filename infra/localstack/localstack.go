@@ -320,6 +320,7 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 		"AWS::Region":          localaws.Region,
 		"AWS::AccountId":       "123456789012",
 		"AWS::Partition":       "aws",
+		"AWS::URLSuffix":       "amazonaws.com",
 		"AWS::StackName":       "checkstack-local",
 		"WebSocketApi":         "local",
 		"ScriptPackagesBucket": s.Bucket,
@@ -341,6 +342,8 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 		"SECRETS_FILE":        s.SecretsFile,
 		"LIFECYCLE_LOG_FILE":  s.EventsFile,
 		"LOG_LEVEL":           level.String(),
+		// Show every invocation's metrics at once rather than once a minute.
+		"METRICS_FLUSH_SECONDS": "0",
 	} {
 		env[k] = v
 	}
@@ -373,8 +376,9 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
 			a, err := app.New(cfg, localaws.AWSConfig(), app.Options{
-				Log:       app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
-				Endpoints: app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
+				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
+				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
+				MetricsOutput: opts.FunctionLog,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)

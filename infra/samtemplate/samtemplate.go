@@ -36,6 +36,7 @@ type Parameter struct {
 // Resource is one template resource.
 type Resource struct {
 	Type       string
+	Condition  string
 	Properties map[string]any
 	Metadata   map[string]any
 	DependsOn  any

@@ -1,6 +1,9 @@
 package samtemplate_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +15,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/admin"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 )
 
 func load(t *testing.T) (*samtemplate.Template, string) {
@@ -244,8 +248,8 @@ func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 func TestOutputsGiveBothURLs(t *testing.T) {
 	tpl, _ := load(t)
 	for name, want := range map[string]*regexp.Regexp{
-		"WebSocketURL":  regexp.MustCompile(`^wss://\$\{WebSocketApi\}\.execute-api\.\$\{AWS::Region\}\.amazonaws\.com/\$\{StageName\}$`),
-		"ManagementURL": regexp.MustCompile(`^https://\$\{WebSocketApi\}\.execute-api\.\$\{AWS::Region\}\.amazonaws\.com/\$\{StageName\}/@connections$`),
+		"WebSocketURL":  regexp.MustCompile(`^wss://\$\{WebSocketApi\}\.execute-api\.\$\{AWS::Region\}\.\$\{AWS::URLSuffix\}/\$\{StageName\}$`),
+		"ManagementURL": regexp.MustCompile(`^https://\$\{WebSocketApi\}\.execute-api\.\$\{AWS::Region\}\.\$\{AWS::URLSuffix\}/\$\{StageName\}/@connections$`),
 	} {
 		out, _ := tpl.Outputs[name].(map[string]any)
 		sub, _ := samtemplate.Sub(out["Value"])
@@ -319,11 +323,464 @@ func TestAdminRoutesMatchTheHandler(t *testing.T) {
 	}
 }
 
-func TestSweepRunsEveryMinuteWithRetriesAndADeadLetterQueue(t *testing.T) {
+// TestSweepFailuresAreNotRetriedByLambdaAndReachTheFailureQueue checks both
+// retry layers of the scheduled sweep. The schedule's RetryPolicy and
+// dead-letter queue cover only EventBridge failing to deliver; a sweep that
+// returns an error is an asynchronous invocation failure, which Lambda would
+// retry twice on its own (overlapping the next minute's sweep) unless
+// EventInvokeConfig says otherwise, and which never reaches the schedule's
+// dead-letter queue.
+func TestSweepFailuresAreNotRetriedByLambdaAndReachTheFailureQueue(t *testing.T) {
 	tpl, _ := load(t)
-	ev := tpl.Resources["SweepFunction"].Properties["Events"].(map[string]any)["EveryMinute"].(map[string]any)
+	sweep := tpl.Resources["SweepFunction"].Properties
+	ev := sweep["Events"].(map[string]any)["EveryMinute"].(map[string]any)
 	p := ev["Properties"].(map[string]any)
-	if ev["Type"] != "Schedule" || p["Schedule"] != "rate(1 minute)" || p["RetryPolicy"] == nil || p["DeadLetterConfig"] == nil {
+	if ev["Type"] != "Schedule" || p["Schedule"] != "rate(1 minute)" || p["RetryPolicy"] == nil {
 		t.Errorf("sweep schedule = %v", ev)
+	}
+	queue := func(v any) string {
+		r, attr, _ := samtemplate.GetAtt(v)
+		if attr != "Arn" || tpl.Resources[r].Type != "AWS::SQS::Queue" {
+			return ""
+		}
+		return r
+	}
+	dlq, _ := p["DeadLetterConfig"].(map[string]any)
+	scheduleQueue := queue(dlq["Arn"])
+	if scheduleQueue == "" {
+		t.Errorf("schedule dead-letter config = %v, want the Arn of a queue of this stack", dlq)
+	}
+
+	invoke, _ := sweep["EventInvokeConfig"].(map[string]any)
+	if invoke["MaximumRetryAttempts"] != float64(0) {
+		t.Errorf("EventInvokeConfig.MaximumRetryAttempts = %v, want 0: the next scheduled sweep is the retry", invoke["MaximumRetryAttempts"])
+	}
+	if age, _ := invoke["MaximumEventAgeInSeconds"].(float64); age < 60 || age > 120 {
+		t.Errorf("EventInvokeConfig.MaximumEventAgeInSeconds = %v, want a minute or two", invoke["MaximumEventAgeInSeconds"])
+	}
+	onFailure, _ := invoke["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)
+	if onFailure["Type"] != "SQS" || queue(onFailure["Destination"]) != scheduleQueue {
+		t.Errorf("failed sweeps go to %v, want the schedule's dead-letter queue %s", onFailure, scheduleQueue)
+	}
+
+	// EventBridge may send to the queue only for this schedule.
+	granted := false
+	for _, id := range tpl.ResourcesOfType("AWS::SQS::QueuePolicy") {
+		qp := tpl.Resources[id].Properties
+		if ref, _ := samtemplate.Ref(qp["Queues"].([]any)[0]); ref != scheduleQueue {
+			continue
+		}
+		for _, st := range qp["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := st.(map[string]any)
+			source, _ := st["Condition"].(map[string]any)["ArnEquals"].(map[string]any)["aws:SourceArn"]
+			rule, attr, _ := samtemplate.GetAtt(source)
+			if st["Principal"].(map[string]any)["Service"] == "events.amazonaws.com" && st["Action"] == "sqs:SendMessage" && rule == "SweepFunctionEveryMinute" && attr == "Arn" {
+				granted = true
+			}
+		}
+	}
+	if !granted {
+		t.Errorf("no queue policy lets the sweep's schedule rule (only) send to %s", scheduleQueue)
+	}
+
+	// Someone hears about it.
+	watched := false
+	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		ap := tpl.Resources[id].Properties
+		for _, d := range asList(ap["Dimensions"]) {
+			if r, attr, _ := samtemplate.GetAtt(d.(map[string]any)["Value"]); r == scheduleQueue && attr == "QueueName" && ap["MetricName"] == "ApproximateNumberOfMessagesVisible" {
+				watched = true
+			}
+		}
+	}
+	if !watched {
+		t.Errorf("no alarm watches the sweep failure queue %s", scheduleQueue)
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// walk calls fn with every string in the template data and the key path to
+// it.
+func walk(v any, path []string, fn func(path []string, s string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			walk(x, append(append([]string(nil), path...), k), fn)
+		}
+	case []any:
+		for _, x := range v {
+			walk(x, path, fn)
+		}
+	case string:
+		fn(path, v)
+	}
+}
+
+// TestNothingAssumesTheCommercialPartition checks the template works in
+// every AWS partition (aws-cn's endpoints end in amazonaws.com.cn): DNS
+// names come from ${AWS::URLSuffix} and ARNs from ${AWS::Partition}. Service
+// principals are the one place amazonaws.com is right everywhere.
+func TestNothingAssumesTheCommercialPartition(t *testing.T) {
+	tpl, _ := load(t)
+	all := map[string]any{"Resources": tpl.Resources, "Outputs": tpl.Outputs, "Globals": tpl.Globals}
+	walk(all, nil, func(path []string, s string) {
+		principal := slices.Contains(path, "Principal") && path[len(path)-1] != "SourceArn"
+		if strings.Contains(s, "amazonaws.com") && !principal {
+			t.Errorf("%s: %q names the commercial partition's domain; use ${AWS::URLSuffix}", strings.Join(path, "."), s)
+		}
+		if strings.Contains(s, "arn:aws:") {
+			t.Errorf("%s: %q names the commercial partition in an ARN; use ${AWS::Partition}", strings.Join(path, "."), s)
+		}
+	})
+}
+
+// refsIn returns every logical id a piece of template data refers to (Ref,
+// GetAtt, and ${...} in Sub).
+func refsIn(v any) []string {
+	var out []string
+	var visit func(any)
+	visit = func(v any) {
+		if r, ok := samtemplate.Ref(v); ok {
+			out = append(out, r)
+			return
+		}
+		if r, _, ok := samtemplate.GetAtt(v); ok {
+			out = append(out, r)
+			return
+		}
+		if s, ok := samtemplate.Sub(v); ok {
+			for _, r := range samtemplate.SubRefs(s) {
+				name, _, _ := strings.Cut(r, ".")
+				out = append(out, name)
+			}
+			return
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				visit(x)
+			}
+		case []any:
+			for _, x := range v {
+				visit(x)
+			}
+		}
+	}
+	visit(v)
+	return out
+}
+
+// TestEveryFunctionLogsToALogGroupTheStackCreatesFirst checks each function
+// names its log group (LoggingConfig.LogGroup) and the group does not depend
+// on the function. A group named after the function is created after it, and
+// a scheduled invocation in between makes Lambda create the group first:
+// the stack then fails with "already exists".
+func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
+	tpl, _ := load(t)
+	groups := map[string]string{}
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		lc, _ := tpl.Resources[fn].Properties["LoggingConfig"].(map[string]any)
+		group, _ := samtemplate.Ref(lc["LogGroup"])
+		r := tpl.Resources[group]
+		if r.Type != "AWS::Logs::LogGroup" {
+			t.Errorf("%s logs to %v, want !Ref of a log group of this stack", fn, lc["LogGroup"])
+			continue
+		}
+		if other, ok := groups[group]; ok {
+			t.Errorf("%s and %s share log group %s", fn, other, group)
+		}
+		groups[group] = fn
+		for _, ref := range refsIn(r.Properties) {
+			if tpl.Resources[ref].Type == "AWS::Serverless::Function" {
+				t.Errorf("log group %s refers to function %s, so it is created after the function can write", group, ref)
+			}
+		}
+		if ref, _ := samtemplate.Ref(r.Properties["RetentionInDays"]); ref != "LogRetentionDays" {
+			t.Errorf("log group %s keeps logs %v, want the LogRetentionDays parameter", group, r.Properties["RetentionInDays"])
+		}
+	}
+	// The functions filter their logs by LOG_LEVEL; Lambda's own filter
+	// would file the EMF metric lines (no "level") as INFO and drop them
+	// under WARN.
+	lc := tpl.Globals["Function"].(map[string]any)["LoggingConfig"].(map[string]any)
+	if lc["ApplicationLogLevel"] != "TRACE" {
+		t.Errorf("Lambda filters application logs at %v; metric lines would be dropped above INFO", lc["ApplicationLogLevel"])
+	}
+}
+
+// TestBothAPIsWriteAccessLogs checks the WebSocket stage ($connect is
+// public: its access log is the record of who connected) and the admin API
+// log every request to a log group with retention, in JSON.
+func TestBothAPIsWriteAccessLogs(t *testing.T) {
+	tpl, _ := load(t)
+	stage := tpl.Resources["Stage"]
+	for name, settings := range map[string]any{
+		"WebSocket stage": stage.Properties["AccessLogSettings"],
+		"admin API":       tpl.Resources["AdminApi"].Properties["AccessLogSettings"],
+	} {
+		s, _ := settings.(map[string]any)
+		group, attr, _ := samtemplate.GetAtt(s["DestinationArn"])
+		if attr != "Arn" || tpl.Resources[group].Type != "AWS::Logs::LogGroup" || tpl.Resources[group].Properties["RetentionInDays"] == nil {
+			t.Errorf("%s access logs go to %v, want a log group of this stack with retention", name, s["DestinationArn"])
+		}
+		format, _ := s["Format"].(string)
+		var fields map[string]string
+		if err := json.Unmarshal([]byte(format), &fields); err != nil {
+			t.Errorf("%s access log format is not a JSON object: %v", name, err)
+		}
+		for _, v := range []string{"$context.requestId", "$context.identity.sourceIp", "$context.status"} {
+			if !slices.Contains(slices.Collect(maps.Values(fields)), v) {
+				t.Errorf("%s access log does not record %s", name, v)
+			}
+		}
+	}
+	if !strings.Contains(stage.Properties["AccessLogSettings"].(map[string]any)["Format"].(string), "$context.connectionId") {
+		t.Errorf("WebSocket access log does not record the connectionId")
+	}
+	// WebSocket logging needs the account's API Gateway CloudWatch role,
+	// which the stack sets (when asked to) before the stage.
+	deps := stage.DependsOn.([]any)
+	if !slices.Contains(deps, any("ApiGatewayAccountSettingsReady")) {
+		t.Errorf("stage does not wait for the account's API Gateway logging role: DependsOn %v", deps)
+	}
+	account := tpl.Resources["ApiGatewayAccountSettings"]
+	if r, _, _ := samtemplate.GetAtt(account.Properties["CloudWatchRoleArn"]); tpl.Resources[r].Type != "AWS::IAM::Role" {
+		t.Errorf("account settings role = %v", account.Properties["CloudWatchRoleArn"])
+	}
+}
+
+// TestReservedConcurrencyIsOptional checks no function reserves concurrency
+// by default: Lambda keeps 10 unreserved, and new accounts often have a quota
+// of 10, so any reservation would fail their first deploy.
+func TestReservedConcurrencyIsOptional(t *testing.T) {
+	tpl, _ := load(t)
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		v, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]
+		if !ok {
+			continue
+		}
+		branches, _ := v.(map[string]any)["Fn::If"].([]any)
+		if len(branches) != 3 {
+			t.Errorf("%s reserves concurrency unconditionally: %v", fn, v)
+			continue
+		}
+		param, _ := samtemplate.Ref(branches[1])
+		if novalue, _ := samtemplate.Ref(branches[2]); novalue != "AWS::NoValue" || tpl.Parameters[param].Default != float64(0) {
+			t.Errorf("%s: reservation %v, want the parameter's value when set and none by default", fn, v)
+		}
+	}
+	for _, fn := range []string{"DisconnectFunction", "SweepFunction"} {
+		if _, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]; !ok {
+			t.Errorf("%s cannot be given reserved concurrency", fn)
+		}
+	}
+}
+
+// alarmMetric is one metric an alarm reads.
+type alarmMetric struct {
+	Namespace, Name string
+	Dimensions      map[string]any // dimension -> template value
+}
+
+func alarmMetrics(p map[string]any) []alarmMetric {
+	dims := func(list any) map[string]any {
+		out := map[string]any{}
+		for _, d := range asList(list) {
+			d := d.(map[string]any)
+			out[d["Name"].(string)] = d["Value"]
+		}
+		return out
+	}
+	if name, ok := p["MetricName"].(string); ok {
+		return []alarmMetric{{p["Namespace"].(string), name, dims(p["Dimensions"])}}
+	}
+	var out []alarmMetric
+	for _, q := range asList(p["Metrics"]) {
+		stat, ok := q.(map[string]any)["MetricStat"].(map[string]any)
+		if !ok {
+			continue
+		}
+		m := stat["Metric"].(map[string]any)
+		out = append(out, alarmMetric{m["Namespace"].(string), m["MetricName"].(string), dims(m["Dimensions"])})
+	}
+	return out
+}
+
+func catalogMetric(name string) (metrics.Metric, bool) {
+	for _, m := range metrics.All {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return metrics.Metric{}, false
+}
+
+// checkCustomMetric fails when a reference to a metric of this backend's
+// namespace names a metric the code does not emit, or dimensions it does not
+// emit it with.
+func checkCustomMetric(t *testing.T, where, name string, dims map[string]string) {
+	t.Helper()
+	m, ok := catalogMetric(name)
+	if !ok {
+		t.Errorf("%s reads %s/%s, which the code never emits", where, metrics.Namespace, name)
+		return
+	}
+	for dim, value := range dims {
+		switch {
+		case dim == metrics.StackDimension:
+			if value != "${AWS::StackName}" {
+				t.Errorf("%s reads %s for Stack %q, want the stack's name", where, name, value)
+			}
+		case dim != m.Dimension:
+			t.Errorf("%s reads %s with dimension %s; it is emitted with %q", where, name, dim, m.Dimension)
+		case !slices.Contains(m.Values, value):
+			t.Errorf("%s reads %s %s=%s; emitted values are %v", where, name, dim, value, m.Values)
+		}
+	}
+	if _, ok := dims[metrics.StackDimension]; !ok {
+		t.Errorf("%s reads %s without the Stack dimension: CloudWatch matches exact dimension sets", where, name)
+	}
+	if m.Dimension != "" {
+		if _, ok := dims[m.Dimension]; !ok {
+			t.Errorf("%s reads %s without its %s dimension", where, name, m.Dimension)
+		}
+	}
+}
+
+// TestAlarmsCoverTheBackendAndNotifyTheTopic checks the alarm set an
+// operator needs: function errors and throttles, sweep failures, the failure
+// queue, DynamoDB throttling, API Gateway errors on both APIs, failed
+// authentications and a drop in satellites online; every alarm notifies the
+// topic, and metrics of this backend's namespace exist as emitted.
+func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
+	tpl, _ := load(t)
+	if tpl.Resources["AlarmTopic"].Type != "AWS::SNS::Topic" {
+		t.Fatal("no AlarmTopic")
+	}
+	sub := tpl.Resources["AlarmEmailSubscription"]
+	if ref, _ := samtemplate.Ref(sub.Properties["Endpoint"]); ref != "AlarmEmail" || sub.Condition != "HasAlarmEmail" || tpl.Parameters["AlarmEmail"].Default != "" {
+		t.Errorf("email subscription %+v, want the AlarmEmail parameter, optional", sub)
+	}
+	covered := map[string]bool{}
+	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		p := tpl.Resources[id].Properties
+		for _, list := range []string{"AlarmActions", "OKActions"} {
+			actions := asList(p[list])
+			if len(actions) != 1 {
+				t.Errorf("%s %s = %v, want the alarm topic", id, list, p[list])
+				continue
+			}
+			if ref, _ := samtemplate.Ref(actions[0]); ref != "AlarmTopic" {
+				t.Errorf("%s %s = %v, want the alarm topic", id, list, actions)
+			}
+		}
+		for _, m := range alarmMetrics(p) {
+			target := ""
+			for _, v := range m.Dimensions {
+				if r, ok := samtemplate.Ref(v); ok {
+					target += r
+				}
+				if r, _, ok := samtemplate.GetAtt(v); ok {
+					target += r
+				}
+			}
+			covered[m.Namespace+" "+m.Name+" "+target] = true
+			if m.Namespace == metrics.Namespace {
+				dims := map[string]string{}
+				for k, v := range m.Dimensions {
+					if ref, ok := samtemplate.Ref(v); ok {
+						v = "${" + ref + "}"
+					}
+					dims[k] = fmt.Sprint(v)
+				}
+				checkCustomMetric(t, id, m.Name, dims)
+			}
+		}
+	}
+	var want []string
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		want = append(want, "AWS/Lambda Errors "+fn, "AWS/Lambda Throttles "+fn)
+	}
+	for _, table := range []string{"SatellitesTable", "ConnectionsTable", "ResultsTable"} {
+		want = append(want, "AWS/DynamoDB ReadThrottleEvents "+table, "AWS/DynamoDB WriteThrottleEvents "+table)
+	}
+	want = append(want,
+		"AWS/SQS ApproximateNumberOfMessagesVisible SweepFailureQueue",
+		"AWS/ApiGateway IntegrationError WebSocketApiStageName",
+		"AWS/ApiGateway 5xx AdminApi",
+		metrics.Namespace+" Authentications AWS::StackName",
+		metrics.Namespace+" SatellitesOnline AWS::StackName",
+	)
+	for _, w := range want {
+		if !covered[w] {
+			t.Errorf("no alarm reads %s", w)
+		}
+	}
+}
+
+// TestDashboardShowsTheFleetAtAGlance checks the dashboard body is valid
+// JSON once CloudFormation substitutes it, refers only to things the stack
+// has, reads only metrics the code emits, and shows every alarm.
+func TestDashboardShowsTheFleetAtAGlance(t *testing.T) {
+	tpl, _ := load(t)
+	body, ok := samtemplate.Sub(tpl.Resources["Dashboard"].Properties["DashboardBody"])
+	if !ok {
+		t.Fatal("DashboardBody is not a !Sub string")
+	}
+	for _, ref := range samtemplate.SubRefs(body) {
+		name, _, _ := strings.Cut(ref, ".")
+		_, resource := tpl.Resources[name]
+		_, param := tpl.Parameters[name]
+		if !resource && !param && !strings.HasPrefix(name, "AWS::") {
+			t.Errorf("dashboard refers to ${%s}, which the template does not have", ref)
+		}
+	}
+	// Every ${...} stands inside a JSON string, so the body parses as it is.
+	var dash struct {
+		Widgets []struct {
+			Type       string
+			Properties struct {
+				Title   string
+				Metrics [][]any
+				Alarms  []string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatalf("dashboard body is not JSON: %v", err)
+	}
+	titles := map[string]bool{}
+	alarms := map[string]bool{}
+	for _, w := range dash.Widgets {
+		titles[w.Properties.Title] = true
+		for _, a := range w.Properties.Alarms {
+			alarms[strings.TrimSuffix(strings.TrimPrefix(a, "${"), ".Arn}")] = true
+		}
+		for _, m := range w.Properties.Metrics {
+			if len(m) < 2 || m[0] != metrics.Namespace {
+				continue
+			}
+			dims := map[string]string{}
+			for i := 2; i+1 < len(m); i += 2 {
+				k, _ := m[i].(string)
+				v, _ := m[i+1].(string)
+				dims[k] = v
+			}
+			checkCustomMetric(t, "dashboard widget "+w.Properties.Title, m[1].(string), dims)
+		}
+	}
+	for _, title := range []string{"Satellites online", "Lifecycle edges per minute", "Frames per minute by type", "Function errors per minute", "Function duration p99 (ms)"} {
+		if !titles[title] {
+			t.Errorf("dashboard has no %q widget", title)
+		}
+	}
+	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		if !alarms[id] {
+			t.Errorf("dashboard does not show alarm %s", id)
+		}
 	}
 }

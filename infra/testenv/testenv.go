@@ -181,6 +181,9 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 	if opts.Log == nil {
 		opts.Log = Logger(tb)
 	}
+	if opts.MetricsOutput == nil {
+		opts.MetricsOutput = &tbWriter{tb: tb}
+	}
 	a, err := app.New(cfg, localaws.AWSConfig(), opts)
 	if err != nil {
 		tb.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -39,6 +40,8 @@ var Routes = []string{
 type Handler struct {
 	Service *Service
 	Log     *slog.Logger
+	// Metrics is written at the end of every request; nil records nothing.
+	Metrics *metrics.Recorder
 }
 
 // ErrorBody is the one error shape: {"error": {"code", "message"}}.
@@ -93,6 +96,7 @@ func (h *Handler) fail(ctx context.Context, req events.APIGatewayV2HTTPRequest, 
 // Handle is the Lambda handler. Only failures of the backend reach API
 // Gateway as 5xx; a bad request is a 4xx answer, not a Lambda error.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	defer h.Metrics.FlushAll()
 	code, body, err := h.route(ctx, req)
 	if err != nil {
 		return h.fail(ctx, req, err), nil

@@ -25,6 +25,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/eventbus"
 	"github.com/checkstack/satellite-backend/shared/filesecrets"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
@@ -53,6 +54,9 @@ type Options struct {
 	// deployed function leaves them empty; a binary run under the Lambda
 	// emulator can use the SDK's AWS_ENDPOINT_URL_<SERVICE> variables instead.
 	Endpoints Endpoints
+	// MetricsOutput receives the EMF metric lines; stdout when nil (where
+	// Lambda sends everything to CloudWatch Logs).
+	MetricsOutput io.Writer
 }
 
 // Endpoints are base URLs of AWS services or their local stand-ins.
@@ -71,6 +75,7 @@ func endpointOf(url string) *string {
 type App struct {
 	Config    Config
 	Log       *slog.Logger
+	Metrics   *metrics.Recorder
 	Registry  *dynamo.Registry
 	Sender    *push.Sender
 	Endpoint  *endpoint.Service
@@ -131,6 +136,10 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	if opts.Tokens == nil {
 		opts.Tokens = token.Bcrypt{}
 	}
+	if opts.MetricsOutput == nil {
+		opts.MetricsOutput = os.Stdout
+	}
+	recorder := metrics.New(opts.MetricsOutput, cfg.StackName, cfg.MetricsFlushInterval, opts.Now)
 	if cfg.Region == "" {
 		cfg.Region = awsCfg.Region
 	}
@@ -176,9 +185,10 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	sender := &push.Sender{
 		Registry:    registry,
 		Connections: mgmtapi.New(management),
-		Lifecycle:   lifecycle,
+		Lifecycle:   metrics.EdgeSink{Sink: lifecycle, Metrics: recorder},
 		Log:         opts.Log,
 		Now:         opts.Now,
+		Metrics:     recorder,
 	}
 
 	svc := &endpoint.Service{
@@ -190,6 +200,7 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		ResultRetention: cfg.ResultRetention,
 		BlobURLTTL:      cfg.BlobURLTTL,
 		BindingCacheTTL: cfg.BindingCacheTTL,
+		Metrics:         recorder,
 	}
 	var s3Client *s3.Client
 	if cfg.ScriptPackagesBucket != "" {
@@ -219,6 +230,7 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	a := &App{
 		Config:    cfg,
 		Log:       opts.Log,
+		Metrics:   recorder,
 		Registry:  registry,
 		Sender:    sender,
 		Endpoint:  svc,
@@ -237,10 +249,11 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 			adminSvc.Packages = svc.Packages
 			adminSvc.Publisher = s3packages.NewPublisher(s3Client, cfg.ScriptPackagesBucket)
 		}
-		a.Admin = &admin.Handler{Service: adminSvc, Log: opts.Log}
+		a.Admin = &admin.Handler{Service: adminSvc, Log: opts.Log, Metrics: recorder}
 		a.Sweep = &sweep.Sweeper{
 			Store: registry, Sender: sender, Endpoint: cfg.ManagementEndpoint, Now: opts.Now, Log: opts.Log,
 			UnauthenticatedDeadline: cfg.UnauthenticatedDeadline, RepublishAfter: cfg.RepublishAfter,
+			Metrics: recorder,
 		}
 	}
 	return a, nil

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -31,6 +32,9 @@ type Service struct {
 	Tokens  satellite.TokenVerifier
 	Now     func() time.Time
 	Log     *slog.Logger
+	// Metrics records frames, authentications and stored results; nil
+	// records nothing.
+	Metrics *metrics.Recorder
 
 	// ResultRetention is how long stored results are kept.
 	ResultRetention time.Duration
@@ -118,8 +122,10 @@ func (s *Service) Disconnect(ctx context.Context, c Conn) error {
 func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	msg, err := protocol.Parse(frame)
 	if err != nil {
+		s.Metrics.Count(metrics.Frames, metrics.FrameInvalid)
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
+	s.Metrics.Count(metrics.Frames, msg.Type())
 	conn, err := s.connection(ctx, c.ID)
 	switch satellite.ErrorCode(err) {
 	case "", satellite.ENOTFOUND:
@@ -131,7 +137,14 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		if conn.Authenticated() {
 			return s.settle(ctx, c, conn, msg, satellite.Errorf(satellite.ECONFLICT, "connection is already authenticated; second authenticate ignored"))
 		}
-		return s.settle(ctx, c, conn, msg, s.authenticate(ctx, c, conn, auth))
+		err := s.authenticate(ctx, c, conn, auth)
+		switch satellite.ErrorCode(err) {
+		case "":
+			s.Metrics.Count(metrics.Authentications, metrics.OK)
+		case satellite.EUNAUTHENTICATED:
+			s.Metrics.Count(metrics.Authentications, metrics.Failed)
+		}
+		return s.settle(ctx, c, conn, msg, err)
 	}
 	if !conn.Authenticated() {
 		return s.settle(ctx, c, conn, msg, errMustAuthenticate)
@@ -328,7 +341,7 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 
 func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Result) error {
 	now := s.Now()
-	return s.Registry.RecordResult(ctx, satellite.Result{
+	err := s.Registry.RecordResult(ctx, satellite.Result{
 		ID:          c.RequestID,
 		ConfigID:    m.ConfigID,
 		SystemID:    m.SystemID,
@@ -341,6 +354,10 @@ func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection,
 		ReceivedAt:  now,
 		ExpiresAt:   now.Add(s.ResultRetention),
 	})
+	if err == nil {
+		s.Metrics.Count(metrics.ResultsStored, "")
+	}
+	return err
 }
 
 // maxLoggedMessage bounds how much of a satellite-supplied message is logged.

@@ -30,6 +30,12 @@ const (
 	TypeRunSecretsRequest      = "request_run_secrets"
 )
 
+// InboundTypes lists every inbound frame type.
+var InboundTypes = []string{
+	TypeAuthenticate, TypeHeartbeat, TypeResult, TypeStrategyError, TypeScriptPackageSyncState,
+	TypeManifestRequest, TypeBlobRequest, TypeRunSecretsRequest,
+}
+
 // Message is one parsed satellite frame: one of the pointer types below.
 type Message interface{ Type() string }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -24,6 +25,8 @@ type Sender struct {
 	Lifecycle   satellite.LifecycleSink
 	Log         *slog.Logger
 	Now         func() time.Time
+	// Metrics counts posts by outcome; nil records nothing.
+	Metrics *metrics.Recorder
 }
 
 // Send encodes frame and posts it to connectionID at endpoint. When the
@@ -36,6 +39,16 @@ func (s *Sender) Send(ctx context.Context, endpoint, connectionID string, frame 
 		return err
 	}
 	err = s.Connections.Post(ctx, endpoint, connectionID, data)
+	switch satellite.ErrorCode(err) {
+	case "":
+		s.Metrics.Count(metrics.Pushes, metrics.Sent)
+	case satellite.EGONE:
+		s.Metrics.Count(metrics.Pushes, metrics.Gone)
+	case satellite.ETOOLARGE:
+		// Refused before posting; the caller sends something smaller.
+	default:
+		s.Metrics.Count(metrics.Pushes, metrics.Failed)
+	}
 	if satellite.ErrorCode(err) == satellite.EGONE {
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "connection gone; removing its record",
 			slog.String("connectionId", connectionID))

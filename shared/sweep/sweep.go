@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -27,6 +28,7 @@ type Store interface {
 	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error)
 	ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error)
 	Connection(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error)
+	CountOnline(ctx context.Context, now time.Time) (int, error)
 }
 
 var _ Store = (*dynamo.Registry)(nil)
@@ -53,6 +55,9 @@ type Sweeper struct {
 	// RepublishAfter is how old an unconfirmed edge must be before a sweep
 	// publishes it again.
 	RepublishAfter time.Duration
+	// Metrics receives the sweep's duration, the stale satellites it found
+	// and the satellites online; nil records nothing.
+	Metrics *metrics.Recorder
 }
 
 // Report says what one sweep did.
@@ -62,6 +67,7 @@ type Report struct {
 	Republished           int // pending edges published again
 	ClosedUnauthenticated int
 	RemovedExpired        int
+	Online                int // satellites online (-1 when it could not be counted)
 }
 
 // Sweep runs once. Every step is attempted; the first error is returned after
@@ -70,6 +76,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	now := s.Now()
 	var r Report
 	var errs []error
+	defer func() {
+		s.Metrics.Add(metrics.SweepDuration, "", float64(s.Now().Sub(now).Milliseconds()))
+	}()
 
 	// Edges an earlier sweep stored but did not confirm published.
 	pending, err := s.Store.PendingEdges(ctx, now.Add(-s.RepublishAfter))
@@ -132,6 +141,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		r.ClosedUnauthenticated++
 	}
 
+	// The gauge of satellites online: connected and not past their deadline.
+	r.Online, err = s.Store.CountOnline(ctx, now)
+	if err != nil {
+		r.Online = -1
+		errs = append(errs, err)
+	} else {
+		s.Metrics.Add(metrics.SatellitesOnline, "", float64(r.Online))
+	}
+	s.Metrics.Add(metrics.StaleSatellites, "", float64(r.Stale))
+
 	expired, err := s.Store.ExpiredConnections(ctx, now)
 	errs = append(errs, err)
 	for _, c := range expired {
@@ -143,7 +162,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "sweep done",
 		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
-		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired))
+		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired),
+		slog.Int("online", r.Online))
 	return r, errors.Join(errs...)
 }
 
@@ -159,9 +179,11 @@ func (s *Sweeper) publish(ctx context.Context, e satellite.LifecycleEvent) error
 }
 
 // Handle is the Lambda handler for the EventBridge schedule. A failed sweep
-// returns an error so EventBridge retries it (and, after its retries, sends
-// the event to the dead-letter queue).
+// returns an error: the invocation counts as failed (SweepFailuresAlarm) and
+// its event goes to the failure queue. Lambda does not retry it (the
+// template sets no async retries): the next scheduled sweep is the retry.
 func (s *Sweeper) Handle(ctx context.Context, _ events.CloudWatchEvent) error {
 	_, err := s.Sweep(ctx)
+	s.Metrics.FlushAll()
 	return err
 }

@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -95,10 +97,10 @@ func (h *harness) sweep() sweepReport {
 	if err != nil {
 		h.t.Fatalf("sweep: %v", err)
 	}
-	return sweepReport{r.Stale, r.HeartbeatLost, r.Republished, r.ClosedUnauthenticated, r.RemovedExpired}
+	return sweepReport{r.Stale, r.HeartbeatLost, r.Republished, r.ClosedUnauthenticated, r.RemovedExpired, r.Online}
 }
 
-type sweepReport struct{ stale, lost, republished, closedUnauth, removedExpired int }
+type sweepReport struct{ stale, lost, republished, closedUnauth, removedExpired, online int }
 
 func (h *harness) lines() []lifecyclelog.Line {
 	var out []lifecyclelog.Line
@@ -313,9 +315,13 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 	if r.lost != staleCount {
 		t.Fatalf("report %+v, want %d lost", r, staleCount)
 	}
-	reads, items := 0, h.calls.ItemsRead()
-	for _, op := range h.calls.Operations("DynamoDB") {
-		if op == "Query" || op == "Scan" || op == "GetItem" {
+	reads, counts, items := 0, 0, h.calls.ItemsRead()
+	for _, c := range h.calls.All() {
+		if q, ok := c.Input.(*dynamodb.QueryInput); ok && q.Select == types.SelectCount {
+			counts++ // the online gauge: counted, not read
+			continue
+		}
+		if c.Operation == "Query" || c.Operation == "Scan" || c.Operation == "GetItem" {
 			reads++
 		}
 	}
@@ -324,7 +330,12 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 	if wantReads := dynamo.LiveShards + 1 + 2*dynamo.ConnectionShards; reads > wantReads || items != staleCount {
 		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, staleCount, wantReads)
 	}
-	t.Logf("2,000 satellites, %d stale: %d read requests, %d items read, %d DynamoDB requests in all", staleCount, reads, items, h.calls.Count("DynamoDB"))
+	// The gauge of satellites online counts the live index, one page per
+	// shard at this size; it returns no items.
+	if counts != dynamo.LiveShards || r.online != fleet-staleCount {
+		t.Errorf("online gauge: %d count queries, %d online; want %d queries, %d online", counts, r.online, dynamo.LiveShards, fleet-staleCount)
+	}
+	t.Logf("2,000 satellites, %d stale: %d read requests, %d items read, %d count queries, %d DynamoDB requests in all", staleCount, reads, items, counts, h.calls.Count("DynamoDB"))
 }
 
 func TestUnauthenticatedConnectionsAreClosedAfterTheDeadline(t *testing.T) {
@@ -468,5 +479,49 @@ func TestScheduleFixture(t *testing.T) {
 	}
 	if len(h.lost()["sat-fixture"]) != 1 {
 		t.Errorf("sweep through the handler did not report the lost satellite")
+	}
+}
+
+// TestSweepRecordsTheFleetGauges checks the metrics a sweep writes: the
+// satellites online, the stale ones it found, the heartbeat_lost edges it
+// published and its duration, in one flush at the end of the invocation.
+func TestSweepRecordsTheFleetGauges(t *testing.T) {
+	h := newHarness(t)
+	out := &testenv.SafeBuffer{}
+	cfg := h.env.Config(h.mgmt.URL)
+	cfg.StackName = "prod-eu"
+	a, _ := h.env.App(t, cfg, app.Options{Now: h.clock.Now, Lifecycle: h.sink, MetricsOutput: out})
+	for i := range 3 {
+		h.connect(fmt.Sprintf("sat-live-%d", i), time.Minute, h.t0.Add(30*time.Second))
+	}
+	h.connect("sat-quiet", time.Minute, h.t0)
+	h.clock.Set(h.t0.Add(61 * time.Second))
+	if err := a.Sweep.Handle(ctx, events.CloudWatchEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		ms, ok := metrics.Decode([]byte(line))
+		if !ok {
+			t.Fatalf("not an EMF line: %s", line)
+		}
+		for _, m := range ms {
+			if m.Dimensions[metrics.StackDimension] != "prod-eu" {
+				t.Errorf("%s has Stack %q", m.Name, m.Dimensions[metrics.StackDimension])
+			}
+			name := m.Name
+			if edge := m.Dimensions["Edge"]; edge != "" {
+				name += "/" + edge
+			}
+			got[name] = append(got[name], m.Values...)
+		}
+	}
+	for name, want := range map[string]float64{"SatellitesOnline": 3, "StaleSatellites": 1, "Edges/heartbeat_lost": 1} {
+		if v := got[name]; len(v) != 1 || v[0] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, v, want, got)
+		}
+	}
+	if v := got["SweepDuration"]; len(v) != 1 || v[0] < 0 {
+		t.Errorf("SweepDuration = %v", v)
 	}
 }

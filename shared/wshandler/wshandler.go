@@ -71,11 +71,13 @@ func respond(err error) (events.APIGatewayProxyResponse, error) {
 
 // Connect handles $connect.
 func (h *Handler) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	defer h.Service.Metrics.Flush()
 	return respond(h.Service.Connect(ctx, h.conn(req)))
 }
 
 // Message handles $default: every satellite frame.
 func (h *Handler) Message(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	defer h.Service.Metrics.Flush()
 	frame := []byte(req.Body)
 	if req.IsBase64Encoded {
 		decoded, err := base64.StdEncoding.DecodeString(req.Body)
@@ -90,5 +92,6 @@ func (h *Handler) Message(ctx context.Context, req events.APIGatewayWebsocketPro
 
 // Disconnect handles $disconnect.
 func (h *Handler) Disconnect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	defer h.Service.Metrics.Flush()
 	return respond(h.Service.Disconnect(ctx, h.conn(req)))
 }
