@@ -4,23 +4,24 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/admin"
 )
 
 func main() {
-	a, err := app.FromEnvironment(context.Background())
-	if err == nil && a.Admin == nil {
-		err = app.ErrNoManagementEndpoint
+	cfg, awsCfg, opts, err := app.FromEnvironment()
+	var h *admin.Handler
+	if err == nil {
+		h, err = app.NewAdmin(cfg, awsCfg, opts)
 	}
 	if err != nil {
 		slog.Error("admin function cannot start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(a.Admin.Handle)
+	lambda.Start(h.Handle)
 }

@@ -3,20 +3,24 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/wshandler"
 )
 
 func main() {
-	a, err := app.FromEnvironment(context.Background())
+	cfg, awsCfg, opts, err := app.FromEnvironment()
+	var h *wshandler.Handler
+	if err == nil {
+		h, err = app.NewConnect(cfg, awsCfg, opts)
+	}
 	if err != nil {
 		slog.Error("connect function cannot start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(a.WebSocket.Connect)
+	lambda.Start(h.Connect)
 }

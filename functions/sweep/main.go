@@ -4,23 +4,24 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 func main() {
-	a, err := app.FromEnvironment(context.Background())
-	if err == nil && a.Sweep == nil {
-		err = app.ErrNoManagementEndpoint
+	cfg, awsCfg, opts, err := app.FromEnvironment()
+	var h *sweep.Sweeper
+	if err == nil {
+		h, err = app.NewSweep(cfg, awsCfg, opts)
 	}
 	if err != nil {
 		slog.Error("sweep function cannot start", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(a.Sweep.Handle)
+	lambda.Start(h.Handle)
 }

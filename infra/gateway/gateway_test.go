@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	mgmttypes "github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/coder/websocket"
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
@@ -24,6 +25,7 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -450,7 +452,8 @@ func TestManagementAPI(t *testing.T) {
 		t.Errorf("GetConnection = %+v, %v", info, err)
 	}
 
-	adapter := mgmtapi.New(client)
+	// So does the functions' own client.
+	adapter := mgmtapi.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}))
 	if err := adapter.Post(ctx, mgmtURL, "unknownABCDEFG=", []byte("{}")); satellite.ErrorCode(err) != satellite.EGONE {
 		t.Errorf("post to unknown id: %v, want EGONE (410)", err)
 	}
@@ -473,11 +476,15 @@ func TestManagementAPI(t *testing.T) {
 	if ev.RequestContext.ConnectionID != id {
 		t.Errorf("$disconnect for %s", ev.RequestContext.ConnectionID)
 	}
-	if _, err := client.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &id}); !mgmtapi.IsGone(err) {
+	var gone *mgmttypes.GoneException
+	if _, err := client.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &id}); !errors.As(err, &gone) {
 		t.Errorf("delete of a closed connection: %v, want GoneException", err)
 	}
-	if _, err := client.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &id}); !mgmtapi.IsGone(err) {
+	if _, err := client.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &id}); !errors.As(err, &gone) {
 		t.Errorf("get of a closed connection: %v, want GoneException", err)
+	}
+	if err := adapter.Post(ctx, mgmtURL, id, []byte("{}")); satellite.ErrorCode(err) != satellite.EGONE {
+		t.Errorf("post to a closed connection: %v, want EGONE", err)
 	}
 }
 

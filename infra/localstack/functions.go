@@ -6,18 +6,51 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/checkstack/satellite-backend/shared/app"
 )
 
-// handlers are the Lambda handlers of each functions/<dir>, for running them
-// in this process. Which template function a directory is comes from the
-// Makefile's build-<LogicalId> targets, the same ones `sam build` runs.
-var handlers = map[string]func(*app.App) any{
-	"connect":    func(a *app.App) any { return a.WebSocket.Connect },
-	"message":    func(a *app.App) any { return a.WebSocket.Message },
-	"disconnect": func(a *app.App) any { return a.WebSocket.Disconnect },
-	"sweep":      func(a *app.App) any { return a.Sweep.Handle },
-	"admin":      func(a *app.App) any { return a.Admin.Handle },
+// handlers build the Lambda handler of each functions/<dir> for running it
+// in this process, with the same constructor its main.go calls. Which
+// template function a directory is comes from the Makefile's
+// build-<LogicalId> targets, the same ones `sam build` runs.
+var handlers = map[string]func(app.Config, aws.Config, app.Options) (any, error){
+	"connect": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewConnect(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Connect, nil
+	},
+	"message": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewMessage(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Message, nil
+	},
+	"disconnect": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewDisconnect(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Disconnect, nil
+	},
+	"sweep": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewSweep(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle, nil
+	},
+	"admin": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewAdmin(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle, nil
+	},
 }
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)

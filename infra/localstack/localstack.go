@@ -23,14 +23,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/lambdarie"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
@@ -120,7 +118,8 @@ type Stack struct {
 	Gateway   *gateway.Gateway
 	Registry  *dynamo.Registry
 	Publisher *s3packages.Publisher
-	S3        *s3.Client
+	// Packages reads the bucket as the functions do.
+	Packages *s3packages.Store
 
 	log  *slog.Logger
 	stop []func()
@@ -304,11 +303,11 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 			return err
 		}
 	}
-	s.S3 = s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(s.S3Endpoint)
-		o.UsePathStyle = true
-	})
-	s.Publisher = s3packages.NewPublisher(s.S3, s.Bucket)
+	objects, err := s3packages.NewObjects(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), s.Bucket, s.S3Endpoint, true)
+	if err != nil {
+		return err
+	}
+	s.Publisher, s.Packages = s3packages.NewPublisher(objects), s3packages.New(objects)
 	return nil
 }
 
@@ -375,7 +374,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			a, err := app.New(cfg, localaws.AWSConfig(), app.Options{
+			h, err := handler(cfg, localaws.AWSConfig(), app.Options{
 				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
 				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
 				MetricsOutput: opts.FunctionLog,
@@ -383,8 +382,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			s.stop = append(s.stop, func() { _ = a.Close() })
-			hs[fn] = handler(a)
+			hs[fn] = h
 		}
 		return gateway.NewInProcess(hs), nil
 	case RIE:

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/checkstack/satellite-backend/infra/localstack"
-	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
 
 // TestPersistKeepsStateAcrossRestarts is `make dev PERSIST=dir`: tables,
@@ -32,8 +31,7 @@ func TestPersistKeepsStateAcrossRestarts(t *testing.T) {
 	if _, _, err := second.Registry.Satellite(ctx, "sat-kept"); err != nil {
 		t.Errorf("satellite lost across restart: %v", err)
 	}
-	store := s3packages.New(second.S3, nil, second.Bucket)
-	if blob, err := store.OpenBlob(ctx, integrity); err != nil {
+	if blob, err := second.Packages.OpenBlob(ctx, integrity); err != nil {
 		t.Errorf("blob lost across restart: %v", err)
 	} else {
 		blob.Body.Close()

@@ -8,20 +8,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 )
 
-// Call is one SDK request as it was made.
+// Call is one AWS request as it was made.
 type Call struct {
-	Service   string // SDK service id, e.g. "DynamoDB"
+	Service   string // SDK service id, e.g. "DynamoDB", "S3"
 	Operation string // e.g. "GetItem"
-	Input     any    // the operation's input struct
+	// Input is the DynamoDB operation's input struct; for the other services
+	// the awsapi.Request.
+	Input any
+	// Resource is what a non-DynamoDB call was about: an object key, a
+	// secret id, a connection id.
+	Resource string
 	// Items is how many items a Query or Scan returned.
 	Items int
 }
 
-// Calls records every SDK request made by clients it is installed on. It is
-// how tests check request budgets and IAM policies: by counting what the code
-// really sends, not by guessing.
+// Calls records every AWS request made by clients it is installed on (the
+// DynamoDB SDK client through APIOption, the other APIs through Observe). It
+// is how tests check request budgets and IAM policies: by counting what the
+// code really sends, not by guessing.
 type Calls struct {
 	mu    sync.Mutex
 	calls []Call
@@ -44,6 +52,14 @@ func (c *Calls) APIOption(stack *middleware.Stack) error {
 			c.mu.Unlock()
 			return out, md, err
 		}), middleware.Before)
+}
+
+// Observe records a request to one of the other AWS APIs (install it as
+// app.Options.Observe).
+func (c *Calls) Observe(r awsapi.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, Call{Service: r.ServiceID, Operation: r.Operation, Input: r, Resource: r.Resource})
 }
 
 // Reset forgets every recorded call.

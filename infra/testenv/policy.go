@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 )
 
@@ -60,23 +56,24 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 		switch c.Service {
 		case "DynamoDB":
 		case "S3":
-			var key string
-			switch in := c.Input.(type) {
-			case *s3.GetObjectInput:
-				key = aws.ToString(in.Key)
-			case *s3.PutObjectInput:
-				key = aws.ToString(in.Key)
-			default:
+			action := map[string]string{
+				"GetObject": "s3:GetObject", "PutObject": "s3:PutObject",
+				// A presigned URL carries the function's authority.
+				"PresignGetObject": "s3:GetObject",
+			}[c.Operation]
+			if action == "" {
 				t.Fatalf("unexpected S3 request %s", c.Operation)
 			}
-			prefix, _, _ := strings.Cut(key, "/")
-			set[Grant{"s3:" + c.Operation, "ScriptPackagesBucket/" + prefix + "/*"}] = true
+			prefix, _, _ := strings.Cut(c.Resource, "/")
+			set[Grant{action, "ScriptPackagesBucket/" + prefix + "/*"}] = true
 		case "ApiGatewayManagementApi":
 			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/@connections"}] = true
 		case "Secrets Manager":
-			id := aws.ToString(c.Input.(*secretsmanager.GetSecretValueInput).SecretId)
-			if !strings.HasPrefix(id, secretsPrefix) {
-				t.Errorf("secret %s read outside the configured prefix", id)
+			if c.Operation != "GetSecretValue" {
+				t.Fatalf("unexpected Secrets Manager request %s", c.Operation)
+			}
+			if id := c.Resource; !strings.HasPrefix(id, secretsPrefix) {
+				t.Errorf("secret %s read outside the configured prefix", c.Resource)
 			}
 			set[Grant{"secretsmanager:GetSecretValue", "secret/${SecretsPrefix}*"}] = true
 		case "EventBridge":

@@ -177,6 +177,7 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 	tb.Helper()
 	calls := &Calls{}
 	opts.APIOptions = append(opts.APIOptions, calls.APIOption)
+	opts.Observe = calls.Observe
 	opts.Endpoints.DynamoDB, opts.Endpoints.S3 = e.DynamoDBEndpoint, e.S3Endpoint
 	if opts.Log == nil {
 		opts.Log = Logger(tb)

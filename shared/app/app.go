@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,15 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/checkstack/satellite-backend/shared/admin"
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/awssecrets"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
@@ -35,7 +30,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/wshandler"
 )
 
-// Options adjusts what New builds. The zero value is production.
+// Options adjusts what the constructors build. The zero value is production.
 type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -48,11 +43,12 @@ type Options struct {
 	Lifecycle satellite.LifecycleSink
 	// Tokens, when set, replaces bcrypt verification (tests count calls).
 	Tokens satellite.TokenVerifier
-	// APIOptions are added to every SDK client (tests count requests).
+	// APIOptions are added to the DynamoDB client (tests count requests).
 	APIOptions []func(*middleware.Stack) error
-	// Endpoints overrides service endpoints (the local stack and tests). A
-	// deployed function leaves them empty; a binary run under the Lambda
-	// emulator can use the SDK's AWS_ENDPOINT_URL_<SERVICE> variables instead.
+	// Observe sees every request to the other AWS APIs (tests count them).
+	Observe awsapi.Observer
+	// Endpoints overrides service endpoints (the local stack, tests, and
+	// the AWS_ENDPOINT_URL_<SERVICE> variables of a built function).
 	Endpoints Endpoints
 	// MetricsOutput receives the EMF metric lines; stdout when nil (where
 	// Lambda sends everything to CloudWatch Logs).
@@ -64,44 +60,6 @@ type Endpoints struct {
 	DynamoDB, S3, SecretsManager, EventBridge string
 }
 
-func endpointOf(url string) *string {
-	if url == "" {
-		return nil
-	}
-	return &url
-}
-
-// App is the assembled backend.
-type App struct {
-	Config    Config
-	Log       *slog.Logger
-	Metrics   *metrics.Recorder
-	Registry  *dynamo.Registry
-	Sender    *push.Sender
-	Endpoint  *endpoint.Service
-	WebSocket *wshandler.Handler
-	// Push is nil unless MANAGEMENT_ENDPOINT is configured.
-	Push *push.Service
-	// Sweep is nil unless MANAGEMENT_ENDPOINT is configured.
-	Sweep *sweep.Sweeper
-	// Admin is nil unless MANAGEMENT_ENDPOINT is configured.
-	Admin *admin.Handler
-
-	closers []io.Closer
-}
-
-// Close releases what the App opened (the lifecycle log file). A Lambda
-// function never needs it; the local stack calls it on shutdown.
-func (a *App) Close() error {
-	var first error
-	for _, c := range a.closers {
-		if err := c.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
 // ErrNoManagementEndpoint is why a function that pushes outside a WebSocket
 // event cannot start.
 var ErrNoManagementEndpoint = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
@@ -111,22 +69,23 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// FromEnvironment builds the App from the process environment and the default
-// AWS credential chain. Functions call it once, outside their handler.
-func FromEnvironment(ctx context.Context) (*App, error) {
-	cfg, err := LoadConfig(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, awsCfg, Options{})
+// wiring builds the parts of the backend on demand, each once. Every
+// function's constructor asks only for the parts it uses, so the linker
+// leaves the rest (and the AWS clients behind them) out of its binary.
+type wiring struct {
+	cfg  Config
+	aws  aws.Config
+	opts Options
+
+	metrics   *metrics.Recorder
+	registry  *dynamo.Registry
+	api       *awsapi.Client
+	sender    *push.Sender
+	lifecycle satellite.LifecycleSink
+	objects   *s3packages.Objects
 }
 
-// New builds the App from a Config and an AWS configuration.
-func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
+func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -139,122 +98,246 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	if opts.MetricsOutput == nil {
 		opts.MetricsOutput = os.Stdout
 	}
-	recorder := metrics.New(opts.MetricsOutput, cfg.StackName, cfg.MetricsFlushInterval, opts.Now)
 	if cfg.Region == "" {
 		cfg.Region = awsCfg.Region
 	}
-	withAPIOptions := func(existing *[]func(*middleware.Stack) error) {
-		*existing = append(*existing, opts.APIOptions...)
+	awsCfg.Region = cfg.Region
+	return &wiring{
+		cfg: cfg, aws: awsCfg, opts: opts,
+		metrics: metrics.New(opts.MetricsOutput, cfg.StackName, cfg.MetricsFlushInterval, opts.Now),
 	}
+}
 
-	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		if ep := endpointOf(opts.Endpoints.DynamoDB); ep != nil {
-			o.BaseEndpoint = ep
-		}
-		withAPIOptions(&o.APIOptions)
-	})
-	registry := dynamo.NewRegistry(db, dynamo.Tables{
-		Satellites: cfg.SatellitesTable, Connections: cfg.ConnectionsTable, Results: cfg.ResultsTable,
-	})
-	management := apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
-		withAPIOptions(&o.APIOptions)
-	})
-
-	var closers []io.Closer
-	lifecycle := opts.Lifecycle
-	if lifecycle == nil {
-		switch {
-		case cfg.EventBusName != "":
-			lifecycle = eventbus.New(eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
-				if ep := endpointOf(opts.Endpoints.EventBridge); ep != nil {
-					o.BaseEndpoint = ep
-				}
-				withAPIOptions(&o.APIOptions)
-			}), cfg.EventBusName)
-		case cfg.LifecycleLogFile != "":
-			f, err := os.OpenFile(cfg.LifecycleLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				return nil, fmt.Errorf("LIFECYCLE_LOG_FILE: %w", err)
+func (w *wiring) dynamoRegistry() *dynamo.Registry {
+	if w.registry == nil {
+		db := dynamodb.NewFromConfig(w.aws, func(o *dynamodb.Options) {
+			if w.opts.Endpoints.DynamoDB != "" {
+				o.BaseEndpoint = aws.String(w.opts.Endpoints.DynamoDB)
 			}
-			closers = append(closers, f)
-			lifecycle = lifecyclelog.New(opts.Log, f)
-		default:
-			lifecycle = lifecyclelog.New(opts.Log, nil)
-		}
-	}
-	sender := &push.Sender{
-		Registry:    registry,
-		Connections: mgmtapi.New(management),
-		Lifecycle:   metrics.EdgeSink{Sink: lifecycle, Metrics: recorder},
-		Log:         opts.Log,
-		Now:         opts.Now,
-		Metrics:     recorder,
-	}
-
-	svc := &endpoint.Service{
-		Registry:        registry,
-		Sender:          sender,
-		Tokens:          opts.Tokens,
-		Now:             opts.Now,
-		Log:             opts.Log,
-		ResultRetention: cfg.ResultRetention,
-		BlobURLTTL:      cfg.BlobURLTTL,
-		BindingCacheTTL: cfg.BindingCacheTTL,
-		Metrics:         recorder,
-	}
-	var s3Client *s3.Client
-	if cfg.ScriptPackagesBucket != "" {
-		s3Client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-			o.UsePathStyle = cfg.S3UsePathStyle
-			if ep := endpointOf(opts.Endpoints.S3); ep != nil {
-				o.BaseEndpoint = ep
-			}
-			withAPIOptions(&o.APIOptions)
+			o.APIOptions = append(o.APIOptions, w.opts.APIOptions...)
 		})
-		svc.Packages = s3packages.New(s3Client, s3.NewPresignClient(s3Client), cfg.ScriptPackagesBucket)
+		w.registry = dynamo.NewRegistry(db, dynamo.Tables{
+			Satellites: w.cfg.SatellitesTable, Connections: w.cfg.ConnectionsTable, Results: w.cfg.ResultsTable,
+		})
 	}
-	switch {
-	case opts.Secrets != nil:
-		svc.Secrets = opts.Secrets
-	case cfg.SecretsFile != "":
-		svc.Secrets = filesecrets.New(cfg.SecretsFile)
-	case cfg.SecretsPrefix != "":
-		svc.Secrets = awssecrets.New(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
-			if ep := endpointOf(opts.Endpoints.SecretsManager); ep != nil {
-				o.BaseEndpoint = ep
-			}
-			withAPIOptions(&o.APIOptions)
-		}), cfg.SecretsPrefix)
-	}
+	return w.registry
+}
 
-	a := &App{
-		Config:    cfg,
-		Log:       opts.Log,
-		Metrics:   recorder,
-		Registry:  registry,
-		Sender:    sender,
-		Endpoint:  svc,
-		WebSocket: &wshandler.Handler{Service: svc, ManagementEndpoint: cfg.ManagementEndpoint, Region: cfg.Region},
-		closers:   closers,
+func (w *wiring) awsAPI() *awsapi.Client {
+	if w.api == nil {
+		w.api = awsapi.New(w.aws, awsapi.Options{Observe: w.opts.Observe})
 	}
-	if cfg.ManagementEndpoint != "" {
-		a.Push = &push.Service{
-			Sender:             sender,
-			Endpoint:           cfg.ManagementEndpoint,
-			PackagesConfigured: cfg.ScriptPackagesBucket != "",
-			Concurrency:        cfg.PushConcurrency,
+	return w.api
+}
+
+// lifecycleSink is where lifecycle events go: EventBridge, or the log (and
+// a file, locally); every published event is counted.
+func (w *wiring) lifecycleSink() satellite.LifecycleSink {
+	if w.lifecycle == nil {
+		sink := w.opts.Lifecycle
+		switch {
+		case sink != nil:
+		case w.cfg.EventBusName != "":
+			sink = eventbus.New(w.awsAPI(), w.opts.Endpoints.EventBridge, w.cfg.EventBusName)
+		case w.cfg.LifecycleLogFile != "":
+			sink = lifecyclelog.New(w.opts.Log, lifecyclelog.AppendFile(w.cfg.LifecycleLogFile))
+		default:
+			sink = lifecyclelog.New(w.opts.Log, nil)
 		}
-		adminSvc := &admin.Service{Registry: registry, Push: a.Push, Now: opts.Now, Log: opts.Log}
-		if svc.Packages != nil {
-			adminSvc.Packages = svc.Packages
-			adminSvc.Publisher = s3packages.NewPublisher(s3Client, cfg.ScriptPackagesBucket)
+		w.lifecycle = metrics.EdgeSink{Sink: sink, Metrics: w.metrics}
+	}
+	return w.lifecycle
+}
+
+func (w *wiring) pushSender() *push.Sender {
+	if w.sender == nil {
+		w.sender = &push.Sender{
+			Registry:    w.dynamoRegistry(),
+			Connections: mgmtapi.New(w.awsAPI()),
+			Lifecycle:   w.lifecycleSink(),
+			Log:         w.opts.Log,
+			Now:         w.opts.Now,
+			Metrics:     w.metrics,
 		}
-		a.Admin = &admin.Handler{Service: adminSvc, Log: opts.Log, Metrics: recorder}
-		a.Sweep = &sweep.Sweeper{
-			Store: registry, Sender: sender, Endpoint: cfg.ManagementEndpoint, Now: opts.Now, Log: opts.Log,
-			UnauthenticatedDeadline: cfg.UnauthenticatedDeadline, RepublishAfter: cfg.RepublishAfter,
-			Metrics: recorder,
+	}
+	return w.sender
+}
+
+// packageObjects is the script-package bucket; nil when none is configured.
+func (w *wiring) packageObjects() (*s3packages.Objects, error) {
+	if w.objects == nil && w.cfg.ScriptPackagesBucket != "" {
+		o, err := s3packages.NewObjects(w.awsAPI(), w.cfg.ScriptPackagesBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
+		if err != nil {
+			return nil, fmt.Errorf("SCRIPT_PACKAGES_BUCKET: %w", err)
 		}
+		w.objects = o
+	}
+	return w.objects, nil
+}
+
+func (w *wiring) secretSource() satellite.SecretSource {
+	switch {
+	case w.opts.Secrets != nil:
+		return w.opts.Secrets
+	case w.cfg.SecretsFile != "":
+		return filesecrets.New(w.cfg.SecretsFile)
+	case w.cfg.SecretsPrefix != "":
+		return awssecrets.New(w.awsAPI(), w.opts.Endpoints.SecretsManager, w.cfg.SecretsPrefix)
+	}
+	return nil
+}
+
+// endpointService is the endpoint with the ports every WebSocket function
+// needs; NewMessage adds the rest.
+func (w *wiring) endpointService() *endpoint.Service {
+	return &endpoint.Service{
+		Registry:        w.dynamoRegistry(),
+		Tokens:          w.opts.Tokens,
+		Now:             w.opts.Now,
+		Log:             w.opts.Log,
+		ResultRetention: w.cfg.ResultRetention,
+		BlobURLTTL:      w.cfg.BlobURLTTL,
+		BindingCacheTTL: w.cfg.BindingCacheTTL,
+		Metrics:         w.metrics,
+	}
+}
+
+func (w *wiring) webSocket(svc *endpoint.Service) *wshandler.Handler {
+	return &wshandler.Handler{Service: svc, ManagementEndpoint: w.cfg.ManagementEndpoint, Region: w.cfg.Region}
+}
+
+func (w *wiring) pushService() (*push.Service, error) {
+	if w.cfg.ManagementEndpoint == "" {
+		return nil, ErrNoManagementEndpoint
+	}
+	return &push.Service{
+		Sender:             w.pushSender(),
+		Endpoint:           w.cfg.ManagementEndpoint,
+		PackagesConfigured: w.cfg.ScriptPackagesBucket != "",
+		Concurrency:        w.cfg.PushConcurrency,
+	}, nil
+}
+
+func (w *wiring) messageService() (*endpoint.Service, error) {
+	svc := w.endpointService()
+	svc.Sender = w.pushSender()
+	objects, err := w.packageObjects()
+	if err != nil {
+		return nil, err
+	}
+	if objects != nil {
+		svc.Packages = s3packages.New(objects)
+	}
+	svc.Secrets = w.secretSource()
+	return svc, nil
+}
+
+func (w *wiring) sweeper() (*sweep.Sweeper, error) {
+	if w.cfg.ManagementEndpoint == "" {
+		return nil, ErrNoManagementEndpoint
+	}
+	return &sweep.Sweeper{
+		Store: w.dynamoRegistry(), Sender: w.pushSender(), Endpoint: w.cfg.ManagementEndpoint, Now: w.opts.Now, Log: w.opts.Log,
+		UnauthenticatedDeadline: w.cfg.UnauthenticatedDeadline, RepublishAfter: w.cfg.RepublishAfter,
+		Metrics: w.metrics,
+	}, nil
+}
+
+func (w *wiring) adminHandler() (*admin.Handler, error) {
+	pushes, err := w.pushService()
+	if err != nil {
+		return nil, err
+	}
+	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Now: w.opts.Now, Log: w.opts.Log}
+	objects, err := w.packageObjects()
+	if err != nil {
+		return nil, err
+	}
+	if objects != nil {
+		svc.Packages = s3packages.New(objects)
+		svc.Publisher = s3packages.NewPublisher(objects)
+	}
+	return &admin.Handler{Service: svc, Log: w.opts.Log, Metrics: w.metrics}, nil
+}
+
+// NewConnect builds the $connect function: it only records connections.
+func NewConnect(cfg Config, awsCfg aws.Config, opts Options) (*wshandler.Handler, error) {
+	w := newWiring(cfg, awsCfg, opts)
+	return w.webSocket(w.endpointService()), nil
+}
+
+// NewMessage builds the $default function: every satellite frame.
+func NewMessage(cfg Config, awsCfg aws.Config, opts Options) (*wshandler.Handler, error) {
+	w := newWiring(cfg, awsCfg, opts)
+	svc, err := w.messageService()
+	if err != nil {
+		return nil, err
+	}
+	return w.webSocket(svc), nil
+}
+
+// NewDisconnect builds the $disconnect function: it closes connections and
+// publishes the disconnected edge; it posts nothing.
+func NewDisconnect(cfg Config, awsCfg aws.Config, opts Options) (*wshandler.Handler, error) {
+	w := newWiring(cfg, awsCfg, opts)
+	svc := w.endpointService()
+	svc.Sender = &push.Sender{
+		Registry: w.dynamoRegistry(), Lifecycle: w.lifecycleSink(), Log: w.opts.Log, Now: w.opts.Now, Metrics: w.metrics,
+	}
+	return w.webSocket(svc), nil
+}
+
+// NewSweep builds the scheduled sweep. ErrNoManagementEndpoint without
+// MANAGEMENT_ENDPOINT.
+func NewSweep(cfg Config, awsCfg aws.Config, opts Options) (*sweep.Sweeper, error) {
+	return newWiring(cfg, awsCfg, opts).sweeper()
+}
+
+// NewAdmin builds the admin API. ErrNoManagementEndpoint without
+// MANAGEMENT_ENDPOINT.
+func NewAdmin(cfg Config, awsCfg aws.Config, opts Options) (*admin.Handler, error) {
+	return newWiring(cfg, awsCfg, opts).adminHandler()
+}
+
+// App is the whole backend in one process, for the tests: every function's
+// services over one set of clients.
+type App struct {
+	Config    Config
+	Log       *slog.Logger
+	Metrics   *metrics.Recorder
+	Registry  *dynamo.Registry
+	Sender    *push.Sender
+	Endpoint  *endpoint.Service
+	WebSocket *wshandler.Handler
+	// Push, Sweep and Admin are nil unless MANAGEMENT_ENDPOINT is
+	// configured.
+	Push  *push.Service
+	Sweep *sweep.Sweeper
+	Admin *admin.Handler
+}
+
+// New builds every function's services, sharing clients and metrics.
+func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
+	w := newWiring(cfg, awsCfg, opts)
+	svc, err := w.messageService()
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		Config: w.cfg, Log: w.opts.Log, Metrics: w.metrics, Registry: w.dynamoRegistry(), Sender: w.pushSender(),
+		Endpoint: svc, WebSocket: w.webSocket(svc),
+	}
+	if w.cfg.ManagementEndpoint == "" {
+		return a, nil
+	}
+	if a.Push, err = w.pushService(); err != nil {
+		return nil, err
+	}
+	if a.Admin, err = w.adminHandler(); err != nil {
+		return nil, err
+	}
+	if a.Sweep, err = w.sweeper(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }

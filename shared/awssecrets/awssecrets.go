@@ -7,29 +7,33 @@ import (
 	"context"
 	"errors"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// API is the part of the Secrets Manager client the source calls.
-type API interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
 // Source implements satellite.SecretSource.
 type Source struct {
-	api    API
-	prefix string
+	api      *awsapi.Client
+	endpoint string
+	prefix   string
 }
 
 var _ satellite.SecretSource = (*Source)(nil)
 
 // New returns a source that resolves NAME as the secret prefix+NAME. The IAM
-// policy of the function grants read on that prefix only.
-func New(api API, prefix string) *Source { return &Source{api: api, prefix: prefix} }
+// policy of the function grants read on that prefix only. endpoint overrides
+// Secrets Manager's regional endpoint when not empty.
+func New(api *awsapi.Client, endpoint, prefix string) *Source {
+	return &Source{api: api, endpoint: api.Endpoint("secretsmanager", endpoint), prefix: prefix}
+}
+
+type getSecretValueInput struct {
+	SecretID string `json:"SecretId"`
+}
+
+type getSecretValueOutput struct {
+	SecretString *string `json:"SecretString"`
+}
 
 // Resolve implements satellite.SecretSource. Secrets are read one by one (a
 // collector declares a handful); the first that cannot be resolved ends the
@@ -37,10 +41,12 @@ func New(api API, prefix string) *Source { return &Source{api: api, prefix: pref
 func (s *Source) Resolve(ctx context.Context, names []string) (map[string]string, error) {
 	values := make(map[string]string, len(names))
 	for _, name := range names {
-		out, err := s.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.prefix + name)})
-		var missing *types.ResourceNotFoundException
+		var out getSecretValueOutput
+		id := s.prefix + name
+		err := s.api.JSON11(ctx, "secretsmanager", "Secrets Manager", s.endpoint, "secretsmanager.GetSecretValue", id, getSecretValueInput{SecretID: id}, &out)
+		var apiErr *awsapi.Error
 		switch {
-		case errors.As(err, &missing):
+		case errors.As(err, &apiErr) && apiErr.Code == "ResourceNotFoundException":
 			return nil, satellite.Errorf(satellite.ENOTFOUND, "Secret %s could not be resolved", name)
 		case err != nil:
 			return nil, satellite.Wrap(err, satellite.EINTERNAL, "Secret "+name+" could not be resolved")

@@ -2,14 +2,17 @@ package awssecrets_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/awssecrets"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -17,11 +20,27 @@ import (
 func newSource(t *testing.T, secrets map[string]string) (*awssecrets.Source, *testenv.SecretsManager) {
 	t.Helper()
 	server := testenv.NewSecretsManager(t, secrets)
-	client := secretsmanager.NewFromConfig(localaws.AWSConfig(), func(o *secretsmanager.Options) {
-		o.BaseEndpoint = aws.String(server.URL)
-		o.RetryMaxAttempts = 2
-	})
-	return awssecrets.New(client, "checkstack/run/"), server
+	cfg := localaws.AWSConfig()
+	cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxAttempts(retry.NewStandard(), 2) }
+	return awssecrets.New(awsapi.New(cfg, awsapi.Options{}), server.URL, "checkstack/run/"), server
+}
+
+// TestGetSecretValueIsWhatTheSDKSends checks the adapter's request against
+// the one the AWS SDK's Secrets Manager client makes for the same secret.
+func TestGetSecretValueIsWhatTheSDKSends(t *testing.T) {
+	src, server := newSource(t, map[string]string{"checkstack/run/API_TOKEN": "v"})
+	sdk := secretsmanager.NewFromConfig(localaws.AWSConfig(), func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(server.URL) })
+	out, err := sdk.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("checkstack/run/API_TOKEN")})
+	if err != nil || aws.ToString(out.SecretString) != "v" {
+		t.Fatalf("SDK: %v %v", out, err)
+	}
+	if got, err := src.Resolve(context.Background(), []string{"API_TOKEN"}); err != nil || got["API_TOKEN"] != "v" {
+		t.Fatalf("adapter: %v %v", got, err)
+	}
+	reqs := server.Requests()
+	if len(reqs) != 2 || reqs[0].Target != reqs[1].Target || !reflect.DeepEqual(reqs[0].Body, reqs[1].Body) || !reqs[1].Signed {
+		t.Errorf("SDK and adapter requests differ: %+v", reqs)
+	}
 }
 
 func TestResolveReadsPrefixedSecrets(t *testing.T) {
@@ -61,7 +80,7 @@ func TestResolveFailures(t *testing.T) {
 		t.Errorf("throttled secret: %v", err)
 	}
 	if got := len(server.Requests()) - before; got != 2 {
-		t.Errorf("throttled request tried %d times, want the SDK's retry (2 attempts)", got)
+		t.Errorf("throttled request tried %d times, want the retryer's 2 attempts", got)
 	}
 	if strings.Contains(err.Error(), "ok-value") {
 		t.Errorf("an error carries a secret value")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -51,4 +52,22 @@ func (s *Sink) Emit(ctx context.Context, e satellite.LifecycleEvent) error {
 	defer s.mu.Unlock()
 	_, err = s.out.Write(append(b, '\n'))
 	return satellite.Wrap(err, satellite.EINTERNAL, "append lifecycle event")
+}
+
+// AppendFile is a writer that appends each write to the file at its path,
+// opening and closing it every time: events are rare, and no handle stays
+// open for a function instance's lifetime.
+type AppendFile string
+
+// Write implements io.Writer.
+func (p AppendFile) Write(b []byte) (int, error) {
+	f, err := os.OpenFile(string(p), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }

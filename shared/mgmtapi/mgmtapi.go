@@ -5,40 +5,42 @@ package mgmtapi
 
 import (
 	"context"
-	"errors"
+	"io"
+	"net/http"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// API is the part of the Management API client the adapter calls.
-type API interface {
-	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
-}
-
 // Client implements satellite.ConnectionAPI. One client serves every
-// endpoint: the endpoint is set per call, so a warm Lambda reuses one HTTP
+// endpoint: the endpoint is given per call, so a warm Lambda reuses one HTTP
 // connection pool whatever stage invoked it.
-type Client struct{ api API }
+type Client struct{ api *awsapi.Client }
 
 var _ satellite.ConnectionAPI = (*Client)(nil)
 
 // New returns a Client over api.
-func New(api API) *Client { return &Client{api: api} }
+func New(api *awsapi.Client) *Client { return &Client{api: api} }
 
-func at(endpoint string) func(*apigatewaymanagementapi.Options) {
-	return func(o *apigatewaymanagementapi.Options) { o.BaseEndpoint = aws.String(endpoint) }
-}
+// IsGone reports whether err says the connection no longer exists (HTTP 410
+// GoneException).
+func IsGone(err error) bool { return awsapi.IsStatus(err, http.StatusGone) }
 
-// IsGone reports whether err says the connection no longer exists (HTTP 410).
-func IsGone(err error) bool {
-	var gone *types.GoneException
-	return errors.As(err, &gone)
+func (c *Client) call(ctx context.Context, method, operation, endpoint, connectionID string, data []byte) error {
+	u, err := awsapi.JoinURL(endpoint, "/@connections/"+awsapi.EscapeSegment(connectionID))
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.Do(ctx, awsapi.Request{
+		Service: "execute-api", ServiceID: "ApiGatewayManagementApi", Operation: operation, Resource: connectionID,
+		Method: method, URL: u, Body: data,
+	})
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
 
 // Post implements satellite.ConnectionAPI.
@@ -46,10 +48,7 @@ func (c *Client) Post(ctx context.Context, endpoint, connectionID string, data [
 	if len(data) > protocol.MaxMessageBytes {
 		return satellite.Errorf(satellite.ETOOLARGE, "message of %d bytes is over the %d byte limit", len(data), protocol.MaxMessageBytes)
 	}
-	_, err := c.api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{
-		ConnectionId: aws.String(connectionID),
-		Data:         data,
-	}, at(endpoint))
+	err := c.call(ctx, http.MethodPost, "PostToConnection", endpoint, connectionID, data)
 	if IsGone(err) {
 		return satellite.Wrap(err, satellite.EGONE, "connection "+connectionID+" is gone")
 	}
@@ -58,9 +57,7 @@ func (c *Client) Post(ctx context.Context, endpoint, connectionID string, data [
 
 // Close implements satellite.ConnectionAPI.
 func (c *Client) Close(ctx context.Context, endpoint, connectionID string) error {
-	_, err := c.api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
-		ConnectionId: aws.String(connectionID),
-	}, at(endpoint))
+	err := c.call(ctx, http.MethodDelete, "DeleteConnection", endpoint, connectionID, nil)
 	if IsGone(err) {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package s3packages
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -11,25 +10,14 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// PutAPI is the part of the S3 client publishing calls.
-type PutAPI interface {
-	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-}
-
 // Publisher writes blobs and manifests where Store reads them.
-type Publisher struct {
-	api    PutAPI
-	bucket string
-}
+type Publisher struct{ objects *Objects }
 
-// NewPublisher returns a publisher into bucket.
-func NewPublisher(api PutAPI, bucket string) *Publisher { return &Publisher{api: api, bucket: bucket} }
+// NewPublisher returns a publisher into the package bucket.
+func NewPublisher(objects *Objects) *Publisher { return &Publisher{objects: objects} }
 
 // Integrity returns the sha512 Subresource Integrity string of data.
 func Integrity(data []byte) string {
@@ -84,12 +72,7 @@ func (p *Publisher) PutBlob(ctx context.Context, data []byte) (string, error) {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
-	_, err = p.api.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &p.bucket, Key: &key, Body: bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
-		ContentType:   aws.String("application/octet-stream"),
-		Metadata:      map[string]string{"sha256": hex.EncodeToString(sum[:])},
-	})
+	err = p.objects.Put(ctx, key, data, "application/octet-stream", map[string]string{"sha256": hex.EncodeToString(sum[:])})
 	if err != nil {
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "store blob")
 	}
@@ -110,11 +93,7 @@ func (p *Publisher) PutManifest(ctx context.Context, entries []satellite.Manifes
 	if err != nil {
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "encode manifest")
 	}
-	_, err = p.api.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &p.bucket, Key: &key, Body: bytes.NewReader(b),
-		ContentLength: aws.Int64(int64(len(b))), ContentType: aws.String("application/json"),
-	})
-	if err != nil {
+	if err := p.objects.Put(ctx, key, b, "application/json", nil); err != nil {
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "store manifest")
 	}
 	return hash, nil

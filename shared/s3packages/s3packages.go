@@ -10,16 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -32,29 +28,13 @@ const (
 // MaxManifestBytes bounds how much of a manifest object is read.
 const MaxManifestBytes = 8 << 20
 
-// API is the part of the S3 client the store calls.
-type API interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}
-
-// Presigner is the part of the S3 presign client the store calls.
-type Presigner interface {
-	PresignGetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
-}
-
 // Store implements satellite.PackageStore.
-type Store struct {
-	api     API
-	presign Presigner
-	bucket  string
-}
+type Store struct{ objects *Objects }
 
 var _ satellite.PackageStore = (*Store)(nil)
 
-// New returns a store over bucket.
-func New(api API, presign Presigner, bucket string) *Store {
-	return &Store{api: api, presign: presign, bucket: bucket}
-}
+// New returns a store over the objects of the package bucket.
+func New(objects *Objects) *Store { return &Store{objects: objects} }
 
 var (
 	lockfileHashPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`)
@@ -100,16 +80,16 @@ type Manifest struct {
 // key this store reads, in a bucket encrypted with S3-managed keys: for these
 // keys AccessDenied means the object is missing.
 func notFound(err error) bool {
-	var nsk *types.NoSuchKey
-	if errors.As(err, &nsk) {
-		return true
-	}
-	var api smithy.APIError
-	if !errors.As(err, &api) {
+	var e *awsapi.Error
+	if !errors.As(err, &e) {
 		return false
 	}
-	switch api.ErrorCode() {
-	case "NoSuchKey", "NotFound", "AccessDenied", "Forbidden":
+	switch {
+	case e.StatusCode == http.StatusNotFound, e.StatusCode == http.StatusForbidden:
+		return true
+	}
+	switch e.Code {
+	case "NoSuchKey", "NotFound", "AccessDenied":
 		return true
 	}
 	return false
@@ -121,16 +101,16 @@ func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	body, _, err := s.objects.Get(ctx, key)
 	if notFound(err) {
 		return nil, satellite.Errorf(satellite.ENOTFOUND, "no manifest for lockfile %s", lockfileHash)
 	}
 	if err != nil {
 		return nil, satellite.Wrap(err, satellite.EINTERNAL, "read manifest")
 	}
-	defer out.Body.Close()
+	defer body.Close()
 	var m Manifest
-	if err := json.NewDecoder(io.LimitReader(out.Body, MaxManifestBytes)).Decode(&m); err != nil {
+	if err := json.NewDecoder(io.LimitReader(body, MaxManifestBytes)).Decode(&m); err != nil {
 		return nil, satellite.Wrap(err, satellite.EINTERNAL, "decode manifest "+key)
 	}
 	return m.Entries, nil
@@ -142,14 +122,14 @@ func (s *Store) OpenBlob(ctx context.Context, integrity string) (satellite.Blob,
 	if err != nil {
 		return satellite.Blob{}, err
 	}
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	body, size, err := s.objects.Get(ctx, key)
 	if notFound(err) {
 		return satellite.Blob{}, satellite.Errorf(satellite.ENOTFOUND, "no blob %s", strings.TrimPrefix(key, BlobPrefix))
 	}
 	if err != nil {
 		return satellite.Blob{}, satellite.Wrap(err, satellite.EINTERNAL, "read blob")
 	}
-	return satellite.Blob{Size: aws.ToInt64(out.ContentLength), Body: out.Body}, nil
+	return satellite.Blob{Size: size, Body: body}, nil
 }
 
 // BlobURL implements satellite.PackageStore.
@@ -171,9 +151,9 @@ func (s *Store) ManifestURL(ctx context.Context, lockfileHash string, ttl time.D
 }
 
 func (s *Store) presignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
-	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}, s3.WithPresignExpires(ttl))
+	url, err := s.objects.PresignGet(ctx, key, ttl)
 	if err != nil {
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "presign "+key)
 	}
-	return req.URL, nil
+	return url, nil
 }
