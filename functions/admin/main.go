@@ -9,8 +9,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/admin"
+	"github.com/checkstack/satellite-backend/shared/app"
 )
 
 func main() {
