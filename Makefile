@@ -83,6 +83,10 @@ validate: ## Validate template.yaml with the AWS SAM CLI (sam validate --lint: c
 	fi
 	sam validate --lint --template template.yaml
 
+.PHONY: coldstart
+coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
+	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)
+
 .PHONY: lint
 lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

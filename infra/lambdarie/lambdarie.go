@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,4 +197,59 @@ func (e *Emulator) Stop() {
 		_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 		<-e.done
 	})
+}
+
+var initDuration = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+
+// InitDuration returns the init phase aws-lambda-rie reported in its output
+// ("INIT REPORT(durationMs: ...)" at a function's first invocation): from
+// starting the bootstrap to its first request for work, as Lambda measures
+// a cold start's init. (The "Init Duration" of the REPORT line is not it:
+// this emulator starts the runtime asynchronously and reports only the
+// call.)
+func InitDuration(output string) (time.Duration, bool) {
+	m := initDuration.FindStringSubmatch(output)
+	if m == nil {
+		return 0, false
+	}
+	ms, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ms * float64(time.Millisecond)), true
+}
+
+// MaxBootstrapBytes is the size budget of one function's bootstrap as `sam
+// build` makes it (linux/arm64, stripped).
+const MaxBootstrapBytes = 8 << 20
+
+// Build runs `make build` in the repository at root for goarch into a new
+// temporary directory (the caller removes it): the bootstraps `sam build`
+// makes, one per functions/<dir>, at <dir>/<fn>/bootstrap.
+func Build(root, goarch string) (string, error) {
+	dir, err := os.MkdirTemp("", "checkstack-bootstraps-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("make", "-C", root, "build", "GOOS=linux", "GOARCH="+goarch, "BUILD_DIR="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("make build GOARCH=%s: %v\n%s", goarch, err, out)
+	}
+	return dir, nil
+}
+
+// Bootstraps lists the built functions in dir (the functions/<dir> names).
+func Bootstraps(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var fns []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "bootstrap")); err == nil {
+			fns = append(fns, e.Name())
+		}
+	}
+	return fns, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -40,18 +39,49 @@ var built struct {
 // architecture so the binaries run here (deployments build linux/arm64).
 func buildFunctions(t *testing.T) string {
 	t.Helper()
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "bootstraps-")
-		if built.err != nil {
-			return
-		}
-		build := exec.Command("make", "-C", testenv.RepoRoot(t), "build", "GOOS=linux", "GOARCH="+runtime.GOARCH, "BUILD_DIR="+built.dir)
-		built.out, built.err = build.CombinedOutput()
-	})
+	built.once.Do(func() { built.dir, built.err = lambdarie.Build(testenv.RepoRoot(t), runtime.GOARCH) })
 	if built.err != nil {
-		t.Fatalf("make build: %v\n%s", built.err, built.out)
+		t.Fatal(built.err)
 	}
 	return built.dir
+}
+
+// TestBootstrapsFitTheSizeBudget builds every function as `sam build` does
+// (linux/arm64, stripped) and checks each against the size budget: a
+// Lambda's cold start grows with its binary, and a function that links a
+// client it does not use pays for it on every cold start.
+func TestBootstrapsFitTheSizeBudget(t *testing.T) {
+	dir, err := lambdarie.Build(testenv.RepoRoot(t), "arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	fns, err := lambdarie.Bootstraps(dir)
+	if err != nil || len(fns) != 5 {
+		t.Fatalf("built %v (%v), want the five functions", fns, err)
+	}
+	for _, fn := range fns {
+		info, err := os.Stat(filepath.Join(dir, fn, "bootstrap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%-10s %9d bytes (%.2f MiB)", fn, info.Size(), float64(info.Size())/(1<<20))
+		if info.Size() > lambdarie.MaxBootstrapBytes {
+			t.Errorf("%s bootstrap is %d bytes, over the %d byte budget", fn, info.Size(), lambdarie.MaxBootstrapBytes)
+		}
+	}
+}
+
+func TestInitDurationIsReadFromTheReport(t *testing.T) {
+	out := "27 Nov 2026 12:15:04,189 [INFO] (rapid) INIT RTDONE(status: success)\n" +
+		"27 Nov 2026 12:15:04,189 [INFO] (rapid) INIT REPORT(durationMs: 12.340000)\n" +
+		"REPORT RequestId: x\tInit Duration: 0.04 ms\tDuration: 71.64 ms\tBilled Duration: 72 ms\n"
+	if d, ok := lambdarie.InitDuration(out); !ok || d != 12340*time.Microsecond {
+		t.Errorf("InitDuration = %v, %v", d, ok)
+	}
+	if _, ok := lambdarie.InitDuration("REPORT RequestId: x\tDuration: 4.49 ms\tBilled Duration: 5 ms"); ok {
+		t.Error("a warm invocation has no init duration")
+	}
 }
 
 // TestBuiltFunctionsUnderTheRuntimeEmulator is the SAM-local path without

@@ -55,9 +55,9 @@ var handlers = map[string]func(app.Config, aws.Config, app.Options) (any, error)
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)
 
-// functionDirs maps each template function to its functions/<dir>, read from
+// FunctionDirs maps each template function to its functions/<dir>, read from
 // the Makefile.
-func functionDirs(root string) (map[string]string, error) {
+func FunctionDirs(root string) (map[string]string, error) {
 	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		return nil, err

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -201,7 +200,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		s.AdminURL = "http://" + host
 	}
 
-	dirs, err := functionDirs(opts.Root)
+	dirs, err := FunctionDirs(opts.Root)
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -452,18 +451,7 @@ func globalFunction(tpl *samtemplate.Template) map[string]any {
 }
 
 // build runs `make build` for this machine into a temporary directory.
-func build(root string) (string, error) {
-	dir, err := os.MkdirTemp("", "checkstack-bootstraps-")
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.Command("make", "-C", root, "build", "GOOS=linux", "GOARCH="+runtime.GOARCH, "BUILD_DIR="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("make build: %v\n%s", err, out)
-	}
-	return dir, nil
-}
+func build(root string) (string, error) { return lambdarie.Build(root, runtime.GOARCH) }
 
 // WriteSecrets replaces the local secrets file.
 func (s *Stack) WriteSecrets(values map[string]string) error {

@@ -1,6 +1,9 @@
 // Package app wires the satellite backend together: it reads the environment
-// into a Config, builds the SDK clients and adapters once, and hands the
-// functions, the local stack and the tests the same assembled services.
+// into a Config, and its constructors build the clients and adapters once per
+// function instance. Each function has its own constructor (NewConnect,
+// NewMessage, ...) that builds only what that function uses, so its binary
+// links nothing else; the local stack runs the same constructors, and New
+// builds everything for the tests.
 package app
 
 import (

@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,5 +89,41 @@ func TestVariablesListsWhatLoadConfigReads(t *testing.T) {
 		if !listed[name] && name != "AWS_LAMBDA_LOG_LEVEL" {
 			t.Errorf("LoadConfig reads %s, which Variables does not list", name)
 		}
+	}
+}
+
+// TestFromEnvironmentReadsWhatLambdaProvides checks the AWS configuration a
+// function builds from its environment: the region and the role's
+// credentials Lambda sets, and the SDK's endpoint variables.
+func TestFromEnvironmentReadsWhatLambdaProvides(t *testing.T) {
+	for k, v := range map[string]string{
+		"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_REGION": "cn-north-1",
+		"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "session",
+		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:2",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg, awsCfg, opts, err := app.FromEnvironment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := awsCfg.Credentials.Retrieve(context.Background())
+	if err != nil || creds.AccessKeyID != "AKID" || creds.SecretAccessKey != "secret" || creds.SessionToken != "session" {
+		t.Errorf("credentials = %+v, %v", creds, err)
+	}
+	if awsCfg.Region != "cn-north-1" || cfg.Region != "cn-north-1" {
+		t.Errorf("region = %q / %q", awsCfg.Region, cfg.Region)
+	}
+	if e := opts.Endpoints; e.DynamoDB != "http://127.0.0.1:2" || e.S3 != "http://127.0.0.1:1" || e.EventBridge != "http://127.0.0.1:1" || e.SecretsManager != "http://127.0.0.1:1" {
+		t.Errorf("endpoints = %+v", e)
+	}
+	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+	if _, _, opts, _ := app.FromEnvironment(); opts.Endpoints != (app.Endpoints{}) {
+		t.Errorf("endpoints kept though ignored: %+v", opts.Endpoints)
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	if _, _, _, err := app.FromEnvironment(); !errors.Is(err, app.ErrNoCredentials) {
+		t.Errorf("without credentials: %v, want ErrNoCredentials", err)
 	}
 }

@@ -78,21 +78,14 @@ type Manifest struct {
 // to reveal which keys exist. The functions are not granted ListBucket (they
 // never list), and the policy test proves they are granted GetObject on every
 // key this store reads, in a bucket encrypted with S3-managed keys: for these
-// keys AccessDenied means the object is missing.
+// keys AccessDenied means the object is missing. Other 403s (an invalid or
+// expired credential, a bad signature, a skewed clock) stay errors.
 func notFound(err error) bool {
 	var e *awsapi.Error
 	if !errors.As(err, &e) {
 		return false
 	}
-	switch {
-	case e.StatusCode == http.StatusNotFound, e.StatusCode == http.StatusForbidden:
-		return true
-	}
-	switch e.Code {
-	case "NoSuchKey", "NotFound", "AccessDenied":
-		return true
-	}
-	return false
+	return e.StatusCode == http.StatusNotFound || e.Code == "NoSuchKey" || e.Code == "AccessDenied"
 }
 
 // Manifest implements satellite.PackageStore.

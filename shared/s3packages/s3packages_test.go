@@ -1,12 +1,20 @@
 package s3packages_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -58,5 +66,41 @@ func TestLockfileHashIsDeterministic(t *testing.T) {
 	}
 	if _, err := s3packages.ManifestKey(s3packages.LockfileHash(a)); err != nil {
 		t.Errorf("lockfile hash is not a valid key: %v", err)
+	}
+}
+
+// TestMissingObjectsReadAsNotFoundOtherDenialsDoNot checks how S3's answers
+// map: a missing key is 404 NoSuchKey for callers allowed to list the bucket
+// and 403 AccessDenied for the functions (which are not); a 403 for a bad
+// credential is a failure, not a missing package.
+func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		code, body string
+		want       satellite.Code
+	}{
+		{404, "NoSuchKey", "<Error><Code>NoSuchKey</Code></Error>", satellite.ENOTFOUND},
+		{403, "AccessDenied", "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", satellite.ENOTFOUND},
+		{403, "InvalidAccessKeyId", "<Error><Code>InvalidAccessKeyId</Code></Error>", satellite.EINTERNAL},
+		{403, "SignatureDoesNotMatch", "<Error><Code>SignatureDoesNotMatch</Code></Error>", satellite.EINTERNAL},
+		{500, "InternalError", "<Error><Code>InternalError</Code></Error>", satellite.EINTERNAL},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", ""),
+			Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
+		objects, err := s3packages.NewObjects(awsapi.New(cfg, awsapi.Options{}), "b", srv.URL, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := s3packages.New(objects)
+		_, err = store.OpenBlob(context.Background(), s3packages.Integrity([]byte("x")))
+		_, merr := store.Manifest(context.Background(), "lock-1")
+		if satellite.ErrorCode(err) != tc.want || satellite.ErrorCode(merr) != tc.want {
+			t.Errorf("%d %s: blob %v, manifest %v; want %s", tc.status, tc.code, err, merr, tc.want)
+		}
+		srv.Close()
 	}
 }
