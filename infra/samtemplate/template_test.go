@@ -679,16 +679,17 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 			}
 		}
 		for _, m := range alarmMetrics(p) {
-			target := ""
+			var targets []string
 			for _, v := range m.Dimensions {
 				if r, ok := samtemplate.Ref(v); ok {
-					target += r
+					targets = append(targets, r)
 				}
 				if r, _, ok := samtemplate.GetAtt(v); ok {
-					target += r
+					targets = append(targets, r)
 				}
 			}
-			covered[m.Namespace+" "+m.Name+" "+target] = true
+			slices.Sort(targets)
+			covered[m.Namespace+" "+m.Name+" "+strings.Join(targets, "+")] = true
 			if m.Namespace == metrics.Namespace {
 				dims := map[string]string{}
 				for k, v := range m.Dimensions {
@@ -710,7 +711,7 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 	}
 	want = append(want,
 		"AWS/SQS ApproximateNumberOfMessagesVisible SweepFailureQueue",
-		"AWS/ApiGateway IntegrationError WebSocketApiStageName",
+		"AWS/ApiGateway IntegrationError StageName+WebSocketApi",
 		"AWS/ApiGateway 5xx AdminApi",
 		metrics.Namespace+" Authentications AWS::StackName",
 		metrics.Namespace+" SatellitesOnline AWS::StackName",
