@@ -62,7 +62,8 @@ type Request struct {
 	S3 bool
 }
 
-// Observer sees every call before it is sent (tests count them).
+// Observer sees every call before it is sent, without its body (tests
+// count them).
 type Observer func(Request)
 
 // Client signs and sends requests for one account and region.
@@ -162,9 +163,7 @@ func (e *Error) HTTPStatusCode() int { return e.StatusCode }
 // 2xx answer with its body unread: the caller closes it. Any other answer is
 // an *Error.
 func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
-	if c.observe != nil {
-		c.observe(r)
-	}
+	c.notify(r)
 	if r.PayloadHash == "" {
 		sum := sha256.Sum256(r.Body)
 		r.PayloadHash = hex.EncodeToString(sum[:])
@@ -191,6 +190,15 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 			return nil, err
 		case <-time.After(delay):
 		}
+	}
+}
+
+// notify tells the observer about a call, without its body: a body can
+// carry what a satellite must receive and nobody else see (run secrets).
+func (c *Client) notify(r Request) {
+	if c.observe != nil {
+		r.Body = nil
+		c.observe(r)
 	}
 }
 
@@ -314,9 +322,7 @@ func xmlText(b []byte, name string) string {
 // Presign returns a URL that performs r (a GET) without credentials until
 // ttl has passed.
 func (c *Client) Presign(ctx context.Context, r Request, ttl time.Duration) (string, error) {
-	if c.observe != nil {
-		c.observe(r)
-	}
+	c.notify(r)
 	u := *r.URL
 	q := u.Query()
 	q.Set("X-Amz-Expires", fmt.Sprint(int64(ttl/time.Second)))
