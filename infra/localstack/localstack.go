@@ -341,7 +341,7 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 		"LIFECYCLE_LOG_FILE":  s.EventsFile,
 		"LOG_LEVEL":           level.String(),
 		// Show every invocation's metrics at once rather than once a minute.
-		"METRICS_FLUSH_SECONDS": "0",
+		"METRICS_PERIOD_SECONDS": "0",
 	} {
 		env[k] = v
 	}

@@ -104,7 +104,7 @@ func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
 	awsCfg.Region = cfg.Region
 	return &wiring{
 		cfg: cfg, aws: awsCfg, opts: opts,
-		metrics: metrics.New(opts.MetricsOutput, cfg.StackName, cfg.MetricsFlushInterval, opts.Now),
+		metrics: metrics.New(opts.MetricsOutput, cfg.StackName, cfg.MetricsPeriod, opts.Now),
 	}
 }
 

@@ -55,9 +55,10 @@ type Config struct {
 	LogLevel       slog.Level // LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, default INFO
 	// StackName is STACK_NAME: the Stack dimension of every metric.
 	StackName string
-	// MetricsFlushInterval is METRICS_FLUSH_SECONDS (60): how often a warm
-	// instance writes its routine metrics; 0 writes them every invocation.
-	MetricsFlushInterval time.Duration
+	// MetricsPeriod is METRICS_PERIOD_SECONDS (60): the period a warm
+	// instance aggregates its routine metrics over; 0 writes them every
+	// invocation.
+	MetricsPeriod time.Duration
 }
 
 // LoadConfig reads a Config through getenv (os.Getenv in production). It
@@ -101,17 +102,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", 30)) * time.Second,
 		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", 120)) * time.Second,
 		StackName:               strings.TrimSpace(getenv("STACK_NAME")),
-		MetricsFlushInterval:    60 * time.Second,
+		MetricsPeriod:           60 * time.Second,
 	}
 	if cfg.StackName == "" {
 		cfg.StackName = "local"
 	}
-	if v := strings.TrimSpace(getenv("METRICS_FLUSH_SECONDS")); v != "" {
+	if v := strings.TrimSpace(getenv("METRICS_PERIOD_SECONDS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			problems = append(problems, fmt.Sprintf("METRICS_FLUSH_SECONDS must be 0 or a positive integer, got %q", v))
+			problems = append(problems, fmt.Sprintf("METRICS_PERIOD_SECONDS must be 0 or a positive integer, got %q", v))
 		}
-		cfg.MetricsFlushInterval = time.Duration(n) * time.Second
+		cfg.MetricsPeriod = time.Duration(n) * time.Second
 	}
 	if v := strings.TrimSpace(getenv("CONNECTION_CACHE_SECONDS")); v != "" {
 		n, err := strconv.Atoi(v)

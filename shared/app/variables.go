@@ -28,6 +28,6 @@ var Variables = []Variable{
 	{"S3_USE_PATH_STYLE", "false", "Path-style S3 addressing, for S3-compatible local servers."},
 	{"LOG_LEVEL", "INFO (or AWS_LAMBDA_LOG_LEVEL)", "DEBUG, INFO, WARN or ERROR."},
 	{"STACK_NAME", "local", "Value of the Stack dimension of every metric (the template sets the stack's name)."},
-	{"METRICS_FLUSH_SECONDS", "60", "How often a warm function instance writes its routine metrics (frames, posts, results); 0 writes them at the end of every invocation. Other metrics are written at the end of the invocation that recorded them."},
+	{"METRICS_PERIOD_SECONDS", "60", "Period over which a warm function instance aggregates its routine metrics (frames, posts, results), written once the period is over and stamped with its start; 0 writes them at the end of every invocation. Other metrics are written at the end of the invocation that recorded them."},
 	{"AWS_REGION", "set by Lambda", "Region of the API, used to derive the @connections endpoint."},
 }

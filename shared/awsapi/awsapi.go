@@ -178,9 +178,13 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 		if ctx.Err() != nil || attempt >= c.retryer.MaxAttempts() || !c.retryer.IsErrorRetryable(err) {
 			return nil, err
 		}
-		if release, err = c.retryToken(ctx, err); err != nil {
+		// Out of retry tokens (the retryer's guard against retry storms):
+		// the call's own error stands.
+		next, terr := c.retryer.GetRetryToken(ctx, err)
+		if terr != nil {
 			return nil, err
 		}
+		release = next
 		delay, derr := c.retryer.RetryDelay(attempt, err)
 		if derr != nil {
 			return nil, err
@@ -200,16 +204,6 @@ func (c *Client) notify(r Request) {
 		r.Body = nil
 		c.observe(r)
 	}
-}
-
-// retryToken takes a retry from the retryer's bucket; when it is empty the
-// original error stands.
-func (c *Client) retryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	release, err := c.retryer.GetRetryToken(ctx, opErr)
-	if err != nil {
-		return nil, opErr
-	}
-	return release, nil
 }
 
 func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {
@@ -250,15 +244,17 @@ func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {
 	return nil, e
 }
 
-// connectionError is a request that got no answer; the SDK's retryer
-// retries it (it unwraps to the net error).
+// connectionError is a request that got no answer (refused, reset, closed
+// by the server while idle). Like the SDK's RequestSendError it says so to
+// the retryer, which then retries it.
 type connectionError struct {
 	op  string
 	err error
 }
 
-func (e *connectionError) Error() string { return e.op + ": " + e.err.Error() }
-func (e *connectionError) Unwrap() error { return e.err }
+func (e *connectionError) Error() string         { return e.op + ": " + e.err.Error() }
+func (e *connectionError) Unwrap() error         { return e.err }
+func (e *connectionError) ConnectionError() bool { return true }
 
 func requestID(h http.Header) string {
 	for _, k := range []string{"X-Amzn-Requestid", "X-Amz-Request-Id", "X-Amzn-Request-Id"} {

@@ -165,3 +165,57 @@ func TestPathEscaping(t *testing.T) {
 		t.Errorf("EscapeSegment = %s", got)
 	}
 }
+
+// flakyTransport fails its first calls as a connection AWS closed while it
+// sat idle in the pool, then answers 200.
+type flakyTransport struct {
+	failures int
+	calls    atomic.Int32
+}
+
+func (f *flakyTransport) Do(req *http.Request) (*http.Response, error) {
+	if int(f.calls.Add(1)) <= f.failures {
+		return nil, &url.Error{Op: req.Method, URL: req.URL.String(), Err: io.EOF}
+	}
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("{}")), Header: http.Header{}}, nil
+}
+
+// TestDroppedConnectionsAreRetried checks a request whose connection broke
+// is sent again, as the SDK does.
+func TestDroppedConnectionsAreRetried(t *testing.T) {
+	transport := &flakyTransport{failures: 2}
+	c := exampleClient(transport)
+	u, _ := url.Parse("https://events.us-east-1.amazonaws.com/")
+	resp, err := c.Do(context.Background(), awsapi.Request{Service: "events", ServiceID: "EventBridge", Operation: "PutEvents", Method: http.MethodPost, URL: u, Body: []byte("{}")})
+	if err != nil || transport.calls.Load() != 3 {
+		t.Fatalf("after 2 dropped connections: %v, %d attempts; want success on the third", err, transport.calls.Load())
+	}
+	resp.Body.Close()
+}
+
+// TestAnEndedContextDuringBackOffIsAnError checks a call whose deadline
+// passes while it waits to retry returns the call's error, never a nil
+// response without one.
+func TestAnEndedContextDuringBackOffIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"message":"slow down"}`)
+	}))
+	defer srv.Close()
+	cfg := aws.Config{
+		Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", ""),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Hour, nil })
+			})
+		},
+	}
+	c := awsapi.New(cfg, awsapi.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	u, _ := url.Parse(srv.URL + "/@connections/abc%3D")
+	resp, err := c.Do(ctx, awsapi.Request{Service: "execute-api", ServiceID: "ApiGatewayManagementApi", Operation: "PostToConnection", Method: http.MethodPost, URL: u, Body: []byte("{}")})
+	if err == nil || resp != nil || !awsapi.IsStatus(err, http.StatusTooManyRequests) {
+		t.Errorf("Do = %v, %v; want the 429 error", resp, err)
+	}
+}

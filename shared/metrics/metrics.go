@@ -47,8 +47,8 @@ type Metric struct {
 	// (durations, gauges); the others are counters, summed.
 	Sample bool
 	// Routine metrics are the high-volume ones (one per frame): a warm
-	// instance aggregates them and writes them at most once per flush
-	// interval. Anything else is written at the end of the invocation that
+	// instance aggregates them per period and writes them once the period is
+	// over. Anything else is written at the end of the invocation that
 	// recorded it, because alarms watch it.
 	Routine bool
 }
@@ -97,26 +97,40 @@ type entry struct {
 // Recorder aggregates metrics and writes them as EMF lines. Its methods are
 // safe for concurrent use, and a nil *Recorder records nothing, so code can
 // record unconditionally.
+//
+// What it holds belongs to one aggregation period (a clock-aligned minute by
+// default) and is stamped with the period's start, so counts written late,
+// by the next invocation of an instance that sat idle, still land in the
+// minute they happened.
 type Recorder struct {
-	w        io.Writer
-	stack    string
-	interval time.Duration
-	now      func() time.Time
+	w      io.Writer
+	stack  string
+	period time.Duration
+	now    func() time.Time
 
-	mu        sync.Mutex
-	pending   map[key]*entry
-	urgent    bool
-	lastFlush time.Time
+	mu      sync.Mutex
+	pending map[key]*entry
+	urgent  bool
+	// start is when the pending records' period began.
+	start time.Time
 }
 
 // New returns a Recorder writing to w for the deployment stack. Routine
-// metrics are written at most once per interval (0 writes everything at the
-// end of every invocation).
-func New(w io.Writer, stack string, interval time.Duration, now func() time.Time) *Recorder {
+// metrics are aggregated per period (0 writes everything at the end of
+// every invocation).
+func New(w io.Writer, stack string, period time.Duration, now func() time.Time) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Recorder{w: w, stack: stack, interval: interval, now: now, pending: map[key]*entry{}, lastFlush: now()}
+	return &Recorder{w: w, stack: stack, period: period, now: now, pending: map[key]*entry{}}
+}
+
+// periodOf returns the start of the aggregation period holding t.
+func (r *Recorder) periodOf(t time.Time) time.Time {
+	if r.period <= 0 {
+		return t
+	}
+	return t.Truncate(r.period)
 }
 
 // Count adds 1 to a counter; value is its dimension's value ("" when it has
@@ -138,6 +152,12 @@ func (r *Recorder) Add(m Metric, value string, v float64) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if now := r.periodOf(r.now()); len(r.pending) == 0 {
+		r.start = now
+	} else if r.period > 0 && !now.Equal(r.start) {
+		r.write() // a new period: the previous one is complete
+		r.start = now
+	}
 	k := key{m.Name, value}
 	e := r.pending[k]
 	if e == nil {
@@ -164,19 +184,20 @@ func contains(values []string, v string) bool {
 }
 
 // Flush writes what is pending when it is due: at once when anything but a
-// routine metric is pending, else once the interval has passed since the
-// last write. Functions call it at the end of every invocation.
+// routine metric is pending (or the period is 0), else once its period is
+// over. Functions call it at the end of every invocation.
 func (r *Recorder) Flush() {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	if len(r.pending) == 0 || (!r.urgent && now.Sub(r.lastFlush) < r.interval) {
+	if len(r.pending) == 0 {
 		return
 	}
-	r.write(now)
+	if r.period <= 0 || r.urgent || !r.periodOf(r.now()).Equal(r.start) {
+		r.write()
+	}
 }
 
 // FlushAll writes everything pending now, due or not.
@@ -187,13 +208,14 @@ func (r *Recorder) FlushAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.pending) > 0 {
-		r.write(r.now())
+		r.write()
 	}
 }
 
-// write emits one EMF line per dimension value (CloudWatch reads one value
-// per dimension from a line), with every metric that shares it.
-func (r *Recorder) write(now time.Time) {
+// write emits what is pending, stamped with its period's start: one EMF
+// line per dimension value (CloudWatch reads one value per dimension from a
+// line), with every metric that shares it.
+func (r *Recorder) write() {
 	type group struct {
 		dimension, value string
 		entries          []*entry
@@ -235,7 +257,7 @@ func (r *Recorder) write(now time.Time) {
 			}
 		}
 		doc["_aws"] = envelope{
-			Timestamp: now.UnixMilli(),
+			Timestamp: r.start.UnixMilli(),
 			CloudWatchMetrics: []directive{{
 				Namespace:  Namespace,
 				Dimensions: [][]string{dims},
@@ -250,7 +272,6 @@ func (r *Recorder) write(now time.Time) {
 	}
 	r.pending = map[key]*entry{}
 	r.urgent = false
-	r.lastFlush = now
 }
 
 // Line is a decoded EMF line, for tests and tools that read them back.

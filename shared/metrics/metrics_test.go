@@ -85,9 +85,10 @@ func TestLinesAreEmbeddedMetricFormat(t *testing.T) {
 	}
 }
 
-func TestRoutineMetricsWaitForTheIntervalOthersDoNot(t *testing.T) {
+func TestRoutineMetricsWaitForTheirPeriodOthersDoNot(t *testing.T) {
 	var buf bytes.Buffer
-	clock := testenv.NewClock(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	t0 := time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)
+	clock := testenv.NewClock(t0)
 	r := metrics.New(&buf, "prod", time.Minute, clock.Now)
 
 	for range 40 {
@@ -95,7 +96,7 @@ func TestRoutineMetricsWaitForTheIntervalOthersDoNot(t *testing.T) {
 		r.Flush()
 	}
 	if buf.Len() != 0 {
-		t.Fatalf("routine counts written before the interval: %s", buf.String())
+		t.Fatalf("routine counts written before their minute was over: %s", buf.String())
 	}
 	r.Count(metrics.Edges, "heartbeat_lost")
 	r.Flush()
@@ -103,21 +104,46 @@ func TestRoutineMetricsWaitForTheIntervalOthersDoNot(t *testing.T) {
 	if m, ok := find(ms, "Frames", "FrameType", "heartbeat"); !ok || m.Values[0] != 40 {
 		t.Errorf("an edge did not write the pending frames with it: %+v", ms)
 	}
-	if _, ok := find(ms, "Edges", "Edge", "heartbeat_lost"); !ok {
-		t.Errorf("edge not written at the end of its invocation: %+v", ms)
+	if m, ok := find(ms, "Edges", "Edge", "heartbeat_lost"); !ok || !m.Timestamp.Equal(t0.Truncate(time.Minute)) {
+		t.Errorf("edge not written at the end of its invocation, stamped with its minute: %+v", ms)
 	}
 
 	buf.Reset()
 	r.Count(metrics.Frames, "result")
-	clock.Set(clock.Now().Add(59 * time.Second))
+	clock.Set(t0.Add(49 * time.Second)) // 12:00:59
 	r.Flush()
 	if buf.Len() != 0 {
-		t.Fatalf("written before the interval: %s", buf.String())
+		t.Fatalf("written before the minute was over: %s", buf.String())
 	}
-	clock.Set(clock.Now().Add(time.Second))
+	clock.Set(t0.Add(50 * time.Second)) // 12:01:00
 	r.Flush()
-	if m, ok := find(decodeAll(t, buf.String()), "Frames", "FrameType", "result"); !ok || m.Values[0] != 1 {
-		t.Errorf("routine counts not written after the interval: %s", buf.String())
+	m, ok := find(decodeAll(t, buf.String()), "Frames", "FrameType", "result")
+	if !ok || m.Values[0] != 1 || !m.Timestamp.Equal(t0.Truncate(time.Minute)) {
+		t.Errorf("routine counts not written after their minute, stamped with it: %s", buf.String())
+	}
+}
+
+// TestLateCountsKeepTheirMinute checks that counts an idle instance writes
+// long after recording them carry the minute they happened in, and that a
+// record in a new minute first writes the previous one.
+func TestLateCountsKeepTheirMinute(t *testing.T) {
+	var buf bytes.Buffer
+	t0 := time.Date(2026, 11, 27, 12, 0, 30, 0, time.UTC)
+	clock := testenv.NewClock(t0)
+	r := metrics.New(&buf, "prod", time.Minute, clock.Now)
+	r.Count(metrics.ResultsStored, "")
+	r.Flush()
+	clock.Set(t0.Add(3 * time.Hour))
+	r.Count(metrics.ResultsStored, "")
+	ms := decodeAll(t, buf.String())
+	if len(ms) != 1 || ms[0].Values[0] != 1 || !ms[0].Timestamp.Equal(t0.Truncate(time.Minute)) {
+		t.Errorf("first minute's count = %+v, want 1 at %s", ms, t0.Truncate(time.Minute))
+	}
+	buf.Reset()
+	r.FlushAll()
+	ms = decodeAll(t, buf.String())
+	if len(ms) != 1 || !ms[0].Timestamp.Equal(t0.Add(3*time.Hour).Truncate(time.Minute)) {
+		t.Errorf("second count = %+v, want its own minute", ms)
 	}
 }
 

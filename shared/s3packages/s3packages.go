@@ -78,14 +78,20 @@ type Manifest struct {
 // to reveal which keys exist. The functions are not granted ListBucket (they
 // never list), and the policy test proves they are granted GetObject on every
 // key this store reads, in a bucket encrypted with S3-managed keys: for these
-// keys AccessDenied means the object is missing. Other 403s (an invalid or
-// expired credential, a bad signature, a skewed clock) stay errors.
+// keys AccessDenied means the object is missing. Other answers stay errors:
+// a 403 for an invalid or expired credential, a bad signature or a skewed
+// clock, and a 404 NoSuchBucket.
 func notFound(err error) bool {
 	var e *awsapi.Error
 	if !errors.As(err, &e) {
 		return false
 	}
-	return e.StatusCode == http.StatusNotFound || e.Code == "NoSuchKey" || e.Code == "AccessDenied"
+	switch e.Code {
+	case "NoSuchKey", "AccessDenied":
+		return true
+	}
+	// A HEAD answer has no body, hence no code.
+	return e.StatusCode == http.StatusNotFound && e.Code == http.StatusText(http.StatusNotFound)
 }
 
 // Manifest implements satellite.PackageStore.

@@ -83,6 +83,7 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 		{403, "AccessDenied", "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", satellite.ENOTFOUND},
 		{403, "InvalidAccessKeyId", "<Error><Code>InvalidAccessKeyId</Code></Error>", satellite.EINTERNAL},
 		{403, "SignatureDoesNotMatch", "<Error><Code>SignatureDoesNotMatch</Code></Error>", satellite.EINTERNAL},
+		{404, "NoSuchBucket", "<Error><Code>NoSuchBucket</Code></Error>", satellite.EINTERNAL},
 		{500, "InternalError", "<Error><Code>InternalError</Code></Error>", satellite.EINTERNAL},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
