@@ -123,6 +123,11 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	msg, err := protocol.Parse(frame)
 	if err != nil {
 		s.Metrics.Count(metrics.Frames, metrics.FrameInvalid)
+		if typ, _ := protocol.InvalidType(err); typ == protocol.TypeAuthenticate {
+			// A malformed authenticate (a token that is not a string, an
+			// over-long id) is answered as a wrong token is.
+			return s.malformedAuthenticate(ctx, c, err)
+		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
 	s.Metrics.Count(metrics.Frames, msg.Type())
@@ -172,6 +177,21 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		err = s.runSecrets(ctx, c, conn, m)
 	}
 	return s.settle(ctx, c, conn, msg, err)
+}
+
+func (s *Service) malformedAuthenticate(ctx context.Context, c Conn, parseErr error) error {
+	conn, err := s.connection(ctx, c.ID)
+	switch satellite.ErrorCode(err) {
+	case "", satellite.ENOTFOUND:
+	default:
+		return s.settle(ctx, c, conn, &protocol.Authenticate{}, err)
+	}
+	if conn.Authenticated() {
+		return s.settle(ctx, c, conn, nil, parseErr)
+	}
+	s.Log.LogAttrs(ctx, slog.LevelWarn, "malformed authenticate", slog.String("connectionId", c.ID), slog.String("reason", satellite.ErrorMessage(parseErr)))
+	s.Metrics.Count(metrics.Authentications, metrics.Failed)
+	return s.settle(ctx, c, conn, &protocol.Authenticate{}, errBadCredentials)
 }
 
 // authFailure marks an error that ends in auth_failed and a closed connection.
@@ -339,8 +359,17 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 	return nil
 }
 
+// MaxClockSkew is how far in the future a result's executedAt may be.
+const MaxClockSkew = 5 * time.Minute
+
 func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Result) error {
 	now := s.Now()
+	// A result dated outside its retention, or in the future, would be
+	// dropped at once or read as "the latest" for weeks.
+	if m.ExecutedAt.Before(now.Add(-s.ResultRetention)) || m.ExecutedAt.After(now.Add(MaxClockSkew)) {
+		return satellite.Errorf(satellite.EINVALID, "invalid result frame: field \"executedAt\" %s is not within the retention (%s) before now or %s after",
+			m.ExecutedAt.Format(time.RFC3339), s.ResultRetention, MaxClockSkew)
+	}
 	err := s.Registry.RecordResult(ctx, satellite.Result{
 		ID:          c.RequestID,
 		ConfigID:    m.ConfigID,

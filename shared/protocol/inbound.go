@@ -8,6 +8,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,25 @@ const (
 	TypeManifestRequest        = "request_script_package_manifest"
 	TypeBlobRequest            = "request_script_package_blob"
 	TypeRunSecretsRequest      = "request_run_secrets"
+)
+
+// Bounds of inbound fields. A frame that breaks one is invalid: dropped and
+// logged, the socket kept. They keep one buggy or malicious satellite from
+// storing what others then choke on (a 400 KB item, a number DynamoDB
+// refuses, JSON nested too deep for common parsers).
+const (
+	// MaxIDBytes bounds every id: clientId, configId, systemId, strategyId,
+	// collectorId, requestId, runId, integrity, and the token.
+	MaxIDBytes = 256
+	// MaxVersionBytes bounds a heartbeat's version.
+	MaxVersionBytes = 64
+	// MaxTextBytes bounds free text: strategy_error.message and
+	// script_package_sync_state.errorMessage.
+	MaxTextBytes = 2048
+	// MaxLatencyMs is a day: result.latencyMs is in 0..MaxLatencyMs.
+	MaxLatencyMs = 86_400_000
+	// MaxResultDepth bounds how deeply result.result may nest.
+	MaxResultDepth = 32
 )
 
 // InboundTypes lists every inbound frame type.
@@ -142,37 +162,50 @@ func Parse(frame []byte) (Message, error) {
 	var msg Message
 	switch typ {
 	case TypeAuthenticate:
-		msg = &Authenticate{ClientID: f.str("clientId"), Token: f.str("token")}
+		msg = &Authenticate{ClientID: f.id("clientId"), Token: f.id("token")}
 	case TypeHeartbeat:
-		msg = &Heartbeat{Version: f.str("version"), UptimeSeconds: f.num("uptimeSeconds")}
+		msg = &Heartbeat{Version: f.bounded("version", MaxVersionBytes), UptimeSeconds: f.num("uptimeSeconds")}
 	case TypeResult:
-		r := &Result{ConfigID: f.str("configId"), SystemID: f.str("systemId")}
+		r := &Result{ConfigID: f.id("configId"), SystemID: f.id("systemId")}
 		r.Status = satellite.CheckStatus(f.str("status"))
 		if f.err == nil && !r.Status.Valid() {
 			f.reject("status", "must be healthy, unhealthy or degraded")
 		}
 		r.LatencyMs = f.optNum("latencyMs")
-		r.Detail = f.optObject("result")
+		if r.LatencyMs != nil && (*r.LatencyMs < 0 || *r.LatencyMs > MaxLatencyMs) {
+			f.reject("latencyMs", fmt.Sprintf("must be between 0 and %d", MaxLatencyMs))
+		}
+		r.Detail = f.optObject("result", MaxResultDepth)
 		r.ExecutedAt = f.timestamp("executedAt")
 		msg = r
 	case TypeStrategyError:
-		msg = &StrategyError{StrategyID: f.str("strategyId"), Message: f.str("message")}
+		msg = &StrategyError{StrategyID: f.id("strategyId"), Message: f.bounded("message", MaxTextBytes)}
 	case TypeScriptPackageSyncState:
 		s := &SyncState{LockfileHash: f.nullableStr("lockfileHash")}
+		if s.LockfileHash != nil && !satellite.ValidLockfileHash(*s.LockfileHash) {
+			f.reject("lockfileHash", "is not a lockfile hash")
+		}
 		s.Status = satellite.SyncStatus(f.str("status"))
 		if f.err == nil && !s.Status.Valid() {
 			f.reject("status", "must be pending, syncing, ready or error")
 		}
 		if m := f.optNullableStr("errorMessage"); m != nil {
+			if len(*m) > MaxTextBytes {
+				f.reject("errorMessage", fmt.Sprintf("is longer than %d bytes", MaxTextBytes))
+			}
 			s.ErrorMessage = *m
 		}
 		msg = s
 	case TypeManifestRequest:
-		msg = &ManifestRequest{LockfileHash: f.str("lockfileHash")}
+		m := &ManifestRequest{LockfileHash: f.str("lockfileHash")}
+		if f.err == nil && !satellite.ValidLockfileHash(m.LockfileHash) {
+			f.reject("lockfileHash", "is not a lockfile hash")
+		}
+		msg = m
 	case TypeBlobRequest:
-		msg = &BlobRequest{Integrity: f.str("integrity")}
+		msg = &BlobRequest{Integrity: f.id("integrity")}
 	case TypeRunSecretsRequest:
-		msg = &RunSecretsRequest{RequestID: f.str("requestId"), ConfigID: f.str("configId"), CollectorID: f.str("collectorId"), RunID: f.str("runId")}
+		msg = &RunSecretsRequest{RequestID: f.id("requestId"), ConfigID: f.id("configId"), CollectorID: f.id("collectorId"), RunID: f.id("runId")}
 	default:
 		f.frame.Type = ""
 		f.reject("type", "is not a known message type")
@@ -181,6 +214,16 @@ func Parse(frame []byte) (Message, error) {
 		return nil, f.fail()
 	}
 	return msg, nil
+}
+
+// InvalidType returns the type of the frame err refused ("" when it had
+// none a reader could trust), and whether err is a refused frame at all.
+func InvalidType(err error) (string, bool) {
+	var f *InvalidFrame
+	if !errors.As(err, &f) {
+		return "", false
+	}
+	return f.Type, true
 }
 
 func invalid(code satellite.Code, f *InvalidFrame) error {
@@ -219,6 +262,18 @@ func (r *reader) str(name string) string {
 	}
 	return s
 }
+
+// bounded is a required string of at most max bytes.
+func (r *reader) bounded(name string, max int) string {
+	s := r.str(name)
+	if len(s) > max {
+		r.reject(name, fmt.Sprintf("is longer than %d bytes", max))
+	}
+	return s
+}
+
+// id is a required id: a string of at most MaxIDBytes.
+func (r *reader) id(name string) string { return r.bounded(name, MaxIDBytes) }
 
 func (r *reader) nullableStr(name string) *string {
 	if _, ok := r.fields[name]; !ok {
@@ -267,9 +322,13 @@ func (r *reader) optNum(name string) *float64 {
 	return &n
 }
 
-func (r *reader) optObject(name string) json.RawMessage {
+func (r *reader) optObject(name string, maxDepth int) json.RawMessage {
 	raw, ok := r.fields[name]
 	if !ok || isNull(raw) {
+		return nil
+	}
+	if depth(raw) > maxDepth {
+		r.reject(name, fmt.Sprintf("nests deeper than %d levels", maxDepth))
 		return nil
 	}
 	var o object
@@ -283,6 +342,29 @@ func (r *reader) optObject(name string) json.RawMessage {
 		return nil
 	}
 	return compact.Bytes()
+}
+
+// depth returns how deeply raw (valid JSON) nests objects and arrays; it
+// counts brackets outside strings, so it costs one pass whatever the depth.
+func depth(raw json.RawMessage) int {
+	deepest, level, inString, escaped := 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			level++
+			deepest = max(deepest, level)
+		case c == '}' || c == ']':
+			level--
+		}
+	}
+	return deepest
 }
 
 func (r *reader) timestamp(name string) time.Time {

@@ -178,3 +178,52 @@ func TestInlineBlobFitsAtTheBoundary(t *testing.T) {
 		t.Errorf("InlineBlobFits(%d) = true beyond the largest fitting size %d", largest+1, largest)
 	}
 }
+
+// TestBoundsAreEnforced checks every bound at its limit (accepted) and just
+// past it (an invalid frame naming the field).
+func TestBoundsAreEnforced(t *testing.T) {
+	id := func(n int) string { return strings.Repeat("i", n) }
+	nested := func(levels int) string {
+		return strings.Repeat(`{"a":`, levels-1) + `{}` + strings.Repeat(`}`, levels-1)
+	}
+	result := func(extra string) string {
+		return `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z"` + extra + `}`
+	}
+	cases := []struct {
+		name, ok, over, field string
+	}{
+		{"clientId", `{"type":"authenticate","clientId":"` + id(protocol.MaxIDBytes) + `","token":"t"}`,
+			`{"type":"authenticate","clientId":"` + id(protocol.MaxIDBytes+1) + `","token":"t"}`, "clientId"},
+		{"token", `{"type":"authenticate","clientId":"c","token":"` + id(protocol.MaxIDBytes) + `"}`,
+			`{"type":"authenticate","clientId":"c","token":"` + id(protocol.MaxIDBytes+1) + `"}`, "token"},
+		{"configId", result(`,"configId":"` + id(protocol.MaxIDBytes) + `"`), result(`,"configId":"` + id(protocol.MaxIDBytes+1) + `"`), "configId"},
+		{"version", `{"type":"heartbeat","version":"` + id(protocol.MaxVersionBytes) + `","uptimeSeconds":1}`,
+			`{"type":"heartbeat","version":"` + id(protocol.MaxVersionBytes+1) + `","uptimeSeconds":1}`, "version"},
+		{"strategy message", `{"type":"strategy_error","strategyId":"s","message":"` + id(protocol.MaxTextBytes) + `"}`,
+			`{"type":"strategy_error","strategyId":"s","message":"` + id(protocol.MaxTextBytes+1) + `"}`, "message"},
+		{"errorMessage", `{"type":"script_package_sync_state","lockfileHash":null,"status":"error","errorMessage":"` + id(protocol.MaxTextBytes) + `"}`,
+			`{"type":"script_package_sync_state","lockfileHash":null,"status":"error","errorMessage":"` + id(protocol.MaxTextBytes+1) + `"}`, "errorMessage"},
+		{"sync lockfileHash", `{"type":"script_package_sync_state","lockfileHash":"3f2c9a7e","status":"ready"}`,
+			`{"type":"script_package_sync_state","lockfileHash":"../x","status":"ready"}`, "lockfileHash"},
+		{"manifest lockfileHash", `{"type":"request_script_package_manifest","lockfileHash":"lock-1"}`,
+			`{"type":"request_script_package_manifest","lockfileHash":"a/b"}`, "lockfileHash"},
+		{"runId", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"` + id(protocol.MaxIDBytes) + `"}`,
+			`{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"` + id(protocol.MaxIDBytes+1) + `"}`, "runId"},
+		{"latencyMs high", result(`,"latencyMs":86400000`), result(`,"latencyMs":1e308`), "latencyMs"},
+		{"latencyMs negative", result(`,"latencyMs":0`), result(`,"latencyMs":-1`), "latencyMs"},
+		{"result depth", result(`,"result":` + nested(protocol.MaxResultDepth)), result(`,"result":` + nested(protocol.MaxResultDepth+1)), "result"},
+		{"result depth with brackets in strings", result(`,"result":{"a":"[[[[{{{{` + strings.Repeat("[", 40) + `"}`), result(`,"result":` + nested(9990)), "result"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := protocol.Parse([]byte(tc.ok)); err != nil {
+				t.Errorf("at the bound: %v", err)
+			}
+			_, err := protocol.Parse([]byte(tc.over))
+			var inv *protocol.InvalidFrame
+			if satellite.ErrorCode(err) != satellite.EINVALID || !errors.As(err, &inv) || inv.Field != tc.field {
+				t.Errorf("past the bound: %v, want an invalid frame naming %s", err, tc.field)
+			}
+		})
+	}
+}

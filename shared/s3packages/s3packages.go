@@ -37,15 +37,14 @@ var _ satellite.PackageStore = (*Store)(nil)
 func New(objects *Objects) *Store { return &Store{objects: objects} }
 
 var (
-	lockfileHashPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`)
-	integrityPattern    = regexp.MustCompile(`^(sha256|sha384|sha512)-([A-Za-z0-9+/]+={0,2})$`)
-	digestSizes         = map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}
+	integrityPattern = regexp.MustCompile(`^(sha256|sha384|sha512)-([A-Za-z0-9+/]+={0,2})$`)
+	digestSizes      = map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}
 )
 
 // ManifestKey returns the object key of a lockfile's manifest. EINVALID when
 // the hash cannot name one.
 func ManifestKey(lockfileHash string) (string, error) {
-	if !lockfileHashPattern.MatchString(lockfileHash) {
+	if !satellite.ValidLockfileHash(lockfileHash) {
 		return "", satellite.Errorf(satellite.EINVALID, "lockfileHash is not a valid lockfile hash")
 	}
 	return ManifestPrefix + lockfileHash + ".json", nil

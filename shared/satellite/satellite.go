@@ -103,6 +103,14 @@ func SourceLabel(name, region string) string { return fmt.Sprintf("%s (%s)", nam
 
 var satelliteIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
+// lockfileHashFormat is what a lockfile hash may look like: what this
+// backend publishes (hex SHA-256) and other hashes of the same alphabet,
+// safe in an object key.
+var lockfileHashFormat = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`)
+
+// ValidLockfileHash reports whether h has the format of a lockfile hash.
+func ValidLockfileHash(h string) bool { return lockfileHashFormat.MatchString(h) }
+
 // ValidSatelliteID reports whether id can name a satellite. Anything else is
 // rejected before it reaches a store key.
 func ValidSatelliteID(id string) bool { return satelliteIDPattern.MatchString(id) }

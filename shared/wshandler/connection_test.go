@@ -1,6 +1,7 @@
 package wshandler_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,22 +85,28 @@ func TestFramesBeforeAuthenticateAreRefused(t *testing.T) {
 
 func TestInvalidFramesAreDroppedAndConnectionStays(t *testing.T) {
 	const secretToken = "csat_THIS-TOKEN-MUST-NEVER-BE-LOGGED"
-	cases := []struct {
+	type invalidCase struct {
 		name, body, wantReason string
-	}{
-		{"not JSON", `{"type":"heartbeat",`, "not a JSON object"},
-		{"JSON array", `[1,2]`, "not a JSON object"},
-		{"empty", ``, "not a JSON object"},
-		{"no type", `{"version":"1"}`, `field "type" is required`},
-		{"unknown type", `{"type":"reboot"}`, `field "type" is not a known message type`},
-		{"type case differs", `{"type":"Heartbeat","version":"1","uptimeSeconds":1}`, "not a known message type"},
-		{"missing field", `{"type":"heartbeat","version":"1.4.0"}`, `field "uptimeSeconds" is required`},
-		{"mistyped field", `{"type":"heartbeat","version":1,"uptimeSeconds":1}`, `field "version" must be a string`},
-		{"mistyped token", `{"type":"authenticate","clientId":"sat-1","token":["` + secretToken + `"]}`, `field "token" must be a string`},
-		{"mistyped clientId with token", `{"type":"authenticate","clientId":7,"token":"` + secretToken + `"}`, `field "clientId" must be a string`},
-		{"bad result status", `{"type":"result","configId":"c","systemId":"s","status":"fine","executedAt":"2026-11-27T08:00:00Z"}`, `field "status" must be healthy`},
-		{"bad executedAt", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"yesterday"}`, `field "executedAt" must be an ISO 8601`},
-		{"oversized", `{"type":"heartbeat","version":"` + strings.Repeat("x", protocol.MaxMessageBytes) + `","uptimeSeconds":1}`, "over the 131072 byte limit"},
+		// authenticate frames are refused with auth_failed before the
+		// connection authenticated (TestMalformedAuthenticateIsRefused).
+		authenticate bool
+	}
+	cases := []invalidCase{
+		{"not JSON", `{"type":"heartbeat",`, "not a JSON object", false},
+		{"JSON array", `[1,2]`, "not a JSON object", false},
+		{"empty", ``, "not a JSON object", false},
+		{"no type", `{"version":"1"}`, `field "type" is required`, false},
+		{"unknown type", `{"type":"reboot"}`, `field "type" is not a known message type`, false},
+		{"type case differs", `{"type":"Heartbeat","version":"1","uptimeSeconds":1}`, "not a known message type", false},
+		{"missing field", `{"type":"heartbeat","version":"1.4.0"}`, `field "uptimeSeconds" is required`, false},
+		{"mistyped field", `{"type":"heartbeat","version":1,"uptimeSeconds":1}`, `field "version" must be a string`, false},
+		{"mistyped token", `{"type":"authenticate","clientId":"sat-1","token":["` + secretToken + `"]}`, `field "token" must be a string`, true},
+		{"mistyped clientId with token", `{"type":"authenticate","clientId":7,"token":"` + secretToken + `"}`, `field "clientId" must be a string`, true},
+		{"latency out of range", `{"type":"result","configId":"c","systemId":"s","status":"healthy","latencyMs":1e308,"executedAt":"2026-11-27T08:00:00Z"}`, `field "latencyMs" must be between 0 and 86400000`, false},
+		{"over-long version", `{"type":"heartbeat","version":"` + strings.Repeat("v", 65) + `","uptimeSeconds":1}`, `field "version" is longer than 64 bytes`, false},
+		{"bad result status", `{"type":"result","configId":"c","systemId":"s","status":"fine","executedAt":"2026-11-27T08:00:00Z"}`, `field "status" must be healthy`, false},
+		{"bad executedAt", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"yesterday"}`, `field "executedAt" must be an ISO 8601`, false},
+		{"oversized", `{"type":"heartbeat","version":"` + strings.Repeat("x", protocol.MaxMessageBytes) + `","uptimeSeconds":1}`, "over the 131072 byte limit", false},
 	}
 	for _, authenticated := range []bool{false, true} {
 		state := map[bool]string{false: "before authenticate", true: "after authenticate"}[authenticated]
@@ -113,6 +120,7 @@ func TestInvalidFramesAreDroppedAndConnectionStays(t *testing.T) {
 				id = h.open()
 			}
 			before := len(h.mgmt.Posts(id))
+			cases := slices.DeleteFunc(slices.Clone(cases), func(tc invalidCase) bool { return tc.authenticate && !authenticated })
 			for _, tc := range cases {
 				h.send(testenv.Raw(t, id, tc.body))
 			}
@@ -170,5 +178,28 @@ func TestManagementEndpointIsDerivedFromTheEvent(t *testing.T) {
 		if got := wshandler.ManagementEndpoint(ev.RequestContext, region); got != want {
 			t.Errorf("endpoint in %s = %q, want %q", region, got, want)
 		}
+	}
+}
+
+// TestMalformedAuthenticateIsRefused checks an authenticate whose token is
+// not a string (or whose ids break their bounds) is answered as a wrong
+// token is, with auth_failed and a close, and never costs a bcrypt.
+func TestMalformedAuthenticateIsRefused(t *testing.T) {
+	for name, body := range map[string]string{
+		"token a number":    `{"type":"authenticate","clientId":"sat-m","token":42}`,
+		"token an object":   `{"type":"authenticate","clientId":"sat-m","token":{"value":"x"}}`,
+		"token missing":     `{"type":"authenticate","clientId":"sat-m"}`,
+		"clientId too long": `{"type":"authenticate","clientId":"` + strings.Repeat("s", 257) + `","token":"csat_x"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			h.satellite("sat-m")
+			id := h.open()
+			h.send(testenv.Raw(t, id, body))
+			assertRefused(t, h, id, protocol.ReasonInvalidCredentials)
+			if n := h.tokens.n.Load(); n != 0 {
+				t.Errorf("%d bcrypt verifications for a malformed frame, want 0", n)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/endpoint"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -158,5 +159,37 @@ func TestSyncStatesHandledOutOfOrderKeepTheLatest(t *testing.T) {
 	h.send(syncing) // received first, handled last
 	if got := h.stored("sat-order").SyncState; got.Status != satellite.SyncReady {
 		t.Errorf("stored %s, want the later-received ready", got.Status)
+	}
+}
+
+// TestResultsOutsideTheirWindowAreDropped checks executedAt must fall within
+// [now - retention, now + 5 min]: a result dated 9999-12-31 would otherwise
+// be "the latest result" of its check for its whole retention.
+func TestResultsOutsideTheirWindowAreDropped(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-when", assignment(t, "cfg-1", "sys-1"))
+	id := h.authenticate("sat-when", tok)
+	now := h.clock.Now()
+	send := func(at time.Time) {
+		h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-1", "executedAt": at.Format(time.RFC3339Nano)}))
+	}
+	for _, at := range []time.Time{
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
+		now.Add(endpoint.MaxClockSkew + time.Second),
+		now.Add(-30*24*time.Hour - time.Second),
+	} {
+		send(at)
+	}
+	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10); len(results) != 0 {
+		t.Fatalf("%d results outside the window stored", len(results))
+	}
+	if dropped := h.logLines("frame dropped"); len(dropped) != 3 || !strings.Contains(dropped[0]["reason"].(string), "executedAt") {
+		t.Errorf("dropped = %v, want 3 warnings naming executedAt", dropped)
+	}
+	for _, at := range []time.Time{now.Add(endpoint.MaxClockSkew), now.Add(-30*24*time.Hour + time.Second)} {
+		send(at)
+	}
+	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10); len(results) != 2 || h.mgmt.Closed(id) {
+		t.Errorf("%d results at the window's edges stored (closed %v), want 2", len(results), h.mgmt.Closed(id))
 	}
 }

@@ -78,12 +78,18 @@ func TestScriptPackageManifest(t *testing.T) {
 		t.Errorf("manifest reply = %v", got)
 	}
 
-	for _, hash := range []string{"lock-unknown", "../../etc", ""} {
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-unknown"}))
+	got = lastFrame(t, h, id)
+	if e, ok := got["entries"].([]any); !ok || len(e) != 0 || got["lockfileHash"] != "lock-unknown" {
+		t.Errorf("manifest for an unknown hash = %v, want empty entries", got)
+	}
+	// A hash that is not a lockfile hash is an invalid frame: dropped.
+	before := len(h.mgmt.Posts(id))
+	for _, hash := range []string{"../../etc", ""} {
 		h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": hash}))
-		got := lastFrame(t, h, id)
-		if e, ok := got["entries"].([]any); !ok || len(e) != 0 || got["lockfileHash"] != hash {
-			t.Errorf("manifest for %q = %v, want empty entries", hash, got)
-		}
+	}
+	if got := len(h.mgmt.Posts(id)) - before; got != 0 || h.mgmt.Closed(id) {
+		t.Errorf("malformed hashes got %d replies (closed %v), want none and the socket kept", got, h.mgmt.Closed(id))
 	}
 }
 
