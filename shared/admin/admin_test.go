@@ -167,6 +167,13 @@ func TestValidationNamesTheField(t *testing.T) {
 		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": 90000000}, 422, "offlineThresholdMs must be between"},
 		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": "2m"}, 422, "offlineThresholdMs must be a whole number"},
 		{map[string]any{"name": "x", "region": "r", "token": "mine"}, 422, `unknown field "token"`},
+		// 18446744273710 ms wraps to 200000 ms once converted to a duration.
+		{`{"name":"x","region":"r","offlineThresholdMs":18446744273710}`, 422, "offlineThresholdMs must be between"},
+		{`{"name":"x","region":"r","offlineThresholdMs":1e300}`, 422, "offlineThresholdMs must be between"},
+		{map[string]any{"name": "Berlin\x00edge", "region": "r"}, 422, "name must not contain control characters"},
+		{map[string]any{"name": "Berlin \u202eegde", "region": "r"}, 422, "name must not contain invisible or direction-changing characters"},
+		{map[string]any{"name": "x", "region": "r", "tags": map[string]string{"site": "ber\u2066-1"}}, 422, "tags.site must not contain"},
+		{map[string]any{"name": "x", "region": "r", "tags": map[string]string{"si\x07te": "b"}}, 422, "tags key must not contain"},
 	}
 	for _, tc := range cases {
 		code, out := h.call("POST", "/satellites", nil, nil, tc.body)
@@ -431,6 +438,10 @@ func TestPublishScriptPackages(t *testing.T) {
 	if s := view["satellites"].([]any)[0].(map[string]any); s["upToDate"] != true {
 		t.Errorf("satellite sync = %v", s)
 	}
+	// An empty set only when asked for: it removes every package.
+	if code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{}, "allowEmpty": true}); code != http.StatusCreated || out["lockfileHash"] == hash {
+		t.Errorf("explicitly empty publish: %d %v", code, out)
+	}
 	for _, tc := range []struct {
 		body any
 		want string
@@ -440,6 +451,10 @@ func TestPublishScriptPackages(t *testing.T) {
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1"}}}, "packages[0].data is required"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "!!"}}}, "not base64"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "YQ==", "integrity": s3packages.Integrity(lib)}}}, "does not match"},
+		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1.0/../../x", "data": "YQ=="}}}, "packages[0].version"},
+		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1..0", "data": "YQ=="}}}, "packages[0].version"},
+		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "../1", "data": "YQ=="}}}, "packages[0].version"},
+		{map[string]any{"packages": []any{}}, "packages is empty"},
 	} {
 		code, out := h.call("POST", "/script-packages", nil, nil, tc.body)
 		if code != 422 || !strings.Contains(errorMessage(out), tc.want) {

@@ -6,11 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -239,7 +242,31 @@ func decodeString(fields map[string]json.RawMessage, name string, required bool,
 	if s == "" || len(s) > max {
 		return nil, satellite.Errorf(satellite.EINVALID, "%s must be 1 to %d characters", name, max)
 	}
+	if err := plainText(name, s); err != nil {
+		return nil, err
+	}
 	return &s, nil
+}
+
+// plainText refuses text an operator would not see as written: invalid
+// UTF-8, control characters (NUL among them), and the invisible characters
+// that reorder or hide what follows them (bidirectional overrides and
+// isolates, zero-width marks). Names and tags are shown in tables and
+// logs, where those would mislead.
+func plainText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return satellite.Errorf(satellite.EINVALID, "%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r):
+			return satellite.Errorf(satellite.EINVALID, "%s must not contain control characters (U+%04X)", field, r)
+		case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, r == 0x200E, r == 0x200F, r == 0x061C,
+			r >= 0x200B && r <= 0x200D, r == 0xFEFF:
+			return satellite.Errorf(satellite.EINVALID, "%s must not contain invisible or direction-changing characters (U+%04X)", field, r)
+		}
+	}
+	return nil
 }
 
 func decodeTags(fields map[string]json.RawMessage) (*map[string]string, error) {
@@ -258,6 +285,12 @@ func decodeTags(fields map[string]json.RawMessage) (*map[string]string, error) {
 		if k == "" || len(k) > 128 || len(v) > 256 {
 			return nil, satellite.Errorf(satellite.EINVALID, "tags.%s: keys are 1 to 128 characters, values at most 256", k)
 		}
+		if err := plainText("tags key", k); err != nil {
+			return nil, err
+		}
+		if err := plainText("tags."+k, v); err != nil {
+			return nil, err
+		}
 	}
 	return &tags, nil
 }
@@ -273,13 +306,15 @@ func decodeThreshold(fields map[string]json.RawMessage) (*time.Duration, bool, e
 		return nil, true, nil
 	}
 	var ms float64
-	if err := json.Unmarshal(raw, &ms); err != nil || ms != float64(int64(ms)) {
+	if err := json.Unmarshal(raw, &ms); err != nil || ms != math.Trunc(ms) {
 		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be a whole number of milliseconds")
 	}
-	d := time.Duration(ms) * time.Millisecond
-	if d < MinOfflineThreshold || d > MaxOfflineThreshold {
+	// The range is checked on the number as sent: converted first, a huge
+	// value would wrap around into the range.
+	if ms < float64(MinOfflineThreshold.Milliseconds()) || ms > float64(MaxOfflineThreshold.Milliseconds()) {
 		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be between %d (2 min) and %d (24 h)", MinOfflineThreshold.Milliseconds(), MaxOfflineThreshold.Milliseconds())
 	}
+	d := time.Duration(ms) * time.Millisecond
 	return &d, false, nil
 }
 
@@ -391,10 +426,19 @@ func decodeAssignments(req events.APIGatewayV2HTTPRequest) ([]satellite.Assignme
 // maxHash stands for the longest lockfile hash when sizing a message.
 var maxHash = strings.Repeat("0", 200)
 
-var packageNamePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,213}$`)
+var (
+	packageNamePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,213}$`)
+	// A version is a semver-like token: it names a file in a satellite's
+	// package store, so no "/" and no "..".
+	packageVersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+)
+
+func validVersion(v string) bool {
+	return packageVersionPattern.MatchString(v) && !strings.Contains(v, "..")
+}
 
 func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
-	fields, err := object(req, "packages")
+	fields, err := object(req, "packages", "allowEmpty")
 	if err != nil {
 		return nil, err
 	}
@@ -411,14 +455,23 @@ func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
 	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
 		return nil, satellite.Errorf(satellite.EINVALID, "packages must be an array of {name, version, integrity?, data}")
 	}
+	// Publishing replaces the whole desired set: an empty list would remove
+	// every package from every satellite, so it must be asked for.
+	var allowEmpty bool
+	if raw, ok := fields["allowEmpty"]; ok && json.Unmarshal(raw, &allowEmpty) != nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "allowEmpty must be true or false")
+	}
+	if len(items) == 0 && !allowEmpty {
+		return nil, satellite.Errorf(satellite.EINVALID, "packages is empty: publishing replaces the whole set, so this would remove every package from every satellite; send \"allowEmpty\": true to mean it")
+	}
 	seen := map[string]bool{}
 	out := make([]Package, 0, len(items))
 	for i, it := range items {
 		switch {
 		case it.Name == nil || !packageNamePattern.MatchString(*it.Name):
 			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].name must be an npm-style package name", i)
-		case it.Version == nil || strings.TrimSpace(*it.Version) == "" || len(*it.Version) > 64:
-			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].version must be 1 to 64 characters", i)
+		case it.Version == nil || !validVersion(*it.Version):
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].version must be 1 to 64 letters, digits, '.', '+', '_' or '-', with no '..'", i)
 		case it.Data == nil:
 			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].data is required (the package bytes, base64)", i)
 		}
