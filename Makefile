@@ -83,6 +83,10 @@ validate: ## Validate template.yaml with the AWS SAM CLI (sam validate --lint: c
 	fi
 	sam validate --lint --template template.yaml
 
+.PHONY: bench-auth
+bench-auth: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What refusing authentication costs: wrong tokens pipelined on one socket beside a legitimate satellite.
+	$(GO) run ./infra/cmd/authbench $(AUTHBENCH_FLAGS)
+
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
 	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)

@@ -73,8 +73,16 @@ func (c *connection) serve() {
 	defer cancel()
 	go c.watchdog(ctx)
 
+	inFlight := c.g.cfg.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = DefaultMaxInFlight
+	}
+	slots := make(chan struct{}, inFlight)
 	status, reason := websocket.StatusNoStatusRcvd, ""
 	for {
+		// Read the next frame only when one may be handled: a client that
+		// pipelines more waits on TCP flow control.
+		slots <- struct{}{}
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
 			status, reason = closeStatus(err)
@@ -83,7 +91,10 @@ func (c *connection) serve() {
 		now := c.g.cfg.Now()
 		c.touch()
 		c.g.wg.Add(1)
-		go c.g.handleFrame(c, typ, data, now)
+		go func() {
+			defer func() { <-slots }()
+			c.g.handleFrame(c, typ, data, now)
+		}()
 	}
 	c.closeMu.Lock()
 	if c.closed {

@@ -51,7 +51,18 @@ type Config struct {
 	// OnInvoke, when set, is told about every finished route invocation
 	// (load tests measure with it).
 	OnInvoke func(Invocation)
+	// MaxInFlight bounds the frames of one connection being handled at once
+	// (DefaultMaxInFlight when zero). Beyond it the gateway stops reading the
+	// socket until one finishes, so a client that pipelines thousands of
+	// frames is slowed by TCP flow control instead of exhausting this
+	// machine. API Gateway scales out instead; locally one process serves
+	// every function.
+	MaxInFlight int
 }
+
+// DefaultMaxInFlight is the local gateway's bound on frames of one
+// connection handled at once.
+const DefaultMaxInFlight = 8
 
 // Invocation describes one finished route invocation.
 type Invocation struct {

@@ -81,6 +81,8 @@ type recorder struct {
 	ticks         int
 	connectStatus int
 	disconnected  chan events.APIGatewayWebsocketProxyRequest
+	// hold blocks "hold" frames until it is closed.
+	hold chan struct{}
 }
 
 func (r *recorder) record(ev events.APIGatewayWebsocketProxyRequest) {
@@ -117,7 +119,7 @@ func start(t *testing.T, cfg gateway.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{connectStatus: 200, disconnected: make(chan events.APIGatewayWebsocketProxyRequest, 16)}
+	rec := &recorder{connectStatus: 200, disconnected: make(chan events.APIGatewayWebsocketProxyRequest, 16), hold: make(chan struct{})}
 	handlers := map[string]any{
 		"ConnectFn": func(ev events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 			rec.record(ev)
@@ -133,6 +135,8 @@ func start(t *testing.T, cfg gateway.Config) *fixture {
 				case <-time.After(5 * time.Second):
 				case <-ctx.Done():
 				}
+			case ev.Body == "hold":
+				<-rec.hold
 			}
 			return events.APIGatewayProxyResponse{StatusCode: 200}, nil
 		},
@@ -603,4 +607,24 @@ func TestHTTPAPIRoutesWithPayload2Events(t *testing.T) {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.status)
 		}
 	}
+}
+
+// TestFramesOfOneConnectionAreBoundedInFlight checks the gateway handles at
+// most MaxInFlight frames of a connection at once and reads the rest as
+// slots free, so a pipelining client cannot exhaust the machine.
+func TestFramesOfOneConnectionAreBoundedInFlight(t *testing.T) {
+	f := start(t, gateway.Config{MaxInFlight: 3})
+	c := dial(t, f.url, nil)
+	for range 10 {
+		if err := c.Write(context.Background(), websocket.MessageText, []byte("hold")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, "3 frames in flight", func() bool { return len(f.rec.byRoute("$default")) >= 3 })
+	time.Sleep(100 * time.Millisecond) // time for a fourth to start, were it allowed to
+	if n := len(f.rec.byRoute("$default")); n != 3 {
+		t.Fatalf("%d frames handled at once, want 3", n)
+	}
+	close(f.rec.hold)
+	testenv.Eventually(t, "all 10 frames handled", func() bool { return len(f.rec.byRoute("$default")) == 10 })
 }

@@ -171,6 +171,65 @@ func (r *Registry) Connection(ctx context.Context, connectionID string, now time
 	return c, nil
 }
 
+// ClaimAuthentication implements satellite.Registry: one conditional write
+// that both claims the attempt and returns the record, so an authenticate
+// costs no more requests than reading the record did.
+func (r *Registry) ClaimAuthentication(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error) {
+	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &r.tables.Connections,
+		Key:                                 item{ConnectionsPartitionKey: str(connectionID)},
+		UpdateExpression:                    aws.String("SET authAttemptAt = :now"),
+		ConditionExpression:                 aws.String("attribute_exists(#cid) AND attribute_not_exists(authAttemptAt) AND #exp > :nowSeconds"),
+		ExpressionAttributeNames:            map[string]string{"#cid": ConnectionsPartitionKey, "#exp": ConnectionsTTLAttribute},
+		ExpressionAttributeValues:           item{":now": millis(now), ":nowSeconds": num(now.Unix())},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		c := connectionFrom(ccf.Item)
+		if len(ccf.Item) == 0 || c.Expired(now) {
+			return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "no live record of connection %s", connectionID)
+		}
+		return c, satellite.Errorf(satellite.ECONFLICT, "connection %s already made its authentication attempt", connectionID)
+	}
+	if err != nil {
+		return satellite.Connection{}, internal(err, "claim authentication attempt")
+	}
+	return connectionFrom(out.Attributes), nil
+}
+
+// ReleaseAuthentication implements satellite.Registry. A connection that
+// authenticated meanwhile keeps its mark.
+func (r *Registry) ReleaseAuthentication(ctx context.Context, connectionID string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &r.tables.Connections,
+		Key:                      item{ConnectionsPartitionKey: str(connectionID)},
+		UpdateExpression:         aws.String("REMOVE authAttemptAt"),
+		ConditionExpression:      aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
+		ExpressionAttributeNames: map[string]string{"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "release authentication attempt")
+}
+
+// RecordAuthFailure implements satellite.Registry.
+func (r *Registry) RecordAuthFailure(ctx context.Context, satelliteID string, now time.Time) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:          aws.String("SET authFailedAt = :now ADD authFailures :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: item{":now": millis(now), ":one": num(1)},
+	})
+	if conditionFailed(err) {
+		return nil // deleted meanwhile
+	}
+	return internal(err, "record authentication failure")
+}
+
 func satelliteFrom(it item) satellite.Satellite {
 	s := satellite.Satellite{
 		ID:                  getStr(it, "satelliteId"),
@@ -183,6 +242,8 @@ func satelliteFrom(it item) satellite.Satellite {
 		LastHeartbeatAt:     getMillis(it, "lastHeartbeatAt"),
 		LastConnectionEvent: satellite.Edge(getStr(it, "lastConnectionEvent")),
 		ConnectionID:        getStr(it, "connectionId"),
+		AuthFailures:        int(getNum(it, "authFailures")),
+		AuthFailedAt:        getMillis(it, "authFailedAt"),
 	}
 	if tags, ok := it["tags"].(*types.AttributeValueMemberM); ok {
 		s.Tags = make(map[string]string, len(tags.Value))
@@ -359,7 +420,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 			{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + clearPending + ", closedConnectionId"),
+				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + clearPending + ", closedConnectionId, authFailures, authFailedAt"),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
 				ExpressionAttributeValues: satValues,
 			}},
@@ -385,7 +446,7 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 		Key:       item{ConnectionsPartitionKey: str(connectionID)},
 		// lastSatelliteId lets the close of this connection still find the
 		// satellite whose current connection it is.
-		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt"),
+		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt, authAttemptAt"),
 		ConditionExpression:       aws.String("#sid = :sid"),
 		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
 		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard(connectionID))},

@@ -75,3 +75,42 @@ func (b *bindings) forget(id string) {
 	defer b.mu.Unlock()
 	delete(b.entries, id)
 }
+
+// attempts remembers, in one instance, the connections whose one
+// authentication attempt it claimed, so that further authenticate frames it
+// handles for them (a pipelining guesser's) are dropped without a request.
+// The stored claim decides across instances; this only saves requests.
+type attempts struct {
+	ttl time.Duration
+	max int
+
+	mu      sync.Mutex
+	claimed map[string]time.Time
+}
+
+func newAttempts(ttl time.Duration, max int) *attempts {
+	return &attempts{ttl: ttl, max: max, claimed: map[string]time.Time{}}
+}
+
+// take records an attempt on id and reports whether it is the first this
+// instance has seen within ttl.
+func (a *attempts) take(id string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if at, ok := a.claimed[id]; ok && now.Sub(at) < a.ttl {
+		return false
+	}
+	if len(a.claimed) >= a.max {
+		a.claimed = map[string]time.Time{}
+	}
+	a.claimed[id] = now
+	return true
+}
+
+// forget drops id, so its next attempt goes to the store (a claim given
+// back after a backend failure, or a lost reply).
+func (a *attempts) forget(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.claimed, id)
+}

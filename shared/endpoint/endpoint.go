@@ -47,14 +47,33 @@ type Service struct {
 
 	once     sync.Once
 	bindings *bindings
+	attempts *attempts
 }
 
 // maxCachedBindings bounds the binding cache of one instance.
 const maxCachedBindings = 10000
 
 func (s *Service) cache() *bindings {
-	s.once.Do(func() { s.bindings = newBindings(s.BindingCacheTTL, maxCachedBindings) })
+	s.init()
 	return s.bindings
+}
+
+// claimed is this instance's memory of authentication attempts.
+func (s *Service) claimed() *attempts {
+	s.init()
+	return s.attempts
+}
+
+// attemptMemory is how long an instance drops repeated authenticate frames
+// of a connection it claimed the attempt of; long enough for a pipelined
+// burst, short beside a connection's life.
+const attemptMemory = 2 * time.Minute
+
+func (s *Service) init() {
+	s.once.Do(func() {
+		s.bindings = newBindings(s.BindingCacheTTL, maxCachedBindings)
+		s.attempts = newAttempts(attemptMemory, maxCachedBindings)
+	})
 }
 
 // connection returns the connection's record, from this instance's cache
@@ -126,29 +145,19 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		if typ, _ := protocol.InvalidType(err); typ == protocol.TypeAuthenticate {
 			// A malformed authenticate (a token that is not a string, an
 			// over-long id) is answered as a wrong token is.
-			return s.malformedAuthenticate(ctx, c, err)
+			return s.authenticateFrame(ctx, c, nil, err)
 		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
 	s.Metrics.Count(metrics.Frames, msg.Type())
+	if auth, ok := msg.(*protocol.Authenticate); ok {
+		return s.authenticateFrame(ctx, c, auth, nil)
+	}
 	conn, err := s.connection(ctx, c.ID)
 	switch satellite.ErrorCode(err) {
 	case "", satellite.ENOTFOUND:
 		// No record (expired or cleaned up) reads as unauthenticated.
 	default:
-		return s.settle(ctx, c, conn, msg, err)
-	}
-	if auth, ok := msg.(*protocol.Authenticate); ok {
-		if conn.Authenticated() {
-			return s.settle(ctx, c, conn, msg, satellite.Errorf(satellite.ECONFLICT, "connection is already authenticated; second authenticate ignored"))
-		}
-		err := s.authenticate(ctx, c, conn, auth)
-		switch satellite.ErrorCode(err) {
-		case "":
-			s.Metrics.Count(metrics.Authentications, metrics.OK)
-		case satellite.EUNAUTHENTICATED:
-			s.Metrics.Count(metrics.Authentications, metrics.Failed)
-		}
 		return s.settle(ctx, c, conn, msg, err)
 	}
 	if !conn.Authenticated() {
@@ -179,20 +188,70 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	return s.settle(ctx, c, conn, msg, err)
 }
 
-func (s *Service) malformedAuthenticate(ctx context.Context, c Conn, parseErr error) error {
-	conn, err := s.connection(ctx, c.ID)
+// authenticateFrame handles an authenticate frame; m is nil when the frame
+// was malformed (parseErr says why). A connection gets one attempt, claimed
+// before any token is checked: pipelining wrong tokens on one socket costs
+// one bcrypt, and the frames after the first are dropped.
+func (s *Service) authenticateFrame(ctx context.Context, c Conn, m *protocol.Authenticate, parseErr error) error {
+	var msg protocol.Message = &protocol.Authenticate{}
+	if m != nil {
+		msg = m
+	}
+	// On an authenticated connection a second authenticate is ignored, and
+	// a malformed one is just an invalid frame.
+	ignored := func(conn satellite.Connection) error {
+		if m == nil {
+			return s.settle(ctx, c, conn, nil, parseErr)
+		}
+		return s.settle(ctx, c, conn, msg, errAlreadyAuthenticated)
+	}
+	// An instance that bound this connection knows it without a request.
+	if conn, ok := s.cache().get(c.ID, s.Now()); ok {
+		return ignored(conn)
+	}
+	errOneAttempt := satellite.Errorf(satellite.ECONFLICT, "a connection gets one authentication attempt; later authenticate frames are dropped")
+	if !s.claimed().take(c.ID, s.Now()) {
+		return s.settle(ctx, c, satellite.Connection{ID: c.ID}, msg, errOneAttempt)
+	}
+	conn, err := s.Registry.ClaimAuthentication(ctx, c.ID, s.Now())
 	switch satellite.ErrorCode(err) {
-	case "", satellite.ENOTFOUND:
+	case "":
+	case satellite.ECONFLICT:
+		if conn.Authenticated() {
+			return ignored(conn)
+		}
+		return s.settle(ctx, c, conn, msg, errOneAttempt)
+	case satellite.ENOTFOUND:
+		// The connection was closed or cleaned up meanwhile.
+		return s.settle(ctx, c, conn, msg, err)
 	default:
-		return s.settle(ctx, c, conn, &protocol.Authenticate{}, err)
+		s.claimed().forget(c.ID)
+		return s.settle(ctx, c, conn, msg, err)
 	}
-	if conn.Authenticated() {
-		return s.settle(ctx, c, conn, nil, parseErr)
+	if m == nil {
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "malformed authenticate", slog.String("connectionId", c.ID), slog.String("reason", satellite.ErrorMessage(parseErr)))
+		err = errBadCredentials
+	} else {
+		err = s.authenticate(ctx, c, conn, m)
 	}
-	s.Log.LogAttrs(ctx, slog.LevelWarn, "malformed authenticate", slog.String("connectionId", c.ID), slog.String("reason", satellite.ErrorMessage(parseErr)))
-	s.Metrics.Count(metrics.Authentications, metrics.Failed)
-	return s.settle(ctx, c, conn, &protocol.Authenticate{}, errBadCredentials)
+	switch satellite.ErrorCode(err) {
+	case "":
+		s.Metrics.Count(metrics.Authentications, metrics.OK)
+	case satellite.EUNAUTHENTICATED:
+		s.Metrics.Count(metrics.Authentications, metrics.Failed)
+	case satellite.EGONE:
+	default:
+		// The backend failed, not the satellite: give the attempt back so
+		// that its retry on this connection is not dropped.
+		s.claimed().forget(c.ID)
+		if rerr := s.Registry.ReleaseAuthentication(ctx, c.ID); rerr != nil {
+			s.Log.LogAttrs(ctx, slog.LevelError, "authentication attempt not released", slog.String("connectionId", c.ID), slog.String("error", rerr.Error()))
+		}
+	}
+	return s.settle(ctx, c, conn, msg, err)
 }
+
+var errAlreadyAuthenticated = satellite.Errorf(satellite.ECONFLICT, "connection is already authenticated; second authenticate ignored")
 
 // authFailure marks an error that ends in auth_failed and a closed connection.
 type authFailure struct{ reason string }
@@ -273,6 +332,12 @@ func (s *Service) reply(ctx context.Context, c Conn, frame any) error {
 }
 
 func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Connection, m *protocol.Authenticate) error {
+	// A token that is not shaped like one is wrong without a bcrypt. Every
+	// well-formed token costs one, real or decoy, so timing does not tell
+	// which satellite ids exist.
+	if !token.WellFormed(m.Token) {
+		return errBadCredentials
+	}
 	if !satellite.ValidSatelliteID(m.ClientID) {
 		s.Tokens.Verify(token.DecoyHash, m.Token)
 		return errBadCredentials
@@ -298,7 +363,17 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	default:
 		return err
 	}
+	if until := sat.AuthBackoffUntil(); s.Now().Before(until) {
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication backed off after repeated failures",
+			slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID),
+			slog.Int("failures", sat.AuthFailures), slog.Time("until", until))
+		return errBadCredentials
+	}
 	if !s.Tokens.Verify(sat.TokenHash, m.Token) {
+		if err := s.Registry.RecordAuthFailure(ctx, sat.ID, s.Now()); err != nil {
+			s.Log.LogAttrs(ctx, slog.LevelError, "authentication failure not counted",
+				slog.String("satelliteId", sat.ID), slog.String("error", err.Error()))
+		}
 		return errBadCredentials
 	}
 	hash := protocol.LockfileHash{Configured: s.Packages != nil}
@@ -335,6 +410,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		// that its retry authenticates instead of being ignored as a second
 		// authenticate.
 		s.cache().forget(c.ID)
+		s.claimed().forget(c.ID)
 		if uerr := s.Registry.UnbindConnection(ctx, c.ID, sat.ID); uerr != nil {
 			s.Log.LogAttrs(ctx, slog.LevelError, "connection left bound after a failed reply",
 				slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("error", uerr.Error()))

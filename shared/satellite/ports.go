@@ -16,6 +16,17 @@ type Registry interface {
 	// Connection returns a connection record. ENOTFOUND when there is none or
 	// it has expired.
 	Connection(ctx context.Context, connectionID string, now time.Time) (Connection, error)
+	// ClaimAuthentication records that an authentication is attempted on
+	// connectionID and returns its record: a connection gets one attempt,
+	// claimed before any token is checked. ECONFLICT (with the record) when
+	// one was already claimed; ENOTFOUND when there is no live record.
+	ClaimAuthentication(ctx context.Context, connectionID string, now time.Time) (Connection, error)
+	// ReleaseAuthentication gives back a connection's claimed attempt when
+	// the backend, not the satellite, failed it, so a retry is not dropped.
+	ReleaseAuthentication(ctx context.Context, connectionID string) error
+	// RecordAuthFailure counts a wrong token for a satellite (see
+	// Satellite.AuthBackoffUntil).
+	RecordAuthFailure(ctx context.Context, satelliteID string, now time.Time) error
 	// Satellite returns a satellite with all its assignments. ENOTFOUND when
 	// there is no such satellite.
 	Satellite(ctx context.Context, satelliteID string) (Satellite, []Assignment, error)
@@ -30,8 +41,9 @@ type Registry interface {
 	// rotated since it was read.
 	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) error
 	// UnbindConnection undoes BindConnection's mark on the connection record
-	// (not the satellite's state), so that a satellite whose authenticated
-	// reply was lost can authenticate again on the same connection.
+	// (not the satellite's state) and its claimed attempt, so that a
+	// satellite whose authenticated reply was lost can authenticate again on
+	// the same connection.
 	UnbindConnection(ctx context.Context, connectionID, satelliteID string) error
 	// RecordHeartbeat stores a heartbeat from connectionID. It restores the
 	// connected edge when the satellite's last edge was something else and

@@ -80,6 +80,32 @@ type Satellite struct {
 	SyncState    *SyncState
 	// Pending is an edge stored but not yet confirmed published.
 	Pending *PendingEdge
+	// AuthFailures counts wrong tokens since the last successful
+	// authentication, the latest at AuthFailedAt.
+	AuthFailures int
+	AuthFailedAt time.Time
+}
+
+// Authentication back-off: after FreeAuthFailures wrong tokens in a row, a
+// satellite's next attempt waits a second, doubling with every further
+// failure up to MaxAuthBackoff; attempts inside the wait are refused without
+// checking the token. A success resets it.
+const (
+	FreeAuthFailures = 5
+	MaxAuthBackoff   = 30 * time.Second
+)
+
+// AuthBackoffUntil returns until when authentication attempts for s are
+// refused unchecked (zero when they are not).
+func (s Satellite) AuthBackoffUntil() time.Time {
+	if s.AuthFailures < FreeAuthFailures || s.AuthFailedAt.IsZero() {
+		return time.Time{}
+	}
+	wait := MaxAuthBackoff
+	if n := s.AuthFailures - FreeAuthFailures; n < 5 {
+		wait = min(time.Second<<n, MaxAuthBackoff)
+	}
+	return s.AuthFailedAt.Add(wait)
 }
 
 // Threshold returns the satellite's effective offline threshold.

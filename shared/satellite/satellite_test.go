@@ -191,3 +191,18 @@ func TestErrorHelpers(t *testing.T) {
 type errPlain struct{}
 
 func (errPlain) Error() string { return "plain" }
+
+func TestAuthBackoffDoublesUpToItsCap(t *testing.T) {
+	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	for failures, want := range map[int]time.Duration{
+		0: 0, satellite.FreeAuthFailures - 1: 0,
+		satellite.FreeAuthFailures: time.Second, satellite.FreeAuthFailures + 1: 2 * time.Second,
+		satellite.FreeAuthFailures + 4: 16 * time.Second, satellite.FreeAuthFailures + 5: satellite.MaxAuthBackoff,
+		satellite.FreeAuthFailures + 60: satellite.MaxAuthBackoff,
+	} {
+		got := satellite.Satellite{AuthFailures: failures, AuthFailedAt: at}.AuthBackoffUntil()
+		if want == 0 && !got.IsZero() || want != 0 && !got.Equal(at.Add(want)) {
+			t.Errorf("%d failures: refused until %v, want %v after the last", failures, got, want)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package wshandler_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,13 +94,26 @@ func TestAuthenticatedCarriesLockfileHashPerProtocol(t *testing.T) {
 	}
 }
 
+// wellFormedWrongToken has a token's shape (csat_ and 43 base64url
+// characters) but matches nothing.
+var wellFormedWrongToken = "csat_" + strings.Repeat("A", 43)
+
+// TestAuthenticateFailuresDoTheSameWork checks every refusal of a
+// well-formed token costs exactly one bcrypt, real or decoy, so timing does
+// not reveal which satellite ids exist; a token that is not shaped like one
+// costs none.
 func TestAuthenticateFailuresDoTheSameWork(t *testing.T) {
-	cases := []struct{ name, clientID, token string }{
-		{"wrong token", "sat-real", "csat_wrong"},
-		{"unknown client id", "sat-nobody", "csat_whatever"},
-		{"malformed client id", "../../etc/passwd", "csat_whatever"},
-		{"empty client id", "", "csat_whatever"},
-		{"empty token", "sat-real", ""},
+	cases := []struct {
+		name, clientID, token string
+		bcrypts               int64
+	}{
+		{"wrong token", "sat-real", wellFormedWrongToken, 1},
+		{"unknown client id", "sat-nobody", wellFormedWrongToken, 1},
+		{"malformed client id", "../../etc/passwd", wellFormedWrongToken, 1},
+		{"empty client id", "", wellFormedWrongToken, 1},
+		{"empty token", "sat-real", "", 0},
+		{"token of the wrong shape", "sat-real", "csat_wrong", 0},
+		{"token with a character outside base64url", "sat-real", "csat_" + strings.Repeat("A", 42) + "+", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,8 +122,8 @@ func TestAuthenticateFailuresDoTheSameWork(t *testing.T) {
 			id := h.open()
 			h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": tc.clientID, "token": tc.token}))
 			assertRefused(t, h, id, protocol.ReasonInvalidCredentials)
-			if got := h.tokens.n.Load(); got != 1 {
-				t.Errorf("%d bcrypt verifications, want exactly 1 whatever the failure", got)
+			if got := h.tokens.n.Load(); got != tc.bcrypts {
+				t.Errorf("%d bcrypt verifications, want %d", got, tc.bcrypts)
 			}
 			if sat := h.stored("sat-real"); sat.ConnectionID != "" || sat.LastConnectionEvent != "" {
 				t.Errorf("failed authentication changed the satellite: %+v", sat)
@@ -169,5 +184,76 @@ func TestNewestConnectionIsCurrentAndOlderKeepsWorking(t *testing.T) {
 	}
 	if h.mgmt.Closed(older) || h.mgmt.Closed(newer) {
 		t.Errorf("a connection was closed")
+	}
+}
+
+// TestOneAuthenticationAttemptPerConnection pipelines 100 wrong tokens on
+// one socket, as an attacker would: the first claims the connection's one
+// attempt and costs one bcrypt; the rest are dropped unchecked.
+func TestOneAuthenticationAttemptPerConnection(t *testing.T) {
+	h := newHarness(t)
+	h.satellite("sat-target")
+	id := h.open()
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := "csat_" + fmt.Sprintf("%043d", i)
+			_, _ = h.message.WebSocket.Message(ctx, testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-target", "token": token}))
+		}()
+	}
+	wg.Wait()
+	if n := h.tokens.n.Load(); n != 1 {
+		t.Errorf("%d bcrypt verifications for 100 pipelined attempts, want 1", n)
+	}
+	if frames := h.mgmt.Frames(t, id); len(frames) != 1 || frames[0]["type"] != "auth_failed" || !h.mgmt.Closed(id) {
+		t.Errorf("frames %v (closed %v), want one auth_failed and the close", frames, h.mgmt.Closed(id))
+	}
+	if dropped := h.logLines("frame dropped"); len(dropped) != 99 {
+		t.Errorf("%d attempts dropped, want 99", len(dropped))
+	}
+}
+
+// TestRepeatedFailuresBackOff checks a satellite id whose token was wrong
+// FreeAuthFailures times in a row is refused unchecked for a while, the
+// wait doubling with each further failure, and that a success resets it.
+func TestRepeatedFailuresBackOff(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-guessed")
+	attempt := func(token string) {
+		t.Helper()
+		id := h.open()
+		h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-guessed", "token": token}))
+	}
+	for range satellite.FreeAuthFailures {
+		attempt(wellFormedWrongToken)
+	}
+	if n := h.tokens.n.Load(); n != satellite.FreeAuthFailures {
+		t.Fatalf("%d bcrypt verifications for %d failures", n, satellite.FreeAuthFailures)
+	}
+	// Inside the back-off even the right token is refused, without a bcrypt.
+	attempt(wellFormedWrongToken)
+	attempt(tok)
+	if n := h.tokens.n.Load(); n != satellite.FreeAuthFailures {
+		t.Errorf("%d bcrypt verifications inside the back-off, want none", n-satellite.FreeAuthFailures)
+	}
+	if len(h.logLines("authentication backed off after repeated failures")) != 2 {
+		t.Errorf("back-off not logged")
+	}
+	// After a second the next attempt is checked; another failure doubles
+	// the wait.
+	h.clock.Advance(time.Second)
+	attempt(wellFormedWrongToken)
+	h.clock.Advance(time.Second)
+	before := h.tokens.n.Load()
+	attempt(tok)
+	if h.tokens.n.Load() != before {
+		t.Errorf("attempt one second after the sixth failure was checked; want a 2 s wait")
+	}
+	h.clock.Advance(time.Second)
+	id := h.authenticate("sat-guessed", tok)
+	if sat := h.stored("sat-guessed"); sat.AuthFailures != 0 || sat.ConnectionID != id {
+		t.Errorf("after a success: %d failures, connection %q; want 0 and %q", sat.AuthFailures, sat.ConnectionID, id)
 	}
 }

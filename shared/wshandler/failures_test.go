@@ -111,3 +111,21 @@ func TestCloseAfterLostReplyStillDisconnects(t *testing.T) {
 		t.Errorf("events %v, want connected then disconnected", got)
 	}
 }
+
+// When the backend, not the satellite, fails an authentication (here the
+// satellite cannot be read), the connection's one attempt is given back,
+// so the satellite's retry on the same socket is checked, not dropped.
+func TestBackendFailureGivesTheAuthenticationAttemptBack(t *testing.T) {
+	h := newHarness(t)
+	broken := h.build("message-no-satellites", func(c *app.Config, _ *app.Options) { c.SatellitesTable = "no-such-table" })
+	tok := h.satellite("sat-retry")
+	id := h.open()
+	auth := testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-retry", "token": tok})
+	if resp, err := broken.WebSocket.Message(ctx, auth); err == nil || resp.StatusCode != 500 {
+		t.Fatalf("status %d, error %v; want a Lambda error", resp.StatusCode, err)
+	}
+	h.send(auth)
+	if frames := h.mgmt.Frames(t, id); len(frames) != 1 || frames[0]["type"] != "authenticated" {
+		t.Errorf("retry got %v, want authenticated", frames)
+	}
+}
