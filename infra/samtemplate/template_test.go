@@ -150,7 +150,7 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 		ttl     string
 	}{
 		{"SatellitesTable", []string{dynamo.SatellitesPartitionKey, dynamo.SatellitesSortKey},
-			map[string][]string{dynamo.LiveIndex: {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey}}, ""},
+			map[string][]string{dynamo.LiveIndex: {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey}, dynamo.OutboxIndex: {dynamo.OutboxIndexPartKey, dynamo.OutboxIndexSortKey}}, ""},
 		{"ConnectionsTable", []string{dynamo.ConnectionsPartitionKey},
 			map[string][]string{
 				dynamo.BySatelliteIndex:     {dynamo.BySatelliteIndexPartKey},

@@ -110,7 +110,11 @@ func (h *harness) connect(id, _ string) string {
 	if err := reg.OpenConnection(ctx, satellite.Connection{ID: conn, ConnectedAt: h.now, ExpiresAt: h.now.Add(satellite.ConnectionRecordTTL)}); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := reg.BindConnection(ctx, conn, sat, sat.TokenHash, h.now); err != nil {
+	edge, err := reg.BindConnection(ctx, conn, sat, sat.TokenHash, h.now)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := reg.ConfirmEdge(ctx, id, edge.ID); err != nil {
 		h.t.Fatal(err)
 	}
 	return conn
@@ -295,7 +299,7 @@ func TestRotateTokenShutsDownAndRevokesAtOnce(t *testing.T) {
 	// An authentication that verified the old token a moment ago loses.
 	fresh := testenv.NewConnectionID()
 	_ = h.a.Registry.OpenConnection(ctx, satellite.Connection{ID: fresh, ConnectedAt: h.now, ExpiresAt: h.now.Add(time.Hour)})
-	if err := h.a.Registry.BindConnection(ctx, fresh, old, old.TokenHash, h.now); satellite.ErrorCode(err) != satellite.EUNAUTHENTICATED {
+	if _, err := h.a.Registry.BindConnection(ctx, fresh, old, old.TokenHash, h.now); satellite.ErrorCode(err) != satellite.EUNAUTHENTICATED {
 		t.Errorf("bind with the old token's hash: %v, want refused", err)
 	}
 }
@@ -554,5 +558,55 @@ func TestCreateFixture(t *testing.T) {
 	resp, err := h.a.Admin.Handle(ctx, req)
 	if err != nil || resp.StatusCode != http.StatusCreated || !strings.Contains(resp.Body, `"name":"Berlin edge"`) {
 		t.Errorf("fixture: %d %s %v", resp.StatusCode, resp.Body, err)
+	}
+}
+
+// TestThresholdChangesAgreeEverywhereAtOnce checks that after a PATCH of
+// offlineThresholdMs the satellite's status, the online listing and the
+// sweep tell the same story at once, lowering and raising.
+func TestThresholdChangesAgreeEverywhereAtOnce(t *testing.T) {
+	h := newHarness(t)
+	id, tok := h.create("Quiet")
+	p := map[string]string{"satelliteId": id}
+	if code, out := h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": 600000}); code != 200 {
+		t.Fatalf("patch: %d %v", code, out)
+	}
+	h.connect(id, tok) // heartbeat at h.now
+	views := func() (status string, listed bool, stale int) {
+		_, got := h.call("GET", "/satellites/{satelliteId}", p, nil, nil)
+		_, online := h.call("GET", "/satellites/online", nil, nil, nil)
+		for _, o := range online["satelliteIds"].([]any) {
+			listed = listed || o == id
+		}
+		found, err := h.a.Registry.StaleSatellites(ctx, h.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got["status"].(string), listed, len(found)
+	}
+	h.now = h.now.Add(3 * time.Minute) // silent for 3 min: within 10 min
+
+	if status, listed, stale := views(); status != "online" || !listed || stale != 0 {
+		t.Fatalf("before: %s, listed %v, %d stale; want online, listed, none", status, listed, stale)
+	}
+	// Lowered below the silence: offline everywhere, and the sweep sees it.
+	h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": 120000})
+	if status, listed, stale := views(); status != "offline" || listed || stale != 1 {
+		t.Errorf("lowered: %s, listed %v, %d stale; want offline, not listed, stale", status, listed, stale)
+	}
+	// Raised again before a sweep: online everywhere.
+	h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": 600000})
+	if status, listed, stale := views(); status != "online" || !listed || stale != 0 {
+		t.Errorf("raised: %s, listed %v, %d stale; want online, listed, none", status, listed, stale)
+	}
+	// Lowered, and this time the sweep marks it heartbeat_lost; raising the
+	// threshold does not bring it back before it heartbeats.
+	h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": 120000})
+	if _, err := h.a.Sweep.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": nil})
+	if status, listed, stale := views(); status != "offline" || listed || stale != 0 {
+		t.Errorf("after heartbeat_lost: %s, listed %v, %d stale; want offline, not listed, not stale again", status, listed, stale)
 	}
 }

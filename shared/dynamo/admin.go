@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sort"
 	"strconv"
@@ -29,6 +30,9 @@ func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) e
 		"region":               str(s.Region),
 		"tokenHash":            str(s.TokenHash),
 		"createdAt":            millis(s.CreatedAt),
+		// The outbox exists from the start: an edge is written into it as
+		// pendingEdges.<id>, which needs the map to be there.
+		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
 	}
 	if len(s.Tags) > 0 {
 		tags := make(item, len(s.Tags))
@@ -242,8 +246,9 @@ type SatelliteUpdate struct {
 }
 
 // UpdateSatellite applies u and returns the satellite as stored after it.
-// ENOTFOUND when the satellite does not exist. A new threshold applies from
-// the satellite's next heartbeat.
+// ENOTFOUND when the satellite does not exist. A new threshold applies at
+// once: a live satellite's deadline in the live index moves in the same
+// write, so its status, the online listing and the sweep agree.
 func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u SatelliteUpdate) (satellite.Satellite, error) {
 	var set, remove []string
 	values := item{}
@@ -277,34 +282,86 @@ func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u Sa
 		sat, _, err := r.Satellite(ctx, satelliteID)
 		return sat, err
 	}
-	in := &dynamodb.UpdateItemInput{
-		TableName:                &r.tables.Satellites,
-		Key:                      item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:         aws.String(strings.TrimSpace(expr)),
-		ConditionExpression:      aws.String("attribute_exists(pk)"),
-		ExpressionAttributeNames: map[string]string{},
-		ReturnValues:             types.ReturnValueAllNew,
-	}
-	if len(values) > 0 {
-		in.ExpressionAttributeValues = values
-	}
+	names := map[string]string{}
 	if u.Name != nil {
-		in.ExpressionAttributeNames["#name"] = "name"
+		names["#name"] = "name"
 	}
 	if u.Region != nil {
-		in.ExpressionAttributeNames["#region"] = "region"
+		names["#region"] = "region"
 	}
-	if len(in.ExpressionAttributeNames) == 0 {
-		in.ExpressionAttributeNames = nil
+	update := func(expr, condition string, values item) (*dynamodb.UpdateItemOutput, error) {
+		in := &dynamodb.UpdateItemInput{
+			TableName:                           &r.tables.Satellites,
+			Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression:                    aws.String(strings.TrimSpace(expr)),
+			ConditionExpression:                 aws.String(condition),
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if len(values) > 0 {
+			in.ExpressionAttributeValues = values
+		}
+		if len(names) > 0 {
+			in.ExpressionAttributeNames = names
+		}
+		return r.db.UpdateItem(ctx, in)
 	}
-	out, err := r.db.UpdateItem(ctx, in)
-	if conditionFailed(err) {
-		return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	if u.OfflineThreshold == nil && !u.ClearThreshold {
+		out, err := update(expr, "attribute_exists(pk)", values)
+		if conditionFailed(err) {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+		if err != nil {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		return satelliteFrom(out.Attributes), nil
 	}
-	if err != nil {
-		return satellite.Satellite{}, internal(err, "update satellite")
+
+	// A new threshold: a satellite in the live index (a live shard, with a
+	// heartbeat) gets its deadline moved in the same write; any other gets
+	// the threshold alone. Each write is conditional on which case it is,
+	// so a heartbeat or a sweep in between sends it round again.
+	threshold := satellite.DefaultOfflineThreshold
+	if u.OfflineThreshold != nil {
+		threshold = *u.OfflineThreshold
 	}
-	return satelliteFrom(out.Attributes), nil
+	live := "attribute_exists(lastHeartbeatAt) AND begins_with(" + LiveIndexPartKey + ", :live)"
+	liveValues := item{":live": str(liveShardPrefix + "#"), ":newThreshold": num(threshold.Milliseconds())}
+	for k, v := range values {
+		liveValues[k] = v
+	}
+	for range 5 {
+		liveExpr := strings.Replace(expr, "SET ", "SET "+LiveIndexSortKey+" = lastHeartbeatAt + :newThreshold, ", 1)
+		if !strings.Contains(liveExpr, "SET ") {
+			liveExpr = "SET " + LiveIndexSortKey + " = lastHeartbeatAt + :newThreshold " + liveExpr
+		}
+		out, err := update(liveExpr, "attribute_exists(pk) AND "+live, liveValues)
+		if err == nil {
+			return satelliteFrom(out.Attributes), nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		if len(ccf.Item) == 0 {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+		notLiveValues := item{":live": str(liveShardPrefix + "#")}
+		for k, v := range values {
+			notLiveValues[k] = v
+		}
+		out, err = update(expr, "attribute_exists(pk) AND NOT ("+live+")", notLiveValues)
+		if err == nil {
+			return satelliteFrom(out.Attributes), nil
+		}
+		if !errors.As(err, &ccf) {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		if len(ccf.Item) == 0 {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+	}
+	return satellite.Satellite{}, satellite.Errorf(satellite.ECONFLICT, "satellite %s changed while its threshold was updated; try again", satelliteID)
 }
 
 // RelabelConnections copies a renamed satellite's name and region onto its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -97,8 +98,13 @@ func cancelled(err error) (failed []bool, reasons []types.CancellationReason, ok
 // only because another request was writing one of its items at that moment
 // (TransactionConflict): a heartbeat landing on the satellite item during an
 // authentication must not turn into a failed authentication.
+//
+// Each attempt is a new request: the SDK fills ClientRequestToken into the
+// input it is given, and a retry carrying the cancelled attempt's token is,
+// to DynamoDB, the same request again.
 func (r *Registry) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
 	for attempt := 0; ; attempt++ {
+		in.ClientRequestToken = nil
 		_, err := r.db.TransactWriteItems(ctx, in)
 		failed, reasons, ok := cancelled(err)
 		if !ok || attempt == 3 || slices.Contains(failed, true) {
@@ -251,12 +257,7 @@ func satelliteFrom(it item) satellite.Satellite {
 			s.Tags[k] = getStr(tags.Value, k)
 		}
 	}
-	if id := getStr(it, "pendingEdgeId"); id != "" {
-		s.Pending = &satellite.PendingEdge{
-			ID: id, Edge: satellite.Edge(getStr(it, "pendingEdge")),
-			At: getMillis(it, "pendingEdgeAt"), LastSeenAt: getMillis(it, "pendingLastSeenAt"),
-		}
-	}
+	s.Pending = pendingEdgesFrom(it)
 	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
 		st := &satellite.SyncState{
 			Status:       satellite.SyncStatus(getStr(m.Value, "status")),
@@ -372,15 +373,13 @@ func (r *Registry) DesiredLockfileHash(ctx context.Context) (*string, error) {
 	return nil, nil
 }
 
-// connectedEdge is the update shared by authentication and a restoring
-// heartbeat: the satellite is live, with a fresh heartbeat, in the sparse live
-// index at the moment it will go stale.
-const connectedEdge = "lastHeartbeatAt = :now, lastConnectionEvent = :connected, " +
-	"liveShard = :shard, staleAt = :now + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+// liveness is the update of every heartbeat: a fresh heartbeat, in the
+// sparse live index at the moment the satellite will go stale.
+const liveness = "lastHeartbeatAt = :now, liveShard = :shard, staleAt = :now + if_not_exists(offlineThresholdMs, :defaultThreshold)"
 
-// clearPending removes the sweep's outbox entry: the write that supersedes a
-// pending edge publishes it (from the old values it returns).
-const clearPending = " REMOVE pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"
+// connectedEdge is liveness plus the connected edge: authentication and a
+// restoring heartbeat.
+const connectedEdge = liveness + ", lastConnectionEvent = :connected"
 
 func connectedValues(satelliteID string, now time.Time) item {
 	return item{
@@ -392,8 +391,12 @@ func connectedValues(satelliteID string, now time.Time) item {
 }
 
 // BindConnection implements satellite.Registry.
-func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, now time.Time) error {
-	satValues := connectedValues(sat.ID, now)
+func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, now time.Time) (satellite.LifecycleEvent, error) {
+	edge := satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
+	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
+	for k, v := range connectedValues(sat.ID, now) {
+		satValues[k] = v
+	}
 	satValues[":conn"] = str(connectionID)
 	satValues[":hash"] = str(verifiedHash)
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
@@ -420,8 +423,9 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 			{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + clearPending + ", closedConnectionId, authFailures, authFailedAt"),
+				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + ", " + recordEdge + " REMOVE closedConnectionId, authFailures, authFailedAt"),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
+				ExpressionAttributeNames:  edgeNames,
 				ExpressionAttributeValues: satValues,
 			}},
 		},
@@ -429,14 +433,14 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
 		switch {
 		case failed[0] && len(reasons[0].Item) == 0:
-			return satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
+			return edge, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
 		case failed[0]:
-			return satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
+			return edge, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
 		case failed[1]:
-			return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
+			return edge, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
 		}
 	}
-	return internal(err, "bind connection")
+	return edge, internal(err, "bind connection")
 }
 
 // UnbindConnection implements satellite.Registry.
@@ -459,36 +463,170 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 
 // RecordHeartbeat implements satellite.Registry.
 //
-// The update keeps the current connection when there is one (an older
-// connection's heartbeat must not steal pushes from the newest) and adopts the
-// heartbeat's connection when the satellite has none. The condition refuses a
-// heartbeat that arrives after its own connection's $disconnect was processed:
-// a frame sent just before a close must not bring a closed connection back.
+// A heartbeat from the satellite's current connection while it is marked
+// connected (the steady state) is one write. Anything else is decided by
+// what that write's failed condition returns:
+//   - a heartbeat from an older connection while a newer one is current
+//     refreshes liveness and keeps the current connection (an older
+//     connection must not steal pushes from the newest);
+//   - a satellite marked otherwise than connected is restored, and the
+//     connected edge recorded in its outbox, by a write conditional on it
+//     still being so: of two heartbeats racing, one restores;
+//   - a satellite with no current connection adopts the heartbeat's only
+//     while that connection's record is live and bound to the satellite, in
+//     one transaction: a late frame from a closed connection brings nothing
+//     back.
+//
+// A heartbeat from a connection whose close was already processed is refused
+// (ECONFLICT).
 func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (satellite.HeartbeatOutcome, error) {
-	values := connectedValues(satelliteID, now)
-	values[":conn"] = str(connectionID)
-	values[":version"] = str(version)
-	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Satellites,
-		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET version = :version, connectionId = if_not_exists(connectionId, :conn), " + connectedEdge + clearPending),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(closedConnectionId) OR closedConnectionId <> :conn)"),
-		ExpressionAttributeValues:           values,
-		ReturnValues:                        types.ReturnValueAllOld,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			if len(ccf.Item) == 0 {
-				return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
+	base := connectedValues(satelliteID, now)
+	base[":conn"] = str(connectionID)
+	base[":version"] = str(version)
+	// update applies one conditional write; on a failed condition it returns
+	// the item as it is, which decides the next step.
+	update := func(expr, condition string, names map[string]string, extra item) (item, error) {
+		values := item{}
+		for _, m := range []item{base, extra} {
+			for k, v := range m {
+				values[k] = v
 			}
-			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "connection %s was already closed", connectionID)
 		}
-		return satellite.HeartbeatOutcome{}, internal(err, "record heartbeat")
+		values = used(values, expr, condition)
+		in := &dynamodb.UpdateItemInput{
+			TableName: &r.tables.Satellites, Key: key,
+			UpdateExpression: aws.String(expr), ConditionExpression: aws.String(condition),
+			ExpressionAttributeValues:           values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if len(names) > 0 {
+			in.ExpressionAttributeNames = names
+		}
+		_, err := r.db.UpdateItem(ctx, in)
+		it, _ := conditionFailure(err)
+		return it, err
 	}
-	old := satelliteFrom(out.Attributes)
-	return satellite.HeartbeatOutcome{Restored: old.LastConnectionEvent != satellite.EdgeConnected, Satellite: old}, nil
+	steady := func() (item, error) {
+		return update("SET version = :version, "+liveness, "lastConnectionEvent = :connected AND connectionId = :conn", nil, nil)
+	}
+	restore := satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", connectionID, now.UnixMilli()),
+		satellite.Satellite{ID: satelliteID}, now, now)
+	writer := newWriter()
+	restored := func(sat satellite.Satellite) (satellite.HeartbeatOutcome, error) {
+		restore.Name, restore.Region = sat.Name, sat.Region
+		return satellite.HeartbeatOutcome{Restored: true, Edge: restore}, nil
+	}
+
+	it, err := steady()
+	for attempt := 0; err != nil; attempt++ {
+		if it == nil {
+			return satellite.HeartbeatOutcome{}, internal(err, "record heartbeat")
+		}
+		sat := satelliteFrom(it)
+		switch {
+		case len(it) == 0:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		case wroteEdge(it, restore.ID, writer):
+			// An earlier attempt of this write restored the edge; its answer
+			// was lost.
+			return restored(sat)
+		case getStr(it, "closedConnectionId") == connectionID:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "connection %s was already closed", connectionID)
+		case attempt == 4:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "satellite %s kept changing while its heartbeat was recorded", satelliteID)
+		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID == connectionID:
+			it, err = steady() // restored by another heartbeat meanwhile
+		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID != "":
+			// An older connection while a newer one is current: liveness
+			// only.
+			it, err = update("SET version = :version, "+liveness,
+				"lastConnectionEvent = :connected AND connectionId = :current", nil, item{":current": str(sat.ConnectionID)})
+		case sat.ConnectionID != "":
+			// Marked heartbeat_lost with a current connection: restore the
+			// edge and keep the connection.
+			restore.Name, restore.Region = sat.Name, sat.Region
+			recordEdge, names, values := edgeWrite(restore, writer)
+			values[":current"] = str(sat.ConnectionID)
+			if it, err = update("SET version = :version, "+connectedEdge+", "+recordEdge,
+				"lastConnectionEvent <> :connected AND connectionId = :current", names, values); err == nil {
+				return restored(sat)
+			}
+		default:
+			// No current connection: adopt this one, if it is live.
+			restore.Name, restore.Region = sat.Name, sat.Region
+			if err = r.adopt(ctx, key, satelliteID, connectionID, restore, writer, base, now); err == nil {
+				return restored(sat)
+			}
+			if satellite.ErrorCode(err) != "" {
+				return satellite.HeartbeatOutcome{}, err
+			}
+			if it, err = r.satelliteItem(ctx, key); err != nil {
+				return satellite.HeartbeatOutcome{}, err
+			}
+			err = errChanged
+		}
+	}
+	return satellite.HeartbeatOutcome{}, nil
+}
+
+// errChanged says a conditional write lost to a concurrent one and the item
+// should be read again.
+var errChanged = errors.New("changed meanwhile")
+
+// adopt makes connectionID the current connection of a satellite that has
+// none, with the connected edge recorded, in a transaction with a check that
+// the connection's record is live and bound to the satellite. It returns nil
+// on success, a coded error when the heartbeat is refused, and errChanged
+// when the satellite changed and the caller should look again.
+func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID string, restore satellite.LifecycleEvent, writer string, base item, now time.Time) error {
+	recordEdge, names, values := edgeWrite(restore, writer)
+	for k, v := range base {
+		values[k] = v
+	}
+	values[":closed"] = str(connectionID)
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName:                 &r.tables.Connections,
+			Key:                       item{ConnectionsPartitionKey: str(connectionID)},
+			ConditionExpression:       aws.String("#sid = :sid AND #exp > :nowSeconds"),
+			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute},
+			ExpressionAttributeValues: item{":sid": str(satelliteID), ":nowSeconds": num(now.Unix())},
+		}},
+		{Update: &types.Update{
+			TableName: &r.tables.Satellites,
+			Key:       key,
+			UpdateExpression: aws.String("SET version = :version, connectionId = :conn, " + connectedEdge + ", " + recordEdge +
+				" REMOVE closedConnectionId"),
+			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
+				"(attribute_not_exists(closedConnectionId) OR closedConnectionId <> :closed)"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		}},
+	}})
+	failed, _, ok := cancelled(err)
+	switch {
+	case err == nil:
+		return nil
+	case ok && len(failed) == 2 && failed[0]:
+		return satellite.Errorf(satellite.ECONFLICT, "connection %s is closed; its heartbeat cannot make it current", connectionID)
+	case ok && len(failed) == 2 && failed[1]:
+		return errChanged
+	}
+	return internal(err, "adopt connection")
+}
+
+// satelliteItem reads a satellite item consistently (empty when there is
+// none).
+func (r *Registry) satelliteItem(ctx context.Context, key item) (item, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Satellites, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, internal(err, "read satellite")
+	}
+	if out.Item == nil {
+		return item{}, nil
+	}
+	return out.Item, nil
 }
 
 // resultTimeFormat sorts lexicographically in time order.
@@ -566,43 +704,66 @@ func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s sate
 
 // CloseConnection implements satellite.Registry. The disconnect edge is
 // guarded by connectionId = the closing connection, so a stale $disconnect
-// that arrives after the satellite reconnected changes nothing.
+// that arrives after the satellite reconnected changes nothing. The
+// satellite is updated before the record is deleted: a close that dies
+// between the two leaves a record the sweep removes later (closing it again
+// changes nothing), never a satellite connected to a closed connection.
 func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now time.Time) (satellite.Closed, error) {
-	out, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:    &r.tables.Connections,
-		Key:          item{ConnectionsPartitionKey: str(connectionID)},
-		ReturnValues: types.ReturnValueAllOld,
-	})
+	key := item{ConnectionsPartitionKey: str(connectionID)}
+	rec, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Connections, Key: key, ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return satellite.Closed{}, internal(err, "delete connection record")
+		return satellite.Closed{}, internal(err, "read connection record")
 	}
-	satelliteID := getStr(out.Attributes, BySatelliteIndexPartKey)
-	if satelliteID == "" {
-		satelliteID = getStr(out.Attributes, "lastSatelliteId")
+	if rec.Item == nil {
+		return satellite.Closed{}, nil // closed already
 	}
-	if satelliteID == "" {
-		return satellite.Closed{}, nil
+	conn := connectionFrom(rec.Item)
+	closed := satellite.Closed{SatelliteID: conn.SatelliteID}
+	if closed.SatelliteID == "" {
+		closed.SatelliteID = getStr(rec.Item, "lastSatelliteId")
 	}
-	upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.tables.Satellites,
-		Key:       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now " +
-			"REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt, pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"),
-		ConditionExpression: aws.String("connectionId = :conn"),
-		ExpressionAttributeValues: item{
-			":disconnected": str(string(satellite.EdgeDisconnected)),
-			":conn":         str(connectionID),
-			":now":          millis(now),
-		},
-		ReturnValues: types.ReturnValueAllOld,
-	})
-	if conditionFailed(err) {
-		return satellite.Closed{SatelliteID: satelliteID}, nil
+	if closed.SatelliteID != "" {
+		sat := satellite.Satellite{ID: closed.SatelliteID, Name: conn.SatelliteName, Region: conn.SatelliteRegion}
+		edge := satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, sat, time.Time{}, now)
+		writer := newWriter()
+		recordEdge, names, values := edgeWrite(edge, writer)
+		values[":disconnected"] = str(string(satellite.EdgeDisconnected))
+		values[":conn"] = str(connectionID)
+		values[":now"] = millis(now)
+		values[":never"] = num(0)
+		upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &r.tables.Satellites,
+			Key:       item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
+				lastSeenAttr + " = if_not_exists(lastHeartbeatAt, :never), " + recordEdge +
+				" REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt"),
+			ConditionExpression:                 aws.String("connectionId = :conn"),
+			ExpressionAttributeNames:            names,
+			ExpressionAttributeValues:           values,
+			ReturnValues:                        types.ReturnValueAllOld,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		it, failed := conditionFailure(err)
+		switch {
+		case failed && wroteEdge(it, edge.ID, writer):
+			// An earlier attempt of this write made the edge; its answer was
+			// lost, and with it the last heartbeat.
+			edge.LastSeenAt = getMillis(it, lastSeenAttr)
+			closed.Disconnected, closed.Edge = true, edge
+		case failed:
+			// Not the satellite's current connection: nothing to change.
+		case err != nil:
+			return closed, internal(err, "mark satellite disconnected")
+		default:
+			old := satelliteFrom(upd.Attributes)
+			edge.Name, edge.Region, edge.LastSeenAt = old.Name, old.Region, old.LastHeartbeatAt
+			closed.Disconnected, closed.Edge = true, edge
+		}
 	}
-	if err != nil {
-		return satellite.Closed{SatelliteID: satelliteID}, internal(err, "mark satellite disconnected")
+	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.tables.Connections, Key: key}); err != nil {
+		return closed, internal(err, "delete connection record")
 	}
-	return satellite.Closed{SatelliteID: satelliteID, Disconnected: true, Satellite: satelliteFrom(upd.Attributes)}, nil
+	return closed, nil
 }
 
 // SatelliteConnections implements satellite.Registry.

@@ -27,9 +27,16 @@ const (
 	// LiveShards spreads connected satellites over this many index partitions
 	// so heartbeat writes never concentrate on one.
 	LiveShards = 8
-	// PendingShard is the LiveIndex partition of the sweep's outbox: edges
-	// stored but not yet confirmed published, sorted by when they happened.
-	PendingShard = "pending"
+
+	// OutboxIndex is a sparse index over satellites holding lifecycle edges
+	// not yet confirmed published (only they carry outboxShard), sorted by
+	// when the oldest was recorded, so the sweep reads only those.
+	OutboxIndex        = "Outbox"
+	OutboxIndexPartKey = outboxShardAttr
+	OutboxIndexSortKey = outboxAtAttr
+	// OutboxShards spreads the outbox over this many partitions: a reconnect
+	// storm records thousands of edges in seconds.
+	OutboxShards = 8
 )
 
 // Connections table: one item per WebSocket connection.
@@ -96,6 +103,7 @@ const (
 	liveShardPrefix   = "live"
 	unauthShardPrefix = "unauth"
 	expiryShardPrefix = "expiry"
+	outboxShardPrefix = "outbox"
 )
 
 // shardOf spreads ids over n partition values of an index, stably: the same
@@ -116,6 +124,10 @@ func shardKeys(prefix string, n int) []string {
 }
 
 func liveShard(satelliteID string) string { return shardOf(liveShardPrefix, satelliteID, LiveShards) }
+
+func outboxShard(satelliteID string) string {
+	return shardOf(outboxShardPrefix, satelliteID, OutboxShards)
+}
 
 func unauthShard(connectionID string) string {
 	return shardOf(unauthShardPrefix, connectionID, ConnectionShards)

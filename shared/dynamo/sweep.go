@@ -65,17 +65,6 @@ func (r *Registry) CountOnline(ctx context.Context, now time.Time) (int, error) 
 	return total, nil
 }
 
-// PendingEdges returns satellites whose stored edge has not been confirmed
-// published and happened before before.
-func (r *Registry) PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error) {
-	var out []satellite.Satellite
-	err := r.queryIndex(ctx, PendingShard, before, func(it item) { out = append(out, satelliteFrom(it)) })
-	if err != nil {
-		return nil, internal(err, "read pending edges")
-	}
-	return out, nil
-}
-
 func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item)) error {
 	return r.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &r.tables.Satellites,
@@ -93,50 +82,40 @@ func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
 	return satellite.EdgeID(satelliteID, satellite.EdgeHeartbeatLost, strconv.FormatInt(staleAt.UnixMilli(), 10))
 }
 
-// MarkHeartbeatLost moves a stale satellite to heartbeat_lost and records the
-// edge in the outbox (the pending shard of the live index), in one write
-// conditional on the satellite still being connected with the deadline the
-// sweep read. won is false when another writer got there first (another
-// sweep, or a heartbeat that arrived meanwhile); then it must not publish.
-func (r *Registry) MarkHeartbeatLost(ctx context.Context, s StaleSatellite, now time.Time) (won bool, sat satellite.Satellite, err error) {
-	id := HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt)
-	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.tables.Satellites,
-		Key:       item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression: aws.String("SET lastConnectionEvent = :lost, #shard = :pending, #at = :now, " +
-			"pendingEdgeId = :id, pendingEdge = :lost, pendingEdgeAt = :now, pendingLastSeenAt = lastHeartbeatAt"),
-		ConditionExpression:      aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now"),
-		ExpressionAttributeNames: map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-		ExpressionAttributeValues: item{
-			":lost": str(string(satellite.EdgeHeartbeatLost)), ":connected": str(string(satellite.EdgeConnected)),
-			":pending": str(PendingShard), ":now": millis(now), ":observed": millis(s.StaleAt), ":id": str(id),
-		},
-		ReturnValues: types.ReturnValueAllNew,
+// MarkHeartbeatLost moves a stale satellite to heartbeat_lost, out of the
+// live index, and records the edge in its outbox, in one write conditional
+// on the satellite still being connected with the deadline the sweep read.
+// won is false when another writer got there first (another sweep, or a
+// heartbeat that arrived meanwhile); then it must not publish. An earlier
+// attempt of this write whose answer was lost is recognised by its edge.
+func (r *Registry) MarkHeartbeatLost(ctx context.Context, s StaleSatellite, now time.Time) (won bool, edge satellite.LifecycleEvent, err error) {
+	edge = satellite.LifecycleEvent{
+		ID: HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt), Edge: satellite.EdgeHeartbeatLost, SatelliteID: s.Satellite.ID,
+		Name: s.Satellite.Name, Region: s.Satellite.Region, Status: satellite.StatusOffline,
+		LastSeenAt: s.Satellite.LastHeartbeatAt, At: now,
+	}
+	writer := newWriter()
+	recordEdge, names, values := edgeWrite(edge, writer)
+	names["#shard"], names["#at"] = LiveIndexPartKey, LiveIndexSortKey
+	values[":lost"] = str(string(satellite.EdgeHeartbeatLost))
+	values[":connected"] = str(string(satellite.EdgeConnected))
+	values[":now"], values[":observed"] = millis(now), millis(s.StaleAt)
+	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &r.tables.Satellites,
+		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + recordEdge + " REMOVE #shard, #at"),
+		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if conditionFailed(err) {
-		return false, satellite.Satellite{}, nil
+	if it, failed := conditionFailure(err); failed {
+		return wroteEdge(it, edge.ID, writer), edge, nil
 	}
 	if err != nil {
-		return false, satellite.Satellite{}, internal(err, "mark heartbeat lost")
+		return false, edge, internal(err, "mark heartbeat lost")
 	}
-	return true, satelliteFrom(out.Attributes), nil
-}
-
-// ConfirmEdge removes a published edge from the outbox. An edge already
-// superseded (a heartbeat or close published it) is left alone.
-func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:          aws.String("REMOVE #shard, #at, pendingEdgeId, pendingEdge, pendingEdgeAt, pendingLastSeenAt"),
-		ConditionExpression:       aws.String("pendingEdgeId = :id"),
-		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-		ExpressionAttributeValues: item{":id": str(edgeID)},
-	})
-	if conditionFailed(err) {
-		return nil
-	}
-	return internal(err, "confirm published edge")
+	return true, edge, nil
 }
 
 // UnauthenticatedConnections returns connections that connected before

@@ -8,7 +8,6 @@ package endpoint
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -385,7 +384,8 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		hash.Hash = d.hash
 	}
 	now := s.Now()
-	switch err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, now); satellite.ErrorCode(err) {
+	edge, err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, now)
+	switch satellite.ErrorCode(err) {
 	case "":
 	case satellite.EUNAUTHENTICATED:
 		return errBadCredentials
@@ -402,8 +402,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	s.cache().put(bound, now)
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
-	s.Sender.EmitPending(ctx, sat)
-	s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, c.ID, sat, now, now))
+	s.Sender.Publish(ctx, edge)
 	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
 	if code := satellite.ErrorCode(err); code != "" && code != satellite.EGONE {
 		// The satellite never saw "authenticated": unmark the connection so
@@ -427,10 +426,8 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 	}
 	if out.Restored {
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat restored connected edge",
-			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
-			slog.String("previousEdge", string(out.Satellite.LastConnectionEvent)))
-		s.Sender.EmitPending(ctx, out.Satellite)
-		s.Sender.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", c.ID, now.UnixMilli()), out.Satellite, now, now))
+			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID), slog.String("edgeId", out.Edge.ID))
+		s.Sender.Publish(ctx, out.Edge)
 	}
 	return nil
 }

@@ -70,8 +70,7 @@ func (s *Sender) Close(ctx context.Context, endpoint, connectionID string) error
 // to the disconnected edge and satellite.disconnected is emitted. Closing a
 // connection twice, or a stale one, changes nothing the second time.
 func (s *Sender) ConnectionClosed(ctx context.Context, connectionID string) error {
-	now := s.Now()
-	closed, err := s.Registry.CloseConnection(ctx, connectionID, now)
+	closed, err := s.Registry.CloseConnection(ctx, connectionID, s.Now())
 	if err != nil {
 		return err
 	}
@@ -86,30 +85,28 @@ func (s *Sender) ConnectionClosed(ctx context.Context, connectionID string) erro
 		return nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite disconnected", attrs...)
-	s.EmitPending(ctx, closed.Satellite)
-	s.Emit(ctx, satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, closed.Satellite, closed.Satellite.LastHeartbeatAt, now))
+	s.Publish(ctx, closed.Edge)
 	return nil
 }
 
-// EmitPending publishes the pending edge a write just superseded (the old
-// state it returned), so that an edge the sweep stored but did not get to
-// publish is not lost. Its id is the edge's own, so a second publication of
-// it is a duplicate consumers drop.
-func (s *Sender) EmitPending(ctx context.Context, old satellite.Satellite) {
-	if e, ok := old.PendingEvent(); ok {
-		s.Emit(ctx, e)
-	}
-}
-
-// Emit publishes a lifecycle event. The state change it reports is already
-// stored, so a failure is logged rather than undoing or failing that work.
-func (s *Sender) Emit(ctx context.Context, e satellite.LifecycleEvent) {
+// Publish publishes a lifecycle edge recorded in its satellite's outbox and
+// then confirms it. The state change it reports is already stored, so a
+// failure is not the caller's: the edge stays in the outbox and the sweep
+// publishes it again (under the same edgeId, which consumers use to drop the
+// rare duplicate). It reports whether the edge was confirmed.
+func (s *Sender) Publish(ctx context.Context, e satellite.LifecycleEvent) bool {
+	attrs := []slog.Attr{slog.String("detailType", e.Edge.EventType()), slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID)}
 	if err := s.Lifecycle.Emit(ctx, e); err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published",
-			slog.String("detailType", e.Edge.EventType()),
-			slog.String("satelliteId", e.SatelliteID),
-			slog.String("error", err.Error()))
+		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published; the sweep publishes it again",
+			append(attrs, slog.String("error", err.Error()))...)
+		return false
 	}
+	if err := s.Registry.ConfirmEdge(ctx, e.SatelliteID, e.ID); err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event published but not confirmed; the sweep publishes it again",
+			append(attrs, slog.String("error", err.Error()))...)
+		return false
+	}
+	return true
 }
 
 // Service pushes backend-initiated frames to satellites at one Management API

@@ -31,8 +31,8 @@ func EdgeID(satelliteID string, edge Edge, discriminator string) string {
 }
 
 // PendingEdge is an edge that is stored but whose event is not yet known to
-// be published (the sweep's outbox): whoever next changes the satellite, or
-// the next sweep, publishes it.
+// be published (the outbox): the writer of the edge publishes and confirms
+// it, and the sweep publishes again what stays unconfirmed.
 type PendingEdge struct {
 	ID         string
 	Edge       Edge
@@ -65,24 +65,29 @@ func (e LifecycleEvent) Payload() LifecyclePayload {
 // makes the edge's id (see EdgeID). lastSeen is the satellite's last sign of
 // life (zero when none).
 func NewLifecycleEvent(edge Edge, discriminator string, sat Satellite, lastSeen, at time.Time) LifecycleEvent {
-	status := StatusOffline
-	if edge == EdgeConnected {
-		status = StatusOnline
-	}
 	return LifecycleEvent{
 		ID: EdgeID(sat.ID, edge, discriminator), Edge: edge, SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region,
-		Status: status, LastSeenAt: lastSeen, At: at,
+		Status: edge.Status(), LastSeenAt: lastSeen, At: at,
 	}
 }
 
-// PendingEvent is the event of a pending edge.
-func (s Satellite) PendingEvent() (LifecycleEvent, bool) {
-	if s.Pending == nil {
-		return LifecycleEvent{}, false
+// Status is the status a satellite has just after taking the edge.
+func (e Edge) Status() Status {
+	if e == EdgeConnected {
+		return StatusOnline
 	}
-	p := s.Pending
-	return LifecycleEvent{
-		ID: p.ID, Edge: p.Edge, SatelliteID: s.ID, Name: s.Name, Region: s.Region,
-		Status: StatusOffline, LastSeenAt: p.LastSeenAt, At: p.At,
-	}, true
+	return StatusOffline
+}
+
+// PendingEvents returns the events of the satellite's unconfirmed edges,
+// oldest first.
+func (s Satellite) PendingEvents() []LifecycleEvent {
+	out := make([]LifecycleEvent, 0, len(s.Pending))
+	for _, p := range s.Pending {
+		out = append(out, LifecycleEvent{
+			ID: p.ID, Edge: p.Edge, SatelliteID: s.ID, Name: s.Name, Region: s.Region,
+			Status: p.Edge.Status(), LastSeenAt: p.LastSeenAt, At: p.At,
+		})
+	}
+	return out
 }

@@ -35,20 +35,25 @@ type Registry interface {
 	DesiredLockfileHash(ctx context.Context) (*string, error)
 	// BindConnection marks connectionID authenticated as sat and makes it the
 	// satellite's current connection with a fresh heartbeat and the connected
-	// edge, in one atomic write. The write only succeeds if the satellite still
-	// has tokenHash verifiedHash. ECONFLICT when the connection is already
-	// bound; EUNAUTHENTICATED when the satellite was deleted or its token
-	// rotated since it was read.
-	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) error
+	// edge, recorded in the outbox, in one atomic write, and returns that
+	// edge. The write only succeeds if the satellite still has tokenHash
+	// verifiedHash. ECONFLICT when the connection is already bound; EGONE
+	// when its record is gone; EUNAUTHENTICATED when the satellite was
+	// deleted or its token rotated since it was read.
+	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) (LifecycleEvent, error)
+	// ConfirmEdge removes a published edge from the satellite's outbox.
+	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnbindConnection undoes BindConnection's mark on the connection record
 	// (not the satellite's state) and its claimed attempt, so that a
 	// satellite whose authenticated reply was lost can authenticate again on
 	// the same connection.
 	UnbindConnection(ctx context.Context, connectionID, satelliteID string) error
 	// RecordHeartbeat stores a heartbeat from connectionID. It restores the
-	// connected edge when the satellite's last edge was something else and
-	// reports that in the outcome. ECONFLICT when connectionID was already
-	// recorded as closed; ENOTFOUND when the satellite no longer exists.
+	// connected edge (recorded in the outbox) when the satellite's last edge
+	// was something else, and reports that in the outcome. A satellite with
+	// no current connection adopts connectionID only while its record is
+	// live and bound to the satellite. ECONFLICT when connectionID is closed;
+	// ENOTFOUND when the satellite no longer exists.
 	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
 	// to r.SatelliteID at that moment. EFORBIDDEN when it is not.
@@ -59,9 +64,9 @@ type Registry interface {
 	SaveSyncState(ctx context.Context, satelliteID string, s SyncState) error
 	// AssignmentsForConfig returns the satellite's assignments with configId.
 	AssignmentsForConfig(ctx context.Context, satelliteID, configID string) ([]Assignment, error)
-	// CloseConnection deletes a connection record and, only if it was its
-	// satellite's current connection, moves the satellite to the disconnected
-	// edge. Closing an unknown connection is not an error.
+	// CloseConnection moves the satellite to the disconnected edge (recorded
+	// in the outbox) if the connection was its current one, then deletes the
+	// connection record. Closing an unknown connection is not an error.
 	CloseConnection(ctx context.Context, connectionID string, now time.Time) (Closed, error)
 	// SatelliteConnections returns the ids of the live connections bound to a
 	// satellite (its current one and any older one not yet closed).
@@ -75,8 +80,8 @@ type Registry interface {
 type HeartbeatOutcome struct {
 	// Restored is true when the satellite's edge moved back to connected.
 	Restored bool
-	// Satellite is the satellite as it was before the heartbeat.
-	Satellite Satellite
+	// Edge is the connected edge recorded when Restored.
+	Edge LifecycleEvent
 }
 
 // Closed reports what closing a connection changed.
@@ -86,9 +91,8 @@ type Closed struct {
 	// Disconnected is true when the connection was the satellite's current one
 	// and the satellite moved to the disconnected edge.
 	Disconnected bool
-	// Satellite is the satellite as it was before the change (set when
-	// Disconnected).
-	Satellite Satellite
+	// Edge is the disconnected edge recorded when Disconnected.
+	Edge LifecycleEvent
 }
 
 // ConnectionAPI pushes to and closes WebSocket connections (the API Gateway

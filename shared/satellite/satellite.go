@@ -78,8 +78,9 @@ type Satellite struct {
 	// authenticated, empty when none.
 	ConnectionID string
 	SyncState    *SyncState
-	// Pending is an edge stored but not yet confirmed published.
-	Pending *PendingEdge
+	// Pending are edges stored but not yet confirmed published, oldest
+	// first.
+	Pending []PendingEdge
 	// AuthFailures counts wrong tokens since the last successful
 	// authentication, the latest at AuthFailedAt.
 	AuthFailures int
@@ -116,8 +117,15 @@ func (s Satellite) Threshold() time.Duration {
 	return DefaultOfflineThreshold
 }
 
-// StatusAt returns the satellite's status at now.
+// StatusAt returns the satellite's status at now: online while it is marked
+// connected and its last heartbeat is within its threshold. A satellite the
+// sweep marked heartbeat_lost stays offline until it heartbeats again, even
+// if its threshold is raised meanwhile, so this view, the online listing and
+// the sweep agree.
 func (s Satellite) StatusAt(now time.Time) Status {
+	if s.LastConnectionEvent != EdgeConnected {
+		return StatusOffline
+	}
 	return StatusAt(now, s.LastHeartbeatAt, s.Threshold())
 }
 

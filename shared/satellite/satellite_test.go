@@ -32,13 +32,19 @@ func TestStatusAt(t *testing.T) {
 			}
 		})
 	}
-	s := satellite.Satellite{LastHeartbeatAt: beat}
+	s := satellite.Satellite{LastHeartbeatAt: beat, LastConnectionEvent: satellite.EdgeConnected}
 	if got := s.StatusAt(beat.Add(46 * time.Second)); got != satellite.StatusOffline {
 		t.Errorf("default threshold: %s", got)
 	}
 	s.OfflineThreshold = 2 * time.Minute
 	if got := s.StatusAt(beat.Add(46 * time.Second)); got != satellite.StatusOnline {
 		t.Errorf("per-satellite threshold ignored: %s", got)
+	}
+	// Marked heartbeat_lost by the sweep: offline until it heartbeats again,
+	// whatever its threshold says now.
+	s.LastConnectionEvent = satellite.EdgeHeartbeatLost
+	if got := s.StatusAt(beat.Add(46 * time.Second)); got != satellite.StatusOffline {
+		t.Errorf("heartbeat_lost satellite reads %s", got)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // Store is what the sweep reads and writes (the DynamoDB registry).
 type Store interface {
 	StaleSatellites(ctx context.Context, now time.Time) ([]dynamo.StaleSatellite, error)
-	MarkHeartbeatLost(ctx context.Context, s dynamo.StaleSatellite, now time.Time) (bool, satellite.Satellite, error)
+	MarkHeartbeatLost(ctx context.Context, s dynamo.StaleSatellite, now time.Time) (bool, satellite.LifecycleEvent, error)
 	PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error)
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error)
@@ -80,11 +80,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		s.Metrics.Add(metrics.SweepDuration, "", float64(s.Now().Sub(now).Milliseconds()))
 	}()
 
-	// Edges an earlier sweep stored but did not confirm published.
-	pending, err := s.Store.PendingEdges(ctx, now.Add(-s.RepublishAfter))
+	// Edges recorded but not confirmed published: their writer failed to
+	// publish them, or died first.
+	cutoff := now.Add(-s.RepublishAfter)
+	pending, err := s.Store.PendingEdges(ctx, cutoff)
 	errs = append(errs, err)
 	for _, sat := range pending {
-		if e, ok := sat.PendingEvent(); ok {
+		for _, e := range sat.PendingEvents() {
+			if !e.At.Before(cutoff) {
+				continue // its writer may still be publishing it
+			}
 			if err := s.publish(ctx, e); err != nil {
 				errs = append(errs, err)
 				continue
@@ -97,7 +102,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	errs = append(errs, err)
 	r.Stale = len(stale)
 	for _, st := range stale {
-		won, sat, err := s.Store.MarkHeartbeatLost(ctx, st, now)
+		won, e, err := s.Store.MarkHeartbeatLost(ctx, st, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -105,8 +110,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		if !won {
 			continue // another sweep, or a heartbeat, got there first
 		}
-		e, _ := sat.PendingEvent()
-		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat lost", slog.String("satelliteId", sat.ID), slog.String("edgeId", e.ID))
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat lost", slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID))
 		if err := s.publish(ctx, e); err != nil {
 			errs = append(errs, err)
 			continue

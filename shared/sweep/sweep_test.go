@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +86,12 @@ func (h *harness) connect(id string, threshold time.Duration, at time.Time) stri
 	if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: conn, ConnectedAt: at, ExpiresAt: at.Add(satellite.ConnectionRecordTTL)}); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := h.reg.BindConnection(ctx, conn, sat, "hash", at); err != nil {
+	edge, err := h.reg.BindConnection(ctx, conn, sat, "hash", at)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	// As the message function does once it published the connected edge.
+	if err := h.reg.ConfirmEdge(ctx, id, edge.ID); err != nil {
 		h.t.Fatal(err)
 	}
 	return conn
@@ -222,7 +228,7 @@ func TestEdgeSurvivesACrashBetweenWriteAndPublish(t *testing.T) {
 		t.Fatal("event published despite the failure")
 	}
 	sat, _, _ := h.reg.Satellite(ctx, "sat-crash")
-	if sat.LastConnectionEvent != satellite.EdgeHeartbeatLost || sat.Pending == nil {
+	if sat.LastConnectionEvent != satellite.EdgeHeartbeatLost || len(sat.Pending) != 1 {
 		t.Fatalf("edge not stored as pending: %+v", sat)
 	}
 	// A sweep soon after does not republish (the first might still be
@@ -236,8 +242,8 @@ func TestEdgeSurvivesACrashBetweenWriteAndPublish(t *testing.T) {
 		t.Errorf("report %+v, want the pending edge republished", r)
 	}
 	ids := h.lost()["sat-crash"]
-	if len(ids) != 1 || ids[0] != sat.Pending.ID {
-		t.Errorf("events %v, want one with the stored edge id %s", ids, sat.Pending.ID)
+	if len(ids) != 1 || ids[0] != sat.Pending[0].ID {
+		t.Errorf("events %v, want one with the stored edge id %s", ids, sat.Pending[0].ID)
 	}
 	h.clock.Set(h.t0.Add(10 * time.Minute))
 	if r := h.sweep(); r.republished != 0 {
@@ -245,7 +251,11 @@ func TestEdgeSurvivesACrashBetweenWriteAndPublish(t *testing.T) {
 	}
 }
 
-func TestPendingEdgeIsPublishedByTheHeartbeatThatSupersedesIt(t *testing.T) {
+// TestPendingEdgeSurvivesTheHeartbeatThatSupersedesIt checks an edge the
+// sweep recorded but died before publishing is still published when a
+// heartbeat restores the satellite first: both edges are in the outbox, the
+// heartbeat publishes its own, and the sweep the other.
+func TestPendingEdgeSurvivesTheHeartbeatThatSupersedesIt(t *testing.T) {
 	h := newHarness(t)
 	conn := h.connect("sat-super", 0, h.t0)
 	h.clock.Set(h.t0.Add(time.Minute))
@@ -254,7 +264,8 @@ func TestPendingEdgeIsPublishedByTheHeartbeatThatSupersedesIt(t *testing.T) {
 	if err != nil || len(stale) != 1 {
 		t.Fatalf("stale = %v, %v", stale, err)
 	}
-	if won, _, err := h.reg.MarkHeartbeatLost(ctx, stale[0], h.clock.Now()); !won || err != nil {
+	won, lost, err := h.reg.MarkHeartbeatLost(ctx, stale[0], h.clock.Now())
+	if !won || err != nil {
 		t.Fatalf("mark: %v %v", won, err)
 	}
 	// A heartbeat through the message function comes first.
@@ -263,16 +274,29 @@ func TestPendingEdgeIsPublishedByTheHeartbeatThatSupersedesIt(t *testing.T) {
 	if _, err := h.a.WebSocket.Message(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	types := []string{}
-	for _, l := range h.lines() {
-		types = append(types, l.DetailType)
+	types := func() string {
+		var out []string
+		for _, l := range h.lines() {
+			out = append(out, l.DetailType)
+		}
+		return strings.Join(out, ",")
 	}
-	if strings.Join(types, ",") != "satellite.heartbeat_lost,satellite.connected" {
-		t.Fatalf("events %v, want the pending heartbeat_lost then connected", types)
+	if got := types(); got != "satellite.connected" {
+		t.Fatalf("events %v, want the heartbeat's connected", got)
+	}
+	h.clock.Set(h.t0.Add(4 * time.Minute))
+	if r := h.sweep(); r.republished != 1 {
+		t.Errorf("report %+v, want the sweep's lost edge published", r)
+	}
+	if got := types(); !strings.HasPrefix(got, "satellite.connected,satellite.heartbeat_lost") {
+		t.Errorf("events %v, want the heartbeat's connected, then the sweep's lost edge (consumers order them by time)", got)
+	}
+	if ids := h.lost()["sat-super"]; len(ids) == 0 || ids[0] != lost.ID || slices.Index(ids[1:], lost.ID) >= 0 {
+		t.Errorf("heartbeat_lost events %v, want the recorded edge %s exactly once", ids, lost.ID)
 	}
 	h.clock.Set(h.t0.Add(10 * time.Minute))
 	if r := h.sweep(); r.republished != 0 {
-		t.Errorf("a superseded edge was republished")
+		t.Errorf("a confirmed edge was republished")
 	}
 }
 
@@ -293,13 +317,17 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 				if i < staleCount {
 					at = h.t0
 				}
-				if err := h.reg.CreateSatellite(ctx, satellite.Satellite{ID: id, Name: id, Region: "r", TokenHash: "h", CreatedAt: h.t0}); err != nil {
+				sat := satellite.Satellite{ID: id, Name: id, Region: "r", TokenHash: "h", CreatedAt: h.t0}
+				if err := h.reg.CreateSatellite(ctx, sat); err != nil {
 					t.Error(err)
-					return
+					continue
 				}
-				if _, err := h.reg.RecordHeartbeat(ctx, id, "conn-"+id, "1", at); err != nil {
+				if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: "conn-" + id, ConnectedAt: at, ExpiresAt: at.Add(satellite.ConnectionRecordTTL)}); err != nil {
 					t.Error(err)
-					return
+					continue
+				}
+				if _, err := h.reg.BindConnection(ctx, "conn-"+id, sat, "h", at); err != nil {
+					t.Error(err)
 				}
 			}
 		}()
@@ -325,9 +353,9 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 			reads++
 		}
 	}
-	// Constant: one query per live shard, the outbox, and one per shard of
-	// the two connection indexes. Items: exactly the stale satellites.
-	if wantReads := dynamo.LiveShards + 1 + 2*dynamo.ConnectionShards; reads > wantReads || items != staleCount {
+	// Constant: one query per shard of the live index, the outbox and the
+	// two connection indexes. Items: exactly the stale satellites.
+	if wantReads := dynamo.LiveShards + dynamo.OutboxShards + 2*dynamo.ConnectionShards; reads > wantReads || items != staleCount {
 		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, staleCount, wantReads)
 	}
 	// The gauge of satellites online counts the live index, one page per

@@ -183,3 +183,43 @@ func liveIndexCount(t *testing.T, h *harness) int {
 	}
 	return n
 }
+
+// TestLateHeartbeatOfAClosedOlderConnectionAdoptsNothing: A then B
+// authenticate (B is current), A closes, B closes; a heartbeat A sent just
+// before its close is handled last. The satellite has no current connection,
+// and A's record is gone: it must stay disconnected, not adopt A.
+func TestLateHeartbeatOfAClosedOlderConnectionAdoptsNothing(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-late")
+	a := h.authenticate("sat-late", tok)
+	b := h.authenticate("sat-late", tok)
+	late := testenv.Message(t, "heartbeat", a, nil)
+	h.close(a)
+	h.close(b)
+	h.send(late)
+	if sat := h.stored("sat-late"); sat.ConnectionID != "" || sat.LastConnectionEvent != satellite.EdgeDisconnected {
+		t.Errorf("after a late heartbeat of a closed connection: connection %q, edge %s; want none, disconnected", sat.ConnectionID, sat.LastConnectionEvent)
+	}
+	if got := h.eventTypes("sat-late"); !slices.Equal(got, []string{"satellite.connected", "satellite.connected", "satellite.disconnected"}) {
+		t.Errorf("events %v", got)
+	}
+}
+
+// TestHeartbeatOfALiveConnectionIsAdopted: a satellite that lost its
+// current connection record but whose other connection is alive and bound
+// takes that connection back on its heartbeat.
+func TestHeartbeatOfALiveConnectionIsAdopted(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-adopt")
+	a := h.authenticate("sat-adopt", tok)
+	b := h.authenticate("sat-adopt", tok)
+	h.close(b) // the current one: disconnected, no current connection
+	h.clock.Advance(10 * time.Second)
+	h.send(testenv.Message(t, "heartbeat", a, nil))
+	if sat := h.stored("sat-adopt"); sat.ConnectionID != a || sat.LastConnectionEvent != satellite.EdgeConnected {
+		t.Errorf("after a heartbeat of the live connection: connection %q, edge %s; want %q, connected", sat.ConnectionID, sat.LastConnectionEvent, a)
+	}
+	if got := h.eventTypes("sat-adopt"); len(got) != 4 || got[3] != "satellite.connected" {
+		t.Errorf("events %v, want the adoption's connected last", got)
+	}
+}

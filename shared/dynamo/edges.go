@@ -1,0 +1,198 @@
+package dynamo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// The outbox of lifecycle edges. Every write that moves a satellite to an
+// edge (connected, disconnected, heartbeat_lost) also records the edge in the
+// satellite item's pendingEdges map, keyed by its stable id, in the same
+// conditional write. Whoever made the edge publishes it and then confirms it
+// (removes it from the map); an edge whose publication failed, or whose
+// writer died, stays in the map, and the sweep publishes it again. So every
+// edge is published at least once, and a writer whose first response was
+// lost recognises its own edge in the map when its retry's condition fails.
+//
+// Satellites with pending edges are in the sparse Outbox index (outboxShard,
+// outboxAt: when the oldest pending edge was recorded).
+const (
+	pendingEdgesAttr = "pendingEdges"
+	outboxShardAttr  = "outboxShard"
+	outboxAtAttr     = "outboxAt"
+	// lastSeenAttr is the last heartbeat before a disconnect, kept for the
+	// republication of a disconnected edge (the disconnect removes
+	// lastHeartbeatAt).
+	lastSeenAttr = "lastSeenAt"
+)
+
+// newWriter returns a token naming one call's writes of an edge. Several
+// writers can record the same edge (two sweeps finding one satellite stale):
+// the token tells a writer whose condition failed whether the edge it finds
+// is its own earlier attempt (its answer lost) or another writer's.
+func newWriter() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// edgeWrite is the part of an update expression that records e, written by
+// writer, in the outbox: "pendingEdges.#edge = :edge, outboxShard = ...,
+// outboxAt = ...".
+func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map[string]string, values item) {
+	entry := item{"edge": str(string(e.Edge)), "at": millis(e.At), "by": str(writer)}
+	if !e.LastSeenAt.IsZero() {
+		entry["lastSeenAt"] = millis(e.LastSeenAt)
+	}
+	set = pendingEdgesAttr + ".#edge = :edge, " +
+		outboxShardAttr + " = if_not_exists(" + outboxShardAttr + ", :outboxShard), " +
+		outboxAtAttr + " = if_not_exists(" + outboxAtAttr + ", :edgeAt)"
+	names = map[string]string{"#edge": e.ID}
+	values = item{
+		":edge":        &types.AttributeValueMemberM{Value: entry},
+		":outboxShard": str(outboxShard(e.SatelliteID)),
+		":edgeAt":      millis(e.At),
+	}
+	return set, names, values
+}
+
+// wroteEdge reports whether a satellite item (as a failed condition returned
+// it) holds edge id in its outbox as writer wrote it: the write whose
+// condition failed had been applied by an earlier attempt whose answer was
+// lost.
+func wroteEdge(it item, id, writer string) bool {
+	m, ok := it[pendingEdgesAttr].(*types.AttributeValueMemberM)
+	if !ok {
+		return false
+	}
+	entry, ok := m.Value[id].(*types.AttributeValueMemberM)
+	return ok && getStr(entry.Value, "by") == writer
+}
+
+// pendingEdgesFrom reads the outbox of a satellite item, oldest first.
+func pendingEdgesFrom(it item) []satellite.PendingEdge {
+	m, ok := it[pendingEdgesAttr].(*types.AttributeValueMemberM)
+	if !ok || len(m.Value) == 0 {
+		return nil
+	}
+	lastSeen := getMillis(it, lastSeenAttr)
+	out := make([]satellite.PendingEdge, 0, len(m.Value))
+	for id, v := range m.Value {
+		entry, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			continue
+		}
+		p := satellite.PendingEdge{
+			ID: id, Edge: satellite.Edge(getStr(entry.Value, "edge")),
+			At: getMillis(entry.Value, "at"), LastSeenAt: getMillis(entry.Value, "lastSeenAt"),
+		}
+		if p.LastSeenAt.IsZero() && p.Edge == satellite.EdgeDisconnected {
+			p.LastSeenAt = lastSeen
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// ConfirmEdge implements satellite.Registry: it removes a published edge
+// from the satellite's outbox, and the satellite from the Outbox index when
+// it was the last. Confirming an edge twice, or of a deleted satellite,
+// changes nothing.
+func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
+	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
+	names := map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID}
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       key,
+		UpdateExpression:          aws.String("REMOVE #edges.#edge, " + outboxShardAttr + ", " + outboxAtAttr),
+		ConditionExpression:       aws.String("attribute_exists(#edges.#edge) AND size(#edges) = :one"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: item{":one": num(1)},
+	})
+	if !conditionFailed(err) {
+		return internal(err, "confirm published edge")
+	}
+	// Not the only pending edge (or already confirmed): remove just this
+	// one; the satellite stays in the index for the others.
+	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &r.tables.Satellites,
+		Key:                      key,
+		UpdateExpression:         aws.String("REMOVE #edges.#edge"),
+		ConditionExpression:      aws.String("attribute_exists(#edges.#edge)"),
+		ExpressionAttributeNames: names,
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "confirm published edge")
+}
+
+// PendingEdges returns the satellites holding an edge recorded before
+// before that is not confirmed published: one query per shard of the
+// Outbox index.
+func (r *Registry) PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error) {
+	var out []satellite.Satellite
+	for _, shard := range shardKeys(outboxShardPrefix, OutboxShards) {
+		err := r.queryAll(ctx, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Satellites,
+			IndexName:                 aws.String(OutboxIndex),
+			KeyConditionExpression:    aws.String("#shard = :shard AND #at < :before"),
+			ExpressionAttributeNames:  map[string]string{"#shard": outboxShardAttr, "#at": outboxAtAttr},
+			ExpressionAttributeValues: item{":shard": str(shard), ":before": millis(before)},
+		}, func(it item) error { out = append(out, satelliteFrom(it)); return nil })
+		if err != nil {
+			return nil, internal(err, "read pending edges")
+		}
+	}
+	return out, nil
+}
+
+var placeholder = regexp.MustCompile(`:[A-Za-z0-9_]+`)
+
+// used returns the values whose placeholders the expressions name:
+// DynamoDB refuses a request that carries one it does not use.
+func used(values item, expressions ...string) item {
+	names := map[string]bool{}
+	for _, e := range expressions {
+		for _, p := range placeholder.FindAllString(e, -1) {
+			names[p] = true
+		}
+	}
+	out := item{}
+	for k, v := range values {
+		if names[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// conditionFailure returns the item a failed condition reported, and
+// whether err was a failed condition at all.
+func conditionFailure(err error) (item, bool) {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, false
+	}
+	if ccf.Item == nil {
+		return item{}, true
+	}
+	return ccf.Item, true
+}
