@@ -358,9 +358,17 @@ var commands = map[string]command{
 			if e.json {
 				return e.printJSON(raw)
 			}
-			var out struct{ Token string }
+			var out struct {
+				Token            string
+				ShutdownComplete bool
+			}
 			_ = json.Unmarshal(raw, &out)
-			fmt.Fprintf(e.out, "token: %s\nThe old token no longer works; the satellite's connection was shut down.\n", out.Token)
+			fmt.Fprintf(e.out, "token: %s\n", out.Token)
+			if out.ShutdownComplete {
+				fmt.Fprintln(e.out, "The old token no longer works; the satellite's connections were shut down.")
+			} else {
+				fmt.Fprintln(e.out, "The old token no longer works and its connections have lost their authority, but not all of them could be sent shutdown and closed.")
+			}
 			return nil
 		}
 	},

@@ -175,38 +175,57 @@ func (s *Service) Online(ctx context.Context) ([]string, error) {
 	return s.Registry.OnlineSatelliteIDs(ctx, s.Now())
 }
 
+// Rotated is the answer to a token rotation.
+type Rotated struct {
+	SatelliteID string `json:"satelliteId"`
+	// Token is the new token, shown once.
+	Token string `json:"token"`
+	// ShutdownComplete is false when a live connection could not be sent
+	// shutdown and closed. It has no authority left (results and run
+	// secrets are refused from the moment of the rotation), and it cannot
+	// authenticate again with the old token.
+	ShutdownComplete bool `json:"shutdownComplete"`
+}
+
 // RotateToken gives a satellite a new token. The old one stops working at
-// once, and the satellite's live connections get shutdown and are closed.
-func (s *Service) RotateToken(ctx context.Context, id string) (string, error) {
+// once, connections that authenticated with it lose their authority at
+// once, and they get shutdown and are closed.
+func (s *Service) RotateToken(ctx context.Context, id string) (Rotated, error) {
 	tok, err := token.New()
 	if err != nil {
-		return "", err
+		return Rotated{}, err
 	}
 	hash, err := token.Hash(tok)
 	if err != nil {
-		return "", err
+		return Rotated{}, err
 	}
 	if err := s.Registry.SetTokenHash(ctx, id, hash); err != nil {
-		return "", err
+		return Rotated{}, err
 	}
+	out := Rotated{SatelliteID: id, Token: tok, ShutdownComplete: true}
 	if err := s.Push.Shutdown(ctx, id, "token rotated"); err != nil {
 		// The new token is stored and the old one refused from now on: the
-		// caller must get it, or the satellite is locked out. A connection
-		// that escaped the shutdown fails on its next authenticate.
+		// caller must get it, or the satellite is locked out.
+		out.ShutdownComplete = false
 		s.Log.LogAttrs(ctx, slog.LevelError, "shutdown after token rotation incomplete", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "token rotated", slog.String("satelliteId", id))
-	return tok, nil
+	return out, nil
 }
 
-// Delete shuts the satellite's connections down and removes it, its
-// assignments, sync state and connection records.
+// Delete removes a satellite, its assignments, sync state and connection
+// records. It first tombstones the satellite (no token matches it, and its
+// connections lose their authority), so a reconnect between the shutdown and
+// the deletion cannot authenticate; then shuts its connections down; then
+// deletes.
 func (s *Service) Delete(ctx context.Context, id string) error {
-	if _, _, err := s.Registry.Satellite(ctx, id); err != nil {
+	if err := s.Registry.SetTokenHash(ctx, id, ""); err != nil {
 		return err
 	}
 	if err := s.Push.Shutdown(ctx, id, "satellite deleted"); err != nil {
-		return err
+		// The satellite is a tombstone already: what the shutdown missed
+		// has no authority and cannot come back.
+		s.Log.LogAttrs(ctx, slog.LevelError, "shutdown before deletion incomplete", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
 	if err := s.Registry.DeleteSatellite(ctx, id, s.Now()); err != nil {
 		return err

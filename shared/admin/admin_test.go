@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -609,4 +611,143 @@ func TestThresholdChangesAgreeEverywhereAtOnce(t *testing.T) {
 	if status, listed, stale := views(); status != "offline" || listed || stale != 0 {
 		t.Errorf("after heartbeat_lost: %s, listed %v, %d stale; want offline, not listed, not stale again", status, listed, stale)
 	}
+}
+
+// TestConcurrentAssignmentReplacementsDoNotMerge races two replacements
+// with disjoint sets, round after round: the stored set is always exactly
+// one of them (the loser is answered 409), never their union.
+func TestConcurrentAssignmentReplacementsDoNotMerge(t *testing.T) {
+	h := newHarness(t)
+	id, _ := h.create("Contested")
+	p := map[string]string{"satelliteId": id}
+	sets := [2][]any{
+		{assignment("cfg-a1", "sys"), assignment("cfg-a2", "sys")},
+		{assignment("cfg-b1", "sys"), assignment("cfg-b2", "sys")},
+	}
+	conflicts := 0
+	for round := range 20 {
+		var wg sync.WaitGroup
+		codes := make([]int, 2)
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i], _ = h.call("PUT", "/satellites/{satelliteId}/assignments", p, nil, map[string]any{"assignments": sets[i]})
+			}()
+		}
+		wg.Wait()
+		for _, c := range codes {
+			switch c {
+			case http.StatusOK:
+			case http.StatusConflict:
+				conflicts++
+			default:
+				t.Fatalf("round %d: status %v", round, codes)
+			}
+		}
+		_, sat, _ := h.a.Registry.Satellite(ctx, id)
+		var got []string
+		for _, a := range sat {
+			got = append(got, a.ConfigID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"cfg-a1", "cfg-a2"}) && !slices.Equal(got, []string{"cfg-b1", "cfg-b2"}) {
+			t.Fatalf("round %d (%v): stored %v, want exactly one of the two sets", round, codes, got)
+		}
+	}
+	t.Logf("%d of 40 replacements lost a race and were answered 409", conflicts)
+}
+
+// messageFunction is the message function of this harness's tables,
+// replying through the harness's Management API server.
+func (h *harness) messageFunction() *app.App {
+	a, _ := h.env.App(h.t, h.env.Config(h.mgmt.URL), app.Options{Now: func() time.Time { return h.now }})
+	return a
+}
+
+// authenticateThrough opens a connection and authenticates it through the
+// message function a, as the satellite would.
+func (h *harness) authenticateThrough(a *app.App, id, tok string) string {
+	h.t.Helper()
+	conn := testenv.NewConnectionID()
+	h.mgmt.Open(conn)
+	if _, err := a.WebSocket.Connect(ctx, testenv.Event(h.t, "connect", conn)); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := a.WebSocket.Message(ctx, testenv.Message(h.t, "authenticate", conn, map[string]any{"clientId": id, "token": tok})); err != nil {
+		h.t.Fatal(err)
+	}
+	return conn
+}
+
+// TestRotationRevokesConnectionsAtOnceEvenIfShutdownFails: the old
+// connection cannot be sent shutdown, but from the rotation on it has no
+// authority: its result is refused and it is answered auth_failed, by the
+// very instance that trusts it in its cache.
+func TestRotationRevokesConnectionsAtOnceEvenIfShutdownFails(t *testing.T) {
+	h := newHarness(t, func(c *app.Config) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	msg := h.messageFunction()
+	id, tok := h.create("Revoked")
+	h.call("PUT", "/satellites/{satelliteId}/assignments", map[string]string{"satelliteId": id}, nil, map[string]any{"assignments": []any{assignment("cfg-1", "sys-1")}})
+	conn := h.authenticateThrough(msg, id, tok)
+
+	code, out := h.call("POST", "/satellites/{satelliteId}/token", map[string]string{"satelliteId": id}, nil, nil)
+	if code != 200 || out["shutdownComplete"] != false || out["token"] == nil {
+		t.Fatalf("rotate with the Management API down: %d %v, want the token and shutdownComplete false", code, out)
+	}
+	if _, err := msg.WebSocket.Message(ctx, testenv.Message(t, "result", conn, map[string]any{"configId": "cfg-1", "systemId": "sys-1", "executedAt": h.now.Format(time.RFC3339)})); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h.a.Registry.LatestResults(ctx, "cfg-1", "sys-1", 10); len(r) != 0 {
+		t.Errorf("a revoked connection's result was stored")
+	}
+	frames := h.mgmt.Frames(t, conn)
+	if last := frames[len(frames)-1]; last["type"] != "auth_failed" || !h.mgmt.Closed(conn) {
+		t.Errorf("revoked connection got %v (closed %v), want auth_failed and the close", last, h.mgmt.Closed(conn))
+	}
+}
+
+// TestDeleteLeavesNoWindowForAReconnect: a satellite that reconnects the
+// moment it receives its shutdown finds its token already refused, so no
+// connection survives the deletion with an orphaned record.
+func TestDeleteLeavesNoWindowForAReconnect(t *testing.T) {
+	h := newHarness(t)
+	msg := h.messageFunction()
+	id, tok := h.create("Doomed")
+	conn := h.authenticateThrough(msg, id, tok)
+	var again string
+	// The satellite reconnects as soon as it is told to shut down: inside
+	// the window between the shutdown and the deletion.
+	h.a.Push.Sender.Connections = &onShutdown{ConnectionAPI: h.a.Push.Sender.Connections, then: func() {
+		again = h.authenticateThrough(msg, id, tok)
+	}}
+	if code, out := h.call("DELETE", "/satellites/{satelliteId}", map[string]string{"satelliteId": id}, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d %v", code, out)
+	}
+	if again == "" {
+		t.Fatal("the reconnect did not happen")
+	}
+	if f := h.mgmt.Frames(t, again); len(f) != 1 || f[0]["type"] != "auth_failed" {
+		t.Errorf("reconnect during the deletion got %v, want auth_failed", f)
+	}
+	for _, c := range []string{conn, again} {
+		if rec, err := h.a.Registry.Connection(ctx, c, h.now); err == nil && rec.Authenticated() {
+			t.Errorf("connection %s survived the deletion bound to the satellite", c)
+		}
+	}
+}
+
+// onShutdown runs then after it posts the first shutdown frame.
+type onShutdown struct {
+	satellite.ConnectionAPI
+	once sync.Once
+	then func()
+}
+
+func (o *onShutdown) Post(ctx context.Context, endpoint, connectionID string, data []byte) error {
+	err := o.ConnectionAPI.Post(ctx, endpoint, connectionID, data)
+	if strings.Contains(string(data), `"shutdown"`) {
+		o.once.Do(o.then)
+	}
+	return err
 }

@@ -143,8 +143,8 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	case "DELETE /satellites/{satelliteId}":
 		return http.StatusNoContent, nil, s.Delete(ctx, id)
 	case "POST /satellites/{satelliteId}/token":
-		tok, err := s.RotateToken(ctx, id)
-		return http.StatusOK, map[string]any{"satelliteId": id, "token": tok}, err
+		r, err := s.RotateToken(ctx, id)
+		return http.StatusOK, r, err
 	case "PUT /satellites/{satelliteId}/assignments":
 		as, err := decodeAssignments(req)
 		if err != nil {

@@ -55,32 +55,83 @@ func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) e
 	return internal(err, "create satellite")
 }
 
-// ReplaceAssignments makes assignments the satellite's complete set in one
-// transaction, so a concurrently arriving result is authorised against either
-// the old set or the new one, never a mix. ENOTFOUND when the satellite does
-// not exist; EINVALID when the set is too large for one transaction.
-func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, assignments []satellite.Assignment) error {
-	pk := str(satelliteKey(satelliteID))
-	existing := map[string]bool{}
+// partitionState is what a change to a satellite's assignment set reads
+// first, in one consistent query of its partition.
+type partitionState struct {
+	exists      bool
+	generation  int64           // the satellite's token generation
+	version     int64           // changes of the assignment set so far
+	assignments map[string]bool // sort keys of the assignment items
+}
+
+func (r *Registry) readPartition(ctx context.Context, satelliteID string) (partitionState, error) {
+	st := partitionState{assignments: map[string]bool{}}
 	err := r.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &r.tables.Satellites,
-		KeyConditionExpression:    aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
 		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
-		ExpressionAttributeValues: item{":pk": pk, ":prefix": str(assignPrefix)},
-		ProjectionExpression:      aws.String("#sk"),
+		ExpressionAttributeValues: item{":pk": str(satelliteKey(satelliteID))},
+		ProjectionExpression:      aws.String("#sk, tokenGeneration, version"),
 		ConsistentRead:            aws.Bool(true),
 	}, func(it item) error {
-		existing[getStr(it, SatellitesSortKey)] = true
+		switch sk := getStr(it, SatellitesSortKey); {
+		case sk == satelliteSort:
+			st.exists, st.generation = true, getNum(it, "tokenGeneration")
+		case sk == versionSort:
+			st.version = getNum(it, "version")
+		case isAssignmentSort(sk):
+			st.assignments[sk] = true
+		}
 		return nil
 	})
 	if err != nil {
-		return internal(err, "read assignments")
+		return st, internal(err, "read satellite partition")
+	}
+	if !st.exists {
+		return st, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	return st, nil
+}
+
+// bumpVersion is the transaction item that moves the assignment set's
+// version on from the one read, failing if another change came first.
+func (r *Registry) bumpVersion(pk types.AttributeValue, read int64) types.TransactWriteItem {
+	put := &types.Put{
+		TableName: &r.tables.Satellites,
+		Item:      item{SatellitesPartitionKey: pk, SatellitesSortKey: str(versionSort), "version": num(read + 1)},
+	}
+	if read == 0 {
+		put.ConditionExpression = aws.String("attribute_not_exists(pk)")
+	} else {
+		put.ConditionExpression = aws.String("version = :read")
+		put.ExpressionAttributeValues = item{":read": num(read)}
+	}
+	return types.TransactWriteItem{Put: put}
+}
+
+// errSetChanged is why a change to an assignment set lost to another.
+func errSetChanged(satelliteID string) error {
+	return satellite.Errorf(satellite.ECONFLICT, "the assignments of satellite %s changed while this change was made; read them again and retry", satelliteID)
+}
+
+// ReplaceAssignments makes assignments the satellite's complete set in one
+// transaction, so a concurrently arriving result is authorised against either
+// the old set or the new one, never a mix. The transaction is conditional on
+// the set's version read with the current items, so of two replacements
+// racing one wins and the other fails with ECONFLICT instead of merging the
+// two sets. ENOTFOUND when the satellite does not exist; EINVALID when the
+// set is too large for one transaction.
+func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, assignments []satellite.Assignment) error {
+	pk := str(satelliteKey(satelliteID))
+	st, err := r.readPartition(ctx, satelliteID)
+	if err != nil {
+		return err
 	}
 	writes := []types.TransactWriteItem{{ConditionCheck: &types.ConditionCheck{
 		TableName:           &r.tables.Satellites,
 		Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
 		ConditionExpression: aws.String("attribute_exists(pk)"),
-	}}}
+	}}, r.bumpVersion(pk, st.version)}
 	keep := map[string]bool{}
 	for _, a := range assignments {
 		raw, err := json.Marshal(a)
@@ -97,10 +148,11 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 			Item: item{
 				SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
 				"configId": str(a.ConfigID), "systemId": str(a.SystemID), "assignment": str(string(raw)),
+				"tokenGeneration": num(st.generation),
 			},
 		}})
 	}
-	for sk := range existing {
+	for sk := range st.assignments {
 		if !keep[sk] {
 			writes = append(writes, types.TransactWriteItem{Delete: &types.Delete{
 				TableName: &r.tables.Satellites,
@@ -110,11 +162,16 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 	}
 	if len(writes) > maxTransactItems {
 		return satellite.Errorf(satellite.EINVALID, "at most %d assignments can change at once, got %s",
-			maxTransactItems-1, strconv.Itoa(len(writes)-1))
+			maxTransactItems-2, strconv.Itoa(len(writes)-2))
 	}
 	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
-	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
-		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	if failed, _, ok := cancelled(err); ok && len(failed) > 1 {
+		switch {
+		case failed[0]:
+			return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		case failed[1]:
+			return errSetChanged(satelliteID)
+		}
 	}
 	return internal(err, "replace assignments")
 }
@@ -172,21 +229,48 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 	return results, nil
 }
 
-// SetTokenHash replaces a satellite's token hash: the old token stops
-// working for every authentication from now on. ENOTFOUND when the satellite
-// does not exist.
+// SetTokenHash replaces a satellite's token hash and moves its token
+// generation on, on the satellite and every assignment item, in one
+// transaction: the old token stops working for every authentication from now
+// on, and connections that authenticated with it lose their authority over
+// results and run secrets at once. An empty hash is a tombstone: no token
+// matches it. ENOTFOUND when the satellite does not exist.
 func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash string) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:          aws.String("SET tokenHash = :hash"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: item{":hash": str(tokenHash)},
-	})
-	if conditionFailed(err) {
-		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	pk := str(satelliteKey(satelliteID))
+	for attempt := 0; ; attempt++ {
+		st, err := r.readPartition(ctx, satelliteID)
+		if err != nil {
+			return err
+		}
+		next := num(st.generation + 1)
+		writes := []types.TransactWriteItem{{Update: &types.Update{
+			TableName:                 &r.tables.Satellites,
+			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression:          aws.String("SET tokenHash = :hash, tokenGeneration = :next"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :read)"),
+			ExpressionAttributeValues: item{":hash": str(tokenHash), ":next": next, ":read": num(st.generation)},
+		}}, r.bumpVersion(pk, st.version)}
+		for sk := range st.assignments {
+			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
+				TableName:                 &r.tables.Satellites,
+				Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
+				UpdateExpression:          aws.String("SET tokenGeneration = :next"),
+				ConditionExpression:       aws.String("attribute_exists(pk)"),
+				ExpressionAttributeValues: item{":next": next},
+			}})
+		}
+		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+		failed, _, ok := cancelled(err)
+		switch {
+		case err == nil:
+			return nil
+		case ok && len(failed) > 0 && failed[0] && attempt < 3:
+			continue // rotated, or deleted, meanwhile: read again
+		case ok && slices.Contains(failed, true) && attempt < 3:
+			continue // the assignment set changed meanwhile
+		}
+		return internal(err, "store token hash")
 	}
-	return internal(err, "store token hash")
 }
 
 // ListSatellites returns every satellite (without assignments). It scans the

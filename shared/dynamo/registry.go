@@ -150,6 +150,7 @@ func connectionFrom(it item) satellite.Connection {
 		SatelliteRegion: getStr(it, "satelliteRegion"),
 		ConnectedAt:     getMillis(it, "connectedAt"),
 		AuthenticatedAt: getMillis(it, "authenticatedAt"),
+		TokenGeneration: getNum(it, "tokenGeneration"),
 	}
 	if exp := getNum(it, ConnectionsTTLAttribute); exp != 0 {
 		c.ExpiresAt = time.Unix(exp, 0).UTC()
@@ -250,6 +251,7 @@ func satelliteFrom(it item) satellite.Satellite {
 		ConnectionID:        getStr(it, "connectionId"),
 		AuthFailures:        int(getNum(it, "authFailures")),
 		AuthFailedAt:        getMillis(it, "authFailedAt"),
+		TokenGeneration:     getNum(it, "tokenGeneration"),
 	}
 	if tags, ok := it["tags"].(*types.AttributeValueMemberM); ok {
 		s.Tags = make(map[string]string, len(tags.Value))
@@ -279,6 +281,7 @@ func assignmentFrom(it item) (satellite.Assignment, error) {
 		return satellite.Assignment{}, internal(err, "decode stored assignment "+getStr(it, SatellitesSortKey))
 	}
 	a.Raw = raw
+	a.TokenGeneration = getNum(it, "tokenGeneration")
 	return a, nil
 }
 
@@ -405,7 +408,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				TableName: &r.tables.Connections,
 				Key:       item{ConnectionsPartitionKey: str(connectionID)},
 				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"#expiry = :expiry REMOVE #unauth, lastSatelliteId"),
+					"tokenGeneration = :gen, #expiry = :expiry REMOVE #unauth, lastSatelliteId"),
 				// The record must exist: one that is gone belongs to a closed
 				// connection (its $disconnect, or the sweep, removed it), and
 				// binding would bring it back.
@@ -417,7 +420,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				ExpressionAttributeValues: item{
 					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-					":now": millis(now), ":expiry": str(expiryShard(connectionID)),
+					":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
 				},
 			}},
 			{Update: &types.Update{
@@ -657,14 +660,19 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{ConditionCheck: &types.ConditionCheck{
-				TableName:           &r.tables.Satellites,
-				Key:                 item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
-				ConditionExpression: aws.String("attribute_exists(pk)"),
+				TableName:                           &r.tables.Satellites,
+				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
+				ConditionExpression:                 aws.String("attribute_exists(pk) AND tokenGeneration = :gen"),
+				ExpressionAttributeValues:           item{":gen": num(res.TokenGeneration)},
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
 			{Put: &types.Put{TableName: &r.tables.Results, Item: it}},
 		},
 	})
-	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+	if failed, reasons, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+		if len(reasons[0].Item) > 0 {
+			return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since this connection authenticated", res.SatelliteID)
+		}
 		return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
 	}
 	return internal(err, "store result")

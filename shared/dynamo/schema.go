@@ -80,8 +80,11 @@ const (
 	satellitePrefix = "SAT#"
 	satelliteSort   = "SATELLITE"
 	assignPrefix    = "ASSIGN#"
-	packagesPart    = "SCRIPT_PACKAGES"
-	packagesSort    = "DESIRED"
+	// versionSort is the item counting the changes of a satellite's
+	// assignment set: a replacement is conditional on the count it read.
+	versionSort  = "VERSION#ASSIGNMENTS"
+	packagesPart = "SCRIPT_PACKAGES"
+	packagesSort = "DESIRED"
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }

@@ -395,6 +395,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	bound := satellite.Connection{
 		ID: c.ID, SatelliteID: sat.ID, SatelliteName: sat.Name, SatelliteRegion: sat.Region,
 		ConnectedAt: record.ConnectedAt, AuthenticatedAt: now, ExpiresAt: record.ExpiresAt,
+		TokenGeneration: sat.TokenGeneration,
 	}
 	if bound.ExpiresAt.IsZero() {
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
@@ -455,6 +456,8 @@ func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection,
 		ExecutedAt:  m.ExecutedAt,
 		ReceivedAt:  now,
 		ExpiresAt:   now.Add(s.ResultRetention),
+
+		TokenGeneration: conn.TokenGeneration,
 	})
 	if err == nil {
 		s.Metrics.Count(metrics.ResultsStored, "")
@@ -545,6 +548,11 @@ func (s *Service) runSecrets(ctx context.Context, c Conn, conn satellite.Connect
 	}
 	if len(assignments) == 0 {
 		return satellite.Errorf(satellite.ENOTFOUND, "No assignment for configId %s", m.ConfigID)
+	}
+	// Checked on the assignments just read: a connection that authenticated
+	// with a token since rotated gets no secrets, even before it is closed.
+	if assignments[0].TokenGeneration != conn.TokenGeneration {
+		return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since connection %s authenticated", conn.SatelliteID, c.ID)
 	}
 	var (
 		collector satellite.Collector

@@ -25,6 +25,10 @@ type Assignment struct {
 	// Raw is the assignment's JSON as stored. When set, MarshalJSON returns it
 	// unchanged.
 	Raw json.RawMessage `json:"-"`
+	// TokenGeneration is the satellite's token generation the stored
+	// assignment belongs to: a connection that authenticated with another
+	// has no authority over it.
+	TokenGeneration int64 `json:"-"`
 }
 
 // Collector is one collector of an assignment.

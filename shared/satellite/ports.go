@@ -56,7 +56,9 @@ type Registry interface {
 	// ENOTFOUND when the satellite no longer exists.
 	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
-	// to r.SatelliteID at that moment. EFORBIDDEN when it is not.
+	// to r.SatelliteID at that moment, under r.TokenGeneration. EFORBIDDEN
+	// when it is not assigned; EUNAUTHENTICATED when the satellite's token
+	// generation moved on (rotated or deleted).
 	RecordResult(ctx context.Context, r Result) error
 	// SaveSyncState stores a satellite's script-package sync state unless a
 	// state reported later is already stored (frames can be handled out of

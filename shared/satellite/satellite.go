@@ -85,6 +85,11 @@ type Satellite struct {
 	// authentication, the latest at AuthFailedAt.
 	AuthFailures int
 	AuthFailedAt time.Time
+	// TokenGeneration counts the satellite's token rotations (and its
+	// deletion). A connection carries the generation it authenticated with;
+	// once the satellite's has moved on, the connection's frames have no
+	// authority (results, run secrets) even before it is closed.
+	TokenGeneration int64
 }
 
 // Authentication back-off: after FreeAuthFailures wrong tokens in a row, a
@@ -182,6 +187,9 @@ type SyncState struct {
 type Connection struct {
 	ID          string
 	SatelliteID string // empty until authenticated
+	// TokenGeneration is the satellite's token generation when the
+	// connection authenticated.
+	TokenGeneration int64
 	// SatelliteName and SatelliteRegion are copied at authentication so a
 	// result can be labelled without reading the satellite item.
 	SatelliteName   string
@@ -232,4 +240,7 @@ type Result struct {
 	ExecutedAt  time.Time
 	ReceivedAt  time.Time
 	ExpiresAt   time.Time
+	// TokenGeneration is the generation the reporting connection
+	// authenticated with: a result of a revoked connection is refused.
+	TokenGeneration int64
 }
