@@ -51,7 +51,16 @@ type DynamoDBLocal struct {
 	Endpoint string // http://127.0.0.1:port
 	cmd      *exec.Cmd
 	done     chan error
+	exited   chan struct{}
+	exitErr  error
 }
+
+// Exited is closed when the emulator's process ends, for whatever reason;
+// ExitError then says how.
+func (d *DynamoDBLocal) Exited() <-chan struct{} { return d.exited }
+
+// ExitError is how the process ended (valid once Exited is closed).
+func (d *DynamoDBLocal) ExitError() error { return d.exitErr }
 
 // DynamoDBOptions configures StartDynamoDB.
 type DynamoDBOptions struct {
@@ -116,8 +125,13 @@ func StartDynamoDB(ctx context.Context, opts DynamoDBOptions) (*DynamoDBLocal, e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start DynamoDB Local: %w", err)
 	}
-	d := &DynamoDBLocal{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", opts.Port), cmd: cmd, done: make(chan error, 1)}
-	go func() { d.done <- cmd.Wait() }()
+	d := &DynamoDBLocal{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", opts.Port), cmd: cmd, done: make(chan error, 1), exited: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		d.exitErr = err
+		close(d.exited)
+		d.done <- err
+	}()
 	if err := d.waitReady(ctx); err != nil {
 		d.Stop()
 		return nil, err

@@ -120,9 +120,14 @@ type Stack struct {
 	// Packages reads the bucket as the functions do.
 	Packages *s3packages.Store
 
-	log  *slog.Logger
-	stop []func()
+	log    *slog.Logger
+	stop   []func()
+	failed chan error
 }
+
+// Failed delivers an error when a part the stack cannot run without stops
+// on its own (DynamoDB Local exiting). The stack should then be stopped.
+func (s *Stack) Failed() <-chan error { return s.failed }
 
 // Stop shuts everything down in reverse order of starting: connections
 // close (each gets its $disconnect), then functions, servers and files.
@@ -149,7 +154,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	s := &Stack{Mode: opts.Mode, log: slog.New(slog.NewTextHandler(opts.Log, nil))}
+	s := &Stack{Mode: opts.Mode, log: slog.New(slog.NewTextHandler(opts.Log, nil)), failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -264,8 +269,20 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 		if err != nil {
 			return err
 		}
-		s.stop = append(s.stop, ddb.Stop)
+		stopped := make(chan struct{})
+		s.stop = append(s.stop, func() { close(stopped); ddb.Stop() })
 		s.DynamoDBEndpoint, s.DynamoDBPid = ddb.Endpoint, ddb.Pid()
+		go func() {
+			// Every request would fail from now on; say so once, loudly,
+			// rather than answer "Internal server error" forever.
+			select {
+			case <-ddb.Exited():
+				err := fmt.Errorf("DynamoDB Local (pid %d) exited unexpectedly: %v", s.DynamoDBPid, ddb.ExitError())
+				s.log.Error(err.Error())
+				s.failed <- err
+			case <-stopped:
+			}
+		}()
 	}
 	if s.TableNames == nil {
 		tables, err := tpl.Tables()

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -24,7 +25,19 @@ import (
 // TestMakeDev runs `make dev` as a developer would, reads the banner,
 // connects the simulator with the credentials it prints, then stops it with
 // Ctrl-C (SIGINT to the process group) and checks nothing is left behind.
-func TestMakeDev(t *testing.T) {
+// makeDev is `make dev` running on a free port.
+type makeDev struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *strings.Builder
+	exited chan error
+	// banner is the banner's text; lines the output after it.
+	banner string
+	lines  <-chan string
+}
+
+func startMakeDev(t *testing.T) *makeDev {
+	t.Helper()
 	root, err := samtemplate.FindRepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -33,25 +46,30 @@ func TestMakeDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command("make", "-C", root, "dev", "DEV_ADDR="+addr, "DEV_FLAGS=-quiet")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	d := &makeDev{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	d.cmd = exec.Command("make", "-C", root, "dev", "DEV_ADDR="+d.addr, "DEV_FLAGS=-quiet")
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}()
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() { _ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL) })
+	d.banner, d.lines = readBanner(t, stdout, d.exited)
+	return d
+}
 
-	banner, rest := readBanner(t, stdout, exited)
+// TestMakeDev runs `make dev` as a developer would, reads the banner,
+// connects the simulator with the credentials it prints, then stops it with
+// Ctrl-C (SIGINT to the process group) and checks nothing is left behind.
+func TestMakeDev(t *testing.T) {
+	dev := startMakeDev(t)
+	cmd, addr, stderr, exited := dev.cmd, dev.addr, dev.stderr, dev.exited
+	banner, rest := dev.banner, dev.lines
 	lines := map[string]string{}
 	for _, key := range []string{"WebSocket URL", "@connections URL", "DynamoDB Local", "Secrets file", "Event log", "clientId", "token"} {
 		m := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(key) + `\s+(\S+)`).FindStringSubmatch(banner)
@@ -160,4 +178,55 @@ func waitForLine(lines <-chan string, prefix string, within time.Duration) bool 
 			return false
 		}
 	}
+}
+
+// TestMakeDevStopsWhenDynamoDBLocalDies kills DynamoDB Local under a running
+// `make dev`: the stack says so and exits non-zero instead of answering
+// "Internal server error" to every frame from then on.
+func TestMakeDevStopsWhenDynamoDBLocalDies(t *testing.T) {
+	dev := startMakeDev(t)
+	m := regexp.MustCompile(`(?m)^\s+DynamoDB Local\s+http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(dev.banner)
+	if m == nil {
+		t.Fatalf("no DynamoDB Local in the banner:\n%s", dev.banner)
+	}
+	pid := javaListeningOn(t, m[1])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-dev.exited:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("make dev exited with %v, want a failure status", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("make dev still runs after DynamoDB Local died; stderr:\n%s", dev.stderr.String())
+	}
+	if out := dev.stderr.String(); !strings.Contains(out, "FAILED: DynamoDB Local") || !strings.Contains(out, "exited unexpectedly") {
+		t.Errorf("stderr does not say DynamoDB Local died:\n%s", out)
+	}
+}
+
+// javaListeningOn finds the DynamoDB Local process started with -port port.
+func javaListeningOn(t *testing.T, port string) int {
+	t.Helper()
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		for i := range args {
+			if args[i] == "-port" && i+1 < len(args) && args[i+1] == port && strings.Contains(string(cmdline), "DynamoDBLocal.jar") {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no DynamoDB Local process with -port %s", port)
+	return 0
 }

@@ -69,10 +69,16 @@ func main() {
 	fmt.Print(banner(stack))
 	go printEvents(ctx, stack.EventsFile)
 
-	<-ctx.Done()
-	fmt.Fprintln(os.Stderr, "devstack: stopping ...")
-	stack.Stop()
-	fmt.Fprintln(os.Stderr, "devstack: stopped")
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(os.Stderr, "devstack: stopping ...")
+		stack.Stop()
+		fmt.Fprintln(os.Stderr, "devstack: stopped")
+	case err := <-stack.Failed():
+		fmt.Fprintf(os.Stderr, "\ndevstack: FAILED: %v\ndevstack: the stack cannot serve without it; stopping\n", err)
+		stack.Stop()
+		os.Exit(1)
+	}
 }
 
 func fatal(err error) {
