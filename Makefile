@@ -87,6 +87,10 @@ validate: ## Validate template.yaml with the AWS SAM CLI (sam validate --lint: c
 bench-auth: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What refusing authentication costs: wrong tokens pipelined on one socket beside a legitimate satellite.
 	$(GO) run ./infra/cmd/authbench $(AUTHBENCH_FLAGS)
 
+.PHONY: bench-flood
+bench-flood: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What one client pipelining heartbeats without reading costs the local stack (memory, others' authentication).
+	$(GO) run ./infra/cmd/floodbench $(FLOODBENCH_FLAGS)
+
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
 	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)

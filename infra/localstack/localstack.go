@@ -71,6 +71,9 @@ type Options struct {
 	BuildDir string
 
 	IdleTimeout, MaxDuration, IntegrationTimeout time.Duration
+	// MaxInFlight bounds the frames of one connection handled at once
+	// (gateway.DefaultMaxInFlight when zero).
+	MaxInFlight int
 	// ScheduleEvery overrides the template's schedule rates (tests).
 	ScheduleEvery time.Duration
 	// Seed creates the demo satellite, its assignment and a published
@@ -221,7 +224,8 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.Gateway = gateway.New(gateway.Config{
 		API: api, HTTPAPI: httpAPI, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
 		IdleTimeout: opts.IdleTimeout, MaxDuration: opts.MaxDuration, IntegrationTimeout: opts.IntegrationTimeout,
-		Region: localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,
+		MaxInFlight: opts.MaxInFlight,
+		Region:      localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,
 	})
 	s.Gateway.Start(l)
 	s.stop = append(s.stop, s.Gateway.Shutdown)
