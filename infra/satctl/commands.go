@@ -17,7 +17,7 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // Usage is the help text of satctl.
@@ -463,7 +463,7 @@ var commands = map[string]command{
 				}
 				packages = append(packages, map[string]any{
 					"name": spec[:at], "version": spec[at+1:],
-					"integrity": s3packages.Integrity(data), "data": base64.StdEncoding.EncodeToString(data),
+					"integrity": scriptpkg.Integrity(data), "data": base64.StdEncoding.EncodeToString(data),
 				})
 			}
 			var raw json.RawMessage

@@ -26,8 +26,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/checkstack/satellite-backend/shared/protocol"
-	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // Config configures one simulated satellite.
@@ -440,7 +440,7 @@ func (s *Satellite) reconcile(ctx context.Context, hashValue any) {
 	b, _ := json.Marshal(manifest["entries"])
 	_ = json.Unmarshal(b, &entries)
 	if url, _ := manifest["manifestUrl"].(string); url != "" {
-		var doc s3packages.Manifest
+		var doc scriptpkg.Manifest
 		body, err := s.fetch(url)
 		if err == nil {
 			err = json.Unmarshal(body, &doc)
@@ -500,7 +500,7 @@ func (s *Satellite) blob(ctx context.Context, integrity string) ([]byte, error) 
 	default:
 		return nil, fmt.Errorf("blob %s does not exist", integrity)
 	}
-	if !s3packages.VerifyIntegrity(integrity, data) {
+	if !scriptpkg.VerifyIntegrity(integrity, data) {
 		return nil, fmt.Errorf("integrity mismatch")
 	}
 	return data, nil

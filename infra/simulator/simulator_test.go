@@ -1,14 +1,10 @@
 package simulator_test
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
 	"testing"
 	"time"
 
 	"github.com/checkstack/satellite-backend/infra/simulator"
-	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
 
 func TestBackoffStaysWithinBoundsAndGrows(t *testing.T) {
@@ -32,27 +28,5 @@ func TestBackoffStaysWithinBoundsAndGrows(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Errorf("only %d distinct delays in 50 draws: no jitter", len(seen))
-	}
-}
-
-func TestVerifyIntegrity(t *testing.T) {
-	data := []byte("export const x = 1;\n")
-	s256, s384, s512 := sha256.Sum256(data), sha512.Sum384(data), sha512.Sum512(data)
-	for _, good := range []string{
-		"sha256-" + base64.StdEncoding.EncodeToString(s256[:]),
-		"sha384-" + base64.StdEncoding.EncodeToString(s384[:]),
-		"sha512-" + base64.StdEncoding.EncodeToString(s512[:]),
-	} {
-		if !s3packages.VerifyIntegrity(good, data) {
-			t.Errorf("%s rejected", good)
-		}
-		if s3packages.VerifyIntegrity(good, append(data, '!')) {
-			t.Errorf("%s accepted different data", good)
-		}
-	}
-	for _, bad := range []string{"", "sha512", "md5-abc", "sha512-" + base64.StdEncoding.EncodeToString(s256[:])} {
-		if s3packages.VerifyIntegrity(bad, data) {
-			t.Errorf("%q accepted", bad)
-		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -403,7 +404,7 @@ func TestPublishScriptPackages(t *testing.T) {
 	conn := h.connect(id, tok)
 	lib, util := []byte("export const lib = 1;\n"), []byte("export const util = 2;\n")
 	code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{
-		map[string]any{"name": "lib", "version": "1.0.0", "integrity": s3packages.Integrity(lib), "data": base64.StdEncoding.EncodeToString(lib)},
+		map[string]any{"name": "lib", "version": "1.0.0", "integrity": scriptpkg.Integrity(lib), "data": base64.StdEncoding.EncodeToString(lib)},
 		map[string]any{"name": "@acme/util", "version": "2.1.0", "data": base64.StdEncoding.EncodeToString(util)},
 	}})
 	if code != http.StatusCreated {
@@ -418,7 +419,7 @@ func TestPublishScriptPackages(t *testing.T) {
 		t.Errorf("pushed %v", frames)
 	}
 	// Blobs are content-addressed with their sha256 and size.
-	key, _ := s3packages.BlobKey(s3packages.Integrity(util))
+	key, _ := s3packages.BlobKey(scriptpkg.Integrity(util))
 	head, err := h.env.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(h.env.Bucket), Key: aws.String(key)})
 	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(util)) || head.Metadata["sha256"] == "" {
 		t.Errorf("blob %s: %+v, %v", key, head, err)
@@ -456,7 +457,7 @@ func TestPublishScriptPackages(t *testing.T) {
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "data": ""}}}, "packages[0].version"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1"}}}, "packages[0].data is required"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "!!"}}}, "not base64"},
-		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "YQ==", "integrity": s3packages.Integrity(lib)}}}, "does not match"},
+		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "YQ==", "integrity": scriptpkg.Integrity(lib)}}}, "does not match"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1.0/../../x", "data": "YQ=="}}}, "packages[0].version"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1..0", "data": "YQ=="}}}, "packages[0].version"},
 		{map[string]any{"packages": []any{map[string]any{"name": "a", "version": "../1", "data": "YQ=="}}}, "packages[0].version"},

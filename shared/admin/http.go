@@ -20,8 +20,8 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/protocol"
-	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // Routes are the HTTP API's route keys, as template.yaml declares them.
@@ -480,10 +480,10 @@ func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
 			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].data is not base64", i)
 		}
 		if it.Integrity != nil {
-			if _, err := s3packages.BlobKey(*it.Integrity); err != nil {
+			if _, _, err := scriptpkg.ParseIntegrity(*it.Integrity); err != nil {
 				return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].integrity is not a sha256, sha384 or sha512 SRI value", i)
 			}
-			if !s3packages.VerifyIntegrity(*it.Integrity, data) {
+			if !scriptpkg.VerifyIntegrity(*it.Integrity, data) {
 				return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].integrity does not match its data", i)
 			}
 		}

@@ -5,18 +5,17 @@ package s3packages
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // Key prefixes inside the bucket.
@@ -36,11 +35,6 @@ var _ satellite.PackageStore = (*Store)(nil)
 // New returns a store over the objects of the package bucket.
 func New(objects *Objects) *Store { return &Store{objects: objects} }
 
-var (
-	integrityPattern = regexp.MustCompile(`^(sha256|sha384|sha512)-([A-Za-z0-9+/]+={0,2})$`)
-	digestSizes      = map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}
-)
-
 // ManifestKey returns the object key of a lockfile's manifest. EINVALID when
 // the hash cannot name one.
 func ManifestKey(lockfileHash string) (string, error) {
@@ -54,21 +48,11 @@ func ManifestKey(lockfileHash string) (string, error) {
 // Subresource Integrity string ("sha512-<base64>"): blobs/<alg>-<hex digest>.
 // EINVALID when integrity is not a well-formed sha256/384/512 SRI value.
 func BlobKey(integrity string) (string, error) {
-	m := integrityPattern.FindStringSubmatch(integrity)
-	if m == nil {
-		return "", satellite.Errorf(satellite.EINVALID, "integrity is not a sha256, sha384 or sha512 SRI value")
+	alg, digest, err := scriptpkg.ParseIntegrity(integrity)
+	if err != nil {
+		return "", err
 	}
-	digest, err := base64.StdEncoding.DecodeString(m[2])
-	if err != nil || len(digest) != digestSizes[m[1]] {
-		return "", satellite.Errorf(satellite.EINVALID, "integrity digest does not decode to a %s digest", m[1])
-	}
-	return BlobPrefix + m[1] + "-" + hex.EncodeToString(digest), nil
-}
-
-// Manifest is a stored manifest document.
-type Manifest struct {
-	LockfileHash string                    `json:"lockfileHash"`
-	Entries      []satellite.ManifestEntry `json:"entries"`
+	return BlobPrefix + alg + "-" + hex.EncodeToString(digest), nil
 }
 
 // notFound reports whether err says the object does not exist. S3 answers a
@@ -107,7 +91,7 @@ func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.
 		return nil, satellite.Wrap(err, satellite.EINTERNAL, "read manifest")
 	}
 	defer body.Close()
-	var m Manifest
+	var m scriptpkg.Manifest
 	if err := json.NewDecoder(io.LimitReader(body, MaxManifestBytes)).Decode(&m); err != nil {
 		return nil, satellite.Wrap(err, satellite.EINTERNAL, "decode manifest "+key)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 func TestBlobKeyIsContentAddressed(t *testing.T) {
@@ -54,21 +55,6 @@ func TestManifestKey(t *testing.T) {
 	}
 }
 
-func TestLockfileHashIsDeterministic(t *testing.T) {
-	a := []satellite.ManifestEntry{{Name: "b", Version: "1", Integrity: "sha512-x"}, {Name: "a", Version: "2", Integrity: "sha512-y"}}
-	b := []satellite.ManifestEntry{a[1], a[0]}
-	if s3packages.LockfileHash(a) != s3packages.LockfileHash(b) {
-		t.Error("order changes the hash")
-	}
-	c := []satellite.ManifestEntry{a[0], {Name: "a", Version: "3", Integrity: "sha512-y"}}
-	if s3packages.LockfileHash(a) == s3packages.LockfileHash(c) {
-		t.Error("a different version has the same hash")
-	}
-	if _, err := s3packages.ManifestKey(s3packages.LockfileHash(a)); err != nil {
-		t.Errorf("lockfile hash is not a valid key: %v", err)
-	}
-}
-
 // TestMissingObjectsReadAsNotFoundOtherDenialsDoNot checks how S3's answers
 // map: a missing key is 404 NoSuchKey for callers allowed to list the bucket
 // and 403 AccessDenied for the functions (which are not); a 403 for a bad
@@ -97,7 +83,7 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := s3packages.New(objects)
-		_, err = store.OpenBlob(context.Background(), s3packages.Integrity([]byte("x")))
+		_, err = store.OpenBlob(context.Background(), scriptpkg.Integrity([]byte("x")))
 		_, merr := store.Manifest(context.Background(), "lock-1")
 		if satellite.ErrorCode(err) != tc.want || satellite.ErrorCode(merr) != tc.want {
 			t.Errorf("%d %s: blob %v, manifest %v; want %s", tc.status, tc.code, err, merr, tc.want)

@@ -15,6 +15,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 func integrity(b []byte) string {
@@ -40,7 +41,7 @@ func (h *harness) publishManifest(lockfileHash string, entries []satellite.Manif
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	b, _ := json.Marshal(s3packages.Manifest{LockfileHash: lockfileHash, Entries: entries})
+	b, _ := json.Marshal(scriptpkg.Manifest{LockfileHash: lockfileHash, Entries: entries})
 	h.env.PutObject(h.t, key, b)
 }
 
@@ -108,7 +109,7 @@ func TestLargeManifestIsServedByURL(t *testing.T) {
 	if url == "" || len(got["entries"].([]any)) != 0 {
 		t.Fatalf("reply = %.200v, want empty entries and a manifestUrl", got)
 	}
-	var doc s3packages.Manifest
+	var doc scriptpkg.Manifest
 	if err := json.Unmarshal(fetch(t, url), &doc); err != nil || len(doc.Entries) != len(entries) {
 		t.Errorf("manifest at URL: %d entries, %v; want %d", len(doc.Entries), err, len(entries))
 	}
