@@ -13,9 +13,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/push"
-	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
 )
@@ -28,12 +26,12 @@ const (
 
 // Service is the fleet's operations.
 type Service struct {
-	Registry *dynamo.Registry
+	Registry satellite.Fleet
 	Push     *push.Service
 	// Packages and Publisher are nil when no script-package store is
 	// configured.
 	Packages  satellite.PackageStore
-	Publisher *s3packages.Publisher
+	Publisher satellite.PackagePublisher
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -157,7 +155,7 @@ func (s *Service) Get(ctx context.Context, id string) (View, error) {
 }
 
 // Update changes name, region, tags or threshold.
-func (s *Service) Update(ctx context.Context, id string, u dynamo.SatelliteUpdate) (View, error) {
+func (s *Service) Update(ctx context.Context, id string, u satellite.Update) (View, error) {
 	sat, err := s.Registry.UpdateSatellite(ctx, id, u)
 	if err != nil {
 		return View{}, err

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -352,15 +351,15 @@ func decodeNewSatellite(req events.APIGatewayV2HTTPRequest) (NewSatellite, error
 	return n, nil
 }
 
-func decodeUpdate(req events.APIGatewayV2HTTPRequest) (dynamo.SatelliteUpdate, error) {
+func decodeUpdate(req events.APIGatewayV2HTTPRequest) (satellite.Update, error) {
 	fields, err := object(req, "name", "region", "tags", "offlineThresholdMs")
 	if err != nil {
-		return dynamo.SatelliteUpdate{}, err
+		return satellite.Update{}, err
 	}
 	if len(fields) == 0 {
-		return dynamo.SatelliteUpdate{}, satellite.Errorf(satellite.EINVALID, "give at least one of name, region, tags, offlineThresholdMs")
+		return satellite.Update{}, satellite.Errorf(satellite.EINVALID, "give at least one of name, region, tags, offlineThresholdMs")
 	}
-	var u dynamo.SatelliteUpdate
+	var u satellite.Update
 	if u.Name, err = decodeString(fields, "name", false, 128); err != nil {
 		return u, err
 	}

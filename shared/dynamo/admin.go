@@ -320,20 +320,11 @@ func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]str
 	return ids, nil
 }
 
-// SatelliteUpdate changes some fields of a satellite; nil leaves a field
-// alone. ClearThreshold removes the per-satellite threshold override.
-type SatelliteUpdate struct {
-	Name, Region     *string
-	Tags             *map[string]string
-	OfflineThreshold *time.Duration
-	ClearThreshold   bool
-}
-
 // UpdateSatellite applies u and returns the satellite as stored after it.
 // ENOTFOUND when the satellite does not exist. A new threshold applies at
 // once: a live satellite's deadline in the live index moves in the same
 // write, so its status, the online listing and the sweep agree.
-func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u SatelliteUpdate) (satellite.Satellite, error) {
+func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u satellite.Update) (satellite.Satellite, error) {
 	var set, remove []string
 	values := item{}
 	if u.Name != nil {

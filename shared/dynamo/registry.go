@@ -40,7 +40,11 @@ type Registry struct {
 	tables Tables
 }
 
-var _ satellite.Registry = (*Registry)(nil)
+var (
+	_ satellite.Registry   = (*Registry)(nil)
+	_ satellite.Fleet      = (*Registry)(nil)
+	_ satellite.SweepStore = (*Registry)(nil)
+)
 
 // NewRegistry returns a registry over the given tables.
 func NewRegistry(db API, tables Tables) *Registry { return &Registry{db: db, tables: tables} }

@@ -12,21 +12,15 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// StaleSatellite is a satellite the live index says has gone stale.
-type StaleSatellite struct {
-	Satellite satellite.Satellite
-	StaleAt   time.Time // the deadline it passed, as read from the index
-}
-
 // StaleSatellites returns the satellites still marked connected whose
 // heartbeat deadline (lastHeartbeatAt + their own threshold) is before now.
 // It reads only those: one query per live shard over the sparse index,
 // bounded by the deadline.
-func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]StaleSatellite, error) {
-	var out []StaleSatellite
+func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
+	var out []satellite.Stale
 	for _, shard := range LiveShardKeys() {
 		err := r.queryIndex(ctx, shard, now, func(it item) {
-			out = append(out, StaleSatellite{Satellite: satelliteFrom(it), StaleAt: getMillis(it, LiveIndexSortKey)})
+			out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: getMillis(it, LiveIndexSortKey)})
 		})
 		if err != nil {
 			return nil, internal(err, "read stale satellites")
@@ -88,7 +82,7 @@ func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
 // won is false when another writer got there first (another sweep, or a
 // heartbeat that arrived meanwhile); then it must not publish. An earlier
 // attempt of this write whose answer was lost is recognised by its edge.
-func (r *Registry) MarkHeartbeatLost(ctx context.Context, s StaleSatellite, now time.Time) (won bool, edge satellite.LifecycleEvent, err error) {
+func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now time.Time) (won bool, edge satellite.LifecycleEvent, err error) {
 	edge = satellite.LifecycleEvent{
 		ID: HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt), Edge: satellite.EdgeHeartbeatLost, SatelliteID: s.Satellite.ID,
 		Name: s.Satellite.Name, Region: s.Satellite.Region, Status: satellite.StatusOffline,

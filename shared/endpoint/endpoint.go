@@ -17,7 +17,6 @@ import (
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
-	"github.com/checkstack/satellite-backend/shared/token"
 )
 
 // Service handles connection events and satellite frames.
@@ -334,11 +333,11 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	// A token that is not shaped like one is wrong without a bcrypt. Every
 	// well-formed token costs one, real or decoy, so timing does not tell
 	// which satellite ids exist.
-	if !token.WellFormed(m.Token) {
+	if !s.Tokens.WellFormed(m.Token) {
 		return errBadCredentials
 	}
 	if !satellite.ValidSatelliteID(m.ClientID) {
-		s.Tokens.Verify(token.DecoyHash, m.Token)
+		s.Tokens.Refuse(m.Token)
 		return errBadCredentials
 	}
 	type desired struct {
@@ -357,7 +356,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	switch satellite.ErrorCode(err) {
 	case "":
 	case satellite.ENOTFOUND:
-		s.Tokens.Verify(token.DecoyHash, m.Token)
+		s.Tokens.Refuse(m.Token)
 		return errBadCredentials
 	default:
 		return err

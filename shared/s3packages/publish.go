@@ -13,6 +13,8 @@ import (
 // Publisher writes blobs and manifests where Store reads them.
 type Publisher struct{ objects *Objects }
 
+var _ satellite.PackagePublisher = (*Publisher)(nil)
+
 // NewPublisher returns a publisher into the package bucket.
 func NewPublisher(objects *Objects) *Publisher { return &Publisher{objects: objects} }
 

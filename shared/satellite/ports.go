@@ -78,6 +78,83 @@ type Registry interface {
 	AuthenticatedConnections(ctx context.Context, now time.Time, fn func(Connection) bool) error
 }
 
+// Fleet is the registry as operators change it: satellites, their tokens
+// and assignments, the published lockfile, and the results read back.
+type Fleet interface {
+	Registry
+	// CreateSatellite stores a new satellite. ECONFLICT when the id is taken.
+	CreateSatellite(ctx context.Context, s Satellite) error
+	// ListSatellites returns every satellite (without assignments).
+	ListSatellites(ctx context.Context) ([]Satellite, error)
+	// UpdateSatellite applies u and returns the satellite as stored after
+	// it; a new threshold applies at once in every view of its liveness.
+	// ENOTFOUND when the satellite does not exist.
+	UpdateSatellite(ctx context.Context, satelliteID string, u Update) (Satellite, error)
+	// SetTokenHash replaces a satellite's token hash and moves its token
+	// generation on, so connections authenticated with the old token lose
+	// their authority at once. An empty hash is a tombstone nothing
+	// matches. ENOTFOUND when the satellite does not exist.
+	SetTokenHash(ctx context.Context, satelliteID, tokenHash string) error
+	// ReplaceAssignments makes assignments the satellite's complete set
+	// atomically. ECONFLICT when another replacement won a race; ENOTFOUND
+	// when the satellite does not exist.
+	ReplaceAssignments(ctx context.Context, satelliteID string, assignments []Assignment) error
+	// RelabelConnections copies a renamed satellite's name and region onto
+	// its live connection records.
+	RelabelConnections(ctx context.Context, satelliteID, name, region string, now time.Time) error
+	// DeleteSatellite removes a satellite, its assignments and its
+	// connection records. ENOTFOUND when it does not exist.
+	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
+	// SetDesiredLockfileHash records the published script-package lockfile.
+	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
+	// LatestResults returns up to limit results of a check, newest first.
+	LatestResults(ctx context.Context, configID, systemID string, limit int32) ([]Result, error)
+	// OnlineSatelliteIDs returns the satellites whose heartbeat deadline is
+	// still ahead at now.
+	OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error)
+}
+
+// Update changes some fields of a satellite; nil leaves a field alone.
+// ClearThreshold removes the per-satellite threshold override.
+type Update struct {
+	Name, Region     *string
+	Tags             *map[string]string
+	OfflineThreshold *time.Duration
+	ClearThreshold   bool
+}
+
+// SweepStore is what the heartbeat sweep reads and writes.
+type SweepStore interface {
+	// StaleSatellites returns the satellites still marked connected whose
+	// heartbeat deadline is before now.
+	StaleSatellites(ctx context.Context, now time.Time) ([]Stale, error)
+	// MarkHeartbeatLost moves a stale satellite to heartbeat_lost and
+	// records the edge in its outbox, in one write conditional on the
+	// deadline read. won is false when another writer got there first;
+	// then the caller must not publish.
+	MarkHeartbeatLost(ctx context.Context, s Stale, now time.Time) (won bool, edge LifecycleEvent, err error)
+	// PendingEdges returns the satellites holding an edge recorded before
+	// before that is not confirmed published.
+	PendingEdges(ctx context.Context, before time.Time) ([]Satellite, error)
+	// ConfirmEdge removes a published edge from the satellite's outbox.
+	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
+	// UnauthenticatedConnections returns connections opened before before
+	// that have not authenticated.
+	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]Connection, error)
+	// ExpiredConnections returns connection records past their expiry.
+	ExpiredConnections(ctx context.Context, now time.Time) ([]Connection, error)
+	// Connection returns a connection record (see Registry).
+	Connection(ctx context.Context, connectionID string, now time.Time) (Connection, error)
+	// CountOnline returns how many satellites are online at now.
+	CountOnline(ctx context.Context, now time.Time) (int, error)
+}
+
+// Stale is a satellite found past its heartbeat deadline.
+type Stale struct {
+	Satellite Satellite
+	StaleAt   time.Time // the deadline it passed, as read
+}
+
 // HeartbeatOutcome reports what a heartbeat changed.
 type HeartbeatOutcome struct {
 	// Restored is true when the satellite's edge moved back to connected.
@@ -137,6 +214,15 @@ type PackageStore interface {
 	ManifestURL(ctx context.Context, lockfileHash string, ttl time.Duration) (string, error)
 }
 
+// PackagePublisher stores script packages where a PackageStore serves them.
+type PackagePublisher interface {
+	// PutBlob stores data content-addressed and returns its integrity.
+	PutBlob(ctx context.Context, data []byte) (string, error)
+	// PutManifest stores the manifest of entries and returns its lockfile
+	// hash.
+	PutManifest(ctx context.Context, entries []ManifestEntry) (string, error)
+}
+
 // SecretSource resolves run-secret names to values.
 type SecretSource interface {
 	// Resolve returns a value for every name. ENOTFOUND naming the first name
@@ -149,8 +235,16 @@ type LifecycleSink interface {
 	Emit(ctx context.Context, e LifecycleEvent) error
 }
 
-// TokenVerifier checks a plaintext token against a stored hash. Every call does
-// the same amount of work whether or not the token matches.
+// TokenVerifier checks plaintext tokens against stored hashes, in time that
+// does not tell a wrong token from an unknown satellite.
 type TokenVerifier interface {
+	// WellFormed reports whether token is shaped like a token at all;
+	// anything else is wrong without further work.
+	WellFormed(token string) bool
+	// Verify reports whether token matches hash. Every call with a
+	// well-formed token does the same work whether or not it matches.
 	Verify(hash, token string) bool
+	// Refuse does what Verify does against a hash nothing matches: the cost
+	// of refusing a satellite that does not exist.
+	Refuse(token string)
 }

@@ -13,25 +13,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
-
-// Store is what the sweep reads and writes (the DynamoDB registry).
-type Store interface {
-	StaleSatellites(ctx context.Context, now time.Time) ([]dynamo.StaleSatellite, error)
-	MarkHeartbeatLost(ctx context.Context, s dynamo.StaleSatellite, now time.Time) (bool, satellite.LifecycleEvent, error)
-	PendingEdges(ctx context.Context, before time.Time) ([]satellite.Satellite, error)
-	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
-	UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error)
-	ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error)
-	Connection(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error)
-	CountOnline(ctx context.Context, now time.Time) (int, error)
-}
-
-var _ Store = (*dynamo.Registry)(nil)
 
 // Defaults.
 const (
@@ -43,7 +28,7 @@ const (
 
 // Sweeper runs one sweep per call.
 type Sweeper struct {
-	Store  Store
+	Store  satellite.SweepStore
 	Sender *push.Sender
 	// Endpoint is the Management API endpoint of the WebSocket stage.
 	Endpoint string

@@ -19,11 +19,11 @@ const Prefix = "csat_"
 // Cost is the bcrypt cost of stored token hashes.
 const Cost = 10
 
-// DecoyHash is a bcrypt hash (cost Cost) of a random value nobody knows. An
-// authentication attempt for an unknown or malformed client id is verified
-// against it, so that it costs the same as a wrong token for a real satellite
-// and response times do not reveal which satellite ids exist.
-const DecoyHash = "$2a$10$8.78FSpjeveALB8OHrkLEuF/3789fIvCk4gh90NtYKNGpGcWH/e5K"
+// decoyHash is a bcrypt hash (cost Cost) of a random value nobody knows.
+// Refuse verifies against it, so that refusing an unknown satellite costs
+// what a wrong token for a real one does and response times do not reveal
+// which satellite ids exist.
+var decoyHash = []byte("$2a$10$8.78FSpjeveALB8OHrkLEuF/3789fIvCk4gh90NtYKNGpGcWH/e5K")
 
 // New returns a fresh plaintext token: Prefix followed by 32 random bytes in
 // unpadded base64url.
@@ -76,8 +76,31 @@ var verifications atomic.Int64
 // bcrypt (benchmarks measure what refusing costs with it).
 func Verifications() int64 { return verifications.Load() }
 
-// Verify reports whether token matches hash.
-func (Bcrypt) Verify(hash, plaintext string) bool {
+// WellFormed reports whether plaintext is shaped like a token (see the
+// package function).
+func (Bcrypt) WellFormed(plaintext string) bool { return WellFormed(plaintext) }
+
+// Verify reports whether plaintext matches hash. A malformed token is
+// refused without a bcrypt; every well-formed one costs one, also against
+// an empty hash (a deleted satellite's tombstone), which nothing matches.
+func (b Bcrypt) Verify(hash, plaintext string) bool {
+	if !WellFormed(plaintext) {
+		return false
+	}
+	if hash == "" {
+		b.Refuse(plaintext)
+		return false
+	}
 	verifications.Add(1)
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(plaintext)) == nil
+}
+
+// Refuse spends on plaintext what Verify would, against a hash no token
+// matches.
+func (Bcrypt) Refuse(plaintext string) {
+	if !WellFormed(plaintext) {
+		return
+	}
+	verifications.Add(1)
+	_ = bcrypt.CompareHashAndPassword(decoyHash, []byte(plaintext))
 }

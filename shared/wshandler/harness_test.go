@@ -24,12 +24,24 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// countingVerifier is bcrypt, counted.
-type countingVerifier struct{ n atomic.Int64 }
+// countingVerifier is bcrypt, its verifications (real or decoy) counted.
+type countingVerifier struct {
+	token.Bcrypt
+	n atomic.Int64
+}
 
 func (v *countingVerifier) Verify(hash, plaintext string) bool {
-	v.n.Add(1)
-	return token.Bcrypt{}.Verify(hash, plaintext)
+	if v.WellFormed(plaintext) {
+		v.n.Add(1)
+	}
+	return v.Bcrypt.Verify(hash, plaintext)
+}
+
+func (v *countingVerifier) Refuse(plaintext string) {
+	if v.WellFormed(plaintext) {
+		v.n.Add(1)
+	}
+	v.Bcrypt.Refuse(plaintext)
 }
 
 // harness runs the three WebSocket functions as separate Apps (as three
