@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"regexp"
-	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -80,37 +77,6 @@ func wroteEdge(it item, id, writer string) bool {
 	return ok && getStr(entry.Value, "by") == writer
 }
 
-// pendingEdgesFrom reads the outbox of a satellite item, oldest first.
-func pendingEdgesFrom(it item) []satellite.PendingEdge {
-	m, ok := it[pendingEdgesAttr].(*types.AttributeValueMemberM)
-	if !ok || len(m.Value) == 0 {
-		return nil
-	}
-	lastSeen := getMillis(it, lastSeenAttr)
-	out := make([]satellite.PendingEdge, 0, len(m.Value))
-	for id, v := range m.Value {
-		entry, ok := v.(*types.AttributeValueMemberM)
-		if !ok {
-			continue
-		}
-		p := satellite.PendingEdge{
-			ID: id, Edge: satellite.Edge(getStr(entry.Value, "edge")),
-			At: getMillis(entry.Value, "at"), LastSeenAt: getMillis(entry.Value, "lastSeenAt"),
-		}
-		if p.LastSeenAt.IsZero() && p.Edge == satellite.EdgeDisconnected {
-			p.LastSeenAt = lastSeen
-		}
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].At.Equal(out[j].At) {
-			return out[i].At.Before(out[j].At)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out
-}
-
 // ConfirmEdge implements satellite.Registry: it removes a published edge
 // from the satellite's outbox, and the satellite from the Outbox index when
 // it was the last. Confirming an edge twice, or of a deleted satellite,
@@ -162,37 +128,4 @@ func (r *Registry) PendingEdges(ctx context.Context, before time.Time) ([]satell
 		}
 	}
 	return out, nil
-}
-
-var placeholder = regexp.MustCompile(`:[A-Za-z0-9_]+`)
-
-// used returns the values whose placeholders the expressions name:
-// DynamoDB refuses a request that carries one it does not use.
-func used(values item, expressions ...string) item {
-	names := map[string]bool{}
-	for _, e := range expressions {
-		for _, p := range placeholder.FindAllString(e, -1) {
-			names[p] = true
-		}
-	}
-	out := item{}
-	for k, v := range values {
-		if names[k] {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// conditionFailure returns the item a failed condition reported, and
-// whether err was a failed condition at all.
-func conditionFailure(err error) (item, bool) {
-	var ccf *types.ConditionalCheckFailedException
-	if !errors.As(err, &ccf) {
-		return nil, false
-	}
-	if ccf.Item == nil {
-		return item{}, true
-	}
-	return ccf.Item, true
 }

@@ -2,6 +2,12 @@
 // with their assignments, connection records, results and the desired
 // script-package lockfile, in three tables whose key schema is declared here
 // and in template.yaml (a test keeps the two in step).
+//
+// Files follow the tables: connections.go (connection records);
+// satellites.go, assignments.go, liveness.go and edges.go (the satellites
+// table: satellite items, assignment sets, heartbeats and connection edges,
+// and the edge outbox); results.go; codec.go (items to values); registry.go
+// (the client, transactions and shared helpers).
 package dynamo
 
 import (

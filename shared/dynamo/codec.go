@@ -1,0 +1,144 @@
+package dynamo
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// item is a DynamoDB item. This file is the one codec between items and the
+// domain's values: attribute constructors (str, num, millis), readers that
+// treat a missing or mistyped attribute as its zero value, and the decoders
+// of connection, satellite and assignment items.
+type item = map[string]types.AttributeValue
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+func millis(t time.Time) types.AttributeValue { return num(t.UnixMilli()) }
+
+func getStr(it item, name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getNum(it item, name string) int64 {
+	if v, ok := it[name].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func getMillis(it item, name string) time.Time {
+	if n := getNum(it, name); n != 0 {
+		return time.UnixMilli(n).UTC()
+	}
+	return time.Time{}
+}
+
+func connectionFrom(it item) satellite.Connection {
+	c := satellite.Connection{
+		ID:              getStr(it, ConnectionsPartitionKey),
+		SatelliteID:     getStr(it, BySatelliteIndexPartKey),
+		SatelliteName:   getStr(it, "satelliteName"),
+		SatelliteRegion: getStr(it, "satelliteRegion"),
+		ConnectedAt:     getMillis(it, "connectedAt"),
+		AuthenticatedAt: getMillis(it, "authenticatedAt"),
+		TokenGeneration: getNum(it, "tokenGeneration"),
+	}
+	if exp := getNum(it, ConnectionsTTLAttribute); exp != 0 {
+		c.ExpiresAt = time.Unix(exp, 0).UTC()
+	}
+	return c
+}
+
+func satelliteFrom(it item) satellite.Satellite {
+	s := satellite.Satellite{
+		ID:                  getStr(it, "satelliteId"),
+		Name:                getStr(it, "name"),
+		Region:              getStr(it, "region"),
+		TokenHash:           getStr(it, "tokenHash"),
+		CreatedAt:           getMillis(it, "createdAt"),
+		Version:             getStr(it, "version"),
+		OfflineThreshold:    time.Duration(getNum(it, "offlineThresholdMs")) * time.Millisecond,
+		LastHeartbeatAt:     getMillis(it, "lastHeartbeatAt"),
+		LastConnectionEvent: satellite.Edge(getStr(it, "lastConnectionEvent")),
+		ConnectionID:        getStr(it, "connectionId"),
+		AuthFailures:        int(getNum(it, "authFailures")),
+		AuthFailedAt:        getMillis(it, "authFailedAt"),
+		TokenGeneration:     getNum(it, "tokenGeneration"),
+	}
+	if tags, ok := it["tags"].(*types.AttributeValueMemberM); ok {
+		s.Tags = make(map[string]string, len(tags.Value))
+		for k := range tags.Value {
+			s.Tags[k] = getStr(tags.Value, k)
+		}
+	}
+	s.Pending = pendingEdgesFrom(it)
+	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
+		st := &satellite.SyncState{
+			Status:       satellite.SyncStatus(getStr(m.Value, "status")),
+			ErrorMessage: getStr(m.Value, "errorMessage"),
+			ReportedAt:   getMillis(m.Value, "reportedAt"),
+		}
+		if h, ok := m.Value["lockfileHash"].(*types.AttributeValueMemberS); ok {
+			st.LockfileHash = aws.String(h.Value)
+		}
+		s.SyncState = st
+	}
+	return s
+}
+
+// pendingEdgesFrom reads the outbox of a satellite item, oldest first.
+func pendingEdgesFrom(it item) []satellite.PendingEdge {
+	m, ok := it[pendingEdgesAttr].(*types.AttributeValueMemberM)
+	if !ok || len(m.Value) == 0 {
+		return nil
+	}
+	lastSeen := getMillis(it, lastSeenAttr)
+	out := make([]satellite.PendingEdge, 0, len(m.Value))
+	for id, v := range m.Value {
+		entry, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			continue
+		}
+		p := satellite.PendingEdge{
+			ID: id, Edge: satellite.Edge(getStr(entry.Value, "edge")),
+			At: getMillis(entry.Value, "at"), LastSeenAt: getMillis(entry.Value, "lastSeenAt"),
+		}
+		if p.LastSeenAt.IsZero() && p.Edge == satellite.EdgeDisconnected {
+			p.LastSeenAt = lastSeen
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func assignmentFrom(it item) (satellite.Assignment, error) {
+	raw := []byte(getStr(it, "assignment"))
+	var a satellite.Assignment
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return satellite.Assignment{}, internal(err, "decode stored assignment "+getStr(it, SatellitesSortKey))
+	}
+	a.Raw = raw
+	a.TokenGeneration = getNum(it, "tokenGeneration")
+	return a, nil
+}

@@ -1,0 +1,183 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// OpenConnection implements satellite.Registry.
+func (r *Registry) OpenConnection(ctx context.Context, c satellite.Connection) error {
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &r.tables.Connections,
+		Item: item{
+			ConnectionsPartitionKey:     str(c.ID),
+			UnauthenticatedIndexSortKey: millis(c.ConnectedAt),
+			ConnectionsTTLAttribute:     num(c.ExpiresAt.Unix()),
+			UnauthenticatedIndexPartKey: str(unauthShard(c.ID)),
+			ExpiryIndexPartKey:          str(expiryShard(c.ID)),
+		},
+	})
+	return internal(err, "record connection")
+}
+
+// Connection implements satellite.Registry.
+func (r *Registry) Connection(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &r.tables.Connections,
+		Key:            item{ConnectionsPartitionKey: str(connectionID)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return satellite.Connection{}, internal(err, "read connection")
+	}
+	if out.Item == nil {
+		return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "no record of connection %s", connectionID)
+	}
+	c := connectionFrom(out.Item)
+	if c.Expired(now) {
+		return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "connection %s has expired", connectionID)
+	}
+	return c, nil
+}
+
+// ClaimAuthentication implements satellite.Registry: one conditional write
+// that both claims the attempt and returns the record, so an authenticate
+// costs no more requests than reading the record did.
+func (r *Registry) ClaimAuthentication(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error) {
+	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &r.tables.Connections,
+		Key:                                 item{ConnectionsPartitionKey: str(connectionID)},
+		UpdateExpression:                    aws.String("SET authAttemptAt = :now"),
+		ConditionExpression:                 aws.String("attribute_exists(#cid) AND attribute_not_exists(authAttemptAt) AND #exp > :nowSeconds"),
+		ExpressionAttributeNames:            map[string]string{"#cid": ConnectionsPartitionKey, "#exp": ConnectionsTTLAttribute},
+		ExpressionAttributeValues:           item{":now": millis(now), ":nowSeconds": num(now.Unix())},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		c := connectionFrom(ccf.Item)
+		if len(ccf.Item) == 0 || c.Expired(now) {
+			return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "no live record of connection %s", connectionID)
+		}
+		return c, satellite.Errorf(satellite.ECONFLICT, "connection %s already made its authentication attempt", connectionID)
+	}
+	if err != nil {
+		return satellite.Connection{}, internal(err, "claim authentication attempt")
+	}
+	return connectionFrom(out.Attributes), nil
+}
+
+// ReleaseAuthentication implements satellite.Registry. A connection that
+// authenticated meanwhile keeps its mark.
+func (r *Registry) ReleaseAuthentication(ctx context.Context, connectionID string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &r.tables.Connections,
+		Key:                      item{ConnectionsPartitionKey: str(connectionID)},
+		UpdateExpression:         aws.String("REMOVE authAttemptAt"),
+		ConditionExpression:      aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
+		ExpressionAttributeNames: map[string]string{"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "release authentication attempt")
+}
+
+// SatelliteConnections implements satellite.Registry.
+func (r *Registry) SatelliteConnections(ctx context.Context, satelliteID string, now time.Time) ([]string, error) {
+	var ids []string
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Connections,
+		IndexName:                 aws.String(BySatelliteIndex),
+		KeyConditionExpression:    aws.String("#sid = :sid"),
+		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
+		ExpressionAttributeValues: item{":sid": str(satelliteID)},
+	}, func(it item) error {
+		if c := connectionFrom(it); !c.Expired(now) {
+			ids = append(ids, c.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal(err, "list satellite connections")
+	}
+	return ids, nil
+}
+
+// AuthenticatedConnections implements satellite.Registry. It scans the sparse
+// BySatellite index, which holds only authenticated connections.
+func (r *Registry) AuthenticatedConnections(ctx context.Context, now time.Time, fn func(satellite.Connection) bool) error {
+	pages := dynamodb.NewScanPaginator(r.db, &dynamodb.ScanInput{TableName: &r.tables.Connections, IndexName: aws.String(BySatelliteIndex)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return internal(err, "list authenticated connections")
+		}
+		for _, it := range page.Items {
+			if c := connectionFrom(it); !c.Expired(now) && !fn(c) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// RelabelConnections copies a renamed satellite's name and region onto its
+// live connection records, which label its results.
+func (r *Registry) RelabelConnections(ctx context.Context, satelliteID, name, region string, now time.Time) error {
+	ids, err := r.SatelliteConnections(ctx, satelliteID, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &r.tables.Connections,
+			Key:                       item{ConnectionsPartitionKey: str(id)},
+			UpdateExpression:          aws.String("SET satelliteName = :name, satelliteRegion = :region"),
+			ConditionExpression:       aws.String("#sid = :sid"),
+			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
+			ExpressionAttributeValues: item{":name": str(name), ":region": str(region), ":sid": str(satelliteID)},
+		})
+		if err != nil && !conditionFailed(err) {
+			return internal(err, "relabel connection")
+		}
+	}
+	return nil
+}
+
+// UnauthenticatedConnections returns connections that connected before
+// before and have not authenticated: one query per shard of the index.
+func (r *Registry) UnauthenticatedConnections(ctx context.Context, before time.Time) ([]satellite.Connection, error) {
+	return r.connectionsBefore(ctx, UnauthenticatedIndex, UnauthenticatedIndexPartKey, shardKeys(unauthShardPrefix, ConnectionShards), UnauthenticatedIndexSortKey, millis(before))
+}
+
+// ExpiredConnections returns connection records past their expiry at now,
+// which DynamoDB's TTL has not deleted yet: one query per shard of the index.
+func (r *Registry) ExpiredConnections(ctx context.Context, now time.Time) ([]satellite.Connection, error) {
+	return r.connectionsBefore(ctx, ExpiryIndex, ExpiryIndexPartKey, shardKeys(expiryShardPrefix, ConnectionShards), ExpiryIndexSortKey, num(now.Unix()))
+}
+
+func (r *Registry) connectionsBefore(ctx context.Context, index, partKey string, shards []string, sortKey string, before types.AttributeValue) ([]satellite.Connection, error) {
+	var out []satellite.Connection
+	for _, shard := range shards {
+		err := r.queryAll(ctx, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Connections,
+			IndexName:                 aws.String(index),
+			KeyConditionExpression:    aws.String("#p = :p AND #s < :before"),
+			ExpressionAttributeNames:  map[string]string{"#p": partKey, "#s": sortKey},
+			ExpressionAttributeValues: item{":p": str(shard), ":before": before},
+		}, func(it item) error { out = append(out, connectionFrom(it)); return nil })
+		if err != nil {
+			return nil, internal(err, "read connections from "+index)
+		}
+	}
+	return out, nil
+}

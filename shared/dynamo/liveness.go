@@ -1,0 +1,439 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// liveness is the update of every heartbeat: a fresh heartbeat, in the
+// sparse live index at the moment the satellite will go stale.
+const liveness = "lastHeartbeatAt = :now, liveShard = :shard, staleAt = :now + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+
+// connectedEdge is liveness plus the connected edge: authentication and a
+// restoring heartbeat.
+const connectedEdge = liveness + ", lastConnectionEvent = :connected"
+
+func connectedValues(satelliteID string, now time.Time) item {
+	return item{
+		":now":              millis(now),
+		":connected":        str(string(satellite.EdgeConnected)),
+		":shard":            str(liveShard(satelliteID)),
+		":defaultThreshold": num(satellite.DefaultOfflineThreshold.Milliseconds()),
+	}
+}
+
+// BindConnection implements satellite.Registry.
+func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, now time.Time) (satellite.LifecycleEvent, error) {
+	edge := satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
+	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
+	for k, v := range connectedValues(sat.ID, now) {
+		satValues[k] = v
+	}
+	satValues[":conn"] = str(connectionID)
+	satValues[":hash"] = str(verifiedHash)
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: &r.tables.Connections,
+				Key:       item{ConnectionsPartitionKey: str(connectionID)},
+				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
+					"tokenGeneration = :gen, #expiry = :expiry REMOVE #unauth, lastSatelliteId"),
+				// The record must exist: one that is gone belongs to a closed
+				// connection (its $disconnect, or the sweep, removed it), and
+				// binding would bring it back.
+				ConditionExpression: aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
+				ExpressionAttributeNames: map[string]string{
+					"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey,
+					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
+				},
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+				ExpressionAttributeValues: item{
+					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
+					":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
+				},
+			}},
+			{Update: &types.Update{
+				TableName:                 &r.tables.Satellites,
+				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
+				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + ", " + recordEdge + " REMOVE closedConnectionId, authFailures, authFailedAt"),
+				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
+				ExpressionAttributeNames:  edgeNames,
+				ExpressionAttributeValues: satValues,
+			}},
+		},
+	})
+	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
+		switch {
+		case failed[0] && len(reasons[0].Item) == 0:
+			return edge, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
+		case failed[0]:
+			return edge, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
+		case failed[1]:
+			return edge, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
+		}
+	}
+	return edge, internal(err, "bind connection")
+}
+
+// UnbindConnection implements satellite.Registry.
+func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satelliteID string) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &r.tables.Connections,
+		Key:       item{ConnectionsPartitionKey: str(connectionID)},
+		// lastSatelliteId lets the close of this connection still find the
+		// satellite whose current connection it is.
+		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt, authAttemptAt"),
+		ConditionExpression:       aws.String("#sid = :sid"),
+		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
+		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard(connectionID))},
+	})
+	if conditionFailed(err) {
+		return nil
+	}
+	return internal(err, "unbind connection")
+}
+
+// RecordHeartbeat implements satellite.Registry.
+//
+// A heartbeat from the satellite's current connection while it is marked
+// connected (the steady state) is one write. Anything else is decided by
+// what that write's failed condition returns:
+//   - a heartbeat from an older connection while a newer one is current
+//     refreshes liveness and keeps the current connection (an older
+//     connection must not steal pushes from the newest);
+//   - a satellite marked otherwise than connected is restored, and the
+//     connected edge recorded in its outbox, by a write conditional on it
+//     still being so: of two heartbeats racing, one restores;
+//   - a satellite with no current connection adopts the heartbeat's only
+//     while that connection's record is live and bound to the satellite, in
+//     one transaction: a late frame from a closed connection brings nothing
+//     back.
+//
+// A heartbeat from a connection whose close was already processed is refused
+// (ECONFLICT).
+func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (satellite.HeartbeatOutcome, error) {
+	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
+	base := connectedValues(satelliteID, now)
+	base[":conn"] = str(connectionID)
+	base[":version"] = str(version)
+	// update applies one conditional write; on a failed condition it returns
+	// the item as it is, which decides the next step.
+	update := func(expr, condition string, names map[string]string, extra item) (item, error) {
+		values := item{}
+		for _, m := range []item{base, extra} {
+			for k, v := range m {
+				values[k] = v
+			}
+		}
+		values = used(values, expr, condition)
+		in := &dynamodb.UpdateItemInput{
+			TableName: &r.tables.Satellites, Key: key,
+			UpdateExpression: aws.String(expr), ConditionExpression: aws.String(condition),
+			ExpressionAttributeValues:           values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if len(names) > 0 {
+			in.ExpressionAttributeNames = names
+		}
+		_, err := r.db.UpdateItem(ctx, in)
+		it, _ := conditionFailure(err)
+		return it, err
+	}
+	steady := func() (item, error) {
+		return update("SET version = :version, "+liveness, "lastConnectionEvent = :connected AND connectionId = :conn", nil, nil)
+	}
+	restore := satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", connectionID, now.UnixMilli()),
+		satellite.Satellite{ID: satelliteID}, now, now)
+	writer := newWriter()
+	restored := func(sat satellite.Satellite) (satellite.HeartbeatOutcome, error) {
+		restore.Name, restore.Region = sat.Name, sat.Region
+		return satellite.HeartbeatOutcome{Restored: true, Edge: restore}, nil
+	}
+
+	it, err := steady()
+	for attempt := 0; err != nil; attempt++ {
+		if it == nil {
+			return satellite.HeartbeatOutcome{}, internal(err, "record heartbeat")
+		}
+		sat := satelliteFrom(it)
+		switch {
+		case len(it) == 0:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		case wroteEdge(it, restore.ID, writer):
+			// An earlier attempt of this write restored the edge; its answer
+			// was lost.
+			return restored(sat)
+		case getStr(it, "closedConnectionId") == connectionID:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "connection %s was already closed", connectionID)
+		case attempt == 4:
+			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "satellite %s kept changing while its heartbeat was recorded", satelliteID)
+		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID == connectionID:
+			it, err = steady() // restored by another heartbeat meanwhile
+		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID != "":
+			// An older connection while a newer one is current: liveness
+			// only.
+			it, err = update("SET version = :version, "+liveness,
+				"lastConnectionEvent = :connected AND connectionId = :current", nil, item{":current": str(sat.ConnectionID)})
+		case sat.ConnectionID != "":
+			// Marked heartbeat_lost with a current connection: restore the
+			// edge and keep the connection.
+			restore.Name, restore.Region = sat.Name, sat.Region
+			recordEdge, names, values := edgeWrite(restore, writer)
+			values[":current"] = str(sat.ConnectionID)
+			if it, err = update("SET version = :version, "+connectedEdge+", "+recordEdge,
+				"lastConnectionEvent <> :connected AND connectionId = :current", names, values); err == nil {
+				return restored(sat)
+			}
+		default:
+			// No current connection: adopt this one, if it is live.
+			restore.Name, restore.Region = sat.Name, sat.Region
+			if err = r.adopt(ctx, key, satelliteID, connectionID, restore, writer, base, now); err == nil {
+				return restored(sat)
+			}
+			if satellite.ErrorCode(err) != "" {
+				return satellite.HeartbeatOutcome{}, err
+			}
+			if it, err = r.satelliteItem(ctx, key); err != nil {
+				return satellite.HeartbeatOutcome{}, err
+			}
+			err = errChanged
+		}
+	}
+	return satellite.HeartbeatOutcome{}, nil
+}
+
+// errChanged says a conditional write lost to a concurrent one and the item
+// should be read again.
+var errChanged = errors.New("changed meanwhile")
+
+// adopt makes connectionID the current connection of a satellite that has
+// none, with the connected edge recorded, in a transaction with a check that
+// the connection's record is live and bound to the satellite. It returns nil
+// on success, a coded error when the heartbeat is refused, and errChanged
+// when the satellite changed and the caller should look again.
+func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID string, restore satellite.LifecycleEvent, writer string, base item, now time.Time) error {
+	recordEdge, names, values := edgeWrite(restore, writer)
+	for k, v := range base {
+		values[k] = v
+	}
+	values[":closed"] = str(connectionID)
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName:                 &r.tables.Connections,
+			Key:                       item{ConnectionsPartitionKey: str(connectionID)},
+			ConditionExpression:       aws.String("#sid = :sid AND #exp > :nowSeconds"),
+			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute},
+			ExpressionAttributeValues: item{":sid": str(satelliteID), ":nowSeconds": num(now.Unix())},
+		}},
+		{Update: &types.Update{
+			TableName: &r.tables.Satellites,
+			Key:       key,
+			UpdateExpression: aws.String("SET version = :version, connectionId = :conn, " + connectedEdge + ", " + recordEdge +
+				" REMOVE closedConnectionId"),
+			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
+				"(attribute_not_exists(closedConnectionId) OR closedConnectionId <> :closed)"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		}},
+	}})
+	failed, _, ok := cancelled(err)
+	switch {
+	case err == nil:
+		return nil
+	case ok && len(failed) == 2 && failed[0]:
+		return satellite.Errorf(satellite.ECONFLICT, "connection %s is closed; its heartbeat cannot make it current", connectionID)
+	case ok && len(failed) == 2 && failed[1]:
+		return errChanged
+	}
+	return internal(err, "adopt connection")
+}
+
+// CloseConnection implements satellite.Registry. The disconnect edge is
+// guarded by connectionId = the closing connection, so a stale $disconnect
+// that arrives after the satellite reconnected changes nothing. The
+// satellite is updated before the record is deleted: a close that dies
+// between the two leaves a record the sweep removes later (closing it again
+// changes nothing), never a satellite connected to a closed connection.
+func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now time.Time) (satellite.Closed, error) {
+	key := item{ConnectionsPartitionKey: str(connectionID)}
+	rec, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Connections, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return satellite.Closed{}, internal(err, "read connection record")
+	}
+	if rec.Item == nil {
+		return satellite.Closed{}, nil // closed already
+	}
+	conn := connectionFrom(rec.Item)
+	closed := satellite.Closed{SatelliteID: conn.SatelliteID}
+	if closed.SatelliteID == "" {
+		closed.SatelliteID = getStr(rec.Item, "lastSatelliteId")
+	}
+	if closed.SatelliteID != "" {
+		sat := satellite.Satellite{ID: closed.SatelliteID, Name: conn.SatelliteName, Region: conn.SatelliteRegion}
+		edge := satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, sat, time.Time{}, now)
+		writer := newWriter()
+		recordEdge, names, values := edgeWrite(edge, writer)
+		values[":disconnected"] = str(string(satellite.EdgeDisconnected))
+		values[":conn"] = str(connectionID)
+		values[":now"] = millis(now)
+		values[":never"] = num(0)
+		upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &r.tables.Satellites,
+			Key:       item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
+				lastSeenAttr + " = if_not_exists(lastHeartbeatAt, :never), " + recordEdge +
+				" REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt"),
+			ConditionExpression:                 aws.String("connectionId = :conn"),
+			ExpressionAttributeNames:            names,
+			ExpressionAttributeValues:           values,
+			ReturnValues:                        types.ReturnValueAllOld,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		it, failed := conditionFailure(err)
+		switch {
+		case failed && wroteEdge(it, edge.ID, writer):
+			// An earlier attempt of this write made the edge; its answer was
+			// lost, and with it the last heartbeat.
+			edge.LastSeenAt = getMillis(it, lastSeenAttr)
+			closed.Disconnected, closed.Edge = true, edge
+		case failed:
+			// Not the satellite's current connection: nothing to change.
+		case err != nil:
+			return closed, internal(err, "mark satellite disconnected")
+		default:
+			old := satelliteFrom(upd.Attributes)
+			edge.Name, edge.Region, edge.LastSeenAt = old.Name, old.Region, old.LastHeartbeatAt
+			closed.Disconnected, closed.Edge = true, edge
+		}
+	}
+	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.tables.Connections, Key: key}); err != nil {
+		return closed, internal(err, "delete connection record")
+	}
+	return closed, nil
+}
+
+// OnlineSatelliteIDs returns the satellites whose heartbeat deadline is
+// still ahead: the live index read from now on, so only online ones.
+func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error) {
+	var ids []string
+	for _, shard := range LiveShardKeys() {
+		err := r.queryAll(ctx, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Satellites,
+			IndexName:                 aws.String(LiveIndex),
+			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
+			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
+		}, func(it item) error { ids = append(ids, getStr(it, "satelliteId")); return nil })
+		if err != nil {
+			return nil, internal(err, "list online satellites")
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// StaleSatellites returns the satellites still marked connected whose
+// heartbeat deadline (lastHeartbeatAt + their own threshold) is before now.
+// It reads only those: one query per live shard over the sparse index,
+// bounded by the deadline.
+func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
+	var out []satellite.Stale
+	for _, shard := range LiveShardKeys() {
+		err := r.queryIndex(ctx, shard, now, func(it item) {
+			out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: getMillis(it, LiveIndexSortKey)})
+		})
+		if err != nil {
+			return nil, internal(err, "read stale satellites")
+		}
+	}
+	return out, nil
+}
+
+// CountOnline returns how many satellites are online at now: marked
+// connected in the live index with a deadline not yet passed. It counts
+// (Select COUNT) rather than reads items, but DynamoDB still bills the index
+// items it counts: about 0.5 read units per 4 KB of index, once per sweep.
+func (r *Registry) CountOnline(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for _, shard := range LiveShardKeys() {
+		pages := dynamodb.NewQueryPaginator(r.db, &dynamodb.QueryInput{
+			TableName:                 &r.tables.Satellites,
+			IndexName:                 aws.String(LiveIndex),
+			Select:                    types.SelectCount,
+			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
+			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
+		})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				return 0, internal(err, "count satellites online")
+			}
+			total += int(page.Count)
+		}
+	}
+	return total, nil
+}
+
+func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item)) error {
+	return r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		IndexName:                 aws.String(LiveIndex),
+		KeyConditionExpression:    aws.String("#shard = :shard AND #at < :before"),
+		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
+		ExpressionAttributeValues: item{":shard": str(shard), ":before": millis(before)},
+	}, func(it item) error { fn(it); return nil })
+}
+
+// HeartbeatLostEdgeID is the id of the heartbeat_lost edge of a satellite
+// that passed deadline staleAt: every sweep that sees the same edge computes
+// the same id.
+func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
+	return satellite.EdgeID(satelliteID, satellite.EdgeHeartbeatLost, strconv.FormatInt(staleAt.UnixMilli(), 10))
+}
+
+// MarkHeartbeatLost moves a stale satellite to heartbeat_lost, out of the
+// live index, and records the edge in its outbox, in one write conditional
+// on the satellite still being connected with the deadline the sweep read.
+// won is false when another writer got there first (another sweep, or a
+// heartbeat that arrived meanwhile); then it must not publish. An earlier
+// attempt of this write whose answer was lost is recognised by its edge.
+func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now time.Time) (won bool, edge satellite.LifecycleEvent, err error) {
+	edge = satellite.LifecycleEvent{
+		ID: HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt), Edge: satellite.EdgeHeartbeatLost, SatelliteID: s.Satellite.ID,
+		Name: s.Satellite.Name, Region: s.Satellite.Region, Status: satellite.StatusOffline,
+		LastSeenAt: s.Satellite.LastHeartbeatAt, At: now,
+	}
+	writer := newWriter()
+	recordEdge, names, values := edgeWrite(edge, writer)
+	names["#shard"], names["#at"] = LiveIndexPartKey, LiveIndexSortKey
+	values[":lost"] = str(string(satellite.EdgeHeartbeatLost))
+	values[":connected"] = str(string(satellite.EdgeConnected))
+	values[":now"], values[":observed"] = millis(now), millis(s.StaleAt)
+	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &r.tables.Satellites,
+		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + recordEdge + " REMOVE #shard, #at"),
+		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now"),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if it, failed := conditionFailure(err); failed {
+		return wroteEdge(it, edge.ID, writer), edge, nil
+	}
+	if err != nil {
+		return false, edge, internal(err, "mark heartbeat lost")
+	}
+	return true, edge, nil
+}

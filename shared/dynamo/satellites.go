@@ -1,0 +1,405 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// CreateSatellite stores a new satellite. ECONFLICT when the id is taken.
+func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) error {
+	it := item{
+		SatellitesPartitionKey: str(satelliteKey(s.ID)),
+		SatellitesSortKey:      str(satelliteSort),
+		"satelliteId":          str(s.ID),
+		"name":                 str(s.Name),
+		"region":               str(s.Region),
+		"tokenHash":            str(s.TokenHash),
+		"createdAt":            millis(s.CreatedAt),
+		// The outbox exists from the start: an edge is written into it as
+		// pendingEdges.<id>, which needs the map to be there.
+		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
+	}
+	if len(s.Tags) > 0 {
+		tags := make(item, len(s.Tags))
+		for k, v := range s.Tags {
+			tags[k] = str(v)
+		}
+		it["tags"] = &types.AttributeValueMemberM{Value: tags}
+	}
+	if s.OfflineThreshold > 0 {
+		it["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
+	}
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           &r.tables.Satellites,
+		Item:                it,
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if conditionFailed(err) {
+		return satellite.Errorf(satellite.ECONFLICT, "satellite %s already exists", s.ID)
+	}
+	return internal(err, "create satellite")
+}
+
+// Satellite implements satellite.Registry.
+func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite.Satellite, []satellite.Assignment, error) {
+	var (
+		sat         satellite.Satellite
+		found       bool
+		assignments []satellite.Assignment
+	)
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey},
+		ExpressionAttributeValues: item{":pk": str(satelliteKey(satelliteID))},
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error {
+		switch sk := getStr(it, SatellitesSortKey); {
+		case sk == satelliteSort:
+			sat, found = satelliteFrom(it), true
+		case isAssignmentSort(sk):
+			a, err := assignmentFrom(it)
+			if err != nil {
+				return err
+			}
+			assignments = append(assignments, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return satellite.Satellite{}, nil, internal(err, "read satellite")
+	}
+	if !found {
+		return satellite.Satellite{}, nil, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	return sat, assignments, nil
+}
+
+// ListSatellites returns every satellite (without assignments). It scans the
+// table: an operator's listing, not a per-message path.
+func (r *Registry) ListSatellites(ctx context.Context) ([]satellite.Satellite, error) {
+	pages := dynamodb.NewScanPaginator(r.db, &dynamodb.ScanInput{
+		TableName:                 &r.tables.Satellites,
+		FilterExpression:          aws.String("#sk = :sk"),
+		ExpressionAttributeNames:  map[string]string{"#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":sk": str(satelliteSort)},
+	})
+	var out []satellite.Satellite
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, internal(err, "list satellites")
+		}
+		for _, it := range page.Items {
+			out = append(out, satelliteFrom(it))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// UpdateSatellite applies u and returns the satellite as stored after it.
+// ENOTFOUND when the satellite does not exist. A new threshold applies at
+// once: a live satellite's deadline in the live index moves in the same
+// write, so its status, the online listing and the sweep agree.
+func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u satellite.Update) (satellite.Satellite, error) {
+	var set, remove []string
+	values := item{}
+	if u.Name != nil {
+		set, values[":name"] = append(set, "#name = :name"), str(*u.Name)
+	}
+	if u.Region != nil {
+		set, values[":region"] = append(set, "#region = :region"), str(*u.Region)
+	}
+	if u.Tags != nil {
+		tags := item{}
+		for k, v := range *u.Tags {
+			tags[k] = str(v)
+		}
+		set, values[":tags"] = append(set, "tags = :tags"), &types.AttributeValueMemberM{Value: tags}
+	}
+	switch {
+	case u.ClearThreshold:
+		remove = append(remove, "offlineThresholdMs")
+	case u.OfflineThreshold != nil:
+		set, values[":threshold"] = append(set, "offlineThresholdMs = :threshold"), num(u.OfflineThreshold.Milliseconds())
+	}
+	expr := ""
+	if len(set) > 0 {
+		expr = "SET " + strings.Join(set, ", ")
+	}
+	if len(remove) > 0 {
+		expr += " REMOVE " + strings.Join(remove, ", ")
+	}
+	if expr == "" {
+		sat, _, err := r.Satellite(ctx, satelliteID)
+		return sat, err
+	}
+	names := map[string]string{}
+	if u.Name != nil {
+		names["#name"] = "name"
+	}
+	if u.Region != nil {
+		names["#region"] = "region"
+	}
+	update := func(expr, condition string, values item) (*dynamodb.UpdateItemOutput, error) {
+		in := &dynamodb.UpdateItemInput{
+			TableName:                           &r.tables.Satellites,
+			Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression:                    aws.String(strings.TrimSpace(expr)),
+			ConditionExpression:                 aws.String(condition),
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}
+		if len(values) > 0 {
+			in.ExpressionAttributeValues = values
+		}
+		if len(names) > 0 {
+			in.ExpressionAttributeNames = names
+		}
+		return r.db.UpdateItem(ctx, in)
+	}
+	if u.OfflineThreshold == nil && !u.ClearThreshold {
+		out, err := update(expr, "attribute_exists(pk)", values)
+		if conditionFailed(err) {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+		if err != nil {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		return satelliteFrom(out.Attributes), nil
+	}
+
+	// A new threshold: a satellite in the live index (a live shard, with a
+	// heartbeat) gets its deadline moved in the same write; any other gets
+	// the threshold alone. Each write is conditional on which case it is,
+	// so a heartbeat or a sweep in between sends it round again.
+	threshold := satellite.DefaultOfflineThreshold
+	if u.OfflineThreshold != nil {
+		threshold = *u.OfflineThreshold
+	}
+	live := "attribute_exists(lastHeartbeatAt) AND begins_with(" + LiveIndexPartKey + ", :live)"
+	liveValues := item{":live": str(liveShardPrefix + "#"), ":newThreshold": num(threshold.Milliseconds())}
+	for k, v := range values {
+		liveValues[k] = v
+	}
+	for range 5 {
+		liveExpr := strings.Replace(expr, "SET ", "SET "+LiveIndexSortKey+" = lastHeartbeatAt + :newThreshold, ", 1)
+		if !strings.Contains(liveExpr, "SET ") {
+			liveExpr = "SET " + LiveIndexSortKey + " = lastHeartbeatAt + :newThreshold " + liveExpr
+		}
+		out, err := update(liveExpr, "attribute_exists(pk) AND "+live, liveValues)
+		if err == nil {
+			return satelliteFrom(out.Attributes), nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		if len(ccf.Item) == 0 {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+		notLiveValues := item{":live": str(liveShardPrefix + "#")}
+		for k, v := range values {
+			notLiveValues[k] = v
+		}
+		out, err = update(expr, "attribute_exists(pk) AND NOT ("+live+")", notLiveValues)
+		if err == nil {
+			return satelliteFrom(out.Attributes), nil
+		}
+		if !errors.As(err, &ccf) {
+			return satellite.Satellite{}, internal(err, "update satellite")
+		}
+		if len(ccf.Item) == 0 {
+			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+		}
+	}
+	return satellite.Satellite{}, satellite.Errorf(satellite.ECONFLICT, "satellite %s changed while its threshold was updated; try again", satelliteID)
+}
+
+// SetTokenHash replaces a satellite's token hash and moves its token
+// generation on, on the satellite and every assignment item, in one
+// transaction: the old token stops working for every authentication from now
+// on, and connections that authenticated with it lose their authority over
+// results and run secrets at once. An empty hash is a tombstone: no token
+// matches it. ENOTFOUND when the satellite does not exist.
+func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash string) error {
+	pk := str(satelliteKey(satelliteID))
+	for attempt := 0; ; attempt++ {
+		st, err := r.readPartition(ctx, satelliteID)
+		if err != nil {
+			return err
+		}
+		next := num(st.generation + 1)
+		writes := []types.TransactWriteItem{{Update: &types.Update{
+			TableName:                 &r.tables.Satellites,
+			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression:          aws.String("SET tokenHash = :hash, tokenGeneration = :next"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :read)"),
+			ExpressionAttributeValues: item{":hash": str(tokenHash), ":next": next, ":read": num(st.generation)},
+		}}, r.bumpVersion(pk, st.version)}
+		for sk := range st.assignments {
+			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
+				TableName:                 &r.tables.Satellites,
+				Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
+				UpdateExpression:          aws.String("SET tokenGeneration = :next"),
+				ConditionExpression:       aws.String("attribute_exists(pk)"),
+				ExpressionAttributeValues: item{":next": next},
+			}})
+		}
+		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
+		failed, _, ok := cancelled(err)
+		switch {
+		case err == nil:
+			return nil
+		case ok && len(failed) > 0 && failed[0] && attempt < 3:
+			continue // rotated, or deleted, meanwhile: read again
+		case ok && slices.Contains(failed, true) && attempt < 3:
+			continue // the assignment set changed meanwhile
+		}
+		return internal(err, "store token hash")
+	}
+}
+
+// DeleteSatellite removes a satellite, its assignments and the records of
+// its connections. ENOTFOUND when it does not exist.
+func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error {
+	pk := str(satelliteKey(satelliteID))
+	var keys []string
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":pk": pk},
+		ProjectionExpression:      aws.String("#sk"),
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error { keys = append(keys, getStr(it, SatellitesSortKey)); return nil })
+	if err != nil {
+		return internal(err, "read satellite items")
+	}
+	if len(keys) == 0 {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	conns, err := r.SatelliteConnections(ctx, satelliteID, now.Add(-satellite.ConnectionRecordTTL))
+	if err != nil {
+		return err
+	}
+	// Assignments first and the satellite item last, so that a failure part
+	// way leaves a satellite that can be deleted again.
+	keys = append(slices.DeleteFunc(keys, func(sk string) bool { return sk == satelliteSort }), satelliteSort)
+	for _, sk := range keys {
+		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &r.tables.Satellites,
+			Key:       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
+		}); err != nil {
+			return internal(err, "delete satellite item")
+		}
+	}
+	for _, id := range conns {
+		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName: &r.tables.Connections,
+			Key:       item{ConnectionsPartitionKey: str(id)},
+		}); err != nil {
+			return internal(err, "delete connection record")
+		}
+	}
+	return nil
+}
+
+// RecordAuthFailure implements satellite.Registry.
+func (r *Registry) RecordAuthFailure(ctx context.Context, satelliteID string, now time.Time) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:          aws.String("SET authFailedAt = :now ADD authFailures :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: item{":now": millis(now), ":one": num(1)},
+	})
+	if conditionFailed(err) {
+		return nil // deleted meanwhile
+	}
+	return internal(err, "record authentication failure")
+}
+
+// SaveSyncState implements satellite.Registry.
+func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s satellite.SyncState) error {
+	state := item{
+		"status":     str(string(s.Status)),
+		"reportedAt": millis(s.ReportedAt),
+	}
+	if s.LockfileHash != nil {
+		state["lockfileHash"] = str(*s.LockfileHash)
+	} else {
+		state["lockfileHash"] = &types.AttributeValueMemberNULL{Value: true}
+	}
+	if s.ErrorMessage != "" {
+		state["errorMessage"] = str(s.ErrorMessage)
+	}
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &r.tables.Satellites,
+		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
+		UpdateExpression:                    aws.String("SET syncState = :state"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(syncState) OR syncState.reportedAt <= :at)"),
+		ExpressionAttributeValues:           item{":state": &types.AttributeValueMemberM{Value: state}, ":at": millis(s.ReportedAt)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if len(ccf.Item) == 0 {
+			return satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		}
+		return nil // a later report is already stored
+	}
+	return internal(err, "store script-package sync state")
+}
+
+// satelliteItem reads a satellite item consistently (empty when there is
+// none).
+func (r *Registry) satelliteItem(ctx context.Context, key item) (item, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Satellites, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, internal(err, "read satellite")
+	}
+	if out.Item == nil {
+		return item{}, nil
+	}
+	return out.Item, nil
+}
+
+// DesiredLockfileHash implements satellite.Registry.
+func (r *Registry) DesiredLockfileHash(ctx context.Context) (*string, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &r.tables.Satellites,
+		Key:       item{SatellitesPartitionKey: str(packagesPart), SatellitesSortKey: str(packagesSort)},
+	})
+	if err != nil {
+		return nil, internal(err, "read desired lockfile hash")
+	}
+	if h := getStr(out.Item, "lockfileHash"); h != "" {
+		return &h, nil
+	}
+	return nil, nil
+}
+
+// SetDesiredLockfileHash records the published script-package lockfile.
+func (r *Registry) SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error {
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &r.tables.Satellites,
+		Item: item{
+			SatellitesPartitionKey: str(packagesPart),
+			SatellitesSortKey:      str(packagesSort),
+			"lockfileHash":         str(lockfileHash),
+		},
+	})
+	return internal(err, "store desired lockfile hash")
+}
