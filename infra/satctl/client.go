@@ -23,7 +23,7 @@ import (
 
 // Client calls the admin API.
 type Client struct {
-	Endpoint string // https://<api>.execute-api.<region>.amazonaws.com or http://127.0.0.1:8765
+	BaseURL string // https://<api>.execute-api.<region>.amazonaws.com or http://127.0.0.1:8765
 	// Credentials and Region sign requests for execute-api; nil sends them
 	// unsigned (the local stack does not check signatures).
 	Credentials aws.CredentialsProvider
@@ -67,7 +67,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			return err
 		}
 	}
-	u := strings.TrimRight(c.Endpoint, "/") + path
+	u := strings.TrimRight(c.BaseURL, "/") + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}

@@ -158,7 +158,7 @@ func (o *options) client(ctx context.Context) (*Client, error) {
 	if o.endpoint == "" {
 		return nil, errors.New("no endpoint: give --endpoint URL or set SATCTL_ENDPOINT (make dev prints the local one)")
 	}
-	c := &Client{Endpoint: o.endpoint}
+	c := &Client{BaseURL: o.endpoint}
 	if IsLocal(o.endpoint) {
 		return c, nil
 	}

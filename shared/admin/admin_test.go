@@ -308,7 +308,7 @@ func TestRotateTokenShutsDownAndRevokesAtOnce(t *testing.T) {
 }
 
 func TestRotateTokenReturnsTheTokenEvenIfShutdownFails(t *testing.T) {
-	h := newHarness(t, func(c *app.Config) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	h := newHarness(t, func(c *app.Config) { c.ManagementURL = "http://127.0.0.1:1" })
 	id, tok := h.create("Unreachable")
 	h.connect(id, tok)
 	code, out := h.call("POST", "/satellites/{satelliteId}/token", map[string]string{"satelliteId": id}, nil, nil)
@@ -686,7 +686,7 @@ func (h *harness) authenticateThrough(a *app.App, id, tok string) string {
 // authority: its result is refused and it is answered auth_failed, by the
 // very instance that trusts it in its cache.
 func TestRotationRevokesConnectionsAtOnceEvenIfShutdownFails(t *testing.T) {
-	h := newHarness(t, func(c *app.Config) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	h := newHarness(t, func(c *app.Config) { c.ManagementURL = "http://127.0.0.1:1" })
 	msg := h.messageFunction()
 	id, tok := h.create("Revoked")
 	h.call("PUT", "/satellites/{satelliteId}/assignments", map[string]string{"satelliteId": id}, nil, map[string]any{"assignments": []any{assignment("cfg-1", "sys-1")}})
@@ -745,8 +745,8 @@ type onShutdown struct {
 	then func()
 }
 
-func (o *onShutdown) Post(ctx context.Context, endpoint, connectionID string, data []byte) error {
-	err := o.ConnectionAPI.Post(ctx, endpoint, connectionID, data)
+func (o *onShutdown) Post(ctx context.Context, managementURL, connectionID string, data []byte) error {
+	err := o.ConnectionAPI.Post(ctx, managementURL, connectionID, data)
 	if strings.Contains(string(data), `"shutdown"`) {
 		o.once.Do(o.then)
 	}

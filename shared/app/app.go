@@ -60,9 +60,9 @@ type Endpoints struct {
 	DynamoDB, S3, SecretsManager, EventBridge string
 }
 
-// ErrNoManagementEndpoint is why a function that pushes outside a WebSocket
+// ErrNoManagementURL is why a function that pushes outside a WebSocket
 // event cannot start.
-var ErrNoManagementEndpoint = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
+var ErrNoManagementURL = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
 
 // NewLogger returns the JSON logger every function uses.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -203,16 +203,16 @@ func (w *wiring) endpointService() *endpoint.Service {
 }
 
 func (w *wiring) webSocket(svc *endpoint.Service) *wshandler.Handler {
-	return &wshandler.Handler{Service: svc, ManagementEndpoint: w.cfg.ManagementEndpoint, Region: w.cfg.Region}
+	return &wshandler.Handler{Service: svc, ManagementURL: w.cfg.ManagementURL, Region: w.cfg.Region}
 }
 
 func (w *wiring) pushService() (*push.Service, error) {
-	if w.cfg.ManagementEndpoint == "" {
-		return nil, ErrNoManagementEndpoint
+	if w.cfg.ManagementURL == "" {
+		return nil, ErrNoManagementURL
 	}
 	return &push.Service{
 		Sender:             w.pushSender(),
-		Endpoint:           w.cfg.ManagementEndpoint,
+		ManagementURL:      w.cfg.ManagementURL,
 		PackagesConfigured: w.cfg.ScriptPackagesBucket != "",
 		Concurrency:        w.cfg.PushConcurrency,
 	}, nil
@@ -233,11 +233,11 @@ func (w *wiring) messageService() (*endpoint.Service, error) {
 }
 
 func (w *wiring) sweeper() (*sweep.Sweeper, error) {
-	if w.cfg.ManagementEndpoint == "" {
-		return nil, ErrNoManagementEndpoint
+	if w.cfg.ManagementURL == "" {
+		return nil, ErrNoManagementURL
 	}
 	return &sweep.Sweeper{
-		Store: w.dynamoRegistry(), Sender: w.pushSender(), Endpoint: w.cfg.ManagementEndpoint, Now: w.opts.Now, Log: w.opts.Log,
+		Store: w.dynamoRegistry(), Sender: w.pushSender(), ManagementURL: w.cfg.ManagementURL, Now: w.opts.Now, Log: w.opts.Log,
 		UnauthenticatedDeadline: w.cfg.UnauthenticatedDeadline, RepublishAfter: w.cfg.RepublishAfter,
 		Metrics: w.metrics,
 	}, nil
@@ -287,13 +287,13 @@ func NewDisconnect(cfg Config, awsCfg aws.Config, opts Options) (*wshandler.Hand
 	return w.webSocket(svc), nil
 }
 
-// NewSweep builds the scheduled sweep. ErrNoManagementEndpoint without
+// NewSweep builds the scheduled sweep. ErrNoManagementURL without
 // MANAGEMENT_ENDPOINT.
 func NewSweep(cfg Config, awsCfg aws.Config, opts Options) (*sweep.Sweeper, error) {
 	return newWiring(cfg, awsCfg, opts).sweeper()
 }
 
-// NewAdmin builds the admin API. ErrNoManagementEndpoint without
+// NewAdmin builds the admin API. ErrNoManagementURL without
 // MANAGEMENT_ENDPOINT.
 func NewAdmin(cfg Config, awsCfg aws.Config, opts Options) (*admin.Handler, error) {
 	return newWiring(cfg, awsCfg, opts).adminHandler()
@@ -327,7 +327,7 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 		Config: w.cfg, Log: w.opts.Log, Metrics: w.metrics, Registry: w.dynamoRegistry(), Sender: w.pushSender(),
 		Endpoint: svc, WebSocket: w.webSocket(svc),
 	}
-	if w.cfg.ManagementEndpoint == "" {
+	if w.cfg.ManagementURL == "" {
 		return a, nil
 	}
 	if a.Push, err = w.pushService(); err != nil {

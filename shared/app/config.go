@@ -38,10 +38,10 @@ type Config struct {
 	// LifecycleLogFile is LIFECYCLE_LOG_FILE: without an event bus, lifecycle
 	// events are also appended to it as JSON lines (the local stack).
 	LifecycleLogFile string
-	// ManagementEndpoint is MANAGEMENT_ENDPOINT: the @connections base URL
+	// ManagementURL is MANAGEMENT_ENDPOINT: the @connections base URL
 	// (https://host/stage). Required for pushes not caused by a WebSocket
-	// event; when set it also overrides the endpoint derived from events.
-	ManagementEndpoint string
+	// event; when set it also overrides the URL derived from events.
+	ManagementURL string
 
 	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
@@ -94,7 +94,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SecretsFile:             strings.TrimSpace(getenv("SECRETS_FILE")),
 		EventBusName:            strings.TrimSpace(getenv("EVENT_BUS_NAME")),
 		LifecycleLogFile:        strings.TrimSpace(getenv("LIFECYCLE_LOG_FILE")),
-		ManagementEndpoint:      strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
+		ManagementURL:           strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
 		ResultRetention:         time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		BlobURLTTL:              time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
 		PushConcurrency:         positive("PUSH_CONCURRENCY", 16),

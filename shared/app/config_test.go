@@ -26,8 +26,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg.ResultRetention != 30*24*time.Hour || cfg.BlobURLTTL != 5*time.Minute || cfg.PushConcurrency != 16 || cfg.LogLevel != slog.LevelInfo {
 		t.Errorf("defaults = %+v", cfg)
 	}
-	if cfg.ManagementEndpoint != "https://x.execute-api.eu-west-1.amazonaws.com/prod" {
-		t.Errorf("endpoint = %q, want trailing slash trimmed", cfg.ManagementEndpoint)
+	if cfg.ManagementURL != "https://x.execute-api.eu-west-1.amazonaws.com/prod" {
+		t.Errorf("endpoint = %q, want trailing slash trimmed", cfg.ManagementURL)
 	}
 	if cfg.ScriptPackagesBucket != "" || cfg.SecretsPrefix != "" || cfg.EventBusName != "" {
 		t.Errorf("optional features on by default: %+v", cfg)

@@ -92,9 +92,9 @@ func (s *Service) connection(ctx context.Context, id string) (satellite.Connecti
 // Conn identifies the connection an event concerns.
 type Conn struct {
 	ID string
-	// Endpoint is the Management API base URL (https://host/stage) through
+	// ManagementURL is the Management API base URL (https://host/stage) through
 	// which this connection is reached.
-	Endpoint string
+	ManagementURL string
 	// RequestID is unique per event; it names stored results.
 	RequestID string
 	// ReceivedAt is when API Gateway received the frame. Frames of one
@@ -311,18 +311,18 @@ func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection,
 // refuse answers auth_failed and closes the connection.
 func (s *Service) refuse(ctx context.Context, c Conn, reason string) error {
 	s.cache().forget(c.ID)
-	err := s.Sender.Send(ctx, c.Endpoint, c.ID, protocol.NewAuthFailed(reason))
+	err := s.Sender.Send(ctx, c.ManagementURL, c.ID, protocol.NewAuthFailed(reason))
 	if satellite.ErrorCode(err) == satellite.EGONE {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.Sender.Close(ctx, c.Endpoint, c.ID)
+	return s.Sender.Close(ctx, c.ManagementURL, c.ID)
 }
 
 func (s *Service) reply(ctx context.Context, c Conn, frame any) error {
-	err := s.Sender.Send(ctx, c.Endpoint, c.ID, frame)
+	err := s.Sender.Send(ctx, c.ManagementURL, c.ID, frame)
 	if satellite.ErrorCode(err) == satellite.EGONE {
 		s.cache().forget(c.ID)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// Client implements satellite.ConnectionAPI. One client serves every
-// endpoint: the endpoint is given per call, so a warm Lambda reuses one HTTP
+// Client implements satellite.ConnectionAPI. One client serves every stage:
+// the Management API URL is given per call, so a warm Lambda reuses one HTTP
 // connection pool whatever stage invoked it.
 type Client struct{ api *awsapi.Client }
 
@@ -27,8 +27,8 @@ func New(api *awsapi.Client) *Client { return &Client{api: api} }
 // GoneException).
 func IsGone(err error) bool { return awsapi.IsStatus(err, http.StatusGone) }
 
-func (c *Client) call(ctx context.Context, method, operation, endpoint, connectionID string, data []byte) error {
-	u, err := awsapi.JoinURL(endpoint, "/@connections/"+awsapi.EscapeSegment(connectionID))
+func (c *Client) call(ctx context.Context, method, operation, managementURL, connectionID string, data []byte) error {
+	u, err := awsapi.JoinURL(managementURL, "/@connections/"+awsapi.EscapeSegment(connectionID))
 	if err != nil {
 		return err
 	}
@@ -44,11 +44,11 @@ func (c *Client) call(ctx context.Context, method, operation, endpoint, connecti
 }
 
 // Post implements satellite.ConnectionAPI.
-func (c *Client) Post(ctx context.Context, endpoint, connectionID string, data []byte) error {
+func (c *Client) Post(ctx context.Context, managementURL, connectionID string, data []byte) error {
 	if len(data) > protocol.MaxMessageBytes {
 		return satellite.Errorf(satellite.ETOOLARGE, "message of %d bytes is over the %d byte limit", len(data), protocol.MaxMessageBytes)
 	}
-	err := c.call(ctx, http.MethodPost, "PostToConnection", endpoint, connectionID, data)
+	err := c.call(ctx, http.MethodPost, "PostToConnection", managementURL, connectionID, data)
 	if IsGone(err) {
 		return satellite.Wrap(err, satellite.EGONE, "connection "+connectionID+" is gone")
 	}
@@ -56,8 +56,8 @@ func (c *Client) Post(ctx context.Context, endpoint, connectionID string, data [
 }
 
 // Close implements satellite.ConnectionAPI.
-func (c *Client) Close(ctx context.Context, endpoint, connectionID string) error {
-	err := c.call(ctx, http.MethodDelete, "DeleteConnection", endpoint, connectionID, nil)
+func (c *Client) Close(ctx context.Context, managementURL, connectionID string) error {
+	err := c.call(ctx, http.MethodDelete, "DeleteConnection", managementURL, connectionID, nil)
 	if IsGone(err) {
 		return nil
 	}

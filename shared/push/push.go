@@ -29,16 +29,16 @@ type Sender struct {
 	Metrics *metrics.Recorder
 }
 
-// Send encodes frame and posts it to connectionID at endpoint. When the
+// Send encodes frame and posts it to connectionID at managementURL. When the
 // connection is gone it is cleaned up as closed and Send returns EGONE, which
 // callers treat as an outcome, not a failure of their own work. ETOOLARGE when
 // the frame is over the message limit (nothing is posted).
-func (s *Sender) Send(ctx context.Context, endpoint, connectionID string, frame any) error {
+func (s *Sender) Send(ctx context.Context, managementURL, connectionID string, frame any) error {
 	data, err := protocol.Encode(frame)
 	if err != nil {
 		return err
 	}
-	err = s.Connections.Post(ctx, endpoint, connectionID, data)
+	err = s.Connections.Post(ctx, managementURL, connectionID, data)
 	switch satellite.ErrorCode(err) {
 	case "":
 		s.Metrics.Count(metrics.Pushes, metrics.Sent)
@@ -61,8 +61,8 @@ func (s *Sender) Send(ctx context.Context, endpoint, connectionID string, frame 
 
 // Close asks the Management API to close connectionID. Its $disconnect does
 // the bookkeeping.
-func (s *Sender) Close(ctx context.Context, endpoint, connectionID string) error {
-	return s.Connections.Close(ctx, endpoint, connectionID)
+func (s *Sender) Close(ctx context.Context, managementURL, connectionID string) error {
+	return s.Connections.Close(ctx, managementURL, connectionID)
 }
 
 // ConnectionClosed records that connectionID is closed: its record goes away
@@ -109,11 +109,11 @@ func (s *Sender) Publish(ctx context.Context, e satellite.LifecycleEvent) bool {
 	return true
 }
 
-// Service pushes backend-initiated frames to satellites at one Management API
-// endpoint (the deployed stage's).
+// Service pushes backend-initiated frames to satellites through one
+// Management API URL (the deployed stage's).
 type Service struct {
-	Sender   *Sender
-	Endpoint string
+	Sender        *Sender
+	ManagementURL string
 	// PackagesConfigured says whether a script-package store exists, which
 	// decides how scriptPackagesLockfileHash is rendered.
 	PackagesConfigured bool
@@ -137,7 +137,7 @@ func (p *Service) ConfigUpdated(ctx context.Context, satelliteID string) error {
 			return err
 		}
 	}
-	return ignoreGone(p.Sender.Send(ctx, p.Endpoint, sat.ConnectionID, protocol.NewConfigUpdated(assignments, hash)))
+	return ignoreGone(p.Sender.Send(ctx, p.ManagementURL, sat.ConnectionID, protocol.NewConfigUpdated(assignments, hash)))
 }
 
 // FanOut reports a fan-out.
@@ -169,7 +169,7 @@ func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			err := p.Sender.Send(ctx, p.Endpoint, c.ID, frame)
+			err := p.Sender.Send(ctx, p.ManagementURL, c.ID, frame)
 			mu.Lock()
 			defer mu.Unlock()
 			switch satellite.ErrorCode(err) {
@@ -216,14 +216,14 @@ func (p *Service) Shutdown(ctx context.Context, satelliteID, reason string) erro
 		return err
 	}
 	for _, id := range ids {
-		err := p.Sender.Send(ctx, p.Endpoint, id, protocol.NewShutdown(reason))
+		err := p.Sender.Send(ctx, p.ManagementURL, id, protocol.NewShutdown(reason))
 		if satellite.ErrorCode(err) == satellite.EGONE {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if err := p.Sender.Close(ctx, p.Endpoint, id); err != nil {
+		if err := p.Sender.Close(ctx, p.ManagementURL, id); err != nil {
 			return err
 		}
 	}

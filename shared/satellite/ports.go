@@ -175,14 +175,14 @@ type Closed struct {
 }
 
 // ConnectionAPI pushes to and closes WebSocket connections (the API Gateway
-// Management API). endpoint is the API's https://.../stage base URL.
+// Management API). managementURL is the API's https://.../stage base URL.
 type ConnectionAPI interface {
 	// Post sends one message. EGONE when the connection no longer exists,
 	// ETOOLARGE when data is over the transport limit.
-	Post(ctx context.Context, endpoint, connectionID string, data []byte) error
+	Post(ctx context.Context, managementURL, connectionID string, data []byte) error
 	// Close closes a connection. A connection that is already gone is not an
 	// error.
-	Close(ctx context.Context, endpoint, connectionID string) error
+	Close(ctx context.Context, managementURL, connectionID string) error
 }
 
 // ManifestEntry is one package of a script-package manifest.

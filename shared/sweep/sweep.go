@@ -30,10 +30,10 @@ const (
 type Sweeper struct {
 	Store  satellite.SweepStore
 	Sender *push.Sender
-	// Endpoint is the Management API endpoint of the WebSocket stage.
-	Endpoint string
-	Now      func() time.Time
-	Log      *slog.Logger
+	// ManagementURL is the Management API URL of the WebSocket stage.
+	ManagementURL string
+	Now           func() time.Time
+	Log           *slog.Logger
 	// UnauthenticatedDeadline is how long a connection may stay without
 	// authenticating.
 	UnauthenticatedDeadline time.Duration
@@ -118,7 +118,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		}
 		// Close it; its record goes too, in case the socket was already gone
 		// and no $disconnect will come.
-		if err := s.Sender.Close(ctx, s.Endpoint, c.ID); err != nil {
+		if err := s.Sender.Close(ctx, s.ManagementURL, c.ID); err != nil {
 			errs = append(errs, err)
 			continue
 		}

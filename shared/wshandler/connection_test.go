@@ -175,7 +175,7 @@ func TestManagementEndpointIsDerivedFromTheEvent(t *testing.T) {
 		// China regions are another partition, with its own DNS suffix.
 		"cn-north-1": "https://a1b2c3d4e5.execute-api.cn-north-1.amazonaws.com.cn/prod",
 	} {
-		if got := wshandler.ManagementEndpoint(ev.RequestContext, region); got != want {
+		if got := wshandler.ManagementURL(ev.RequestContext, region); got != want {
 			t.Errorf("endpoint in %s = %q, want %q", region, got, want)
 		}
 	}

@@ -56,7 +56,7 @@ func TestThrottledSecretsStillAnswer(t *testing.T) {
 // satellite's retry authenticates instead of being ignored.
 func TestManagementAPIFailureDuringAuthenticate(t *testing.T) {
 	h := newHarness(t)
-	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementURL = "http://127.0.0.1:1" })
 	tok := h.satellite("sat-mgmt")
 	id := h.open()
 	auth := testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-mgmt", "token": tok})
@@ -97,7 +97,7 @@ func TestAuthenticateAfterCloseDoesNotResurrect(t *testing.T) {
 // takes the satellite to disconnected.
 func TestCloseAfterLostReplyStillDisconnects(t *testing.T) {
 	h := newHarness(t)
-	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementEndpoint = "http://127.0.0.1:1" })
+	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.ManagementURL = "http://127.0.0.1:1" })
 	tok := h.satellite("sat-lost-reply")
 	id := h.open()
 	if _, err := broken.WebSocket.Message(ctx, testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-lost-reply", "token": tok})); err == nil {

@@ -19,28 +19,28 @@ import (
 // Handler serves the three WebSocket routes.
 type Handler struct {
 	Service *endpoint.Service
-	// ManagementEndpoint, when set, overrides the Management API endpoint
-	// derived from each event (used by the local stack).
-	ManagementEndpoint string
-	// Region is the AWS region of the API, used to derive the endpoint.
+	// ManagementURL, when set, overrides the Management API URL derived
+	// from each event (used by the local stack).
+	ManagementURL string
+	// Region is the AWS region of the API, used to derive that URL.
 	Region string
 }
 
-// ManagementEndpoint returns the Management API base URL for the API and
+// ManagementURL returns the Management API base URL for the API and
 // stage that sent the event:
 // https://{apiId}.execute-api.{region}.{partition DNS suffix}/{stage}
 // (amazonaws.com.cn in the China regions). The execute-api host is used
 // rather than domainName so that pushes keep working behind a custom domain.
-func ManagementEndpoint(rc events.APIGatewayWebsocketProxyRequestContext, region string) string {
+func ManagementURL(rc events.APIGatewayWebsocketProxyRequestContext, region string) string {
 	return fmt.Sprintf("https://%s.execute-api.%s.%s/%s", rc.APIID, region, awspartition.DNSSuffix(region), rc.Stage)
 }
 
 func (h *Handler) conn(req events.APIGatewayWebsocketProxyRequest) endpoint.Conn {
-	ep := h.ManagementEndpoint
-	if ep == "" {
-		ep = ManagementEndpoint(req.RequestContext, h.Region)
+	mgmt := h.ManagementURL
+	if mgmt == "" {
+		mgmt = ManagementURL(req.RequestContext, h.Region)
 	}
-	c := endpoint.Conn{ID: req.RequestContext.ConnectionID, Endpoint: ep, RequestID: requestID(req.RequestContext)}
+	c := endpoint.Conn{ID: req.RequestContext.ConnectionID, ManagementURL: mgmt, RequestID: requestID(req.RequestContext)}
 	if ms := req.RequestContext.RequestTimeEpoch; ms > 0 {
 		c.ReceivedAt = time.UnixMilli(ms).UTC()
 	}
