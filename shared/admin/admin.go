@@ -6,12 +6,12 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -94,22 +94,10 @@ type NewSatellite struct {
 	OfflineThreshold time.Duration // 0: the default
 }
 
-// newID returns a random UUID (version 4).
-func newID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]), nil
-}
-
 // Create stores a new satellite and returns it with its plaintext token,
 // which is never shown again (only its bcrypt hash is kept).
 func (s *Service) Create(ctx context.Context, n NewSatellite) (View, string, error) {
-	id, err := newID()
+	id, err := uuid.NewRandom()
 	if err != nil {
 		return View{}, "", satellite.Wrap(err, satellite.EINTERNAL, "generate id")
 	}
@@ -121,11 +109,11 @@ func (s *Service) Create(ctx context.Context, n NewSatellite) (View, string, err
 	if err != nil {
 		return View{}, "", err
 	}
-	sat := satellite.Satellite{ID: id, Name: n.Name, Region: n.Region, Tags: n.Tags, TokenHash: hash, CreatedAt: s.Now().UTC(), OfflineThreshold: n.OfflineThreshold}
+	sat := satellite.Satellite{ID: id.String(), Name: n.Name, Region: n.Region, Tags: n.Tags, TokenHash: hash, CreatedAt: s.Now().UTC(), OfflineThreshold: n.OfflineThreshold}
 	if err := s.Registry.CreateSatellite(ctx, sat); err != nil {
 		return View{}, "", err
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite created", slog.String("satelliteId", id))
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite created", slog.String("satelliteId", sat.ID))
 	return s.view(sat, nil), tok, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 // Config is everything the functions read from their environment. The README
@@ -99,8 +101,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		BlobURLTTL:              time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
 		PushConcurrency:         positive("PUSH_CONCURRENCY", 16),
 		BindingCacheTTL:         300 * time.Second,
-		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", 30)) * time.Second,
-		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", 120)) * time.Second,
+		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", int(sweep.DefaultUnauthenticatedDeadline/time.Second))) * time.Second,
+		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", int(sweep.DefaultRepublishAfter/time.Second))) * time.Second,
 		StackName:               strings.TrimSpace(getenv("STACK_NAME")),
 		MetricsPeriod:           60 * time.Second,
 	}
