@@ -25,7 +25,7 @@ func TestRequestsToADeployedAPIAreSigned(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := &satctl.Client{
-		BaseURL:    srv.URL,
+		BaseURL:     srv.URL,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "session"),
 		Region:      "eu-west-1",
 		Now:         func() time.Time { return time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC) },

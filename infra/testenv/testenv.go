@@ -160,7 +160,7 @@ func (e *Env) Config(managementURL string) app.Config {
 		ConnectionsTable:        e.Tables.Connections,
 		ResultsTable:            e.Tables.Results,
 		ScriptPackagesBucket:    e.Bucket,
-		ManagementURL:      managementURL,
+		ManagementURL:           managementURL,
 		ResultRetention:         30 * 24 * time.Hour,
 		BindingCacheTTL:         5 * time.Minute,
 		UnauthenticatedDeadline: 30 * time.Second,
