@@ -95,7 +95,7 @@ func TestBuiltFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	mgmt := testenv.NewManagementAPI(t)
 	sm := testenv.NewSecretsManager(t, map[string]string{"checkstack/satellite-secrets/API_TOKEN": "from-secrets-manager"})
 	eb := testenv.NewEventBridge(t)
-	refs := map[string]string{"ScriptPackagesBucket": env.Bucket, "AWS::StackName": "checkstack-test", "AWS::URLSuffix": "amazonaws.com"}
+	refs := map[string]string{"ScriptPackagesBucket": env.Bucket, "TelemetryBucket": env.TelemetryBucket, "AWS::StackName": "checkstack-test", "AWS::URLSuffix": "amazonaws.com"}
 	for logical, name := range env.TableNames {
 		refs[logical] = name
 	}
@@ -176,7 +176,7 @@ func TestBuiltFunctionsUnderTheRuntimeEmulator(t *testing.T) {
 	if env := frames[1]["env"].(map[string]any); env["TOKEN"] != "from-secrets-manager" {
 		t.Errorf("run_secrets = %v", frames[1])
 	}
-	if r, _ := reg.LatestResults(context.Background(), "cfg-http-homepage", "sys-web", 5); len(r) != 1 {
+	if r, _ := reg.LatestResults(context.Background(), "cfg-http-homepage", "sys-web", nil, 5); len(r) != 1 {
 		t.Errorf("%d results stored, want 1", len(r))
 	}
 	invoke("DisconnectFunction", testenv.Event(t, "disconnect", conn))

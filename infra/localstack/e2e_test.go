@@ -46,7 +46,7 @@ func startStackWithLogs(t *testing.T, mode localstack.Mode) (*localstack.Stack, 
 	logs := &testenv.SafeBuffer{}
 	stack, err := localstack.Start(ctx, localstack.Options{
 		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames,
-		S3Endpoint: env.S3Endpoint, Bucket: env.Bucket,
+		S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
 		Mode: mode, Log: logs, FunctionLog: logs,
 	})
 	if err != nil {
@@ -207,11 +207,11 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 		t.Errorf("the 300 KiB blob did not come by URL:\n%s", simLog.String())
 	}
 	testenv.Eventually(t, "results stored and satellite online with sync state ready", func() bool {
-		r, _ := s.Registry.LatestResults(ctx, "cfg-web", "sys-web", 10)
+		r, _ := s.Registry.LatestResults(ctx, "cfg-web", "sys-web", nil, 10)
 		sat, _, _ := s.Registry.Satellite(ctx, "sat-e2e")
 		return len(r) >= 2 && sat.StatusAt(time.Now()) == satellite.StatusOnline && sat.SyncState != nil && sat.SyncState.Status == satellite.SyncReady
 	})
-	if r, _ := s.Registry.LatestResults(ctx, "cfg-web", "sys-web", 1); r[0].Source != "Sat sat-e2e (eu-test-1)" {
+	if r, _ := s.Registry.LatestResults(ctx, "cfg-web", "sys-web", nil, 1); r[0].Source != "Sat sat-e2e (eu-test-1)" {
 		t.Errorf("result source = %q", r[0].Source)
 	}
 
@@ -231,7 +231,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	if f := c.expect("script_package_blob"); f["data"] != nil || f["url"] == nil {
 		t.Errorf("big blob reply = %.200v", f)
 	}
-	if r, _ := s.Registry.LatestResults(ctx, "cfg-other", "sys-web", 1); len(r) != 0 {
+	if r, _ := s.Registry.LatestResults(ctx, "cfg-other", "sys-web", nil, 1); len(r) != 0 {
 		t.Errorf("unassigned result stored")
 	}
 	c.send(map[string]any{"type": "heartbeat", "version": "raw", "uptimeSeconds": 1}) // the socket stayed open
@@ -269,7 +269,11 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	}
 
 	// The functions' metric lines, as CloudWatch would read them from their
-	// logs, match the README's table.
+	// logs, match the README's table. The disconnect function writes its
+	// metrics at the end of its invocation, after the event above.
+	testenv.Eventually(t, "the disconnect function's metrics written", func() bool {
+		return strings.Contains(logs.String(), `"Edge":"disconnected"`)
+	})
 	checkMetricsAgainstREADME(t, logs.String(), []string{
 		"Frames FrameType=authenticate", "Frames FrameType=heartbeat", "Frames FrameType=result",
 		"Frames FrameType=request_run_secrets", "Frames FrameType=request_script_package_blob",
@@ -400,7 +404,7 @@ func connectionIDs(t *testing.T, s *localstack.Stack, satelliteID string) []stri
 func TestSweepRunsOnItsSchedule(t *testing.T) {
 	env := testenv.New(t)
 	s, err := localstack.Start(ctx, localstack.Options{
-		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket,
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
 		ScheduleEvery: 100 * time.Millisecond,
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
 
@@ -58,10 +59,11 @@ type Options struct {
 	// -> name), which are created if missing.
 	DynamoDBEndpoint string
 	TableNames       map[string]string
-	// S3Endpoint and Bucket reuse a running S3-compatible server whose bucket
-	// exists.
-	S3Endpoint string
-	Bucket     string
+	// S3Endpoint, Bucket and TelemetryBucket reuse a running S3-compatible
+	// server whose buckets exist.
+	S3Endpoint      string
+	Bucket          string
+	TelemetryBucket string
 
 	Mode Mode
 	// LambdaEndpoint is the Invoke endpoint for Mode LambdaEndpoint.
@@ -103,13 +105,14 @@ type Stack struct {
 
 	DynamoDBEndpoint string
 	// DynamoDBPid is DynamoDB Local's process id when the stack started it.
-	DynamoDBPid int
-	S3Endpoint  string
-	Bucket      string
-	TableNames  map[string]string
-	DataDir     string // "" when in memory
-	SecretsFile string
-	EventsFile  string
+	DynamoDBPid     int
+	S3Endpoint      string
+	Bucket          string
+	TelemetryBucket string
+	TableNames      map[string]string
+	DataDir         string // "" when in memory
+	SecretsFile     string
+	EventsFile      string
 	// SAMEnvFile is written in LambdaEndpoint mode: each function's
 	// environment for `sam local start-lambda --env-vars`.
 	SAMEnvFile string
@@ -306,7 +309,7 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 		Satellites: s.TableNames["SatellitesTable"], Connections: s.TableNames["ConnectionsTable"], Results: s.TableNames["ResultsTable"],
 	})
 
-	s.S3Endpoint, s.Bucket = opts.S3Endpoint, opts.Bucket
+	s.S3Endpoint, s.Bucket, s.TelemetryBucket = opts.S3Endpoint, opts.Bucket, opts.TelemetryBucket
 	if s.S3Endpoint == "" {
 		dbFile := ""
 		if opts.DataDir != "" {
@@ -319,11 +322,14 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 		s.stop = append(s.stop, srv.Stop)
 		s.S3Endpoint = srv.URL
 		s.Bucket = orDefault(s.Bucket, "checkstack-script-packages")
-		if err := srv.CreateBucket(s.Bucket); err != nil {
-			return err
+		s.TelemetryBucket = orDefault(s.TelemetryBucket, "checkstack-telemetry")
+		for _, b := range []string{s.Bucket, s.TelemetryBucket} {
+			if err := srv.CreateBucket(b); err != nil {
+				return err
+			}
 		}
 	}
-	objects, err := s3packages.NewObjects(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), s.Bucket, s.S3Endpoint, true)
+	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), s.Bucket, s.S3Endpoint, true)
 	if err != nil {
 		return err
 	}
@@ -343,6 +349,7 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 		"AWS::StackName":       "checkstack-local",
 		"WebSocketApi":         "local",
 		"ScriptPackagesBucket": s.Bucket,
+		"TelemetryBucket":      s.TelemetryBucket,
 		// Run secrets come from a file and events go to a file locally.
 		"SecretsPrefix": "",
 		"EventBusName":  "",

@@ -2,6 +2,8 @@ package samtemplate
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -110,7 +112,7 @@ func (t *Template) resolve(v any, refs map[string]string) (string, error) {
 	case string:
 		return v, nil
 	case int64, float64, bool:
-		return fmt.Sprint(v), nil
+		return scalarString(v), nil
 	}
 	if name, ok := Ref(v); ok {
 		return t.lookup(name, refs)
@@ -138,7 +140,16 @@ func (t *Template) lookup(name string, refs map[string]string) (string, error) {
 		if p.Default == nil {
 			return "", nil
 		}
-		return fmt.Sprint(p.Default), nil
+		return scalarString(p.Default), nil
 	}
 	return "", fmt.Errorf("no local value for %s", name)
+}
+
+// scalarString renders a template scalar as CloudFormation does: a whole number
+// without exponent or fraction (2097152, not 2.097152e+06).
+func scalarString(v any) string {
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return fmt.Sprint(v)
 }

@@ -157,7 +157,9 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 				dynamo.UnauthenticatedIndex: {dynamo.UnauthenticatedIndexPartKey, dynamo.UnauthenticatedIndexSortKey},
 				dynamo.ExpiryIndex:          {dynamo.ExpiryIndexPartKey, dynamo.ExpiryIndexSortKey},
 			}, dynamo.ConnectionsTTLAttribute},
-		{"ResultsTable", []string{dynamo.ResultsPartitionKey, dynamo.ResultsSortKey}, nil, dynamo.ResultsTTLAttribute},
+		{"ResultsTable", []string{dynamo.ResultsPartitionKey, dynamo.ResultsSortKey},
+			map[string][]string{dynamo.EnvironmentIndex: {dynamo.EnvironmentIndexPartKey, dynamo.EnvironmentIndexSortKey}}, dynamo.ResultsTTLAttribute},
+		{"TelemetryTable", []string{dynamo.TelemetryPartitionKey}, nil, dynamo.TelemetryTTLAttribute},
 	}
 	tables, err := tpl.Tables()
 	if err != nil {

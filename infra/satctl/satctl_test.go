@@ -48,7 +48,7 @@ func runJSON(t *testing.T, endpoint string, args ...string) map[string]any {
 func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	env := testenv.New(t)
 	stack, err := localstack.Start(ctx, localstack.Options{
-		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket,
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +113,14 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("simulator kept running with a rotated token")
 	}
+	// The old connection gets shutdown "token rotated", unless one of its
+	// results (sent every 200 ms) arrived between the rotation and the
+	// shutdown: that result is refused with auth_failed, as the rotation
+	// revoked the connection's authority first. Either way its reconnect
+	// with the old token is refused.
 	st := sim.State()
-	if len(st.Shutdowns) != 1 || st.Shutdowns[0] != "token rotated" || st.LastAuthFailure != "Invalid client ID or token" {
+	shutdownSeen := len(st.Shutdowns) == 1 && st.Shutdowns[0] == "token rotated"
+	if (!shutdownSeen && len(st.Shutdowns) != 0) || st.LastAuthFailure != "Invalid client ID or token" {
 		t.Errorf("simulator saw shutdowns %v, last auth failure %q", st.Shutdowns, st.LastAuthFailure)
 	}
 

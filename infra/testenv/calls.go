@@ -176,3 +176,12 @@ func (c *Calls) DynamoDBActions() []TableAction {
 	})
 	return actions
 }
+
+// Add records every call other recorded, as if made here (one function's
+// calls made through two instances).
+func (c *Calls) Add(other *Calls) {
+	calls := other.All()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, calls...)
+}

@@ -60,12 +60,23 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 				"GetObject": "s3:GetObject", "PutObject": "s3:PutObject",
 				// A presigned URL carries the function's authority.
 				"PresignGetObject": "s3:GetObject",
+				"ListObjectsV2":    "s3:ListBucket",
 			}[c.Operation]
 			if action == "" {
 				t.Fatalf("unexpected S3 request %s", c.Operation)
 			}
+			// Telemetry keys live in the telemetry bucket, everything else
+			// in the script-package bucket.
 			prefix, _, _ := strings.Cut(c.Resource, "/")
-			set[Grant{action, "ScriptPackagesBucket/" + prefix + "/*"}] = true
+			bucket := "ScriptPackagesBucket"
+			if prefix == "telemetry" {
+				bucket = "TelemetryBucket"
+			}
+			if action == "s3:ListBucket" {
+				set[Grant{action, "bucket/" + bucket}] = true
+				continue
+			}
+			set[Grant{action, bucket + "/" + prefix + "/*"}] = true
 		case "ApiGatewayManagementApi":
 			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/@connections"}] = true
 		case "Secrets Manager":
@@ -114,6 +125,9 @@ func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []
 func symbolicResource(t *testing.T, r any) string {
 	t.Helper()
 	if res, attr, ok := samtemplate.GetAtt(r); ok && attr == "Arn" {
+		if strings.HasSuffix(res, "Bucket") {
+			return "bucket/" + res
+		}
 		return "table/" + res
 	}
 	sub, ok := samtemplate.Sub(r)
@@ -123,6 +137,8 @@ func symbolicResource(t *testing.T, r any) string {
 	switch {
 	case strings.HasPrefix(sub, "${ScriptPackagesBucket.Arn}/"):
 		return "ScriptPackagesBucket/" + strings.TrimPrefix(sub, "${ScriptPackagesBucket.Arn}/")
+	case strings.HasPrefix(sub, "${TelemetryBucket.Arn}/"):
+		return "TelemetryBucket/" + strings.TrimPrefix(sub, "${TelemetryBucket.Arn}/")
 	case strings.HasPrefix(sub, "${") && strings.Contains(sub, ".Arn}/index/") && !strings.Contains(sub, "*"):
 		table, index, _ := strings.Cut(strings.TrimPrefix(sub, "${"), ".Arn}/index/")
 		return "table/" + table + "/index/" + index

@@ -104,9 +104,12 @@ type Env struct {
 	TableNames map[string]string
 	Tables     dynamo.Tables
 	Bucket     string
-	DB         *dynamodb.Client
-	S3         *s3.Client
-	Template   *samtemplate.Template
+	// TelemetryTable and TelemetryBucket hold this test's telemetry.
+	TelemetryTable  string
+	TelemetryBucket string
+	DB              *dynamodb.Client
+	S3              *s3.Client
+	Template        *samtemplate.Template
 }
 
 // New creates fresh tables and a fresh bucket for one test.
@@ -129,8 +132,11 @@ func New(tb testing.TB) *Env {
 		tb.Fatal(err)
 	}
 	bucket := "packages-" + strings.ToLower(suffix)
-	if err := servers.s3.CreateBucket(bucket); err != nil {
-		tb.Fatal(err)
+	telemetry := "telemetry-" + strings.ToLower(suffix)
+	for _, b := range []string{bucket, telemetry} {
+		if err := servers.s3.CreateBucket(b); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return &Env{
 		DynamoDBEndpoint: servers.dynamo.Endpoint,
@@ -141,8 +147,10 @@ func New(tb testing.TB) *Env {
 			Connections: names["ConnectionsTable"],
 			Results:     names["ResultsTable"],
 		},
-		Bucket: bucket,
-		DB:     db,
+		Bucket:          bucket,
+		TelemetryTable:  names["TelemetryTable"],
+		TelemetryBucket: telemetry,
+		DB:              db,
 		S3: s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
 			o.BaseEndpoint = aws.String(servers.s3.URL)
 			o.UsePathStyle = true
@@ -160,6 +168,10 @@ func (e *Env) Config(managementURL string) app.Config {
 		ConnectionsTable:        e.Tables.Connections,
 		ResultsTable:            e.Tables.Results,
 		ScriptPackagesBucket:    e.Bucket,
+		TelemetryTable:          e.TelemetryTable,
+		TelemetryBucket:         e.TelemetryBucket,
+		TelemetryKinds:          strings.Split(app.DefaultTelemetryKinds, ","),
+		TelemetryBudget:         app.DefaultTelemetryBudget,
 		ManagementURL:           managementURL,
 		ResultRetention:         30 * 24 * time.Hour,
 		BindingCacheTTL:         5 * time.Minute,

@@ -32,8 +32,12 @@ type Service struct {
 	// configured.
 	Packages  satellite.PackageStore
 	Publisher satellite.PackagePublisher
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Telemetry lists stored telemetry of TelemetryKinds; nil when
+	// telemetry storage is not configured.
+	Telemetry      satellite.TelemetryArchive
+	TelemetryKinds []string
+	Now            func() time.Time
+	Log            *slog.Logger
 }
 
 // View is a satellite as the API shows it: never its token hash.
@@ -49,8 +53,13 @@ type View struct {
 	Version             string            `json:"version,omitempty"`
 	LastConnectionEvent satellite.Edge    `json:"lastConnectionEvent,omitempty"`
 	SyncState           *SyncStateView    `json:"syncState"`
-	// Assignments is set on a single satellite's view, not in lists.
-	Assignments *[]satellite.Assignment `json:"assignments,omitempty"`
+	// Capabilities is what the agent last said it offers (null: never).
+	Capabilities []string `json:"capabilities"`
+	// Assignments, CapabilityConfigs and CapabilityStatuses are set on a
+	// single satellite's view, not in lists.
+	Assignments        *[]satellite.Assignment `json:"assignments,omitempty"`
+	CapabilityConfigs  *[]CapabilityConfigView `json:"capabilityConfigs,omitempty"`
+	CapabilityStatuses *[]CapabilityStatusView `json:"capabilityStatuses,omitempty"`
 }
 
 // SyncStateView is a satellite's reported script-package state.
@@ -65,6 +74,7 @@ func (s *Service) view(sat satellite.Satellite, assignments []satellite.Assignme
 	v := View{
 		SatelliteID: sat.ID, Name: sat.Name, Region: sat.Region, Tags: sat.Tags, CreatedAt: sat.CreatedAt,
 		Status: sat.StatusAt(s.Now()), Version: sat.Version, LastConnectionEvent: sat.LastConnectionEvent,
+		Capabilities: sat.Capabilities,
 	}
 	if assignments != nil {
 		v.Assignments = &assignments
@@ -130,16 +140,31 @@ func (s *Service) List(ctx context.Context) ([]View, error) {
 	return views, nil
 }
 
-// Get returns one satellite with its assignments.
+// Get returns one satellite with its assignments, capability configs and
+// the latest status of each capability.
 func (s *Service) Get(ctx context.Context, id string) (View, error) {
 	sat, assignments, err := s.Registry.Satellite(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	statuses, err := s.Registry.CapabilityStatuses(ctx, id)
 	if err != nil {
 		return View{}, err
 	}
 	if assignments == nil {
 		assignments = []satellite.Assignment{}
 	}
-	return s.view(sat, assignments), nil
+	v := s.view(sat, assignments)
+	configs := make([]CapabilityConfigView, 0, len(sat.CapabilityConfigs))
+	for _, c := range sat.CapabilityConfigs {
+		configs = append(configs, configView(c))
+	}
+	statusViews := make([]CapabilityStatusView, 0, len(statuses))
+	for _, st := range statuses {
+		statusViews = append(statusViews, CapabilityStatusView{Kind: st.Kind, Payload: rawJSON(st.Payload), ReportedAt: st.ReportedAt})
+	}
+	v.CapabilityConfigs, v.CapabilityStatuses = &configs, &statusViews
+	return v, nil
 }
 
 // Update changes name, region, tags or threshold.
@@ -326,26 +351,28 @@ func (s *Service) PackageSet(ctx context.Context) (PackagesView, error) {
 
 // ResultView is one stored result.
 type ResultView struct {
-	ConfigID    string                `json:"configId"`
-	SystemID    string                `json:"systemId"`
-	SatelliteID string                `json:"satelliteId"`
-	Source      string                `json:"source"`
-	Status      satellite.CheckStatus `json:"status"`
-	LatencyMs   *float64              `json:"latencyMs"`
-	Result      any                   `json:"result"`
-	ExecutedAt  time.Time             `json:"executedAt"`
-	ReceivedAt  time.Time             `json:"receivedAt"`
+	ConfigID      string                `json:"configId"`
+	SystemID      string                `json:"systemId"`
+	EnvironmentID *string               `json:"environmentId"`
+	SatelliteID   string                `json:"satelliteId"`
+	Source        string                `json:"source"`
+	Status        satellite.CheckStatus `json:"status"`
+	LatencyMs     *float64              `json:"latencyMs"`
+	Result        any                   `json:"result"`
+	ExecutedAt    time.Time             `json:"executedAt"`
+	ReceivedAt    time.Time             `json:"receivedAt"`
 }
 
-// Results returns the latest limit results of a check, newest first.
-func (s *Service) Results(ctx context.Context, configID, systemID string, limit int32) ([]ResultView, error) {
-	rs, err := s.Registry.LatestResults(ctx, configID, systemID, limit)
+// Results returns the latest limit results of a check, newest first: of
+// every environment, or of environmentID's only when it is not nil.
+func (s *Service) Results(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]ResultView, error) {
+	rs, err := s.Registry.LatestResults(ctx, configID, systemID, environmentID, limit)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ResultView, 0, len(rs))
 	for _, r := range rs {
-		v := ResultView{ConfigID: r.ConfigID, SystemID: r.SystemID, SatelliteID: r.SatelliteID, Source: r.Source,
+		v := ResultView{ConfigID: r.ConfigID, SystemID: r.SystemID, EnvironmentID: r.EnvironmentID, SatelliteID: r.SatelliteID, Source: r.Source,
 			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt}
 		if r.Detail != nil {
 			v.Result = rawJSON(r.Detail)

@@ -113,7 +113,7 @@ func (h *harness) connect(id, _ string) string {
 	if err := reg.OpenConnection(ctx, satellite.Connection{ID: conn, ConnectedAt: h.now, ExpiresAt: h.now.Add(satellite.ConnectionRecordTTL)}); err != nil {
 		h.t.Fatal(err)
 	}
-	edge, err := reg.BindConnection(ctx, conn, sat, sat.TokenHash, h.now)
+	edge, err := reg.BindConnection(ctx, conn, sat, sat.TokenHash, nil, h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestRotateTokenShutsDownAndRevokesAtOnce(t *testing.T) {
 	// An authentication that verified the old token a moment ago loses.
 	fresh := testenv.NewConnectionID()
 	_ = h.a.Registry.OpenConnection(ctx, satellite.Connection{ID: fresh, ConnectedAt: h.now, ExpiresAt: h.now.Add(time.Hour)})
-	if _, err := h.a.Registry.BindConnection(ctx, fresh, old, old.TokenHash, h.now); satellite.ErrorCode(err) != satellite.EUNAUTHENTICATED {
+	if _, err := h.a.Registry.BindConnection(ctx, fresh, old, old.TokenHash, nil, h.now); satellite.ErrorCode(err) != satellite.EUNAUTHENTICATED {
 		t.Errorf("bind with the old token's hash: %v, want refused", err)
 	}
 }
@@ -532,6 +532,12 @@ func TestAdminPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 		{"POST", "/script-packages", nil, nil, map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "YQ=="}}}},
 		{"GET", "/script-packages", nil, nil, nil},
 		{"GET", "/results", nil, map[string]string{"configId": "c", "systemId": "s"}, nil},
+		{"GET", "/results", nil, map[string]string{"configId": "c", "systemId": "s", "environmentId": "prod"}, nil},
+		{"PUT", "/sandbox-policy", nil, nil, map[string]any{"egress": "deny"}},
+		{"GET", "/sandbox-policy", nil, nil, nil},
+		{"PUT", "/satellites/{satelliteId}/capabilities/{kind}", map[string]string{"satelliteId": id, "kind": "scrape"}, nil, map[string]any{"payload": map[string]any{}}},
+		{"DELETE", "/satellites/{satelliteId}/capabilities/{kind}", map[string]string{"satelliteId": id, "kind": "scrape"}, nil, nil},
+		{"GET", "/telemetry", nil, map[string]string{"satelliteId": id}, nil},
 		{"POST", "/satellites/{satelliteId}/token", p, nil, nil},
 		{"DELETE", "/satellites/{satelliteId}", p, nil, nil},
 	}
@@ -699,7 +705,7 @@ func TestRotationRevokesConnectionsAtOnceEvenIfShutdownFails(t *testing.T) {
 	if _, err := msg.WebSocket.Message(ctx, testenv.Message(t, "result", conn, map[string]any{"configId": "cfg-1", "systemId": "sys-1", "executedAt": h.now.Format(time.RFC3339)})); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := h.a.Registry.LatestResults(ctx, "cfg-1", "sys-1", 10); len(r) != 0 {
+	if r, _ := h.a.Registry.LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(r) != 0 {
 		t.Errorf("a revoked connection's result was stored")
 	}
 	frames := h.mgmt.Frames(t, conn)

@@ -36,6 +36,11 @@ var Routes = []string{
 	"POST /script-packages",
 	"GET /script-packages",
 	"GET /results",
+	"GET /sandbox-policy",
+	"PUT /sandbox-policy",
+	"PUT /satellites/{satelliteId}/capabilities/{kind}",
+	"DELETE /satellites/{satelliteId}/capabilities/{kind}",
+	"GET /telemetry",
 }
 
 // Handler serves the admin HTTP API (API Gateway HTTP API, payload 2.0).
@@ -175,8 +180,45 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 			}
 			limit = int32(n)
 		}
-		rs, err := s.Results(ctx, configID, systemID, limit)
+		var environmentID *string
+		if v, ok := q["environmentId"]; ok {
+			if v == "" || len(v) > protocol.MaxIDBytes {
+				return 0, nil, satellite.Errorf(satellite.EINVALID, "environmentId must be 1 to %d bytes", protocol.MaxIDBytes)
+			}
+			environmentID = &v
+		}
+		rs, err := s.Results(ctx, configID, systemID, environmentID, limit)
 		return http.StatusOK, map[string]any{"results": rs}, err
+	case "GET /sandbox-policy":
+		v, err := s.SandboxPolicy(ctx)
+		return http.StatusOK, v, err
+	case "PUT /sandbox-policy":
+		policy, err := decodeSandboxPolicy(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := s.SetSandboxPolicy(ctx, policy)
+		return http.StatusOK, v, err
+	case "PUT /satellites/{satelliteId}/capabilities/{kind}":
+		cfg, err := decodeCapabilityConfig(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := s.SetCapabilityConfig(ctx, id, cfg)
+		return http.StatusOK, v, err
+	case "DELETE /satellites/{satelliteId}/capabilities/{kind}":
+		kind := req.PathParameters["kind"]
+		if !protocol.ValidName(kind) {
+			return 0, nil, satellite.Errorf(satellite.EINVALID, "kind %q is not a capability kind", kind)
+		}
+		return http.StatusNoContent, nil, s.DeleteCapabilityConfig(ctx, id, kind)
+	case "GET /telemetry":
+		tq, err := decodeTelemetryQuery(req, s.Now(), s.TelemetryKinds)
+		if err != nil {
+			return 0, nil, err
+		}
+		batches, err := s.ListTelemetry(ctx, tq)
+		return http.StatusOK, map[string]any{"batches": batches}, err
 	}
 	return 0, nil, satellite.Errorf(satellite.ENOTFOUND, "no route %s", req.RouteKey)
 }
@@ -498,4 +540,130 @@ func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// compactJSON validates and compacts an opaque JSON value, at most max
+// bytes compacted and nesting at most protocol.MaxResultDepth.
+func compactJSON(name string, raw json.RawMessage, max int) (json.RawMessage, error) {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, satellite.Errorf(satellite.EINVALID, "%s is not valid JSON", name)
+	}
+	if compact.Len() > max {
+		return nil, satellite.Errorf(satellite.ETOOLARGE, "%s is %d bytes, over the %d byte limit", name, compact.Len(), max)
+	}
+	if protocol.Depth(compact.Bytes()) > protocol.MaxResultDepth {
+		return nil, satellite.Errorf(satellite.EINVALID, "%s nests deeper than %d levels", name, protocol.MaxResultDepth)
+	}
+	return compact.Bytes(), nil
+}
+
+// decodeSandboxPolicy reads PUT /sandbox-policy: the policy itself, a JSON
+// object the backend does not interpret.
+func decodeSandboxPolicy(req events.APIGatewayV2HTTPRequest) (json.RawMessage, error) {
+	b, err := body(req)
+	if err != nil {
+		return nil, err
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(b, &probe) != nil || probe == nil {
+		return nil, satellite.Errorf(satellite.EMALFORMED, "body must be the policy: a JSON object")
+	}
+	return compactJSON("policy", b, satellite.MaxSandboxPolicyBytes)
+}
+
+// secretFieldPattern names a field of a bound resource.
+var secretFieldPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
+
+// decodeCapabilityConfig reads PUT /satellites/{id}/capabilities/{kind}:
+// {payload, secrets?}, secrets being resource id -> field -> secret
+// reference.
+func decodeCapabilityConfig(req events.APIGatewayV2HTTPRequest) (satellite.CapabilityConfig, error) {
+	kind := req.PathParameters["kind"]
+	if !protocol.ValidName(kind) {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "kind %q is not a capability kind (1 to %d letters, digits, '.', '_', '-')", kind, protocol.MaxNameBytes)
+	}
+	fields, err := object(req, "payload", "secrets")
+	if err != nil {
+		return satellite.CapabilityConfig{}, err
+	}
+	raw, ok := fields["payload"]
+	if !ok || isNull(raw) {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "payload is required (what capability_config carries)")
+	}
+	payload, err := compactJSON("payload", raw, satellite.MaxCapabilityPayloadBytes)
+	if err != nil {
+		return satellite.CapabilityConfig{}, err
+	}
+	cfg := satellite.CapabilityConfig{Kind: kind, Payload: payload, Secrets: map[string]map[string]string{}}
+	if raw, ok := fields["secrets"]; ok && !isNull(raw) {
+		if json.Unmarshal(raw, &cfg.Secrets) != nil {
+			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets must be an object: resource id -> {field: secret reference}")
+		}
+	}
+	if len(cfg.Secrets) > satellite.MaxCapabilityResources {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets binds more than %d resources", satellite.MaxCapabilityResources)
+	}
+	for resource, refs := range cfg.Secrets {
+		if resource == "" || len(resource) > protocol.MaxIDBytes {
+			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets: resource ids must be 1 to %d bytes", protocol.MaxIDBytes)
+		}
+		if len(refs) == 0 || len(refs) > satellite.MaxSecretFields {
+			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets.%s must bind 1 to %d fields", resource, satellite.MaxSecretFields)
+		}
+		for field, ref := range refs {
+			if !secretFieldPattern.MatchString(field) {
+				return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets.%s: %q is not a field name", resource, field)
+			}
+			if _, ok := satellite.SecretRef(ref); !ok {
+				return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets.%s.%s must be a secret reference ${{ secrets.NAME }}, never a value", resource, field)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// decodeTelemetryQuery reads GET /telemetry?satelliteId=&kind=&since=&until=&limit=.
+func decodeTelemetryQuery(req events.APIGatewayV2HTTPRequest, now time.Time, kinds []string) (satellite.TelemetryQuery, error) {
+	q := req.QueryStringParameters
+	tq := satellite.TelemetryQuery{Until: now.UTC(), Since: now.UTC().Add(-24 * time.Hour), Limit: 100}
+	if v, ok := q["satelliteId"]; ok {
+		if !satellite.ValidSatelliteID(v) {
+			return tq, satellite.Errorf(satellite.EINVALID, "satelliteId is not a satellite id")
+		}
+		tq.SatelliteID = v
+	}
+	if v, ok := q["kind"]; ok {
+		known := false
+		for _, k := range kinds {
+			known = known || k == v
+		}
+		if !known {
+			return tq, satellite.Errorf(satellite.EINVALID, "kind %q is not stored (stored kinds: %s)", v, strings.Join(kinds, ", "))
+		}
+		tq.Kinds = []string{v}
+	}
+	for name, at := range map[string]*time.Time{"since": &tq.Since, "until": &tq.Until} {
+		if v, ok := q[name]; ok {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return tq, satellite.Errorf(satellite.EINVALID, "%s must be an RFC 3339 time", name)
+			}
+			*at = t.UTC()
+		}
+	}
+	if tq.Since.After(tq.Until) {
+		return tq, satellite.Errorf(satellite.EINVALID, "since is after until")
+	}
+	if tq.Until.Sub(tq.Since) > MaxTelemetryDays*24*time.Hour {
+		return tq, satellite.Errorf(satellite.EINVALID, "since and until are more than %d days apart", MaxTelemetryDays)
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return tq, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to 1000")
+		}
+		tq.Limit = n
+	}
+	return tq, nil
 }

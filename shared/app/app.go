@@ -23,7 +23,9 @@ import (
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/push"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 	"github.com/checkstack/satellite-backend/shared/token"
@@ -78,11 +80,12 @@ type wiring struct {
 	opts Options
 
 	metrics   *metrics.Recorder
+	db        *dynamodb.Client
 	registry  *dynamo.Registry
 	api       *awsapi.Client
 	sender    *push.Sender
 	lifecycle satellite.LifecycleSink
-	objects   *s3packages.Objects
+	objects   *s3objects.Bucket
 }
 
 func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
@@ -108,15 +111,21 @@ func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
 	}
 }
 
-func (w *wiring) dynamoRegistry() *dynamo.Registry {
-	if w.registry == nil {
-		db := dynamodb.NewFromConfig(w.aws, func(o *dynamodb.Options) {
+func (w *wiring) dynamoDB() *dynamodb.Client {
+	if w.db == nil {
+		w.db = dynamodb.NewFromConfig(w.aws, func(o *dynamodb.Options) {
 			if w.opts.Endpoints.DynamoDB != "" {
 				o.BaseEndpoint = aws.String(w.opts.Endpoints.DynamoDB)
 			}
 			o.APIOptions = append(o.APIOptions, w.opts.APIOptions...)
 		})
-		w.registry = dynamo.NewRegistry(db, dynamo.Tables{
+	}
+	return w.db
+}
+
+func (w *wiring) dynamoRegistry() *dynamo.Registry {
+	if w.registry == nil {
+		w.registry = dynamo.NewRegistry(w.dynamoDB(), dynamo.Tables{
 			Satellites: w.cfg.SatellitesTable, Connections: w.cfg.ConnectionsTable, Results: w.cfg.ResultsTable,
 		})
 	}
@@ -164,15 +173,28 @@ func (w *wiring) pushSender() *push.Sender {
 }
 
 // packageObjects is the script-package bucket; nil when none is configured.
-func (w *wiring) packageObjects() (*s3packages.Objects, error) {
+func (w *wiring) packageObjects() (*s3objects.Bucket, error) {
 	if w.objects == nil && w.cfg.ScriptPackagesBucket != "" {
-		o, err := s3packages.NewObjects(w.awsAPI(), w.cfg.ScriptPackagesBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
+		o, err := s3objects.New(w.awsAPI(), w.cfg.ScriptPackagesBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
 		if err != nil {
 			return nil, fmt.Errorf("SCRIPT_PACKAGES_BUCKET: %w", err)
 		}
 		w.objects = o
 	}
 	return w.objects, nil
+}
+
+// telemetryStore is the telemetry bucket's store; nil unless both the
+// bucket and the table are configured.
+func (w *wiring) telemetryStore() (*s3telemetry.Store, error) {
+	if w.cfg.TelemetryBucket == "" || w.cfg.TelemetryTable == "" {
+		return nil, nil
+	}
+	o, err := s3objects.New(w.awsAPI(), w.cfg.TelemetryBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
+	if err != nil {
+		return nil, fmt.Errorf("TELEMETRY_BUCKET: %w", err)
+	}
+	return s3telemetry.New(o), nil
 }
 
 func (w *wiring) secretSource() satellite.SecretSource {
@@ -229,6 +251,19 @@ func (w *wiring) messageService() (*endpoint.Service, error) {
 		svc.Packages = s3packages.New(objects)
 	}
 	svc.Secrets = w.secretSource()
+	store, err := w.telemetryStore()
+	if err != nil {
+		return nil, err
+	}
+	if store != nil {
+		svc.Telemetry = store
+		svc.TelemetryLedger = dynamo.NewTelemetryLedger(w.dynamoDB(), w.cfg.TelemetryTable)
+		svc.TelemetryKinds = map[string]bool{}
+		for _, k := range w.cfg.TelemetryKinds {
+			svc.TelemetryKinds[k] = true
+		}
+	}
+	svc.TelemetryBudget = w.cfg.TelemetryBudget
 	return svc, nil
 }
 
@@ -256,6 +291,13 @@ func (w *wiring) adminHandler() (*admin.Handler, error) {
 	if objects != nil {
 		svc.Packages = s3packages.New(objects)
 		svc.Publisher = s3packages.NewPublisher(objects)
+	}
+	store, err := w.telemetryStore()
+	if err != nil {
+		return nil, err
+	}
+	if store != nil {
+		svc.Telemetry, svc.TelemetryKinds = store, w.cfg.TelemetryKinds
 	}
 	return &admin.Handler{Service: svc, Log: w.opts.Log, Metrics: w.metrics}, nil
 }

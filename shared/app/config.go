@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
@@ -40,6 +41,18 @@ type Config struct {
 	// LifecycleLogFile is LIFECYCLE_LOG_FILE: without an event bus, lifecycle
 	// events are also appended to it as JSON lines (the local stack).
 	LifecycleLogFile string
+	// TelemetryTable (TELEMETRY_TABLE) and TelemetryBucket
+	// (TELEMETRY_BUCKET) configure telemetry storage; without both, every
+	// telemetry batch is of a kind nothing stores.
+	TelemetryTable  string
+	TelemetryBucket string
+	// TelemetryKinds is TELEMETRY_KINDS: the comma-separated kinds stored
+	// (default logstream,metricstream,metric-scrape).
+	TelemetryKinds []string
+	// TelemetryBudget is TELEMETRY_BYTES_PER_MINUTE (2 MiB, at least
+	// 128 KiB): the bytes of telemetry frames one connection may send per
+	// minute before its batches are acked retryable.
+	TelemetryBudget int
 	// ManagementURL is MANAGEMENT_ENDPOINT: the @connections base URL
 	// (https://host/stage). Required for pushes not caused by a WebSocket
 	// event; when set it also overrides the URL derived from events.
@@ -62,6 +75,12 @@ type Config struct {
 	// invocation.
 	MetricsPeriod time.Duration
 }
+
+// Telemetry defaults.
+const (
+	DefaultTelemetryKinds  = "logstream,metricstream,metric-scrape"
+	DefaultTelemetryBudget = 2 << 20
+)
 
 // LoadConfig reads a Config through getenv (os.Getenv in production). It
 // returns an error naming every variable that is missing or malformed.
@@ -104,10 +123,30 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", int(sweep.DefaultUnauthenticatedDeadline/time.Second))) * time.Second,
 		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", int(sweep.DefaultRepublishAfter/time.Second))) * time.Second,
 		StackName:               strings.TrimSpace(getenv("STACK_NAME")),
+		TelemetryTable:          strings.TrimSpace(getenv("TELEMETRY_TABLE")),
+		TelemetryBucket:         strings.TrimSpace(getenv("TELEMETRY_BUCKET")),
+		TelemetryBudget:         positive("TELEMETRY_BYTES_PER_MINUTE", DefaultTelemetryBudget),
 		MetricsPeriod:           60 * time.Second,
 	}
 	if cfg.StackName == "" {
 		cfg.StackName = "local"
+	}
+	if cfg.TelemetryBudget < protocol.MaxMessageBytes {
+		problems = append(problems, fmt.Sprintf("TELEMETRY_BYTES_PER_MINUTE must be at least %d (one full frame), got %d", protocol.MaxMessageBytes, cfg.TelemetryBudget))
+	}
+	kinds := getenv("TELEMETRY_KINDS")
+	if strings.TrimSpace(kinds) == "" {
+		kinds = DefaultTelemetryKinds
+	}
+	for _, k := range strings.Split(kinds, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "":
+		case !protocol.ValidName(k):
+			problems = append(problems, fmt.Sprintf("TELEMETRY_KINDS: %q is not a kind (letters, digits, '.', '_', '-')", k))
+		default:
+			cfg.TelemetryKinds = append(cfg.TelemetryKinds, k)
+		}
 	}
 	if v := strings.TrimSpace(getenv("METRICS_PERIOD_SECONDS")); v != "" {
 		n, err := strconv.Atoi(v)

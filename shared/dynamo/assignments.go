@@ -19,10 +19,24 @@ type partitionState struct {
 	generation  int64           // the satellite's token generation
 	version     int64           // changes of the assignment set so far
 	assignments map[string]bool // sort keys of the assignment items
+	capConfigs  map[string]bool // sort keys of the capability config items
+}
+
+// generational returns the sort keys of the items that carry the token
+// generation besides the satellite item.
+func (st partitionState) generational() map[string]bool {
+	out := make(map[string]bool, len(st.assignments)+len(st.capConfigs))
+	for sk := range st.assignments {
+		out[sk] = true
+	}
+	for sk := range st.capConfigs {
+		out[sk] = true
+	}
+	return out
 }
 
 func (r *Registry) readPartition(ctx context.Context, satelliteID string) (partitionState, error) {
-	st := partitionState{assignments: map[string]bool{}}
+	st := partitionState{assignments: map[string]bool{}, capConfigs: map[string]bool{}}
 	err := r.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &r.tables.Satellites,
 		KeyConditionExpression:    aws.String("#pk = :pk"),
@@ -38,6 +52,8 @@ func (r *Registry) readPartition(ctx context.Context, satelliteID string) (parti
 			st.version = getNum(it, "version")
 		case isAssignmentSort(sk):
 			st.assignments[sk] = true
+		case isCapConfigSort(sk):
+			st.capConfigs[sk] = true
 		}
 		return nil
 	})
@@ -65,6 +81,10 @@ func (r *Registry) bumpVersion(pk types.AttributeValue, read int64) types.Transa
 	}
 	return types.TransactWriteItem{Put: put}
 }
+
+// environmentsAttr holds an assignment item's environment ids (a string
+// set; absent when it lists none).
+const environmentsAttr = "environmentIds"
 
 // errSetChanged is why a change to an assignment set lost to another.
 func errSetChanged(satelliteID string) error {
@@ -100,14 +120,17 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 			return satellite.Errorf(satellite.EINVALID, "assignment configId %s systemId %s appears twice", a.ConfigID, a.SystemID)
 		}
 		keep[sk] = true
-		writes = append(writes, types.TransactWriteItem{Put: &types.Put{
-			TableName: &r.tables.Satellites,
-			Item: item{
-				SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
-				"configId": str(a.ConfigID), "systemId": str(a.SystemID), "assignment": str(string(raw)),
-				"tokenGeneration": num(st.generation),
-			},
-		}})
+		it := item{
+			SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
+			"configId": str(a.ConfigID), "systemId": str(a.SystemID), "assignment": str(string(raw)),
+			"tokenGeneration": num(st.generation),
+		}
+		if ids := a.EnvironmentIDs(); len(ids) > 0 {
+			// What a result's environment is checked against, in the
+			// transaction that stores the result.
+			it[environmentsAttr] = &types.AttributeValueMemberSS{Value: ids}
+		}
+		writes = append(writes, types.TransactWriteItem{Put: &types.Put{TableName: &r.tables.Satellites, Item: it}})
 	}
 	for sk := range st.assignments {
 		if !keep[sk] {

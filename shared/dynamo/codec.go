@@ -87,6 +87,7 @@ func satelliteFrom(it item) satellite.Satellite {
 		}
 	}
 	s.Pending = pendingEdgesFrom(it)
+	s.Capabilities = stringsFrom(it, capabilitiesAttr)
 	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
 		st := &satellite.SyncState{
 			Status:       satellite.SyncStatus(getStr(m.Value, "status")),
@@ -130,6 +131,50 @@ func pendingEdgesFrom(it item) []satellite.PendingEdge {
 		return out[i].ID < out[j].ID
 	})
 	return out
+}
+
+// capabilitiesAttr holds a satellite's capabilities: a list of strings.
+const capabilitiesAttr = "capabilities"
+
+// stringList encodes a list of strings (a DynamoDB list: it may be empty,
+// unlike a string set, and keeps its order).
+func stringList(values []string) types.AttributeValue {
+	l := make([]types.AttributeValue, len(values))
+	for i, v := range values {
+		l[i] = str(v)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// stringsFrom reads a list of strings; nil when the attribute is absent.
+func stringsFrom(it item, name string) []string {
+	l, ok := it[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(l.Value))
+	for _, v := range l.Value {
+		if s, ok := v.(*types.AttributeValueMemberS); ok {
+			out = append(out, s.Value)
+		}
+	}
+	return out
+}
+
+// capabilityConfigFrom decodes a capability config item.
+func capabilityConfigFrom(it item) (satellite.CapabilityConfig, error) {
+	c := satellite.CapabilityConfig{
+		Kind:            getStr(it, "kind"),
+		Payload:         json.RawMessage(getStr(it, "payload")),
+		UpdatedAt:       getMillis(it, "updatedAt"),
+		TokenGeneration: getNum(it, "tokenGeneration"),
+	}
+	if raw := getStr(it, "secrets"); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &c.Secrets); err != nil {
+			return c, internal(err, "decode stored capability secrets of "+c.Kind)
+		}
+	}
+	return c, nil
 }
 
 func assignmentFrom(it item) (satellite.Assignment, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -33,7 +34,7 @@ func connectedValues(satelliteID string, now time.Time) item {
 }
 
 // BindConnection implements satellite.Registry.
-func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, now time.Time) (satellite.LifecycleEvent, error) {
+func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (satellite.LifecycleEvent, error) {
 	edge := satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
 	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
 	for k, v := range connectedValues(sat.ID, now) {
@@ -41,6 +42,15 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	}
 	satValues[":conn"] = str(connectionID)
 	satValues[":hash"] = str(verifiedHash)
+	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE closedConnectionId, authFailures, authFailedAt"
+	switch {
+	case slices.Equal(capabilities, sat.Capabilities):
+	case len(capabilities) > 0:
+		set += ", " + capabilitiesAttr + " = :caps"
+		satValues[":caps"] = stringList(capabilities)
+	default:
+		remove += ", " + capabilitiesAttr
+	}
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Update: &types.Update{
@@ -65,7 +75,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 			{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:          aws.String("SET connectionId = :conn, " + connectedEdge + ", " + recordEdge + " REMOVE closedConnectionId, authFailures, authFailedAt"),
+				UpdateExpression:          aws.String(set + remove),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
 				ExpressionAttributeNames:  edgeNames,
 				ExpressionAttributeValues: satValues,
@@ -121,11 +131,18 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 //
 // A heartbeat from a connection whose close was already processed is refused
 // (ECONFLICT).
-func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (satellite.HeartbeatOutcome, error) {
+func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, now time.Time) (satellite.HeartbeatOutcome, error) {
 	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
 	base := connectedValues(satelliteID, now)
 	base[":conn"] = str(connectionID)
 	base[":version"] = str(version)
+	// What every path writes besides liveness: the agent's version, and its
+	// capabilities when the heartbeat carries them (in the same write).
+	setVersion := "SET version = :version, "
+	if capabilities != nil {
+		setVersion = "SET version = :version, " + capabilitiesAttr + " = :caps, "
+		base[":caps"] = stringList(capabilities)
+	}
 	// update applies one conditional write; on a failed condition it returns
 	// the item as it is, which decides the next step.
 	update := func(expr, condition string, names map[string]string, extra item) (item, error) {
@@ -150,7 +167,7 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 		return it, err
 	}
 	steady := func() (item, error) {
-		return update("SET version = :version, "+liveness, "lastConnectionEvent = :connected AND connectionId = :conn", nil, nil)
+		return update(setVersion+liveness, "lastConnectionEvent = :connected AND connectionId = :conn", nil, nil)
 	}
 	restore := satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", connectionID, now.UnixMilli()),
 		satellite.Satellite{ID: satelliteID}, now, now)
@@ -182,7 +199,7 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID != "":
 			// An older connection while a newer one is current: liveness
 			// only.
-			it, err = update("SET version = :version, "+liveness,
+			it, err = update(setVersion+liveness,
 				"lastConnectionEvent = :connected AND connectionId = :current", nil, item{":current": str(sat.ConnectionID)})
 		case sat.ConnectionID != "":
 			// Marked heartbeat_lost with a current connection: restore the
@@ -190,14 +207,14 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 			restore.Name, restore.Region = sat.Name, sat.Region
 			recordEdge, names, values := edgeWrite(restore, writer)
 			values[":current"] = str(sat.ConnectionID)
-			if it, err = update("SET version = :version, "+connectedEdge+", "+recordEdge,
+			if it, err = update(setVersion+connectedEdge+", "+recordEdge,
 				"lastConnectionEvent <> :connected AND connectionId = :current", names, values); err == nil {
 				return restored(sat)
 			}
 		default:
 			// No current connection: adopt this one, if it is live.
 			restore.Name, restore.Region = sat.Name, sat.Region
-			if err = r.adopt(ctx, key, satelliteID, connectionID, restore, writer, base, now); err == nil {
+			if err = r.adopt(ctx, key, satelliteID, connectionID, setVersion, restore, writer, base, now); err == nil {
 				return restored(sat)
 			}
 			if satellite.ErrorCode(err) != "" {
@@ -221,7 +238,7 @@ var errChanged = errors.New("changed meanwhile")
 // the connection's record is live and bound to the satellite. It returns nil
 // on success, a coded error when the heartbeat is refused, and errChanged
 // when the satellite changed and the caller should look again.
-func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID string, restore satellite.LifecycleEvent, writer string, base item, now time.Time) error {
+func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID, setVersion string, restore satellite.LifecycleEvent, writer string, base item, now time.Time) error {
 	recordEdge, names, values := edgeWrite(restore, writer)
 	for k, v := range base {
 		values[k] = v
@@ -238,7 +255,7 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 		{Update: &types.Update{
 			TableName: &r.tables.Satellites,
 			Key:       key,
-			UpdateExpression: aws.String("SET version = :version, connectionId = :conn, " + connectedEdge + ", " + recordEdge +
+			UpdateExpression: aws.String(setVersion + "connectionId = :conn, " + connectedEdge + ", " + recordEdge +
 				" REMOVE closedConnectionId"),
 			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
 				"(attribute_not_exists(closedConnectionId) OR closedConnectionId <> :closed)"),

@@ -75,9 +75,13 @@ func cancelled(err error) (failed []bool, reasons []types.CancellationReason, ok
 // input it is given, and a retry carrying the cancelled attempt's token is,
 // to DynamoDB, the same request again.
 func (r *Registry) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
+	return transact(ctx, r.db, in)
+}
+
+func transact(ctx context.Context, db API, in *dynamodb.TransactWriteItemsInput) error {
 	for attempt := 0; ; attempt++ {
 		in.ClientRequestToken = nil
-		_, err := r.db.TransactWriteItems(ctx, in)
+		_, err := db.TransactWriteItems(ctx, in)
 		failed, reasons, ok := cancelled(err)
 		if !ok || attempt == 3 || slices.Contains(failed, true) {
 			return err

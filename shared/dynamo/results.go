@@ -37,37 +37,58 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	if res.Detail != nil {
 		it["result"] = str(string(res.Detail))
 	}
+	// The assignment must exist under the connection's token generation
+	// and, for a run in an environment, list that environment.
+	condition, values := "attribute_exists(pk) AND tokenGeneration = :gen", item{":gen": num(res.TokenGeneration)}
+	if res.EnvironmentID != nil {
+		it["environmentId"] = str(*res.EnvironmentID)
+		it[EnvironmentIndexPartKey] = str(envCheckKey(res.ConfigID, res.SystemID, *res.EnvironmentID))
+		condition += " AND contains(" + environmentsAttr + ", :env)"
+		values[":env"] = str(*res.EnvironmentID)
+	}
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{ConditionCheck: &types.ConditionCheck{
 				TableName:                           &r.tables.Satellites,
 				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
-				ConditionExpression:                 aws.String("attribute_exists(pk) AND tokenGeneration = :gen"),
-				ExpressionAttributeValues:           item{":gen": num(res.TokenGeneration)},
+				ConditionExpression:                 aws.String(condition),
+				ExpressionAttributeValues:           values,
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
 			{Put: &types.Put{TableName: &r.tables.Results, Item: it}},
 		},
 	})
 	if failed, reasons, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
-		if len(reasons[0].Item) > 0 {
+		stored := reasons[0].Item
+		switch {
+		case len(stored) == 0:
+			return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
+		case getNum(stored, "tokenGeneration") != res.TokenGeneration:
 			return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since this connection authenticated", res.SatelliteID)
 		}
-		return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
+		return satellite.Errorf(satellite.EFORBIDDEN, "the assignment configId %s systemId %s of satellite %s does not list environment %s",
+			res.ConfigID, res.SystemID, res.SatelliteID, *res.EnvironmentID)
 	}
 	return internal(err, "store result")
 }
 
-// LatestResults returns up to limit results of a check, newest first.
-func (r *Registry) LatestResults(ctx context.Context, configID, systemID string, limit int32) ([]satellite.Result, error) {
-	out, err := r.db.Query(ctx, &dynamodb.QueryInput{
+// LatestResults implements satellite.Fleet: the check's partition, or the
+// environment's partition of the ByEnvironment index.
+func (r *Registry) LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]satellite.Result, error) {
+	in := &dynamodb.QueryInput{
 		TableName:                 &r.tables.Results,
 		KeyConditionExpression:    aws.String("#pk = :pk"),
 		ExpressionAttributeNames:  map[string]string{"#pk": ResultsPartitionKey},
 		ExpressionAttributeValues: item{":pk": str(checkKey(configID, systemID))},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(limit),
-	})
+	}
+	if environmentID != nil {
+		in.IndexName = aws.String(EnvironmentIndex)
+		in.ExpressionAttributeNames["#pk"] = EnvironmentIndexPartKey
+		in.ExpressionAttributeValues[":pk"] = str(envCheckKey(configID, systemID, *environmentID))
+	}
+	out, err := r.db.Query(ctx, in)
 	if err != nil {
 		return nil, internal(err, "read results")
 	}
@@ -80,6 +101,9 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 			Source:      getStr(it, "source"),
 			Status:      satellite.CheckStatus(getStr(it, "status")),
 			ReceivedAt:  getMillis(it, "receivedAt"),
+		}
+		if env, ok := it["environmentId"].(*types.AttributeValueMemberS); ok {
+			res.EnvironmentID = aws.String(env.Value)
 		}
 		if n, ok := it["latencyMs"].(*types.AttributeValueMemberN); ok {
 			if f, err := strconv.ParseFloat(n.Value, 64); err == nil {

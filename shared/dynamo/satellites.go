@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sort"
@@ -56,12 +57,15 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 		sat         satellite.Satellite
 		found       bool
 		assignments []satellite.Assignment
+		configs     []satellite.CapabilityConfig
 	)
 	err := r.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 &r.tables.Satellites,
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey},
-		ExpressionAttributeValues: item{":pk": str(satelliteKey(satelliteID))},
+		TableName: &r.tables.Satellites,
+		// Everything of the partition but the capability statuses, which
+		// no frame needs and only the admin API shows.
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk < :statuses"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":pk": str(satelliteKey(satelliteID)), ":statuses": str(statusBoundary)},
 		ConsistentRead:            aws.Bool(true),
 	}, func(it item) error {
 		switch sk := getStr(it, SatellitesSortKey); {
@@ -73,6 +77,12 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 				return err
 			}
 			assignments = append(assignments, a)
+		case isCapConfigSort(sk):
+			c, err := capabilityConfigFrom(it)
+			if err != nil {
+				return err
+			}
+			configs = append(configs, c)
 		}
 		return nil
 	})
@@ -82,6 +92,7 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 	if !found {
 		return satellite.Satellite{}, nil, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 	}
+	sat.CapabilityConfigs = configs
 	return sat, assignments, nil
 }
 
@@ -228,7 +239,8 @@ func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u sa
 }
 
 // SetTokenHash replaces a satellite's token hash and moves its token
-// generation on, on the satellite and every assignment item, in one
+// generation on, on the satellite, every assignment item and every
+// capability config item, in one
 // transaction: the old token stops working for every authentication from now
 // on, and connections that authenticated with it lose their authority over
 // results and run secrets at once. An empty hash is a tombstone: no token
@@ -248,7 +260,7 @@ func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash stri
 			ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :read)"),
 			ExpressionAttributeValues: item{":hash": str(tokenHash), ":next": next, ":read": num(st.generation)},
 		}}, r.bumpVersion(pk, st.version)}
-		for sk := range st.assignments {
+		for sk := range st.generational() {
 			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
@@ -374,6 +386,49 @@ func (r *Registry) satelliteItem(ctx context.Context, key item) (item, error) {
 		return item{}, nil
 	}
 	return out.Item, nil
+}
+
+// Settings implements satellite.Registry: one consistent query of the
+// settings partition, so that a sandbox policy once stored is never read
+// back older.
+func (r *Registry) Settings(ctx context.Context) (satellite.Settings, error) {
+	var st satellite.Settings
+	err := r.queryAll(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey},
+		ExpressionAttributeValues: item{":pk": str(packagesPart)},
+		ConsistentRead:            aws.Bool(true),
+	}, func(it item) error {
+		switch getStr(it, SatellitesSortKey) {
+		case packagesSort:
+			if h := getStr(it, "lockfileHash"); h != "" {
+				st.LockfileHash = &h
+			}
+		case sandboxSort:
+			st.SandboxPolicy = json.RawMessage(getStr(it, "policy"))
+			st.SandboxPolicyUpdatedAt = getMillis(it, "updatedAt")
+		}
+		return nil
+	})
+	if err != nil {
+		return satellite.Settings{}, internal(err, "read fleet settings")
+	}
+	return st, nil
+}
+
+// SetSandboxPolicy implements satellite.Fleet.
+func (r *Registry) SetSandboxPolicy(ctx context.Context, policy json.RawMessage, now time.Time) error {
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &r.tables.Satellites,
+		Item: item{
+			SatellitesPartitionKey: str(packagesPart),
+			SatellitesSortKey:      str(sandboxSort),
+			"policy":               str(string(policy)),
+			"updatedAt":            millis(now),
+		},
+	})
+	return internal(err, "store sandbox policy")
 }
 
 // DesiredLockfileHash implements satellite.Registry.

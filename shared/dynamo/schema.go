@@ -80,6 +80,19 @@ const (
 	ResultsPartitionKey = "checkKey"
 	ResultsSortKey      = "resultKey"
 	ResultsTTLAttribute = "expiresAt"
+	// EnvironmentIndex is a sparse index over the results of runs for an
+	// environment (only they carry envCheckKey), so the results of one
+	// environment read as one partition, newest first.
+	EnvironmentIndex        = "ByEnvironment"
+	EnvironmentIndexPartKey = "envCheckKey"
+	EnvironmentIndexSortKey = ResultsSortKey
+)
+
+// Telemetry table: the in-flight and handled marks of telemetry batches and
+// the per-connection byte budgets, all expiring (TTL).
+const (
+	TelemetryPartitionKey = "key"
+	TelemetryTTLAttribute = "expiresAt"
 )
 
 const (
@@ -88,9 +101,20 @@ const (
 	assignPrefix    = "ASSIGN#"
 	// versionSort is the item counting the changes of a satellite's
 	// assignment set: a replacement is conditional on the count it read.
-	versionSort  = "VERSION#ASSIGNMENTS"
+	versionSort = "VERSION#ASSIGNMENTS"
+	// The fleet-wide settings share one partition (named for its first
+	// item): the published lockfile and the sandbox policy, so that an
+	// authentication reads both in one query.
 	packagesPart = "SCRIPT_PACKAGES"
 	packagesSort = "DESIRED"
+	sandboxSort  = "SANDBOX_POLICY"
+	// capConfigPrefix starts the sort key of a capability config item.
+	capConfigPrefix = "CAPCFG#"
+	// statusSort is the item holding a satellite's capability statuses. It
+	// sorts after every other item of the partition (statusBoundary), so a
+	// read of the satellite leaves it out.
+	statusSort     = "~CAPSTATUS"
+	statusBoundary = "~"
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }
@@ -150,3 +174,11 @@ func expiryShard(connectionID string) string {
 func LiveShardKeys() []string { return shardKeys(liveShardPrefix, LiveShards) }
 
 func isAssignmentSort(sk string) bool { return strings.HasPrefix(sk, assignPrefix) }
+
+func capConfigSort(kind string) string { return capConfigPrefix + kind }
+
+func isCapConfigSort(sk string) bool { return strings.HasPrefix(sk, capConfigPrefix) }
+
+func envCheckKey(configID, systemID, environmentID string) string {
+	return checkKey(configID, systemID) + "#" + keyPart(environmentID)
+}

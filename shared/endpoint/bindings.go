@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -113,4 +114,44 @@ func (a *attempts) forget(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.claimed, id)
+}
+
+// reported remembers, in one instance, the capabilities each connection
+// last reported, so that a heartbeat repeating them writes nothing more.
+// Memory only saves bytes: a heartbeat on an instance that does not know the
+// connection writes them again, in the same request it makes anyway.
+type reported struct {
+	max int
+
+	mu   sync.Mutex
+	caps map[string]string
+}
+
+func newReported(max int) *reported { return &reported{max: max, caps: map[string]string{}} }
+
+func capabilityKey(caps []string) string { return strings.Join(caps, "\n") }
+
+// changed reports whether caps differ from what id last reported here (or
+// nothing is known).
+func (r *reported) changed(id string, caps []string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	known, ok := r.caps[id]
+	return !ok || known != capabilityKey(caps)
+}
+
+// remember records what id reported.
+func (r *reported) remember(id string, caps []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.caps) >= r.max {
+		r.caps = map[string]string{}
+	}
+	r.caps[id] = capabilityKey(caps)
+}
+
+func (r *reported) forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.caps, id)
 }

@@ -8,6 +8,7 @@ package endpoint
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -27,9 +28,17 @@ type Service struct {
 	Packages satellite.PackageStore
 	// Secrets is nil when secret delivery is not configured.
 	Secrets satellite.SecretSource
-	Tokens  satellite.TokenVerifier
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Telemetry stores telemetry batches of the kinds in TelemetryKinds;
+	// nil when telemetry is not configured (every batch is then of an
+	// unknown kind). TelemetryLedger dedupes batches and meters each
+	// connection's TelemetryBudget bytes per minute.
+	Telemetry       satellite.TelemetrySink
+	TelemetryLedger satellite.TelemetryLedger
+	TelemetryKinds  map[string]bool
+	TelemetryBudget int
+	Tokens          satellite.TokenVerifier
+	Now             func() time.Time
+	Log             *slog.Logger
 	// Metrics records frames, authentications and stored results; nil
 	// records nothing.
 	Metrics *metrics.Recorder
@@ -46,6 +55,7 @@ type Service struct {
 	once     sync.Once
 	bindings *bindings
 	attempts *attempts
+	reported *reported
 }
 
 // maxCachedBindings bounds the binding cache of one instance.
@@ -71,7 +81,16 @@ func (s *Service) init() {
 	s.once.Do(func() {
 		s.bindings = newBindings(s.BindingCacheTTL, maxCachedBindings)
 		s.attempts = newAttempts(attemptMemory, maxCachedBindings)
+		s.reported = newReported(maxCachedBindings)
 	})
+}
+
+// capabilities is this instance's memory of the capabilities each
+// connection last reported, so a heartbeat writes them only when they
+// changed.
+func (s *Service) capabilities() *reported {
+	s.init()
+	return s.reported
 }
 
 // connection returns the connection's record, from this instance's cache
@@ -125,6 +144,7 @@ func (s *Service) Connect(ctx context.Context, c Conn) error {
 // satellite reconnected, changes nothing.
 func (s *Service) Disconnect(ctx context.Context, c Conn) error {
 	s.cache().forget(c.ID)
+	s.capabilities().forget(c.ID)
 	err := s.Sender.ConnectionClosed(ctx, c.ID)
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "disconnect not recorded",
@@ -140,10 +160,15 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 	msg, err := protocol.Parse(frame)
 	if err != nil {
 		s.Metrics.Count(metrics.Frames, metrics.FrameInvalid)
-		if typ, _ := protocol.InvalidType(err); typ == protocol.TypeAuthenticate {
+		switch typ, _ := protocol.InvalidType(err); typ {
+		case protocol.TypeAuthenticate:
 			// A malformed authenticate (a token that is not a string, an
 			// over-long id) is answered as a wrong token is.
 			return s.authenticateFrame(ctx, c, nil, err)
+		case protocol.TypeTelemetryBatch, protocol.TypeRunSecretsRequest, protocol.TypeConfigSecretsRequest, protocol.TypeCapabilitySecretRequest:
+			// The satellite waits for an answer to these: it gets one
+			// whenever the frame says what to answer to.
+			return s.refuseRequest(ctx, c, typ, frame, err)
 		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
@@ -182,6 +207,18 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		err = s.blob(ctx, c, m)
 	case *protocol.RunSecretsRequest:
 		err = s.runSecrets(ctx, c, conn, m)
+	case *protocol.ConfigSecretsRequest:
+		err = s.configSecrets(ctx, c, conn, m)
+	case *protocol.TelemetryBatch:
+		err = s.telemetry(ctx, c, conn, m)
+	case *protocol.CapabilityStatus:
+		reported := c.ReceivedAt
+		if reported.IsZero() {
+			reported = s.Now()
+		}
+		err = s.Registry.SaveCapabilityStatus(ctx, conn.SatelliteID, satellite.CapabilityStatus{Kind: m.Kind, Payload: m.Payload, ReportedAt: reported})
+	case *protocol.CapabilitySecretRequest:
+		err = s.capabilitySecret(ctx, c, conn, m)
 	}
 	return s.settle(ctx, c, conn, msg, err)
 }
@@ -287,23 +324,24 @@ func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection,
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication refused; closing connection", append(attrs, slog.String("reason", reason))...)
 		return s.refuse(ctx, c, reason)
 	case satellite.EINVALID, satellite.ETOOLARGE, satellite.ENOTFOUND, satellite.EFORBIDDEN, satellite.ECONFLICT:
-		if req, ok := msg.(*protocol.RunSecretsRequest); ok {
-			s.Log.LogAttrs(ctx, slog.LevelWarn, "run secrets refused", append(attrs, slog.String("configId", req.ConfigID), slog.String("collectorId", req.CollectorID), slog.String("reason", satellite.ErrorMessage(err)))...)
-			return s.replySecretsError(ctx, c, req, satellite.ErrorMessage(err))
+		if requestID, ok := requestOf(msg); ok {
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "request refused", append(attrs, requestAttrs(msg)...)...)
+			return s.replyRequestError(ctx, c, msg.Type(), requestID, satellite.ErrorMessage(err))
 		}
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
 		return nil
 	case satellite.EUNAVAILABLE:
-		if req, ok := msg.(*protocol.RunSecretsRequest); ok {
-			return s.replySecretsError(ctx, c, req, protocol.SecretsUnavailable)
+		if requestID, ok := requestOf(msg); ok {
+			return s.replyRequestError(ctx, c, msg.Type(), requestID, satellite.ErrorMessage(err))
 		}
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
 		return nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelError, "frame failed", append(attrs, slog.String("error", err.Error()))...)
-	if req, ok := msg.(*protocol.RunSecretsRequest); ok {
-		// The satellite waits on requestId: answer even when the backend failed.
-		return s.replySecretsError(ctx, c, req, "Secrets could not be resolved right now; try again.")
+	if requestID, ok := requestOf(msg); ok {
+		// The satellite waits on requestId: answer even when the backend
+		// failed. Answered, the frame is handled.
+		return s.replyRequestError(ctx, c, msg.Type(), requestID, "Secrets could not be resolved right now; try again.")
 	}
 	return err
 }
@@ -340,18 +378,17 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		s.Tokens.Refuse(m.Token)
 		return errBadCredentials
 	}
-	type desired struct {
-		hash *string
-		err  error
+	// The fleet settings (published lockfile, sandbox policy) are read
+	// while the satellite is.
+	type settings struct {
+		satellite.Settings
+		err error
 	}
-	var pending chan desired
-	if s.Packages != nil {
-		pending = make(chan desired, 1)
-		go func() {
-			h, err := s.Registry.DesiredLockfileHash(ctx)
-			pending <- desired{h, err}
-		}()
-	}
+	pending := make(chan settings, 1)
+	go func() {
+		st, err := s.Registry.Settings(ctx)
+		pending <- settings{st, err}
+	}()
 	sat, assignments, err := s.Registry.Satellite(ctx, m.ClientID)
 	switch satellite.ErrorCode(err) {
 	case "":
@@ -374,16 +411,19 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		}
 		return errBadCredentials
 	}
-	hash := protocol.LockfileHash{Configured: s.Packages != nil}
-	if pending != nil {
-		d := <-pending
-		if d.err != nil {
-			return d.err
-		}
-		hash.Hash = d.hash
+	// A failed read fails the authentication (the satellite retries): it is
+	// never answered without the policy it should carry.
+	st := <-pending
+	if st.err != nil {
+		return st.err
 	}
+	hash := protocol.LockfileHash{Configured: s.Packages != nil}
+	if s.Packages != nil {
+		hash.Hash = st.LockfileHash
+	}
+	policy := s.sandboxPolicy(ctx, st.Settings)
 	now := s.Now()
-	edge, err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, now)
+	edge, err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, m.Capabilities, now)
 	switch satellite.ErrorCode(err) {
 	case "":
 	case satellite.EUNAUTHENTICATED:
@@ -400,10 +440,25 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
 	}
 	s.cache().put(bound, now)
+	s.capabilities().remember(c.ID, m.Capabilities)
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
-		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)))
+		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)),
+		slog.Bool("sandboxPolicy", policy != nil), slog.Any("capabilities", m.Capabilities))
 	s.Sender.Publish(ctx, edge)
-	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash))
+	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash, policy))
+	if err == nil {
+		// Right after authenticated: the operator's config of each
+		// capability kind (never its secrets).
+		for _, cfg := range sat.CapabilityConfigs {
+			if err = s.reply(ctx, c, protocol.NewCapabilityConfig(cfg.Kind, cfg.Payload)); err != nil {
+				// Authenticated stands; the satellite gets the config
+				// again when it changes or on its next authentication.
+				s.Log.LogAttrs(ctx, slog.LevelError, "capability_config not sent after authenticated",
+					slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("kind", cfg.Kind), slog.String("error", err.Error()))
+				return nil
+			}
+		}
+	}
 	if code := satellite.ErrorCode(err); code != "" && code != satellite.EGONE {
 		// The satellite never saw "authenticated": unmark the connection so
 		// that its retry authenticates instead of being ignored as a second
@@ -420,9 +475,18 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 
 func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Heartbeat) error {
 	now := s.Now()
-	out, err := s.Registry.RecordHeartbeat(ctx, conn.SatelliteID, c.ID, m.Version, now)
+	// Capabilities ride the heartbeat's one write, and only when this
+	// instance has not seen them from the connection already.
+	var capabilities []string
+	if m.Capabilities != nil && s.capabilities().changed(c.ID, m.Capabilities) {
+		capabilities = m.Capabilities
+	}
+	out, err := s.Registry.RecordHeartbeat(ctx, conn.SatelliteID, c.ID, m.Version, capabilities, now)
 	if err != nil {
 		return err
+	}
+	if capabilities != nil {
+		s.capabilities().remember(c.ID, capabilities)
 	}
 	if out.Restored {
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat restored connected edge",
@@ -453,8 +517,10 @@ func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection,
 		LatencyMs:   m.LatencyMs,
 		Detail:      m.Detail,
 		ExecutedAt:  m.ExecutedAt,
-		ReceivedAt:  now,
-		ExpiresAt:   now.Add(s.ResultRetention),
+
+		EnvironmentID: m.EnvironmentID,
+		ReceivedAt:    now,
+		ExpiresAt:     now.Add(s.ResultRetention),
 
 		TokenGeneration: conn.TokenGeneration,
 	})
@@ -535,59 +601,17 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 	return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, Data: &encoded})
 }
 
-// runSecrets resolves the secret env of one collector from the satellite's
-// OWN stored assignment: the satellite names the collector, never the secrets.
-func (s *Service) runSecrets(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.RunSecretsRequest) error {
-	if s.Secrets == nil {
-		return satellite.Errorf(satellite.EUNAVAILABLE, protocol.SecretsUnavailable)
-	}
-	assignments, err := s.Registry.AssignmentsForConfig(ctx, conn.SatelliteID, m.ConfigID)
-	if err != nil {
-		return err
-	}
-	if len(assignments) == 0 {
-		return satellite.Errorf(satellite.ENOTFOUND, "No assignment for configId %s", m.ConfigID)
-	}
-	// Checked on the assignments just read: a connection that authenticated
-	// with a token since rotated gets no secrets, even before it is closed.
-	if assignments[0].TokenGeneration != conn.TokenGeneration {
-		return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since connection %s authenticated", conn.SatelliteID, c.ID)
-	}
-	var (
-		collector satellite.Collector
-		found     bool
-	)
-	for _, a := range assignments {
-		if collector, found = a.Collector(m.CollectorID); found {
-			break
-		}
-	}
-	if !found {
-		return satellite.Errorf(satellite.ENOTFOUND, "No collector %s in configId %s", m.CollectorID, m.ConfigID)
-	}
-	env, err := collector.SecretEnv()
-	if err != nil {
-		return err
-	}
-	values, err := s.Secrets.Resolve(ctx, satellite.SecretNames(env))
-	if err != nil {
-		return err
-	}
-	resolved := make(map[string]string, len(env))
-	for envName, secretName := range env {
-		resolved[envName] = values[secretName]
-	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "run secrets delivered",
-		slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
-		slog.String("configId", m.ConfigID), slog.String("collectorId", m.CollectorID),
-		slog.String("runId", m.RunID), slog.Int("count", len(resolved)))
-	return s.reply(ctx, c, protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: m.RequestID, Env: resolved})
-}
-
-func (s *Service) replySecretsError(ctx context.Context, c Conn, req *protocol.RunSecretsRequest, message string) error {
-	err := s.reply(ctx, c, protocol.RunSecrets{Type: protocol.TypeRunSecrets, RequestID: req.RequestID, Error: message})
-	if satellite.ErrorCode(err) == satellite.EGONE {
+// sandboxPolicy returns the policy to send, nil when none is set. A stored
+// policy that is not a JSON object is never sent (the satellite stays
+// fail-closed) and is logged.
+func (s *Service) sandboxPolicy(ctx context.Context, st satellite.Settings) json.RawMessage {
+	if len(st.SandboxPolicy) == 0 {
 		return nil
 	}
-	return err
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(st.SandboxPolicy, &probe) != nil || probe == nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "stored sandbox policy is not a JSON object; omitted")
+		return nil
+	}
+	return st.SandboxPolicy
 }

@@ -66,6 +66,9 @@ var (
 	StaleSatellites = Metric{Name: "StaleSatellites", Unit: Count}
 	// SatellitesOnline is a gauge: each sweep records the count it read.
 	SatellitesOnline = Metric{Name: "SatellitesOnline", Unit: Count, Sample: true}
+	// TelemetryBatches counts telemetry batches by what their ack said.
+	TelemetryBatches = Metric{Name: "TelemetryBatches", Unit: Count, Dimension: "Outcome", Routine: true,
+		Values: []string{TelemetryAccepted, TelemetryDuplicate, TelemetryOverBudget, TelemetryUnknownKind, TelemetryRejected, TelemetryFailed}}
 )
 
 // Dimension values shared by several metrics.
@@ -77,10 +80,19 @@ const (
 	// FrameInvalid counts frames that are not a frame of the protocol
 	// (unparseable, unknown type, missing or mistyped fields).
 	FrameInvalid = "invalid"
+	// Telemetry batch outcomes: stored; a resend of one handled or in
+	// flight; over the connection's budget (retryable); of a kind nothing
+	// stores; a payload its kind cannot hold; storage failed (retryable).
+	TelemetryAccepted    = "accepted"
+	TelemetryDuplicate   = "duplicate"
+	TelemetryOverBudget  = "over_budget"
+	TelemetryUnknownKind = "unknown_kind"
+	TelemetryRejected    = "rejected"
+	TelemetryFailed      = "failed"
 )
 
 // All lists every metric.
-var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline}
+var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches}
 
 // maxSamples is EMF's limit of values per metric in one line.
 const maxSamples = 100

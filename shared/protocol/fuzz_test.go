@@ -20,6 +20,10 @@ func FuzzParse(f *testing.F) {
 		`{"type":"request_script_package_manifest","lockfileHash":"l"}`,
 		`{"type":"request_script_package_blob","integrity":"sha512-x"}`,
 		`{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"u"}`,
+		`{"type":"request_config_secrets","requestId":"r","configId":"c","runId":"u"}`,
+		`{"type":"telemetry_batch","batchId":1,"kind":"logstream","payload":[{"l":1}],"droppedByGroup":{"a":1}}`,
+		`{"type":"capability_status","kind":"scrape","payload":{"t":1}}`,
+		`{"type":"capability_secret_request","requestId":"r","kind":"scrape","payload":{"targetId":"t"}}`,
 		`{"type":1}`, `[]`, `null`, `{"type":"heartbeat","version":"\u0000","uptimeSeconds":1e400}`,
 	} {
 		f.Add([]byte(seed))

@@ -10,6 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -29,6 +33,11 @@ const (
 	TypeManifestRequest        = "request_script_package_manifest"
 	TypeBlobRequest            = "request_script_package_blob"
 	TypeRunSecretsRequest      = "request_run_secrets"
+	// The current protocol's additions (PROTOCOL-CURRENT).
+	TypeConfigSecretsRequest    = "request_config_secrets"
+	TypeTelemetryBatch          = "telemetry_batch"
+	TypeCapabilityStatus        = "capability_status"
+	TypeCapabilitySecretRequest = "capability_secret_request"
 )
 
 // Bounds of inbound fields. A frame that breaks one is invalid: dropped and
@@ -46,14 +55,37 @@ const (
 	MaxTextBytes = 2048
 	// MaxLatencyMs is a day: result.latencyMs is in 0..MaxLatencyMs.
 	MaxLatencyMs = 86_400_000
-	// MaxResultDepth bounds how deeply result.result may nest.
+	// MaxResultDepth bounds how deeply result.result, and every other
+	// opaque payload a satellite sends, may nest.
 	MaxResultDepth = 32
+	// MaxCapabilities bounds the capabilities list of authenticate and
+	// heartbeat; each is a name (see ValidName).
+	MaxCapabilities = 32
+	// MaxNameBytes bounds a capability, a telemetry or capability kind.
+	MaxNameBytes = 64
+	// MaxStatusBytes bounds a capability_status payload as sent.
+	MaxStatusBytes = 4096
+	// MaxSecretRequestBytes bounds a capability_secret_request payload.
+	MaxSecretRequestBytes = 1024
+	// MaxDroppedGroups bounds the entries of telemetry_batch.droppedByGroup.
+	MaxDroppedGroups = 256
+	// MaxBatchID is the largest numeric telemetry batchId (2^53, the
+	// largest integer every JSON client reads exactly).
+	MaxBatchID = 1 << 53
 )
+
+// namePattern is a capability or kind: a letter or digit, then letters,
+// digits, '.', '_' or '-'.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidName reports whether s can name a capability or a kind.
+func ValidName(s string) bool { return len(s) <= MaxNameBytes && namePattern.MatchString(s) }
 
 // InboundTypes lists every inbound frame type.
 var InboundTypes = []string{
 	TypeAuthenticate, TypeHeartbeat, TypeResult, TypeStrategyError, TypeScriptPackageSyncState,
 	TypeManifestRequest, TypeBlobRequest, TypeRunSecretsRequest,
+	TypeConfigSecretsRequest, TypeTelemetryBatch, TypeCapabilityStatus, TypeCapabilitySecretRequest,
 }
 
 // Message is one parsed satellite frame: one of the pointer types below.
@@ -63,12 +95,18 @@ type Message interface{ Type() string }
 type Authenticate struct {
 	ClientID string
 	Token    string // plaintext; never logged
+	// Capabilities is what the agent offers, sorted and without
+	// duplicates; nil when the frame has none (an older agent).
+	Capabilities []string
 }
 
 // Heartbeat reports liveness and the agent version.
 type Heartbeat struct {
 	Version       string
 	UptimeSeconds float64
+	// Capabilities repeats authenticate's list so that a change converges
+	// without a reconnect; nil when the frame has none.
+	Capabilities []string
 }
 
 // Result is one health-check run.
@@ -79,6 +117,9 @@ type Result struct {
 	LatencyMs  *float64
 	Detail     json.RawMessage // the "result" object, nil when absent or null
 	ExecutedAt time.Time
+	// EnvironmentID is the environment the run was for; nil for an
+	// environment-less run (absent or null).
+	EnvironmentID *string
 }
 
 // StrategyError reports a strategy the satellite cannot run.
@@ -108,6 +149,43 @@ type RunSecretsRequest struct {
 	RunID       string
 }
 
+// ConfigSecretsRequest asks for the secret fields of the satellite's own
+// assignment for a config.
+type ConfigSecretsRequest struct {
+	RequestID string
+	ConfigID  string
+	RunID     string
+}
+
+// TelemetryBatch is one batch of telemetry items of one kind.
+type TelemetryBatch struct {
+	// BatchID is the id as sent (a number or a string), echoed in the ack.
+	BatchID json.RawMessage
+	// BatchKey is BatchID as text, the same for equal ids: what dedupe keys
+	// on.
+	BatchKey string
+	Kind     string
+	// Payload is opaque (compacted JSON); its meaning depends on Kind.
+	Payload        json.RawMessage
+	DroppedByGroup map[string]float64
+	// Size is the frame's size in bytes, what the byte budget counts.
+	Size int
+}
+
+// CapabilityStatus reports the state of one capability.
+type CapabilityStatus struct {
+	Kind    string
+	Payload json.RawMessage
+}
+
+// CapabilitySecretRequest asks for the secret of a resource a capability
+// uses (Payload names it, e.g. {"targetId": ...}).
+type CapabilitySecretRequest struct {
+	RequestID string
+	Kind      string
+	Payload   json.RawMessage
+}
+
 func (*Authenticate) Type() string      { return TypeAuthenticate }
 func (*Heartbeat) Type() string         { return TypeHeartbeat }
 func (*Result) Type() string            { return TypeResult }
@@ -116,6 +194,14 @@ func (*SyncState) Type() string         { return TypeScriptPackageSyncState }
 func (*ManifestRequest) Type() string   { return TypeManifestRequest }
 func (*BlobRequest) Type() string       { return TypeBlobRequest }
 func (*RunSecretsRequest) Type() string { return TypeRunSecretsRequest }
+func (*ConfigSecretsRequest) Type() string {
+	return TypeConfigSecretsRequest
+}
+func (*TelemetryBatch) Type() string   { return TypeTelemetryBatch }
+func (*CapabilityStatus) Type() string { return TypeCapabilityStatus }
+func (*CapabilitySecretRequest) Type() string {
+	return TypeCapabilitySecretRequest
+}
 
 // InvalidFrame says why a frame was refused. It never holds frame content, so
 // it is safe to log even when the frame carried a token.
@@ -162,9 +248,9 @@ func Parse(frame []byte) (Message, error) {
 	var msg Message
 	switch typ {
 	case TypeAuthenticate:
-		msg = &Authenticate{ClientID: f.id("clientId"), Token: f.id("token")}
+		msg = &Authenticate{ClientID: f.id("clientId"), Token: f.id("token"), Capabilities: f.capabilities()}
 	case TypeHeartbeat:
-		msg = &Heartbeat{Version: f.bounded("version", MaxVersionBytes), UptimeSeconds: f.num("uptimeSeconds")}
+		msg = &Heartbeat{Version: f.bounded("version", MaxVersionBytes), UptimeSeconds: f.num("uptimeSeconds"), Capabilities: f.capabilities()}
 	case TypeResult:
 		r := &Result{ConfigID: f.id("configId"), SystemID: f.id("systemId")}
 		r.Status = satellite.CheckStatus(f.str("status"))
@@ -177,6 +263,9 @@ func Parse(frame []byte) (Message, error) {
 		}
 		r.Detail = f.optObject("result", MaxResultDepth)
 		r.ExecutedAt = f.timestamp("executedAt")
+		if r.EnvironmentID = f.optNullableStr("environmentId"); r.EnvironmentID != nil && (*r.EnvironmentID == "" || len(*r.EnvironmentID) > MaxIDBytes) {
+			f.reject("environmentId", fmt.Sprintf("must be null or a string of 1 to %d bytes", MaxIDBytes))
+		}
 		msg = r
 	case TypeStrategyError:
 		msg = &StrategyError{StrategyID: f.id("strategyId"), Message: f.bounded("message", MaxTextBytes)}
@@ -206,6 +295,31 @@ func Parse(frame []byte) (Message, error) {
 		msg = &BlobRequest{Integrity: f.id("integrity")}
 	case TypeRunSecretsRequest:
 		msg = &RunSecretsRequest{RequestID: f.id("requestId"), ConfigID: f.id("configId"), CollectorID: f.id("collectorId"), RunID: f.id("runId")}
+	case TypeConfigSecretsRequest:
+		msg = &ConfigSecretsRequest{RequestID: f.id("requestId"), ConfigID: f.id("configId"), RunID: f.id("runId")}
+	case TypeTelemetryBatch:
+		b := &TelemetryBatch{Size: len(frame)}
+		b.BatchID, b.BatchKey = f.batchID("batchId")
+		b.Kind = f.name("kind")
+		b.Payload = f.payload("payload", true)
+		b.DroppedByGroup = f.dropped("droppedByGroup")
+		msg = b
+	case TypeCapabilityStatus:
+		st := &CapabilityStatus{Kind: f.name("kind"), Payload: f.payload("payload", true)}
+		if f.err == nil && len(st.Payload) > MaxStatusBytes {
+			f.reject("payload", fmt.Sprintf("is longer than %d bytes", MaxStatusBytes))
+		}
+		msg = st
+	case TypeCapabilitySecretRequest:
+		req := &CapabilitySecretRequest{RequestID: f.id("requestId"), Kind: f.name("kind"), Payload: f.payload("payload", true)}
+		switch {
+		case f.err != nil:
+		case len(req.Payload) > MaxSecretRequestBytes:
+			f.reject("payload", fmt.Sprintf("is longer than %d bytes", MaxSecretRequestBytes))
+		case req.Payload[0] != '{':
+			f.reject("payload", "must be an object")
+		}
+		msg = req
 	default:
 		f.frame.Type = ""
 		f.reject("type", "is not a known message type")
@@ -327,7 +441,7 @@ func (r *reader) optObject(name string, maxDepth int) json.RawMessage {
 	if !ok || isNull(raw) {
 		return nil
 	}
-	if depth(raw) > maxDepth {
+	if Depth(raw) > maxDepth {
 		r.reject(name, fmt.Sprintf("nests deeper than %d levels", maxDepth))
 		return nil
 	}
@@ -344,9 +458,9 @@ func (r *reader) optObject(name string, maxDepth int) json.RawMessage {
 	return compact.Bytes()
 }
 
-// depth returns how deeply raw (valid JSON) nests objects and arrays; it
+// Depth returns how deeply raw (valid JSON) nests objects and arrays; it
 // counts brackets outside strings, so it costs one pass whatever the depth.
-func depth(raw json.RawMessage) int {
+func Depth(raw json.RawMessage) int {
 	deepest, level, inString, escaped := 0, 0, false, false
 	for _, c := range raw {
 		switch {
@@ -377,4 +491,138 @@ func (r *reader) timestamp(name string) time.Time {
 		r.reject(name, "must be an ISO 8601 timestamp")
 	}
 	return t.UTC()
+}
+
+// name is a required capability or kind name.
+func (r *reader) name(field string) string {
+	s := r.str(field)
+	if r.err == nil && !ValidName(s) {
+		r.reject(field, fmt.Sprintf("must be 1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit", MaxNameBytes))
+	}
+	return s
+}
+
+// capabilities is an optional list of names, returned sorted and without
+// duplicates; nil when absent or null.
+func (r *reader) capabilities() []string {
+	raw, ok := r.fields["capabilities"]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) != nil {
+		r.reject("capabilities", "must be an array of strings")
+		return nil
+	}
+	if len(list) > MaxCapabilities {
+		r.reject("capabilities", fmt.Sprintf("has more than %d entries", MaxCapabilities))
+		return nil
+	}
+	for _, c := range list {
+		if !ValidName(c) {
+			r.reject("capabilities", fmt.Sprintf("entries must be 1 to %d letters, digits, '.', '_' or '-'", MaxNameBytes))
+			return nil
+		}
+	}
+	slices.Sort(list)
+	return slices.Compact(append([]string{}, list...))
+}
+
+// payload is an opaque JSON value (compacted), nesting at most
+// MaxResultDepth; null counts as absent.
+func (r *reader) payload(field string, required bool) json.RawMessage {
+	raw, ok := r.fields[field]
+	if !ok || isNull(raw) {
+		if required {
+			r.reject(field, "is required")
+		}
+		return nil
+	}
+	if Depth(raw) > MaxResultDepth {
+		r.reject(field, fmt.Sprintf("nests deeper than %d levels", MaxResultDepth))
+		return nil
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		r.reject(field, "is not valid JSON")
+		return nil
+	}
+	return compact.Bytes()
+}
+
+// batchID is a telemetry batchId: a non-negative integer up to MaxBatchID
+// or a string of 1 to MaxIDBytes. It returns the id as sent and as text.
+func (r *reader) batchID(field string) (json.RawMessage, string) {
+	raw, ok := r.fields[field]
+	if !ok || isNull(raw) {
+		r.reject(field, "is required")
+		return nil, ""
+	}
+	raw = bytes.TrimSpace(raw)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s == "" || len(s) > MaxIDBytes {
+			r.reject(field, fmt.Sprintf("must be a string of 1 to %d bytes or a non-negative integer", MaxIDBytes))
+			return nil, ""
+		}
+		b, _ := json.Marshal(s)
+		return b, "s:" + s
+	}
+	var n float64
+	if json.Unmarshal(raw, &n) != nil || n < 0 || n > MaxBatchID || n != math.Trunc(n) {
+		r.reject(field, fmt.Sprintf("must be a string of 1 to %d bytes or a non-negative integer", MaxIDBytes))
+		return nil, ""
+	}
+	text := strconv.FormatInt(int64(n), 10)
+	return json.RawMessage(text), "n:" + text
+}
+
+// dropped is telemetry_batch.droppedByGroup: group -> count of items the
+// agent dropped, at most MaxDroppedGroups entries of non-negative numbers.
+func (r *reader) dropped(field string) map[string]float64 {
+	raw, ok := r.fields[field]
+	if !ok || isNull(raw) {
+		return nil
+	}
+	var m map[string]float64
+	if json.Unmarshal(raw, &m) != nil {
+		r.reject(field, "must be an object of numbers")
+		return nil
+	}
+	if len(m) > MaxDroppedGroups {
+		r.reject(field, fmt.Sprintf("has more than %d entries", MaxDroppedGroups))
+		return nil
+	}
+	for k, v := range m {
+		if k == "" || len(k) > MaxIDBytes || v < 0 {
+			r.reject(field, fmt.Sprintf("keys must be 1 to %d bytes and counts non-negative", MaxIDBytes))
+			return nil
+		}
+	}
+	return m
+}
+
+// RequestIDOf reads the requestId of a frame Parse refused, so that a
+// request the satellite waits on can still be answered; false when the
+// frame has no usable one.
+func RequestIDOf(frame []byte) (string, bool) {
+	var fields object
+	if len(frame) > MaxMessageBytes || json.Unmarshal(frame, &fields) != nil {
+		return "", false
+	}
+	r := reader{fields: fields, frame: &InvalidFrame{}}
+	id := r.id("requestId")
+	return id, r.err == nil && id != ""
+}
+
+// BatchIDOf reads the batchId of a telemetry_batch Parse refused, so that
+// it can still be acknowledged; false when the frame has no usable one.
+func BatchIDOf(frame []byte) (json.RawMessage, bool) {
+	var fields object
+	if len(frame) > MaxMessageBytes || json.Unmarshal(frame, &fields) != nil {
+		return nil, false
+	}
+	r := reader{fields: fields, frame: &InvalidFrame{}}
+	id, _ := r.batchID("batchId")
+	return id, r.err == nil
 }

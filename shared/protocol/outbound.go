@@ -17,6 +17,12 @@ const (
 	TypeScriptPackageBlob     = "script_package_blob"
 	TypeRunSecrets            = "run_secrets"
 	TypeShutdown              = "shutdown"
+	// The current protocol's additions (PROTOCOL-CURRENT).
+	TypeSandboxPolicy            = "sandbox_policy"
+	TypeConfigSecrets            = "config_secrets"
+	TypeTelemetryAck             = "telemetry_ack"
+	TypeCapabilityConfig         = "capability_config"
+	TypeCapabilitySecretResponse = "capability_secret_response"
 )
 
 // Reasons for auth_failed, exactly as existing satellites expect them.
@@ -54,11 +60,16 @@ type Authenticated struct {
 	SatelliteID                string                 `json:"satelliteId"`
 	Assignments                []satellite.Assignment `json:"assignments"`
 	ScriptPackagesLockfileHash json.RawMessage        `json:"scriptPackagesLockfileHash,omitempty"`
+	// SandboxPolicy is the fleet-wide script sandbox policy, omitted when
+	// none is set (or it could not be read): the satellite then stays
+	// fail-closed.
+	SandboxPolicy json.RawMessage `json:"sandboxPolicy,omitempty"`
 }
 
-// NewAuthenticated builds an authenticated reply.
-func NewAuthenticated(satelliteID string, assignments []satellite.Assignment, hash LockfileHash) Authenticated {
-	return Authenticated{Type: TypeAuthenticated, SatelliteID: satelliteID, Assignments: nonNil(assignments), ScriptPackagesLockfileHash: hash.field()}
+// NewAuthenticated builds an authenticated reply; policy is nil when there
+// is none to send.
+func NewAuthenticated(satelliteID string, assignments []satellite.Assignment, hash LockfileHash, policy json.RawMessage) Authenticated {
+	return Authenticated{Type: TypeAuthenticated, SatelliteID: satelliteID, Assignments: nonNil(assignments), ScriptPackagesLockfileHash: hash.field(), SandboxPolicy: policy}
 }
 
 // AuthFailed precedes closing a connection that failed authentication.
@@ -141,6 +152,65 @@ type Shutdown struct {
 // NewShutdown builds a shutdown push.
 func NewShutdown(reason string) Shutdown { return Shutdown{Type: TypeShutdown, Reason: reason} }
 
+// SandboxPolicyPush is pushed to every connected satellite when the
+// fleet-wide policy changes.
+type SandboxPolicyPush struct {
+	Type   string          `json:"type"`
+	Policy json.RawMessage `json:"policy"`
+}
+
+// NewSandboxPolicy builds a sandbox_policy push.
+func NewSandboxPolicy(policy json.RawMessage) SandboxPolicyPush {
+	return SandboxPolicyPush{Type: TypeSandboxPolicy, Policy: policy}
+}
+
+// ConfigSecrets replies to request_config_secrets: the resolved secret
+// fields of the assignment by field path, or Error alone.
+type ConfigSecrets struct {
+	Type       string                       `json:"type"`
+	RequestID  string                       `json:"requestId"`
+	Strategy   map[string]string            `json:"strategy,omitempty"`
+	Collectors map[string]map[string]string `json:"collectors,omitempty"`
+	Error      string                       `json:"error,omitempty"`
+}
+
+// TelemetryAck answers every telemetry_batch. Retryable says the agent
+// should keep the batch and send it again with the same batchId.
+type TelemetryAck struct {
+	Type      string          `json:"type"`
+	BatchID   json.RawMessage `json:"batchId"`
+	Accepted  int             `json:"accepted"`
+	Rejected  int             `json:"rejected"`
+	Retryable bool            `json:"retryable"`
+}
+
+// NewTelemetryAck builds a telemetry_ack.
+func NewTelemetryAck(batchID json.RawMessage, accepted, rejected int, retryable bool) TelemetryAck {
+	return TelemetryAck{Type: TypeTelemetryAck, BatchID: batchID, Accepted: accepted, Rejected: rejected, Retryable: retryable}
+}
+
+// CapabilityConfig pushes the operator's config of one capability kind. It
+// never carries secrets.
+type CapabilityConfig struct {
+	Type    string          `json:"type"`
+	Kind    string          `json:"kind"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// NewCapabilityConfig builds a capability_config push.
+func NewCapabilityConfig(kind string, payload json.RawMessage) CapabilityConfig {
+	return CapabilityConfig{Type: TypeCapabilityConfig, Kind: kind, Payload: payload}
+}
+
+// CapabilitySecretResponse replies to capability_secret_request with
+// exactly one of Payload (field -> value) or Error.
+type CapabilitySecretResponse struct {
+	Type      string            `json:"type"`
+	RequestID string            `json:"requestId"`
+	Payload   map[string]string `json:"payload,omitempty"`
+	Error     string            `json:"error,omitempty"`
+}
+
 // Encode marshals an outbound frame and refuses one over MaxMessageBytes with
 // ETOOLARGE, so nothing API Gateway would reject is ever posted.
 func Encode(frame any) ([]byte, error) {
@@ -177,6 +247,16 @@ func frameType(frame any) string {
 	case ScriptPackageBlob:
 		return f.Type
 	case RunSecrets:
+		return f.Type
+	case ConfigSecrets:
+		return f.Type
+	case CapabilityConfig:
+		return f.Type
+	case CapabilitySecretResponse:
+		return f.Type
+	case SandboxPolicyPush:
+		return f.Type
+	case TelemetryAck:
 		return f.Type
 	}
 	return fmt.Sprintf("%T", frame)

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 func TestParseValidFrames(t *testing.T) {
 	latency := 87.5
 	hash := "lock-1"
+	env := "prod"
 	cases := []struct {
 		name  string
 		frame string
@@ -44,6 +46,25 @@ func TestParseValidFrames(t *testing.T) {
 			&protocol.BlobRequest{Integrity: "sha512-abc"}},
 		{"run secrets", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k","runId":"u"}`,
 			&protocol.RunSecretsRequest{RequestID: "r", ConfigID: "c", CollectorID: "k", RunID: "u"}},
+		{"authenticate with capabilities", `{"type":"authenticate","clientId":"sat-1","token":"csat_x","capabilities":["telemetry","scrape","telemetry"]}`,
+			&protocol.Authenticate{ClientID: "sat-1", Token: "csat_x", Capabilities: []string{"scrape", "telemetry"}}},
+		{"heartbeat with no capabilities", `{"type":"heartbeat","version":"1","uptimeSeconds":0,"capabilities":[]}`,
+			&protocol.Heartbeat{Version: "1", Capabilities: []string{}}},
+		{"result with environment", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":"prod"}`,
+			&protocol.Result{ConfigID: "c", SystemID: "s", Status: satellite.CheckHealthy, ExecutedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), EnvironmentID: &env}},
+		{"result with null environment", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":null}`,
+			&protocol.Result{ConfigID: "c", SystemID: "s", Status: satellite.CheckHealthy, ExecutedAt: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}},
+		{"config secrets", `{"type":"request_config_secrets","requestId":"r","configId":"c","runId":"u"}`,
+			&protocol.ConfigSecretsRequest{RequestID: "r", ConfigID: "c", RunID: "u"}},
+		{"telemetry batch", `{"type":"telemetry_batch","batchId":7,"kind":"logstream","payload":[{"line":"a"}, {"line":"b"}],"droppedByGroup":{"app":3}}`,
+			&protocol.TelemetryBatch{BatchID: json.RawMessage(`7`), BatchKey: "n:7", Kind: "logstream", Payload: json.RawMessage(`[{"line":"a"},{"line":"b"}]`),
+				DroppedByGroup: map[string]float64{"app": 3}, Size: 123}},
+		{"telemetry batch string id", `{"type":"telemetry_batch","batchId":"b-1","kind":"metric-scrape","payload":{"items":[]}}`,
+			&protocol.TelemetryBatch{BatchID: json.RawMessage(`"b-1"`), BatchKey: "s:b-1", Kind: "metric-scrape", Payload: json.RawMessage(`{"items":[]}`), Size: 88}},
+		{"capability status", `{"type":"capability_status","kind":"scrape","payload":{"targets":{"t1":{"error":null}}}}`,
+			&protocol.CapabilityStatus{Kind: "scrape", Payload: json.RawMessage(`{"targets":{"t1":{"error":null}}}`)}},
+		{"capability secret request", `{"type":"capability_secret_request","requestId":"r","kind":"scrape","payload":{"targetId":"t1"}}`,
+			&protocol.CapabilitySecretRequest{RequestID: "r", Kind: "scrape", Payload: json.RawMessage(`{"targetId":"t1"}`)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +113,21 @@ func TestParseInvalidFrames(t *testing.T) {
 		{"manifest request no hash", `{"type":"request_script_package_manifest"}`, satellite.EINVALID, "request_script_package_manifest", "lockfileHash", "required"},
 		{"blob request integrity object", `{"type":"request_script_package_blob","integrity":{}}`, satellite.EINVALID, "request_script_package_blob", "integrity", "string"},
 		{"run secrets missing runId", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k"}`, satellite.EINVALID, "request_run_secrets", "runId", "required"},
+		{"capabilities not a list", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":"telemetry"}`, satellite.EINVALID, "heartbeat", "capabilities", "array of strings"},
+		{"capability with a space", `{"type":"authenticate","clientId":"a","token":"t","capabilities":["log receivers"]}`, satellite.EINVALID, "authenticate", "capabilities", "letters"},
+		{"result environment number", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":3}`, satellite.EINVALID, "result", "environmentId", "string or null"},
+		{"result environment empty", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":""}`, satellite.EINVALID, "result", "environmentId", "string of 1"},
+		{"config secrets without configId", `{"type":"request_config_secrets","requestId":"r","runId":"u"}`, satellite.EINVALID, "request_config_secrets", "configId", "required"},
+		{"telemetry without batchId", `{"type":"telemetry_batch","kind":"logstream","payload":[]}`, satellite.EINVALID, "telemetry_batch", "batchId", "required"},
+		{"telemetry fractional batchId", `{"type":"telemetry_batch","batchId":1.5,"kind":"logstream","payload":[]}`, satellite.EINVALID, "telemetry_batch", "batchId", "non-negative integer"},
+		{"telemetry negative batchId", `{"type":"telemetry_batch","batchId":-1,"kind":"logstream","payload":[]}`, satellite.EINVALID, "telemetry_batch", "batchId", "non-negative integer"},
+		{"telemetry object batchId", `{"type":"telemetry_batch","batchId":{},"kind":"logstream","payload":[]}`, satellite.EINVALID, "telemetry_batch", "batchId", "non-negative integer"},
+		{"telemetry without payload", `{"type":"telemetry_batch","batchId":1,"kind":"logstream"}`, satellite.EINVALID, "telemetry_batch", "payload", "required"},
+		{"telemetry bad kind", `{"type":"telemetry_batch","batchId":1,"kind":"../x","payload":[]}`, satellite.EINVALID, "telemetry_batch", "kind", "letters"},
+		{"telemetry dropped negative", `{"type":"telemetry_batch","batchId":1,"kind":"k","payload":[],"droppedByGroup":{"a":-1}}`, satellite.EINVALID, "telemetry_batch", "droppedByGroup", "non-negative"},
+		{"telemetry dropped not numbers", `{"type":"telemetry_batch","batchId":1,"kind":"k","payload":[],"droppedByGroup":{"a":"x"}}`, satellite.EINVALID, "telemetry_batch", "droppedByGroup", "numbers"},
+		{"capability status without kind", `{"type":"capability_status","payload":{}}`, satellite.EINVALID, "capability_status", "kind", "required"},
+		{"capability secret payload array", `{"type":"capability_secret_request","requestId":"r","kind":"scrape","payload":["t1"]}`, satellite.EINVALID, "capability_secret_request", "payload", "object"},
 		{"field name case differs", `{"type":"authenticate","ClientId":"a","token":"t"}`, satellite.EINVALID, "authenticate", "clientId", "required"},
 		{"oversized", `{"type":"heartbeat","version":"` + strings.Repeat("v", protocol.MaxMessageBytes) + `","uptimeSeconds":1}`, satellite.ETOOLARGE, "", "", "over the"},
 	}
@@ -140,8 +176,19 @@ func TestOutboundFieldNames(t *testing.T) {
 		frame any
 		want  string
 	}{
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}), `{"type":"authenticated","satelliteId":"sat-1","assignments":[]}`},
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[]}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, json.RawMessage(`{"egress":"deny"}`)), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"sandboxPolicy":{"egress":"deny"}}`},
+		{protocol.NewSandboxPolicy(json.RawMessage(`{"egress":"deny"}`)), `{"type":"sandbox_policy","policy":{"egress":"deny"}}`},
+		{protocol.ConfigSecrets{Type: protocol.TypeConfigSecrets, RequestID: "r", Strategy: map[string]string{"auth.password": "p"}, Collectors: map[string]map[string]string{"c1": {"headers[0].value": "v"}}},
+			`{"type":"config_secrets","requestId":"r","strategy":{"auth.password":"p"},"collectors":{"c1":{"headers[0].value":"v"}}}`},
+		{protocol.ConfigSecrets{Type: protocol.TypeConfigSecrets, RequestID: "r", Error: "e"}, `{"type":"config_secrets","requestId":"r","error":"e"}`},
+		{protocol.NewTelemetryAck(json.RawMessage(`7`), 2, 0, false), `{"type":"telemetry_ack","batchId":7,"accepted":2,"rejected":0,"retryable":false}`},
+		{protocol.NewTelemetryAck(json.RawMessage(`"b-1"`), 0, 0, true), `{"type":"telemetry_ack","batchId":"b-1","accepted":0,"rejected":0,"retryable":true}`},
+		{protocol.NewCapabilityConfig("scrape", json.RawMessage(`{"targets":[]}`)), `{"type":"capability_config","kind":"scrape","payload":{"targets":[]}}`},
+		{protocol.CapabilitySecretResponse{Type: protocol.TypeCapabilitySecretResponse, RequestID: "r", Payload: map[string]string{"bearerToken": "t"}},
+			`{"type":"capability_secret_response","requestId":"r","payload":{"bearerToken":"t"}}`},
+		{protocol.CapabilitySecretResponse{Type: protocol.TypeCapabilitySecretResponse, RequestID: "r", Error: "e"}, `{"type":"capability_secret_response","requestId":"r","error":"e"}`},
 		{protocol.NewConfigUpdated(nil, protocol.LockfileHash{Configured: true, Hash: &hash}), `{"type":"config_updated","assignments":[],"scriptPackagesLockfileHash":"lock-1"}`},
 		{protocol.NewAuthFailed(protocol.ReasonInvalidCredentials), `{"type":"auth_failed","reason":"Invalid client ID or token"}`},
 		{protocol.NewAuthFailed(protocol.ReasonMustAuthenticate), `{"type":"auth_failed","reason":"Must authenticate first"}`},
@@ -186,6 +233,20 @@ func TestBoundsAreEnforced(t *testing.T) {
 	nested := func(levels int) string {
 		return strings.Repeat(`{"a":`, levels-1) + `{}` + strings.Repeat(`}`, levels-1)
 	}
+	names := func(n int) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf(`"c%d"`, i)
+		}
+		return strings.Join(out, ",")
+	}
+	groups := func(n int) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf(`"g%d":1`, i)
+		}
+		return "{" + strings.Join(out, ",") + "}"
+	}
 	result := func(extra string) string {
 		return `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z"` + extra + `}`
 	}
@@ -212,6 +273,23 @@ func TestBoundsAreEnforced(t *testing.T) {
 		{"latencyMs high", result(`,"latencyMs":86400000`), result(`,"latencyMs":1e308`), "latencyMs"},
 		{"latencyMs negative", result(`,"latencyMs":0`), result(`,"latencyMs":-1`), "latencyMs"},
 		{"result depth", result(`,"result":` + nested(protocol.MaxResultDepth)), result(`,"result":` + nested(protocol.MaxResultDepth+1)), "result"},
+		{"capabilities count", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":[` + names(protocol.MaxCapabilities) + `]}`,
+			`{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":[` + names(protocol.MaxCapabilities+1) + `]}`, "capabilities"},
+		{"capability length", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":["` + id(protocol.MaxNameBytes) + `"]}`,
+			`{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":["` + id(protocol.MaxNameBytes+1) + `"]}`, "capabilities"},
+		{"environmentId", result(`,"environmentId":"` + id(protocol.MaxIDBytes) + `"`), result(`,"environmentId":"` + id(protocol.MaxIDBytes+1) + `"`), "environmentId"},
+		{"batchId number", `{"type":"telemetry_batch","batchId":9007199254740992,"kind":"k","payload":[]}`,
+			`{"type":"telemetry_batch","batchId":9007199254740994,"kind":"k","payload":[]}`, "batchId"},
+		{"batchId string", `{"type":"telemetry_batch","batchId":"` + id(protocol.MaxIDBytes) + `","kind":"k","payload":[]}`,
+			`{"type":"telemetry_batch","batchId":"` + id(protocol.MaxIDBytes+1) + `","kind":"k","payload":[]}`, "batchId"},
+		{"telemetry depth", `{"type":"telemetry_batch","batchId":1,"kind":"k","payload":` + nested(protocol.MaxResultDepth) + `}`,
+			`{"type":"telemetry_batch","batchId":1,"kind":"k","payload":` + nested(protocol.MaxResultDepth+1) + `}`, "payload"},
+		{"droppedByGroup entries", `{"type":"telemetry_batch","batchId":1,"kind":"k","payload":[],"droppedByGroup":` + groups(protocol.MaxDroppedGroups) + `}`,
+			`{"type":"telemetry_batch","batchId":1,"kind":"k","payload":[],"droppedByGroup":` + groups(protocol.MaxDroppedGroups+1) + `}`, "droppedByGroup"},
+		{"status size", `{"type":"capability_status","kind":"k","payload":"` + id(protocol.MaxStatusBytes-2) + `"}`,
+			`{"type":"capability_status","kind":"k","payload":"` + id(protocol.MaxStatusBytes-1) + `"}`, "payload"},
+		{"secret request size", `{"type":"capability_secret_request","requestId":"r","kind":"k","payload":{"a":"` + id(protocol.MaxSecretRequestBytes-8) + `"}}`,
+			`{"type":"capability_secret_request","requestId":"r","kind":"k","payload":{"a":"` + id(protocol.MaxSecretRequestBytes-7) + `"}}`, "payload"},
 		{"result depth with brackets in strings", result(`,"result":{"a":"[[[[{{{{` + strings.Repeat("[", 40) + `"}`), result(`,"result":` + nested(9990)), "result"},
 	}
 	for _, tc := range cases {

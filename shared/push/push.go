@@ -3,11 +3,13 @@
 // connection's record is removed and, if it was its satellite's current
 // connection, the satellite takes the disconnected edge. The endpoint's
 // replies and the backend-initiated pushes (config_updated,
-// refresh_script_packages, shutdown) both go through it.
+// refresh_script_packages, sandbox_policy, capability_config, shutdown) both
+// go through it.
 package push
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -147,12 +149,33 @@ type FanOut struct {
 	Failed int `json:"failed"`
 }
 
-// RefreshScriptPackages pushes refresh_script_packages to every authenticated
-// connection with bounded concurrency. Dead connections are cleaned up and
-// counted; other failures are counted and logged, and the first is returned
-// after every connection has been tried.
+// RefreshScriptPackages pushes refresh_script_packages to every
+// authenticated connection (see Broadcast).
 func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string) (FanOut, error) {
-	frame := protocol.NewRefreshScriptPackages(lockfileHash)
+	return p.Broadcast(ctx, protocol.NewRefreshScriptPackages(lockfileHash))
+}
+
+// SandboxPolicy pushes sandbox_policy to every authenticated connection
+// (see Broadcast).
+func (p *Service) SandboxPolicy(ctx context.Context, policy json.RawMessage) (FanOut, error) {
+	return p.Broadcast(ctx, protocol.NewSandboxPolicy(policy))
+}
+
+// CapabilityConfig pushes capability_config of one kind to a satellite's
+// current connection. Not being connected is not an error.
+func (p *Service) CapabilityConfig(ctx context.Context, satelliteID, kind string, payload json.RawMessage) error {
+	sat, _, err := p.Sender.Registry.Satellite(ctx, satelliteID)
+	if err != nil || sat.ConnectionID == "" {
+		return err
+	}
+	return ignoreGone(p.Sender.Send(ctx, p.ManagementURL, sat.ConnectionID, protocol.NewCapabilityConfig(kind, payload)))
+}
+
+// Broadcast pushes one frame to every authenticated connection with bounded
+// concurrency. Dead connections are cleaned up and counted; other failures
+// are counted and logged, and the first is returned after every connection
+// has been tried.
+func (p *Service) Broadcast(ctx context.Context, frame any) (FanOut, error) {
 	limit := p.Concurrency
 	if limit <= 0 {
 		limit = 16
@@ -182,7 +205,7 @@ func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string
 				if firstErr == nil {
 					firstErr = err
 				}
-				p.Sender.Log.LogAttrs(ctx, slog.LevelError, "refresh_script_packages not delivered",
+				p.Sender.Log.LogAttrs(ctx, slog.LevelError, "push not delivered",
 					slog.String("connectionId", c.ID), slog.String("satelliteId", c.SatelliteID), slog.String("error", err.Error()))
 			}
 		}()

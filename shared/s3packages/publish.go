@@ -6,17 +6,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // Publisher writes blobs and manifests where Store reads them.
-type Publisher struct{ objects *Objects }
+type Publisher struct{ objects *s3objects.Bucket }
 
 var _ satellite.PackagePublisher = (*Publisher)(nil)
 
 // NewPublisher returns a publisher into the package bucket.
-func NewPublisher(objects *Objects) *Publisher { return &Publisher{objects: objects} }
+func NewPublisher(objects *s3objects.Bucket) *Publisher { return &Publisher{objects: objects} }
 
 // PutBlob stores data content-addressed and returns its integrity.
 func (p *Publisher) PutBlob(ctx context.Context, data []byte) (string, error) {

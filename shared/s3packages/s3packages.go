@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
@@ -28,12 +29,12 @@ const (
 const MaxManifestBytes = 8 << 20
 
 // Store implements satellite.PackageStore.
-type Store struct{ objects *Objects }
+type Store struct{ objects *s3objects.Bucket }
 
 var _ satellite.PackageStore = (*Store)(nil)
 
 // New returns a store over the objects of the package bucket.
-func New(objects *Objects) *Store { return &Store{objects: objects} }
+func New(objects *s3objects.Bucket) *Store { return &Store{objects: objects} }
 
 // ManifestKey returns the object key of a lockfile's manifest. EINVALID when
 // the hash cannot name one.

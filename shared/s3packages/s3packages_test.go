@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
@@ -78,7 +79,7 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 		}))
 		cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", ""),
 			Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
-		objects, err := s3packages.NewObjects(awsapi.New(cfg, awsapi.Options{}), "b", srv.URL, true)
+		objects, err := s3objects.New(awsapi.New(cfg, awsapi.Options{}), "b", srv.URL, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,8 @@ import (
 
 // Assignment is one health check a satellite runs: PROTOCOL.md's
 // {configId, systemId, strategyId, config, collectors?, intervalSeconds,
-// configName?, systemName?}. It is stored and sent exactly as the core
+// configName?, systemName?}, and the current protocol's systemMetadata? and
+// environments?. It is stored and sent exactly as the core
 // provided it (Raw), so fields this backend does not know survive the round
 // trip; the parsed fields are what the backend itself needs.
 type Assignment struct {
@@ -21,6 +22,11 @@ type Assignment struct {
 	IntervalSeconds float64     `json:"intervalSeconds"`
 	ConfigName      string      `json:"configName,omitempty"`
 	SystemName      string      `json:"systemName,omitempty"`
+	// SystemMetadata is catalog metadata (never secrets), passed through.
+	SystemMetadata map[string]any `json:"systemMetadata,omitempty"`
+	// Environments lists the environments the check runs in, once each;
+	// empty for one environment-less run.
+	Environments []Environment `json:"environments,omitempty"`
 
 	// Raw is the assignment's JSON as stored. When set, MarshalJSON returns it
 	// unchanged.
@@ -29,6 +35,38 @@ type Assignment struct {
 	// assignment belongs to: a connection that authenticated with another
 	// has no authority over it.
 	TokenGeneration int64 `json:"-"`
+}
+
+// Environment is one environment an assignment runs in.
+type Environment struct {
+	ID     string         `json:"id"`
+	Name   string         `json:"name"`
+	Fields map[string]any `json:"fields,omitempty"`
+}
+
+// MaxEnvironments bounds the environments of one assignment.
+const MaxEnvironments = 100
+
+// maxEnvironmentIDBytes matches the protocol's bound on result.environmentId.
+const maxEnvironmentIDBytes = 256
+
+// HasEnvironment reports whether the assignment lists environment id.
+func (a Assignment) HasEnvironment(id string) bool {
+	for _, e := range a.Environments {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// EnvironmentIDs returns the ids of the assignment's environments.
+func (a Assignment) EnvironmentIDs() []string {
+	ids := make([]string, 0, len(a.Environments))
+	for _, e := range a.Environments {
+		ids = append(ids, e.ID)
+	}
+	return ids
 }
 
 // Collector is one collector of an assignment.
@@ -62,6 +100,19 @@ func ParseAssignment(raw []byte) (Assignment, error) {
 	}
 	if _, ok := probe["intervalSeconds"]; !ok || a.IntervalSeconds <= 0 {
 		return Assignment{}, Errorf(EINVALID, "assignment.intervalSeconds is required and must be a positive number")
+	}
+	if len(a.Environments) > MaxEnvironments {
+		return Assignment{}, Errorf(EINVALID, "assignment.environments has more than %d entries", MaxEnvironments)
+	}
+	seen := make(map[string]bool, len(a.Environments))
+	for i, e := range a.Environments {
+		if e.ID == "" || len(e.ID) > maxEnvironmentIDBytes {
+			return Assignment{}, Errorf(EINVALID, "assignment.environments[%d].id is required: a string of 1 to %d bytes", i, maxEnvironmentIDBytes)
+		}
+		if seen[e.ID] {
+			return Assignment{}, Errorf(EINVALID, "assignment.environments[%d].id %q appears twice", i, e.ID)
+		}
+		seen[e.ID] = true
 	}
 	for i, c := range a.Collectors {
 		if c.ID == "" || c.CollectorID == "" {

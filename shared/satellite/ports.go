@@ -2,6 +2,7 @@ package satellite
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"time"
 )
@@ -33,14 +34,19 @@ type Registry interface {
 	// DesiredLockfileHash returns the published script-package lockfile hash,
 	// nil when nothing is published.
 	DesiredLockfileHash(ctx context.Context) (*string, error)
+	// Settings returns the fleet-wide settings (published lockfile and
+	// sandbox policy) in one consistent read.
+	Settings(ctx context.Context) (Settings, error)
 	// BindConnection marks connectionID authenticated as sat and makes it the
 	// satellite's current connection with a fresh heartbeat and the connected
 	// edge, recorded in the outbox, in one atomic write, and returns that
 	// edge. The write only succeeds if the satellite still has tokenHash
-	// verifiedHash. ECONFLICT when the connection is already bound; EGONE
-	// when its record is gone; EUNAUTHENTICATED when the satellite was
+	// verifiedHash. capabilities are what the agent said it offers (nil:
+	// nothing); they are written in the same request when they differ from
+	// sat.Capabilities. ECONFLICT when the connection is already bound;
+	// EGONE when its record is gone; EUNAUTHENTICATED when the satellite was
 	// deleted or its token rotated since it was read.
-	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, now time.Time) (LifecycleEvent, error)
+	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, capabilities []string, now time.Time) (LifecycleEvent, error)
 	// ConfirmEdge removes a published edge from the satellite's outbox.
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnbindConnection undoes BindConnection's mark on the connection record
@@ -52,9 +58,10 @@ type Registry interface {
 	// connected edge (recorded in the outbox) when the satellite's last edge
 	// was something else, and reports that in the outcome. A satellite with
 	// no current connection adopts connectionID only while its record is
-	// live and bound to the satellite. ECONFLICT when connectionID is closed;
-	// ENOTFOUND when the satellite no longer exists.
-	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, now time.Time) (HeartbeatOutcome, error)
+	// live and bound to the satellite. capabilities, when not nil, replace
+	// the stored ones in the same write. ECONFLICT when connectionID is
+	// closed; ENOTFOUND when the satellite no longer exists.
+	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
 	// to r.SatelliteID at that moment, under r.TokenGeneration. EFORBIDDEN
 	// when it is not assigned; EUNAUTHENTICATED when the satellite's token
@@ -66,6 +73,14 @@ type Registry interface {
 	SaveSyncState(ctx context.Context, satelliteID string, s SyncState) error
 	// AssignmentsForConfig returns the satellite's assignments with configId.
 	AssignmentsForConfig(ctx context.Context, satelliteID, configID string) ([]Assignment, error)
+	// CapabilityConfig returns the operator's config of one capability kind
+	// for a satellite. ENOTFOUND when there is none.
+	CapabilityConfig(ctx context.Context, satelliteID, kind string) (CapabilityConfig, error)
+	// SaveCapabilityStatus stores the latest status of a capability kind
+	// unless one reported later is stored. ENOTFOUND when the satellite no
+	// longer exists; ETOOLARGE when it already keeps MaxStatusKinds other
+	// kinds.
+	SaveCapabilityStatus(ctx context.Context, satelliteID string, st CapabilityStatus) error
 	// CloseConnection moves the satellite to the disconnected edge (recorded
 	// in the outbox) if the connection was its current one, then deletes the
 	// connection record. Closing an unknown connection is not an error.
@@ -107,8 +122,20 @@ type Fleet interface {
 	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
 	// SetDesiredLockfileHash records the published script-package lockfile.
 	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
-	// LatestResults returns up to limit results of a check, newest first.
-	LatestResults(ctx context.Context, configID, systemID string, limit int32) ([]Result, error)
+	// LatestResults returns up to limit results of a check, newest first:
+	// of every environment, or of environmentID's only when it is not nil.
+	LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]Result, error)
+	// SetSandboxPolicy stores the fleet-wide sandbox policy.
+	SetSandboxPolicy(ctx context.Context, policy json.RawMessage, now time.Time) error
+	// SetCapabilityConfig stores a satellite's config of one capability
+	// kind under its current token generation. ENOTFOUND when the satellite
+	// does not exist; EINVALID when it already has MaxCapabilityConfigs
+	// other kinds.
+	SetCapabilityConfig(ctx context.Context, satelliteID string, cfg CapabilityConfig) error
+	// DeleteCapabilityConfig removes one. ENOTFOUND when there is none.
+	DeleteCapabilityConfig(ctx context.Context, satelliteID, kind string) error
+	// CapabilityStatuses returns a satellite's latest status per kind.
+	CapabilityStatuses(ctx context.Context, satelliteID string) ([]CapabilityStatus, error)
 	// OnlineSatelliteIDs returns the satellites whose heartbeat deadline is
 	// still ahead at now.
 	OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error)
@@ -172,6 +199,87 @@ type Closed struct {
 	Disconnected bool
 	// Edge is the disconnected edge recorded when Disconnected.
 	Edge LifecycleEvent
+}
+
+// TelemetryLedger remembers, across function instances, which telemetry
+// batches of a connection were handled, and meters each connection's bytes
+// per minute.
+type TelemetryLedger interface {
+	// ClaimBatch charges size bytes to the connection's budget of the
+	// minute (at most budget bytes) and marks the batch in flight, in one
+	// atomic request; a claim older than the in-flight timeout is taken
+	// over.
+	ClaimBatch(ctx context.Context, connectionID, batchKey string, size, budget int, now time.Time) (BatchClaim, error)
+	// FinishBatch remembers a handled batch's counts, for re-acks.
+	FinishBatch(ctx context.Context, connectionID, batchKey string, claim BatchClaim, accepted, rejected int) error
+	// ForgetBatch drops the in-flight mark of a batch whose outcome was
+	// retryable, so that its resend is handled again.
+	ForgetBatch(ctx context.Context, connectionID, batchKey string, claim BatchClaim) error
+}
+
+// ClaimOutcome is what claiming a batch found.
+type ClaimOutcome int
+
+// Claim outcomes.
+const (
+	// Claimed: the batch is this caller's to handle.
+	Claimed ClaimOutcome = iota
+	// OverBudget: the connection used its bytes of the minute; nothing was
+	// marked.
+	OverBudget
+	// InFlight: another instance is handling the same batch.
+	InFlight
+	// Finished: the batch was handled before; Accepted and Rejected say how.
+	Finished
+)
+
+// BatchClaim is the result of ClaimBatch.
+type BatchClaim struct {
+	Outcome            ClaimOutcome
+	Accepted, Rejected int // of a Finished batch
+	// ClaimedAt identifies this caller's claim (Claimed).
+	ClaimedAt time.Time
+}
+
+// TelemetryBatch is one accepted batch as stored.
+type TelemetryBatch struct {
+	SatelliteID    string
+	ConnectionID   string
+	Kind           string
+	BatchID        json.RawMessage
+	Payload        json.RawMessage
+	DroppedByGroup map[string]float64
+	Accepted       int
+	ReceivedAt     time.Time
+}
+
+// TelemetrySink stores telemetry batches.
+type TelemetrySink interface {
+	// Store writes one batch and returns where.
+	Store(ctx context.Context, b TelemetryBatch) (string, error)
+}
+
+// TelemetryQuery selects stored batches; empty fields select all.
+type TelemetryQuery struct {
+	SatelliteID string
+	Kinds       []string
+	Since       time.Time
+	Until       time.Time
+	Limit       int
+}
+
+// TelemetryObject is one stored batch as listed.
+type TelemetryObject struct {
+	Key         string    `json:"key"`
+	Kind        string    `json:"kind"`
+	SatelliteID string    `json:"satelliteId"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+	Size        int64     `json:"size"`
+}
+
+// TelemetryArchive lists stored batches.
+type TelemetryArchive interface {
+	List(ctx context.Context, q TelemetryQuery) ([]TelemetryObject, error)
 }
 
 // ConnectionAPI pushes to and closes WebSocket connections (the API Gateway

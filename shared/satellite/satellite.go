@@ -90,6 +90,12 @@ type Satellite struct {
 	// once the satellite's has moved on, the connection's frames have no
 	// authority (results, run secrets) even before it is closed.
 	TokenGeneration int64
+	// Capabilities is what the agent last said it offers (authenticate or
+	// heartbeat), sorted; nil when it never said.
+	Capabilities []string
+	// CapabilityConfigs are the operator's configs per capability kind,
+	// read with the satellite (Registry.Satellite).
+	CapabilityConfigs []CapabilityConfig
 }
 
 // Authentication back-off: after FreeAuthFailures wrong tokens in a row, a
@@ -237,9 +243,12 @@ type Result struct {
 	Status      CheckStatus
 	LatencyMs   *float64
 	Detail      []byte // the result object as sent, JSON; nil when absent
-	ExecutedAt  time.Time
-	ReceivedAt  time.Time
-	ExpiresAt   time.Time
+	// EnvironmentID is the environment of the run; nil for an
+	// environment-less run. It must be one its assignment lists.
+	EnvironmentID *string
+	ExecutedAt    time.Time
+	ReceivedAt    time.Time
+	ExpiresAt     time.Time
 	// TokenGeneration is the generation the reporting connection
 	// authenticated with: a result of a revoked connection is refused.
 	TokenGeneration int64

@@ -111,12 +111,16 @@ func TestParseAssignmentKeepsUnknownFields(t *testing.T) {
 func TestParseAssignmentNamesTheField(t *testing.T) {
 	cases := map[string]string{
 		`[]`: "must be a JSON object",
-		`{"systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:                                          "configId",
-		`{"configId":"c","systemId":"s","strategyId":"h","config":[],"intervalSeconds":1}`:                           "config is required and must be an object",
-		`{"configId":"c","systemId":"s","strategyId":"h","config":{}}`:                                               "intervalSeconds",
-		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":"30"}`:                        `"intervalSeconds" must be a number`,
-		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"collectors":[{"id":"x"}]}`: "collectors[0]",
-		`{"configId":5,"systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:                             `"configId" must be a string`,
+		`{"systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:                                                       "configId",
+		`{"configId":"c","systemId":"s","strategyId":"h","config":[],"intervalSeconds":1}`:                                        "config is required and must be an object",
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{}}`:                                                            "intervalSeconds",
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":"30"}`:                                     `"intervalSeconds" must be a number`,
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"collectors":[{"id":"x"}]}`:              "collectors[0]",
+		`{"configId":5,"systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:                                          `"configId" must be a string`,
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"systemMetadata":[]}`:                    `"systemMetadata" must be an object`,
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":{}}`:                      `"environments" must be an array`,
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":[{"name":"x"}]}`:          "environments[0].id is required",
+		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":[{"id":"a"},{"id":"a"}]}`: "appears twice",
 	}
 	for raw, want := range cases {
 		_, err := satellite.ParseAssignment([]byte(raw))
@@ -209,6 +213,43 @@ func TestAuthBackoffDoublesUpToItsCap(t *testing.T) {
 		got := satellite.Satellite{AuthFailures: failures, AuthFailedAt: at}.AuthBackoffUntil()
 		if want == 0 && !got.IsZero() || want != 0 && !got.Equal(at.Add(want)) {
 			t.Errorf("%d failures: refused until %v, want %v after the last", failures, got, want)
+		}
+	}
+}
+
+func TestAssignmentEnvironmentsAndMetadataPassThrough(t *testing.T) {
+	raw := `{"configId":"c","systemId":"s","strategyId":"http","config":{"url":"u"},"intervalSeconds":30,` +
+		`"systemMetadata":{"owner":"team-a","tier":1},"environments":[{"id":"prod","name":"Production","fields":{"host":"p.example"}},{"id":"stage","name":"Staging"}]}`
+	a, err := satellite.ParseAssignment([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(a); string(b) != raw {
+		t.Errorf("round trip = %s, want %s", b, raw)
+	}
+	if !a.HasEnvironment("prod") || !a.HasEnvironment("stage") || a.HasEnvironment("dev") {
+		t.Errorf("environments = %v", a.EnvironmentIDs())
+	}
+}
+
+func TestSecretRefsWalksEveryStringByPath(t *testing.T) {
+	var config any
+	_ = json.Unmarshal([]byte(`{
+		"url": "https://example.test",
+		"auth": {"user": "bob", "password": "${{ secrets.DB_PASSWORD }}"},
+		"headers": [{"name": "X-Token", "value": "${{secrets.API_TOKEN}}"}, {"name": "Accept", "value": "text/plain"}],
+		"nested": [[{"k": " ${{ secrets.DEEP }} "}]],
+		"notARef": "prefix ${{ secrets.X }}",
+		"count": 3
+	}`), &config)
+	got := satellite.SecretRefs(config)
+	want := map[string]string{"auth.password": "DB_PASSWORD", "headers[0].value": "API_TOKEN", "nested[0][0].k": "DEEP"}
+	if len(got) != len(want) {
+		t.Fatalf("SecretRefs = %v, want %v", got, want)
+	}
+	for path, name := range want {
+		if got[path] != name {
+			t.Errorf("SecretRefs[%s] = %q, want %q", path, got[path], name)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package satellite
 import (
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -71,4 +72,45 @@ func SecretNames(env map[string]string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// SecretRef returns the secret name of a string value that is exactly a
+// secret reference, "${{ secrets.NAME }}" (spaces inside the braces
+// allowed), and false for any other value.
+func SecretRef(value string) (string, bool) {
+	if m := secretRefPattern.FindStringSubmatch(strings.TrimSpace(value)); m != nil {
+		return m[1], true
+	}
+	return "", false
+}
+
+// SecretRefs walks a config (decoded JSON) and returns, by field path, the
+// secret name of every string value that is a secret reference. Paths join
+// object keys with "." and index arrays as "[i]": "auth.password",
+// "headers[0].value". Nothing else of the config is returned.
+func SecretRefs(config any) map[string]string {
+	refs := map[string]string{}
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, child := range v {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(child, p)
+			}
+		case []any:
+			for i, child := range v {
+				walk(child, path+"["+strconv.Itoa(i)+"]")
+			}
+		case string:
+			if name, ok := SecretRef(v); ok {
+				refs[path] = name
+			}
+		}
+	}
+	walk(config, "")
+	return refs
 }

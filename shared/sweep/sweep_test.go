@@ -86,7 +86,7 @@ func (h *harness) connect(id string, threshold time.Duration, at time.Time) stri
 	if err := h.reg.OpenConnection(ctx, satellite.Connection{ID: conn, ConnectedAt: at, ExpiresAt: at.Add(satellite.ConnectionRecordTTL)}); err != nil {
 		h.t.Fatal(err)
 	}
-	edge, err := h.reg.BindConnection(ctx, conn, sat, "hash", at)
+	edge, err := h.reg.BindConnection(ctx, conn, sat, "hash", nil, at)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestHeartbeatAfterLossThenLosingAgainFiresAgain(t *testing.T) {
 	h.clock.Set(h.t0.Add(time.Minute))
 	h.sweep()
 	// The link recovers without a reconnect.
-	if out, err := h.reg.RecordHeartbeat(ctx, "sat-flap", conn, "1", h.clock.Now()); err != nil || !out.Restored {
+	if out, err := h.reg.RecordHeartbeat(ctx, "sat-flap", conn, "1", nil, h.clock.Now()); err != nil || !out.Restored {
 		t.Fatalf("heartbeat: %+v, %v", out, err)
 	}
 	h.clock.Set(h.t0.Add(3 * time.Minute))
@@ -326,7 +326,7 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 					t.Error(err)
 					continue
 				}
-				if _, err := h.reg.BindConnection(ctx, "conn-"+id, sat, "h", at); err != nil {
+				if _, err := h.reg.BindConnection(ctx, "conn-"+id, sat, "h", nil, at); err != nil {
 					t.Error(err)
 				}
 			}

@@ -174,7 +174,7 @@ func TestNewestConnectionIsCurrentAndOlderKeepsWorking(t *testing.T) {
 	}
 	h.send(testenv.Message(t, "result", older, map[string]any{"configId": "cfg-1", "systemId": "sys-1"}))
 	h.send(testenv.Message(t, "heartbeat", older, map[string]any{"version": "9.9.9"}))
-	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10)
+	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10)
 	if err != nil || len(results) != 1 {
 		t.Fatalf("results = %v, %v; want the older connection's result stored", results, err)
 	}

@@ -1,6 +1,7 @@
 package wshandler_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
 // TestRequestBudgets counts the SDK requests each message costs, as a
@@ -18,7 +20,18 @@ import (
 func TestRequestBudgets(t *testing.T) {
 	h := newHarness(t)
 	cold := h.build("message-cold", func(c *app.Config, _ *app.Options) { c.BindingCacheTTL = 0 })
-	tok := h.satellite("sat-budget", assignment(t, "cfg-1", "sys-1", collector("col-api", "http", map[string]any{"A": "API_TOKEN"})))
+	tok := h.satellite("sat-budget", assignment(t, "cfg-1", "sys-1", collector("col-api", "http", map[string]any{"A": "API_TOKEN"})),
+		strategyWithSecrets(t, "cfg-sec", "API_TOKEN"))
+	if err := h.env.Registry().SetCapabilityConfig(ctx, "sat-budget", satellite.CapabilityConfig{
+		Kind: "scrape", Payload: json.RawMessage(`{"targets":[]}`), Secrets: map[string]map[string]string{"t1": {"bearerToken": "${{ secrets.API_TOKEN }}"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A satellite's first capability status creates the item that holds
+	// them all (one request more, once); measured is every later one.
+	if err := h.env.Registry().SaveCapabilityStatus(ctx, "sat-budget", satellite.CapabilityStatus{Kind: "scrape", Payload: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
 	small := h.publishBlob([]byte("tiny"))
 	h.publishManifest("lock-1", nil)
 	conn := h.open()
@@ -33,12 +46,20 @@ func TestRequestBudgets(t *testing.T) {
 	msg := func(name string, fields map[string]any) func() events.APIGatewayWebsocketProxyRequest {
 		return func() events.APIGatewayWebsocketProxyRequest { return testenv.Message(t, name, conn, fields) }
 	}
+	// Each telemetry batch is a new one (a resend would be re-acked).
+	batchID := 0
+	telemetry := func() events.APIGatewayWebsocketProxyRequest {
+		batchID++
+		return testenv.Message(t, "telemetry-batch", conn, map[string]any{"batchId": batchID})
+	}
 	// An edge (authenticate's connected, $disconnect's disconnected) costs
 	// one request more than DESIGN.md's budget: the confirmation that takes
 	// it out of the outbox once published, the price of publishing every
 	// edge at least once.
 	budgets := []budget{
-		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok}), 5, 0, 1, 1, 5},
+		// Posts: authenticated, then one capability_config per configured
+		// kind (one here).
+		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), 5, 0, 2, 1, 5},
 		{"heartbeat", "message", msg("heartbeat", nil), 2, 0, 0, 0, 1},
 		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), 2, 0, 0, 0, 1},
 		{"strategy_error", "message", msg("strategy-error", nil), 1, 0, 0, 0, 0},
@@ -46,6 +67,11 @@ func TestRequestBudgets(t *testing.T) {
 		{"request_script_package_manifest", "message", msg("manifest-request", map[string]any{"lockfileHash": "lock-1"}), 1, 1, 1, 0, 0},
 		{"request_script_package_blob", "message", msg("blob-request", map[string]any{"integrity": small}), 1, 1, 1, 0, 0},
 		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), 2, 0, 1, 0, 1},
+		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), 2, 0, 1, 0, 1},
+		// Claim (budget and in-flight mark, one transaction), S3 PUT, finish.
+		{"telemetry_batch", "message", telemetry, 3, 1, 1, 0, 2},
+		{"capability_status", "message", msg("capability-status", nil), 2, 0, 0, 0, 1},
+		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), 2, 0, 1, 0, 1},
 		// Read the record, update the satellite before deleting the record,
 		// delete it, confirm the edge.
 		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, 4, 0, 0, 0, 4},

@@ -65,7 +65,7 @@ func TestResultForAssignedCheckIsStored(t *testing.T) {
 			"latencyMs": 40 + i, "executedAt": executed,
 		}))
 	}
-	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10)
+	results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestResultForUnassignedCheckIsDropped(t *testing.T) {
 	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-9"}))
 
 	for _, pair := range [][2]string{{"cfg-9", "sys-9"}, {"cfg-1", "sys-9"}} {
-		if r, _ := h.env.Registry().LatestResults(ctx, pair[0], pair[1], 10); len(r) != 0 {
+		if r, _ := h.env.Registry().LatestResults(ctx, pair[0], pair[1], nil, 10); len(r) != 0 {
 			t.Errorf("unassigned result stored for %v", pair)
 		}
 	}
@@ -180,7 +180,7 @@ func TestResultsOutsideTheirWindowAreDropped(t *testing.T) {
 	} {
 		send(at)
 	}
-	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10); len(results) != 0 {
+	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(results) != 0 {
 		t.Fatalf("%d results outside the window stored", len(results))
 	}
 	if dropped := h.logLines("frame dropped"); len(dropped) != 3 || !strings.Contains(dropped[0]["reason"].(string), "executedAt") {
@@ -189,7 +189,7 @@ func TestResultsOutsideTheirWindowAreDropped(t *testing.T) {
 	for _, at := range []time.Time{now.Add(endpoint.MaxClockSkew), now.Add(-30*24*time.Hour + time.Second)} {
 		send(at)
 	}
-	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", 10); len(results) != 2 || h.mgmt.Closed(id) {
+	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(results) != 2 || h.mgmt.Closed(id) {
 		t.Errorf("%d results at the window's edges stored (closed %v), want 2", len(results), h.mgmt.Closed(id))
 	}
 }

@@ -134,7 +134,7 @@ func TestRaceLateHeartbeatAfterOwnDisconnect(t *testing.T) {
 	// The message function read the connection record just before the close
 	// was processed; its heartbeat write lands after the $disconnect.
 	h.close(id)
-	out, err := h.env.Registry().RecordHeartbeat(ctx, "sat-late", id, "1.0.0", h.clock.Now())
+	out, err := h.env.Registry().RecordHeartbeat(ctx, "sat-late", id, "1.0.0", nil, h.clock.Now())
 	if satellite.ErrorCode(err) != satellite.ECONFLICT {
 		t.Fatalf("late heartbeat write: %+v, %v; want ECONFLICT", out, err)
 	}
@@ -157,10 +157,10 @@ func TestRaceResultAfterReassignment(t *testing.T) {
 	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-old", "systemId": "sys-1"}))
 	h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-new", "systemId": "sys-1"}))
 
-	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-old", "sys-1", 5); len(r) != 0 {
+	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-old", "sys-1", nil, 5); len(r) != 0 {
 		t.Errorf("result for the removed assignment stored")
 	}
-	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-new", "sys-1", 5); len(r) != 1 {
+	if r, _ := h.env.Registry().LatestResults(ctx, "cfg-new", "sys-1", nil, 5); len(r) != 1 {
 		t.Errorf("result for the new assignment: %d stored, want 1", len(r))
 	}
 }

@@ -1,0 +1,174 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// CapabilityConfig implements satellite.Registry.
+func (r *Registry) CapabilityConfig(ctx context.Context, satelliteID, kind string) (satellite.CapabilityConfig, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &r.tables.Satellites,
+		Key:            item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(capConfigSort(kind))},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return satellite.CapabilityConfig{}, internal(err, "read capability config")
+	}
+	if out.Item == nil {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.ENOTFOUND, "No capability config of kind %s for this satellite", kind)
+	}
+	return capabilityConfigFrom(out.Item)
+}
+
+// SetCapabilityConfig implements satellite.Fleet. The config is stored
+// under the token generation read with the partition, in a transaction
+// that checks the satellite still has it: a rotation racing the write
+// either sees the new item (and moves its generation on) or fails it.
+func (r *Registry) SetCapabilityConfig(ctx context.Context, satelliteID string, cfg satellite.CapabilityConfig) error {
+	pk := str(satelliteKey(satelliteID))
+	secrets, err := json.Marshal(cfg.Secrets)
+	if err != nil {
+		return satellite.Wrap(err, satellite.EINVALID, "encode capability secrets")
+	}
+	for attempt := 0; ; attempt++ {
+		st, err := r.readPartition(ctx, satelliteID)
+		if err != nil {
+			return err
+		}
+		sk := capConfigSort(cfg.Kind)
+		if !st.capConfigs[sk] && len(st.capConfigs) >= satellite.MaxCapabilityConfigs {
+			return satellite.Errorf(satellite.EINVALID, "satellite %s already has %d capability configs, the most it can have", satelliteID, satellite.MaxCapabilityConfigs)
+		}
+		condition := "tokenGeneration = :gen"
+		if st.generation == 0 {
+			condition = "attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :gen)"
+		}
+		check := &types.ConditionCheck{
+			TableName:                 &r.tables.Satellites,
+			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			ConditionExpression:       aws.String(condition),
+			ExpressionAttributeValues: item{":gen": num(st.generation)},
+		}
+		it := item{
+			SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
+			"kind": str(cfg.Kind), "payload": str(string(cfg.Payload)), "secrets": str(string(secrets)),
+			"updatedAt": millis(cfg.UpdatedAt), "tokenGeneration": num(st.generation),
+		}
+		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{ConditionCheck: check},
+			{Put: &types.Put{TableName: &r.tables.Satellites, Item: it}},
+		}})
+		if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] && attempt < 3 {
+			continue // rotated or deleted meanwhile: read again
+		}
+		return internal(err, "store capability config")
+	}
+}
+
+// DeleteCapabilityConfig implements satellite.Fleet.
+func (r *Registry) DeleteCapabilityConfig(ctx context.Context, satelliteID, kind string) error {
+	_, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:           &r.tables.Satellites,
+		Key:                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(capConfigSort(kind))},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	})
+	if conditionFailed(err) {
+		return satellite.Errorf(satellite.ENOTFOUND, "satellite %s has no capability config of kind %s", satelliteID, kind)
+	}
+	return internal(err, "delete capability config")
+}
+
+// SaveCapabilityStatus implements satellite.Registry. A satellite's
+// statuses are one item, a map by kind, bounded to MaxStatusKinds kinds by
+// the write's condition. It is created, in a transaction that checks the
+// satellite exists, the first time: a late frame after the satellite was
+// deleted creates nothing.
+func (r *Registry) SaveCapabilityStatus(ctx context.Context, satelliteID string, st satellite.CapabilityStatus) error {
+	pk := str(satelliteKey(satelliteID))
+	key := item{SatellitesPartitionKey: pk, SatellitesSortKey: str(statusSort)}
+	value := &types.AttributeValueMemberM{Value: item{"payload": str(string(st.Payload)), "at": millis(st.ReportedAt)}}
+	for attempt := 0; ; attempt++ {
+		_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:        &r.tables.Satellites,
+			Key:              key,
+			UpdateExpression: aws.String("SET statuses.#k = :s"),
+			ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(statuses.#k) OR statuses.#k.#at <= :at) AND " +
+				"(attribute_exists(statuses.#k) OR size(statuses) < :max)"),
+			ExpressionAttributeNames:            map[string]string{"#k": st.Kind, "#at": "at"},
+			ExpressionAttributeValues:           item{":s": value, ":at": millis(st.ReportedAt), ":max": num(satellite.MaxStatusKinds)},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return internal(err, "store capability status")
+		}
+		if len(ccf.Item) > 0 {
+			statuses, _ := ccf.Item["statuses"].(*types.AttributeValueMemberM)
+			if statuses != nil && statuses.Value[st.Kind] == nil {
+				return satellite.Errorf(satellite.ETOOLARGE, "satellite %s already keeps statuses of %d kinds", satelliteID, satellite.MaxStatusKinds)
+			}
+			return nil // a status reported later is stored
+		}
+		if attempt > 0 {
+			return satellite.Errorf(satellite.ECONFLICT, "capability statuses of satellite %s kept changing", satelliteID)
+		}
+		// The first status of this satellite: create the item.
+		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{ConditionCheck: &types.ConditionCheck{
+				TableName:           &r.tables.Satellites,
+				Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+				ConditionExpression: aws.String("attribute_exists(pk)"),
+			}},
+			{Put: &types.Put{
+				TableName:           &r.tables.Satellites,
+				Item:                item{SatellitesPartitionKey: pk, SatellitesSortKey: str(statusSort), "statuses": &types.AttributeValueMemberM{Value: item{st.Kind: value}}},
+				ConditionExpression: aws.String("attribute_not_exists(pk)"),
+			}},
+		}})
+		failed, _, ok := cancelled(err)
+		switch {
+		case err == nil:
+			return nil
+		case ok && len(failed) > 1 && failed[0]:
+			return satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		case ok && len(failed) > 1 && failed[1]:
+			continue // created meanwhile: update it
+		}
+		return internal(err, "store capability status")
+	}
+}
+
+// CapabilityStatuses implements satellite.Fleet.
+func (r *Registry) CapabilityStatuses(ctx context.Context, satelliteID string) ([]satellite.CapabilityStatus, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &r.tables.Satellites,
+		Key:            item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(statusSort)},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, internal(err, "read capability statuses")
+	}
+	statuses, _ := out.Item["statuses"].(*types.AttributeValueMemberM)
+	if statuses == nil {
+		return nil, nil
+	}
+	list := make([]satellite.CapabilityStatus, 0, len(statuses.Value))
+	for kind, v := range statuses.Value {
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			continue
+		}
+		list = append(list, satellite.CapabilityStatus{Kind: kind, Payload: json.RawMessage(getStr(m.Value, "payload")), ReportedAt: getMillis(m.Value, "at")})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Kind < list[j].Kind })
+	return list, nil
+}

@@ -1,0 +1,181 @@
+package wshandler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/s3telemetry"
+)
+
+// telemetryObjects lists the keys stored in the test's telemetry bucket.
+func telemetryObjects(t *testing.T, h *harness) map[string][]byte {
+	t.Helper()
+	out, err := h.env.S3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(h.env.TelemetryBucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := map[string][]byte{}
+	for _, o := range out.Contents {
+		get, err := h.env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(h.env.TelemetryBucket), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(get.Body)
+		get.Body.Close()
+		objects[aws.ToString(o.Key)] = b
+	}
+	return objects
+}
+
+// batch sends a telemetry_batch through a function instance and returns the
+// acks the connection received from it (none, or one).
+func batch(t *testing.T, h *harness, through *app.App, id string, body string) []map[string]any {
+	t.Helper()
+	before := len(framesOf(t, h, id, "telemetry_ack"))
+	if _, err := through.WebSocket.Message(ctx, testenv.Raw(t, id, body)); err != nil {
+		t.Fatalf("telemetry_batch: %v", err)
+	}
+	return framesOf(t, h, id, "telemetry_ack")[before:]
+}
+
+func ackIs(t *testing.T, acks []map[string]any, batchID any, accepted, rejected int, retryable bool) {
+	t.Helper()
+	if len(acks) != 1 {
+		t.Fatalf("got %d acks %v, want one", len(acks), acks)
+	}
+	want := fmt.Sprintf("%v %d %d %v", batchID, accepted, rejected, retryable)
+	got := fmt.Sprintf("%v %v %v %v", acks[0]["batchId"], acks[0]["accepted"], acks[0]["rejected"], acks[0]["retryable"])
+	if got != want {
+		t.Errorf("ack = %s, want batchId accepted rejected retryable = %s", got, want)
+	}
+}
+
+func TestTelemetryBatchIsStoredAndAcked(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-tel")
+	id := h.authenticate("sat-tel", tok)
+	body := `{"type":"telemetry_batch","batchId":1,"kind":"logstream","payload":[{"line":"a"},{"line":"b"}],"droppedByGroup":{"app":3}}`
+	ackIs(t, batch(t, h, h.message, id, body), 1.0, 2, 0, false)
+
+	objects := telemetryObjects(t, h)
+	if len(objects) != 1 {
+		t.Fatalf("stored %d objects, want 1", len(objects))
+	}
+	for key, b := range objects {
+		if !strings.HasPrefix(key, "telemetry/logstream/2026-11-27/sat-tel/") || !strings.HasSuffix(key, "_1.json") {
+			t.Errorf("key %s is not by kind, day and satellite", key)
+		}
+		var doc s3telemetry.Document
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.SatelliteID != "sat-tel" || doc.Accepted != 2 || doc.DroppedByGroup["app"] != 3 || string(doc.Payload) != `[{"line":"a"},{"line":"b"}]` {
+			t.Errorf("stored %s", b)
+		}
+	}
+
+	t.Run("a resend of a handled batch is acked again, not stored again", func(t *testing.T) {
+		ackIs(t, batch(t, h, h.message, id, body), 1.0, 2, 0, false)
+		// On another instance, which has never seen it.
+		other := h.build("message-b")
+		ackIs(t, batch(t, h, other, id, body), 1.0, 2, 0, false)
+		if n := len(telemetryObjects(t, h)); n != 1 {
+			t.Errorf("%d objects after resends, want 1", n)
+		}
+	})
+	t.Run("items are counted by the payload's shape", func(t *testing.T) {
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":"m-1","kind":"metric-scrape","payload":{"items":[1,2,3]}}`), "m-1", 3, 0, false)
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":"m-2","kind":"metricstream","payload":{"series":"cpu"}}`), "m-2", 1, 0, false)
+	})
+	t.Run("a kind nothing stores gets a terminal ack and costs no request", func(t *testing.T) {
+		h.calls["message"].Reset()
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":2,"kind":"traces","payload":[1]}`), 2.0, 0, 0, false)
+		if n := h.calls["message"].Count("DynamoDB") + h.calls["message"].Count("S3"); n != 0 {
+			t.Errorf("%d requests for an unknown kind", n)
+		}
+	})
+	t.Run("a payload its kind cannot hold is rejected", func(t *testing.T) {
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":3,"kind":"logstream","payload":"one line"}`), 3.0, 0, 1, false)
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":3,"kind":"logstream","payload":"one line"}`), 3.0, 0, 1, false)
+	})
+	t.Run("an invalid frame with a batchId is still acked", func(t *testing.T) {
+		ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":4,"kind":"../etc","payload":[]}`), 4.0, 0, 1, false)
+	})
+}
+
+func TestTelemetryDuplicateInFlightIsNotAcked(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-inflight")
+	id := h.authenticate("sat-inflight", tok)
+	// Another instance claimed the batch and is still storing it.
+	ledger := dynamo.NewTelemetryLedger(h.env.DB, h.env.TelemetryTable)
+	body := `{"type":"telemetry_batch","batchId":7,"kind":"logstream","payload":[{"line":"a"}]}`
+	msg, err := protocol.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := msg.(*protocol.TelemetryBatch).BatchKey
+	if _, err := ledger.ClaimBatch(ctx, id, key, len(body), app.DefaultTelemetryBudget, h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if acks := batch(t, h, h.message, id, body); len(acks) != 0 {
+		t.Errorf("a duplicate of a batch in flight was acked: %v", acks)
+	}
+	// The claimer died: after the in-flight timeout the resend is handled.
+	h.clock.Advance(dynamo.InFlightTimeout + time.Second)
+	ackIs(t, batch(t, h, h.message, id, body), 7.0, 1, 0, false)
+}
+
+func TestTelemetryBudgetHoldsAcrossInstances(t *testing.T) {
+	h := newHarness(t, func(c *app.Config, _ *app.Options) { c.TelemetryBudget = protocol.MaxMessageBytes })
+	tok := h.satellite("sat-budget")
+	id := h.authenticate("sat-budget", tok)
+	other := h.build("message-b")
+	big := func(n int) string {
+		return fmt.Sprintf(`{"type":"telemetry_batch","batchId":%d,"kind":"logstream","payload":[{"line":"%s"}]}`, n, strings.Repeat("x", 50_000))
+	}
+	ackIs(t, batch(t, h, h.message, id, big(1)), 1.0, 1, 0, false)
+	ackIs(t, batch(t, h, other, id, big(2)), 2.0, 1, 0, false)
+	// The third would take the connection over its bytes of the minute,
+	// whichever instance handles it.
+	ackIs(t, batch(t, h, h.message, id, big(3)), 3.0, 0, 0, true)
+	ackIs(t, batch(t, h, other, id, big(3)), 3.0, 0, 0, true)
+	if n := len(h.logLines("telemetry over the connection's budget; the agent resends later")); n != 2 {
+		t.Errorf("over budget logged %d times, want 2", n)
+	}
+	if h.mgmt.Closed(id) {
+		t.Fatal("over budget closed the connection")
+	}
+	// A new minute, a new budget: the resend goes through.
+	h.clock.Advance(time.Minute)
+	ackIs(t, batch(t, h, other, id, big(3)), 3.0, 1, 0, false)
+	if n := len(telemetryObjects(t, h)); n != 3 {
+		t.Errorf("%d objects stored, want 3", n)
+	}
+}
+
+func TestTelemetryStorageFailureIsRetryable(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-s3down")
+	id := h.authenticate("sat-s3down", tok)
+	broken := h.build("message-broken", func(c *app.Config, _ *app.Options) { c.TelemetryBucket = "no-such-bucket" })
+	body := `{"type":"telemetry_batch","batchId":9,"kind":"logstream","payload":[{"line":"a"},{"line":"b"}]}`
+	ackIs(t, batch(t, h, broken, id, body), 9.0, 0, 0, true)
+	// Forgotten: the agent's resend is handled again.
+	ackIs(t, batch(t, h, h.message, id, body), 9.0, 2, 0, false)
+	if n := len(telemetryObjects(t, h)); n != 1 {
+		t.Errorf("%d objects, want 1", n)
+	}
+}
