@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -21,14 +22,36 @@ type Demo struct {
 // DemoSatelliteID names the demo satellite.
 const DemoSatelliteID = "sat-demo"
 
-// demoAssignment is one HTTP check whose collector declares a run secret.
+// demoAssignment is one HTTP check run in two environments, whose strategy
+// config references a secret (config secrets) and whose collector declares
+// a run secret.
 const demoAssignment = `{
   "configId": "cfg-demo-http", "systemId": "sys-demo-web", "strategyId": "http",
-  "config": {"url": "https://example.com/", "method": "GET", "timeoutMs": 5000},
+  "config": {"url": "https://example.com/", "method": "GET", "timeoutMs": 5000,
+    "headers": [{"name": "Authorization", "value": "${{ secrets.DEMO_API_TOKEN }}"}]},
   "collectors": [{"id": "col-demo-api", "collectorId": "http-request",
     "config": {"path": "/status", "secretEnv": {"API_TOKEN": "${{ secrets.DEMO_API_TOKEN }}"}}}],
-  "intervalSeconds": 30, "configName": "Demo homepage", "systemName": "Demo web"
+  "intervalSeconds": 30, "configName": "Demo homepage", "systemName": "Demo web",
+  "systemMetadata": {"owner": "demo-team", "tier": "gold"},
+  "environments": [
+    {"id": "env-prod", "name": "Production", "fields": {"baseUrl": "https://example.com/"}},
+    {"id": "env-staging", "name": "Staging", "fields": {"baseUrl": "https://staging.example.com/"}}
+  ]
 }`
+
+// demoSandboxPolicy is the fleet-wide policy the local stack sets.
+const demoSandboxPolicy = `{"egress":{"allow":["example.com:443","staging.example.com:443"]},"filesystem":"read-only","timeoutMs":30000}`
+
+// demoScrapeConfig is the demo satellite's scrape capability: one target,
+// whose bearer token is bound to a secret.
+var demoScrapeConfig = satellite.CapabilityConfig{
+	Kind:    "scrape",
+	Payload: json.RawMessage(`{"targets":[{"id":"demo-node-exporter","url":"http://127.0.0.1:9100/metrics","intervalSeconds":30}]}`),
+	Secrets: map[string]map[string]string{"demo-node-exporter": {"bearerToken": "${{ secrets.DEMO_SCRAPE_TOKEN }}"}},
+}
+
+// demoSecrets are the values the demo's references resolve to.
+var demoSecrets = map[string]string{"DEMO_API_TOKEN": "demo-api-token-value", "DEMO_SCRAPE_TOKEN": "demo-scrape-token-value"}
 
 const demoScript = `// demo-probe: a tiny script package published by the local stack.
 export function check(response) {
@@ -37,7 +60,9 @@ export function check(response) {
 `
 
 // seed creates (or refreshes) the demo satellite with a new token, its
-// assignment, a published script package and the secrets file.
+// assignment, a scrape capability config, a published script package, the
+// fleet's sandbox policy and the secrets file: with them the banner's
+// simulator command exercises every message of the protocol.
 func (s *Stack) seed(ctx context.Context) (*Demo, error) {
 	tok, err := token.New()
 	if err != nil {
@@ -76,8 +101,31 @@ func (s *Stack) seed(ctx context.Context) (*Demo, error) {
 	if err := s.Registry.SetDesiredLockfileHash(ctx, lockfile); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(s.SecretsFile); errors.Is(err, os.ErrNotExist) {
-		if err := s.WriteSecrets(map[string]string{"DEMO_API_TOKEN": "demo-api-token-value"}); err != nil {
+	if err := s.Registry.SetSandboxPolicy(ctx, json.RawMessage(demoSandboxPolicy), time.Now()); err != nil {
+		return nil, err
+	}
+	scrape := demoScrapeConfig
+	scrape.UpdatedAt = time.Now()
+	if err := s.Registry.SetCapabilityConfig(ctx, DemoSatelliteID, scrape); err != nil {
+		return nil, err
+	}
+	// Add the demo's secrets a kept secrets file lacks; never overwrite.
+	values := map[string]string{}
+	if b, err := os.ReadFile(s.SecretsFile); err == nil {
+		if err := json.Unmarshal(b, &values); err != nil {
+			return nil, fmt.Errorf("secrets file %s: %w", s.SecretsFile, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	missing := false
+	for k, v := range demoSecrets {
+		if _, ok := values[k]; !ok {
+			values[k], missing = v, true
+		}
+	}
+	if missing {
+		if err := s.WriteSecrets(values); err != nil {
 			return nil, err
 		}
 	}

@@ -23,9 +23,11 @@ Commands:
   create --name NAME --region REGION [--tag k=v]... [--offline-threshold 5m]
         Create a satellite. Prints its id and its token: the token is shown
         this once and stored only as a hash.
-  list  List satellites with status, last seen, version and sync state.
+  list  List satellites with status, last seen, version, sync state and
+        capabilities.
   get ID
-        Show one satellite with its assignments.
+        Show one satellite with its assignments, capability configs and the
+        latest status of each capability.
   update ID [--name NAME] [--region REGION] [--tag k=v]... [--clear-tags]
             [--offline-threshold 10m | --clear-offline-threshold]
         Change a satellite. The threshold (2m to 24h) overrides the default
@@ -46,8 +48,20 @@ Commands:
         every connected satellite gets refresh_script_packages.
   packages
         Show the desired lockfile, its packages and each satellite's sync state.
-  results --config-id ID --system-id ID [--limit 20]
-        Show the latest results of a check, newest first.
+  results --config-id ID --system-id ID [--environment ENV] [--limit 20]
+        Show the latest results of a check, newest first (of one environment
+        with --environment).
+  sandbox-policy get | set --file FILE
+        Show or set the fleet-wide script sandbox policy (a JSON object). Every
+        connected satellite gets it at once, every later one on authenticate;
+        until one is set, satellites run scripts fail-closed.
+  capability set ID KIND --file FILE | capability delete ID KIND
+        Set a satellite's config of a capability kind from FILE, {"payload":
+        ..., "secrets": {RESOURCE: {FIELD: "${{ secrets.NAME }}"}}}: the
+        payload is pushed to the satellite, the secrets never are (it asks
+        for a bound resource's when it needs them).
+  telemetry [--satellite-id ID] [--kind KIND] [--since 24h] [--limit 100]
+        List stored telemetry batches, newest first.
 
 Global flags (before or after the command):
   --endpoint URL   admin API base URL (default $SATCTL_ENDPOINT). Requests to a
@@ -225,19 +239,22 @@ func (t tags) Set(v string) error {
 type command func(fs *flag.FlagSet) func(*env) error
 
 // commands is the command table; the commands themselves are in
-// satellites.go, assignments.go, packages.go and results.go.
+// satellites.go, assignments.go, packages.go, results.go and fleet.go.
 var commands = map[string]command{
-	"create":       cmdCreate,
-	"list":         cmdList,
-	"get":          cmdGet,
-	"update":       cmdUpdate,
-	"rotate-token": cmdRotateToken,
-	"delete":       cmdDelete,
-	"online":       cmdOnline,
-	"assign":       cmdAssign,
-	"publish":      cmdPublish,
-	"packages":     cmdPackages,
-	"results":      cmdResults,
+	"create":         cmdCreate,
+	"list":           cmdList,
+	"get":            cmdGet,
+	"update":         cmdUpdate,
+	"rotate-token":   cmdRotateToken,
+	"delete":         cmdDelete,
+	"online":         cmdOnline,
+	"assign":         cmdAssign,
+	"publish":        cmdPublish,
+	"packages":       cmdPackages,
+	"results":        cmdResults,
+	"sandbox-policy": cmdSandboxPolicy,
+	"capability":     cmdCapability,
+	"telemetry":      cmdTelemetry,
 }
 
 func (e *env) id() (string, error) {

@@ -39,22 +39,28 @@ func (e *env) table(header []string, rows [][]string) {
 }
 
 type satelliteView struct {
-	SatelliteID         string            `json:"satelliteId"`
-	Name                string            `json:"name"`
-	Region              string            `json:"region"`
-	Tags                map[string]string `json:"tags"`
-	OfflineThresholdMs  *int64            `json:"offlineThresholdMs"`
-	Status              string            `json:"status"`
-	LastSeenAt          *time.Time        `json:"lastSeenAt"`
-	Version             string            `json:"version"`
-	LastConnectionEvent string            `json:"lastConnectionEvent"`
-	SyncState           *syncStateView    `json:"syncState"`
+	SatelliteID         string                 `json:"satelliteId"`
+	Name                string                 `json:"name"`
+	Region              string                 `json:"region"`
+	Tags                map[string]string      `json:"tags"`
+	OfflineThresholdMs  *int64                 `json:"offlineThresholdMs"`
+	Status              string                 `json:"status"`
+	LastSeenAt          *time.Time             `json:"lastSeenAt"`
+	Version             string                 `json:"version"`
+	LastConnectionEvent string                 `json:"lastConnectionEvent"`
+	SyncState           *syncStateView         `json:"syncState"`
+	Capabilities        []string               `json:"capabilities"`
+	CapabilityConfigs   []capabilityConfigView `json:"capabilityConfigs"`
+	CapabilityStatuses  []capabilityStatusView `json:"capabilityStatuses"`
 	Assignments         []struct {
 		ConfigID        string  `json:"configId"`
 		SystemID        string  `json:"systemId"`
 		StrategyID      string  `json:"strategyId"`
 		IntervalSeconds float64 `json:"intervalSeconds"`
 		Collectors      []any   `json:"collectors"`
+		Environments    []struct {
+			ID string `json:"id"`
+		} `json:"environments"`
 	} `json:"assignments"`
 }
 
@@ -82,7 +88,7 @@ func (s *syncStateView) describe() string {
 	return d
 }
 
-var satelliteHeader = []string{"ID", "NAME", "REGION", "STATUS", "LAST SEEN", "VERSION", "EDGE", "THRESHOLD", "SYNC", "TAGS"}
+var satelliteHeader = []string{"ID", "NAME", "REGION", "STATUS", "LAST SEEN", "VERSION", "EDGE", "THRESHOLD", "SYNC", "TAGS", "CAPABILITIES"}
 
 func (s satelliteView) row() []string {
 	seen := "-"
@@ -98,7 +104,7 @@ func (s satelliteView) row() []string {
 		tagList = append(tagList, k+"="+v)
 	}
 	sort.Strings(tagList)
-	return []string{s.SatelliteID, s.Name, s.Region, s.Status, seen, orDash(&s.Version), orDash(&s.LastConnectionEvent), threshold, s.SyncState.describe(), strings.Join(tagList, ",")}
+	return []string{s.SatelliteID, s.Name, s.Region, s.Status, seen, orDash(&s.Version), orDash(&s.LastConnectionEvent), threshold, s.SyncState.describe(), strings.Join(tagList, ","), orDashList(s.Capabilities)}
 }
 
 func orDash(s *string) string {

@@ -151,3 +151,83 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("no endpoint: %d %s", code, errOut.String())
 	}
 }
+
+// TestCurrentProtocolCommands drives what today's satellites add through
+// satctl: the sandbox policy, a capability config, environments in results,
+// telemetry, and the satellite's capabilities and statuses in get.
+func TestCurrentProtocolCommands(t *testing.T) {
+	env := testenv.New(t)
+	stack, err := localstack.Start(ctx, localstack.Options{
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Stop()
+	api := stack.AdminURL
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		_ = os.WriteFile(path, []byte(content), 0o600)
+		return path
+	}
+
+	// No policy yet: satellites are told nothing and stay fail-closed.
+	if code, out, _ := run(t, api, "", "sandbox-policy", "get"); code != 0 || !strings.Contains(out, "fail-closed") {
+		t.Errorf("sandbox-policy get: %d %q", code, out)
+	}
+	if code, out, errOut := run(t, api, "", "sandbox-policy", "set", "--file", write("policy.json", `{"egress":{"allow":["example.com:443"]}}`)); code != 0 || !strings.Contains(out, `"example.com:443"`) {
+		t.Errorf("sandbox-policy set: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := run(t, api, "", "sandbox-policy", "set", "--file", write("bad.json", `["allow-all"]`)); code != 1 || !strings.Contains(errOut, "JSON object") {
+		t.Errorf("sandbox-policy set of a non-object: %d %q", code, errOut)
+	}
+
+	created := runJSON(t, api, "create", "--name", "Current", "--region", "eu-central-1")
+	id := created["satellite"].(map[string]any)["satelliteId"].(string)
+	runJSON(t, api, "assign", id, "--file", write("assign.json",
+		`[{"configId":"cfg-env","systemId":"sys-env","strategyId":"http","config":{"url":"https://example.com"},"intervalSeconds":60,
+		  "environments":[{"id":"prod","name":"Production"},{"id":"stage","name":"Staging"}]}]`))
+	cfg := write("scrape.json", `{"payload":{"targets":[{"id":"node","url":"http://10.0.0.5:9100/metrics"}]},"secrets":{"node":{"bearerToken":"${{ secrets.SCRAPE }}"}}}`)
+	if code, out, errOut := run(t, api, "", "capability", "set", id, "scrape", "--file", cfg); code != 0 || !strings.Contains(out, "node(bearerToken)") {
+		t.Errorf("capability set: %d %q %q", code, out, errOut)
+	}
+	if err := stack.WriteSecrets(map[string]string{"SCRAPE": "scrape-token"}); err != nil {
+		t.Fatal(err)
+	}
+
+	sim := simulator.New(simulator.Config{URL: stack.URL, ClientID: id, Token: created["token"].(string), HeartbeatInterval: 200 * time.Millisecond,
+		ResultInterval: 200 * time.Millisecond, TelemetryInterval: 100 * time.Millisecond})
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	go func() { _ = sim.Run(simCtx) }()
+	testenv.Eventually(t, "results per environment, telemetry and a capability status", func() bool {
+		st := sim.State()
+		return st.ResultsByEnvironment["prod"] > 0 && st.ResultsByEnvironment["stage"] > 0 && st.TelemetryAccepted > 0 &&
+			st.CapabilityStatusesSent > 0 && st.CapabilitySecrets["scrape/node"] == 1 && st.SandboxPolicy != nil
+	})
+
+	code, out, _ := run(t, api, "", "get", id)
+	for _, want := range []string{"scrape,telemetry", "prod,stage", "node(bearerToken)", "STATUS OF"} {
+		if code != 0 || !strings.Contains(strings.ReplaceAll(out, " ", ","), want) && !strings.Contains(out, want) {
+			t.Errorf("get does not show %q:\n%s", want, out)
+		}
+	}
+	testenv.Eventually(t, "prod results through satctl", func() bool {
+		code, out, _ := run(t, api, "", "results", "--config-id", "cfg-env", "--system-id", "sys-env", "--environment", "prod")
+		return code == 0 && strings.Contains(out, "prod") && !strings.Contains(out, "stage")
+	})
+	testenv.Eventually(t, "telemetry through satctl", func() bool {
+		code, out, _ := run(t, api, "", "telemetry", "--satellite-id", id, "--kind", "logstream", "--since", "1h")
+		return code == 0 && strings.Contains(out, "telemetry/logstream/")
+	})
+	if code, _, errOut := run(t, api, "", "telemetry", "--since", "last week"); code != 2 || !strings.Contains(errOut, "--since") {
+		t.Errorf("telemetry --since nonsense: %d %q", code, errOut)
+	}
+	if code, out, _ := run(t, api, "", "capability", "delete", id, "scrape"); code != 0 || !strings.Contains(out, "deleted the scrape config") {
+		t.Errorf("capability delete: %d %q", code, out)
+	}
+	if code, _, errOut := run(t, api, "", "capability", "delete", id, "scrape"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("capability delete again: %d %q", code, errOut)
+	}
+}

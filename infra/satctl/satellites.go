@@ -79,10 +79,30 @@ func cmdGet(fs *flag.FlagSet) func(*env) error {
 		e.table(satelliteHeader, [][]string{s.row()})
 		rows := [][]string{}
 		for _, a := range s.Assignments {
-			rows = append(rows, []string{a.ConfigID, a.SystemID, a.StrategyID, fmt.Sprint(a.IntervalSeconds), fmt.Sprint(len(a.Collectors))})
+			envs := make([]string, 0, len(a.Environments))
+			for _, env := range a.Environments {
+				envs = append(envs, env.ID)
+			}
+			rows = append(rows, []string{a.ConfigID, a.SystemID, a.StrategyID, fmt.Sprint(a.IntervalSeconds), fmt.Sprint(len(a.Collectors)), orDashList(envs)})
 		}
 		fmt.Fprintln(e.out)
-		e.table([]string{"CONFIG", "SYSTEM", "STRATEGY", "INTERVAL S", "COLLECTORS"}, rows)
+		e.table([]string{"CONFIG", "SYSTEM", "STRATEGY", "INTERVAL S", "COLLECTORS", "ENVIRONMENTS"}, rows)
+		if len(s.CapabilityConfigs) > 0 {
+			rows = [][]string{}
+			for _, c := range s.CapabilityConfigs {
+				rows = append(rows, c.row())
+			}
+			fmt.Fprintln(e.out)
+			e.table(capabilityConfigHeader, rows)
+		}
+		if len(s.CapabilityStatuses) > 0 {
+			rows = [][]string{}
+			for _, st := range s.CapabilityStatuses {
+				rows = append(rows, st.row())
+			}
+			fmt.Fprintln(e.out)
+			e.table([]string{"STATUS OF", "REPORTED", "PAYLOAD"}, rows)
+		}
 		return nil
 	}
 }

@@ -66,6 +66,12 @@ func (s *Satellite) deliver(f map[string]any) bool {
 		key = fmt.Sprintf("blob:%v", f["integrity"])
 	case protocol.TypeRunSecrets:
 		key = fmt.Sprintf("secrets:%v", f["requestId"])
+	case protocol.TypeConfigSecrets:
+		key = fmt.Sprintf("config-secrets:%v", f["requestId"])
+	case protocol.TypeCapabilitySecretResponse:
+		key = fmt.Sprintf("capsecret:%v", f["requestId"])
+	case protocol.TypeTelemetryAck:
+		key = fmt.Sprintf("telemetry:%v", f["batchId"])
 	default:
 		return false
 	}
@@ -79,7 +85,7 @@ func (s *Satellite) deliver(f map[string]any) bool {
 }
 
 func (s *Satellite) heartbeat(ctx context.Context, started time.Time) {
-	err := s.send(ctx, map[string]any{"type": "heartbeat", "version": s.cfg.Version, "uptimeSeconds": int(time.Since(started).Seconds())})
+	err := s.send(ctx, map[string]any{"type": "heartbeat", "version": s.cfg.Version, "uptimeSeconds": int(time.Since(started).Seconds()), "capabilities": s.cfg.Capabilities})
 	if err != nil && ctx.Err() == nil {
 		s.logf("heartbeat not sent: %v", err)
 	}

@@ -93,21 +93,37 @@ func (w *scheduler) once(ctx context.Context, a satellite.Assignment) {
 			w.s.logf("run secrets for %s/%s refused: %v", a.ConfigID, c.ID, reply["error"])
 		}
 	}
-	latency := 20 + int(time.Now().UnixNano()%80)
-	err := w.s.send(ctx, map[string]any{
-		"type": protocol.TypeResult, "configId": a.ConfigID, "systemId": a.SystemID, "status": "healthy",
-		"latencyMs": latency, "executedAt": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"result": map[string]any{"status": "healthy", "latencyMs": latency, "message": "simulated", "metadata": map[string]any{"connected": true}},
-	})
-	if err == nil {
+	w.configSecrets(ctx, a, runID)
+	for _, env := range environments(a) {
+		latency := 20 + int(time.Now().UnixNano()%80)
+		frame := map[string]any{
+			"type": protocol.TypeResult, "configId": a.ConfigID, "systemId": a.SystemID, "status": "healthy",
+			"latencyMs": latency, "executedAt": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+			"result": map[string]any{"status": "healthy", "latencyMs": latency, "message": "simulated", "metadata": map[string]any{"connected": true}},
+		}
+		label := ""
+		if env != nil {
+			frame["environmentId"], label = *env, *env
+		}
+		if err := w.s.send(ctx, frame); err != nil {
+			return
+		}
 		w.s.mu.Lock()
 		w.s.state.ResultsSent++
+		w.s.state.ResultsByEnvironment[label]++
 		n := w.s.state.ResultsSent
 		w.s.mu.Unlock()
 		if n <= 3 || n%100 == 0 {
-			w.s.logf("result %s/%s healthy in %d ms (%d sent)", a.ConfigID, a.SystemID, latency, n)
+			w.s.logf("result %s/%s%s healthy in %d ms (%d sent)", a.ConfigID, a.SystemID, inEnvironment(label), latency, n)
 		}
 	}
+}
+
+func inEnvironment(env string) string {
+	if env == "" {
+		return ""
+	}
+	return " in " + env
 }
 
 func randomID() string {

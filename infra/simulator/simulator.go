@@ -1,10 +1,13 @@
 // Package simulator is a satellite that speaks the wire protocol the way a
-// real one does: it authenticates, heartbeats, reports a result for each
-// assignment on its interval, reconciles script packages (manifest, missing
-// blobs verified against their integrity, then its sync state), asks for the
-// run secrets its collectors declare, follows config_updated and
-// refresh_script_packages, honours shutdown, and reconnects with exponential
-// back-off and jitter. It logs what it does in plain lines.
+// real one does: it authenticates advertising its capabilities, heartbeats,
+// reports a result for each assignment (and each of its environments) on its
+// interval, reconciles script packages (manifest, missing blobs verified
+// against their integrity, then its sync state), asks for the run and config
+// secrets its checks reference, applies the sandbox policy, sends telemetry
+// batches in a credit window, runs its capability configs (secrets of bound
+// resources, statuses), follows config_updated and refresh_script_packages,
+// honours shutdown, and reconnects with exponential back-off and jitter. It
+// logs what it does in plain lines.
 package simulator
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"sync"
@@ -43,6 +47,13 @@ type Config struct {
 	Log io.Writer
 	// HTTPClient fetches large blobs by URL.
 	HTTPClient *http.Client
+	// Capabilities are advertised in authenticate and heartbeats
+	// (DefaultCapabilities when nil).
+	Capabilities []string
+	// TelemetryInterval is how often a telemetry batch is sent (0: none);
+	// at most TelemetryWindow (4) wait for their ack at once.
+	TelemetryInterval time.Duration
+	TelemetryWindow   int
 }
 
 // ErrRefused is returned by Run when the backend refuses the credentials:
@@ -64,17 +75,35 @@ type State struct {
 	LastAuthFailure   string
 	ConfigUpdates     int
 	RefreshesReceived int
+
+	// SandboxPolicy is the policy scripts run under; nil: fail-closed.
+	SandboxPolicy         json.RawMessage
+	SandboxPolicyUpdates  int
+	ConfigSecretsReceived map[string]int // configId -> secret fields received
+	ConfigSecretsRefused  map[string]string
+	// ResultsByEnvironment counts results sent per environment ("" for
+	// environment-less runs).
+	ResultsByEnvironment     map[string]int
+	CapabilityConfigs        map[string]int // kind -> configs received
+	CapabilitySecrets        map[string]int // kind/resource -> fields received
+	CapabilitySecretsRefused map[string]string
+	CapabilityStatusesSent   int
+	TelemetryAcks            int
+	TelemetryAccepted        int // items
+	TelemetryRetries         int
+	TelemetryDropped         int // batches settled with nothing accepted
 }
 
 // Satellite is one simulated satellite.
 type Satellite struct {
 	cfg Config
 
-	mu      sync.Mutex
-	state   State
-	waiters map[string]chan map[string]any // requestId or "manifest:<hash>"/"blob:<integrity>"
-	conn    *websocket.Conn
-	writeMu sync.Mutex
+	mu        sync.Mutex
+	state     State
+	waiters   map[string]chan map[string]any // requestId or "manifest:<hash>"/"blob:<integrity>"
+	conn      *websocket.Conn
+	writeMu   sync.Mutex
+	nextBatch int64
 }
 
 // New returns a satellite; Run connects it.
@@ -100,7 +129,17 @@ func New(cfg Config) *Satellite {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &Satellite{cfg: cfg, state: State{Packages: map[string][]byte{}, SecretsReceived: map[string]int{}, SecretsRefused: map[string]string{}}}
+	if cfg.Capabilities == nil {
+		cfg.Capabilities = DefaultCapabilities
+	}
+	if cfg.TelemetryWindow <= 0 {
+		cfg.TelemetryWindow = 4
+	}
+	return &Satellite{cfg: cfg, state: State{
+		Packages: map[string][]byte{}, SecretsReceived: map[string]int{}, SecretsRefused: map[string]string{},
+		ConfigSecretsReceived: map[string]int{}, ConfigSecretsRefused: map[string]string{}, ResultsByEnvironment: map[string]int{},
+		CapabilityConfigs: map[string]int{}, CapabilitySecrets: map[string]int{}, CapabilitySecretsRefused: map[string]string{},
+	}}
 }
 
 // State returns a copy of what the satellite knows.
@@ -118,10 +157,14 @@ func (s *Satellite) State() State {
 	for k, v := range s.state.SecretsReceived {
 		st.SecretsReceived[k] = v
 	}
-	st.SecretsRefused = map[string]string{}
-	for k, v := range s.state.SecretsRefused {
-		st.SecretsRefused[k] = v
-	}
+	st.SecretsRefused = maps.Clone(s.state.SecretsRefused)
+	st.SandboxPolicy = append(json.RawMessage(nil), s.state.SandboxPolicy...)
+	st.ConfigSecretsReceived = maps.Clone(s.state.ConfigSecretsReceived)
+	st.ConfigSecretsRefused = maps.Clone(s.state.ConfigSecretsRefused)
+	st.ResultsByEnvironment = maps.Clone(s.state.ResultsByEnvironment)
+	st.CapabilityConfigs = maps.Clone(s.state.CapabilityConfigs)
+	st.CapabilitySecrets = maps.Clone(s.state.CapabilitySecrets)
+	st.CapabilitySecretsRefused = maps.Clone(s.state.CapabilitySecretsRefused)
 	return st
 }
 
@@ -216,7 +259,7 @@ func (s *Satellite) session(ctx context.Context) error {
 		}
 	}()
 
-	if err := s.send(sessCtx, map[string]any{"type": "authenticate", "clientId": s.cfg.ClientID, "token": s.cfg.Token}); err != nil {
+	if err := s.send(sessCtx, map[string]any{"type": "authenticate", "clientId": s.cfg.ClientID, "token": s.cfg.Token, "capabilities": s.cfg.Capabilities}); err != nil {
 		return err
 	}
 	var first map[string]any
@@ -250,10 +293,13 @@ func (s *Satellite) session(ctx context.Context) error {
 	assignments := decodeAssignments(first["assignments"])
 	s.logf("authenticated: %d assignment(s), desired lockfile %s", len(assignments), describeHash(first["scriptPackagesLockfileHash"]))
 
+	s.applySandboxPolicy(first["sandboxPolicy"], "authenticated")
 	work := newScheduler(s, sessCtx)
 	defer work.stop()
 	work.apply(assignments)
 	go s.reconcile(sessCtx, first["scriptPackagesLockfileHash"])
+	caps := newCapabilities(s, sessCtx)
+	go s.telemetry(sessCtx)
 
 	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
@@ -287,6 +333,11 @@ func (s *Satellite) session(ctx context.Context) error {
 				s.mu.Unlock()
 				s.logf("refresh_script_packages: %v", f["lockfileHash"])
 				go s.reconcile(sessCtx, f["lockfileHash"])
+			case protocol.TypeSandboxPolicy:
+				s.applySandboxPolicy(f["policy"], "sandbox_policy")
+			case protocol.TypeCapabilityConfig:
+				kind, _ := f["kind"].(string)
+				caps.apply(kind, f["payload"])
 			case protocol.TypeShutdown:
 				reason, _ := f["reason"].(string)
 				s.mu.Lock()

@@ -99,20 +99,22 @@ Checkstack satellite backend (local stack)
   Admin API         %s
   Functions         %s
   DynamoDB Local    %s
-  S3                %s (bucket %s)
+  S3                %s (buckets %s, %s)
   State             %s
   Secrets file      %s
   Event log         %s
-Demo satellite
+Demo satellite (an HTTP check in two environments with config and run
+secrets, a scrape capability with a bound secret; the fleet has a sandbox
+policy)
   clientId          %s
   token             %s
-%sConnect the simulator:
+%sConnect the simulator (it exercises every message of the protocol):
   go run ./infra/cmd/satsim -url %s -client-id %s -token %s
 Manage the fleet:
   go run ./infra/cmd/satctl --endpoint %s list
 Press Ctrl-C to stop.
 
-`, s.URL, s.ManagementURL, s.AdminURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, state,
+`, s.URL, s.ManagementURL, s.AdminURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
 		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
 	return b.String()
 }

@@ -51,6 +51,8 @@ Flags:
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "heartbeat interval")
 	results := fs.Duration("result-interval", 0, "report results this often instead of each assignment's intervalSeconds")
 	version := fs.String("version", "sim-1.0.0", "agent version reported in heartbeats")
+	capabilities := fs.String("capabilities", strings.Join(simulator.DefaultCapabilities, ","), "capabilities advertised in authenticate and heartbeats (comma-separated; empty: none)")
+	telemetry := fs.Duration("telemetry-interval", 15*time.Second, "send a logstream telemetry batch this often (0: none); at most 4 wait for their ack")
 	quiet := fs.Bool("quiet", false, "log only errors and a summary")
 	_ = fs.Parse(os.Args[1:])
 
@@ -76,10 +78,17 @@ Flags:
 		refused int
 		sats    []*simulator.Satellite
 	)
+	caps := []string{}
+	for _, c := range strings.Split(*capabilities, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			caps = append(caps, c)
+		}
+	}
 	for _, c := range creds {
 		sat := simulator.New(simulator.Config{
 			URL: *url, ClientID: c.ClientID, Token: c.Token, Version: *version,
 			HeartbeatInterval: *heartbeat, ResultInterval: *results, Log: log,
+			Capabilities: caps, TelemetryInterval: *telemetry,
 		})
 		sats = append(sats, sat)
 		wg.Add(1)
@@ -93,11 +102,13 @@ Flags:
 		}()
 	}
 	wg.Wait()
-	sent := 0
+	sent, items := 0, 0
 	for _, s := range sats {
-		sent += s.State().ResultsSent
+		st := s.State()
+		sent += st.ResultsSent
+		items += st.TelemetryAccepted
 	}
-	fmt.Fprintf(os.Stderr, "satsim: %d satellite(s), %d result(s) sent, %d refused\n", len(sats), sent, refused)
+	fmt.Fprintf(os.Stderr, "satsim: %d satellite(s), %d result(s) sent, %d telemetry item(s) accepted, %d refused\n", len(sats), sent, items, refused)
 	if refused > 0 && len(sats) == 1 {
 		os.Exit(1)
 	}

@@ -1,0 +1,202 @@
+package satctl
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// readFile reads a command's --file ("-" reads stdin).
+func (e *env) readFile(file string) ([]byte, error) {
+	if file == "" {
+		return nil, usagef("--file is required")
+	}
+	if file == "-" {
+		return io.ReadAll(e.stdin)
+	}
+	return os.ReadFile(file)
+}
+
+// cmdSandboxPolicy is `satctl sandbox-policy get` and
+// `satctl sandbox-policy set --file FILE`.
+func cmdSandboxPolicy(fs *flag.FlagSet) func(*env) error {
+	file := fs.String("file", "", `the policy, a JSON object ("-": stdin)`)
+	return func(e *env) error {
+		if len(e.args) != 1 || (e.args[0] != "get" && e.args[0] != "set") {
+			return usagef("give get or set")
+		}
+		var raw json.RawMessage
+		if e.args[0] == "get" {
+			if err := e.client.Do(e.ctx, "GET", "/sandbox-policy", nil, nil, &raw); err != nil {
+				return err
+			}
+		} else {
+			b, err := e.readFile(*file)
+			if err != nil {
+				return err
+			}
+			if !json.Valid(b) {
+				return usagef("%s is not JSON", *file)
+			}
+			if err := e.client.Do(e.ctx, "PUT", "/sandbox-policy", nil, json.RawMessage(b), &raw); err != nil {
+				return err
+			}
+		}
+		if e.json {
+			return e.printJSON(raw)
+		}
+		var out struct {
+			Policy    json.RawMessage `json:"policy"`
+			UpdatedAt *time.Time      `json:"updatedAt"`
+			Pushed    *struct {
+				Sent, Gone, Failed int
+			} `json:"pushed"`
+		}
+		_ = json.Unmarshal(raw, &out)
+		if out.UpdatedAt == nil {
+			fmt.Fprintln(e.out, "no sandbox policy set: satellites run scripts fail-closed (egress denied)")
+			return nil
+		}
+		fmt.Fprintf(e.out, "updated %s\n", out.UpdatedAt.UTC().Format(time.RFC3339))
+		if out.Pushed != nil {
+			fmt.Fprintf(e.out, "pushed to %d connected satellites (%d gone, %d failed)\n", out.Pushed.Sent, out.Pushed.Gone, out.Pushed.Failed)
+		}
+		return e.printJSON(out.Policy)
+	}
+}
+
+// cmdCapability is `satctl capability set ID KIND --file FILE` and
+// `satctl capability delete ID KIND`.
+func cmdCapability(fs *flag.FlagSet) func(*env) error {
+	file := fs.String("file", "", `{"payload": ..., "secrets": {resource: {field: "${{ secrets.NAME }}"}}} ("-": stdin)`)
+	return func(e *env) error {
+		if len(e.args) != 3 || (e.args[0] != "set" && e.args[0] != "delete") {
+			return usagef("give set or delete, a satellite id and a kind")
+		}
+		path := "/satellites/" + url.PathEscape(e.args[1]) + "/capabilities/" + url.PathEscape(e.args[2])
+		if e.args[0] == "delete" {
+			if err := e.client.Do(e.ctx, "DELETE", path, nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.out, "deleted the %s config of %s; the satellite keeps it until it reconnects\n", e.args[2], e.args[1])
+			return nil
+		}
+		b, err := e.readFile(*file)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(b) {
+			return usagef("%s is not JSON", *file)
+		}
+		var raw json.RawMessage
+		if err := e.client.Do(e.ctx, "PUT", path, nil, json.RawMessage(b), &raw); err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(raw)
+		}
+		var c capabilityConfigView
+		_ = json.Unmarshal(raw, &c)
+		e.table(capabilityConfigHeader, [][]string{c.row()})
+		return nil
+	}
+}
+
+// cmdTelemetry is `satctl telemetry`.
+func cmdTelemetry(fs *flag.FlagSet) func(*env) error {
+	satelliteID := fs.String("satellite-id", "", "only this satellite's batches")
+	kind := fs.String("kind", "", "only batches of this kind")
+	since := fs.String("since", "24h", "how far back: a duration (24h) or an RFC 3339 time")
+	limit := fs.Int("limit", 100, "how many, 1 to 1000, newest first")
+	return func(e *env) error {
+		q := url.Values{"limit": {fmt.Sprint(*limit)}}
+		if *satelliteID != "" {
+			q.Set("satelliteId", *satelliteID)
+		}
+		if *kind != "" {
+			q.Set("kind", *kind)
+		}
+		if d, err := time.ParseDuration(*since); err == nil {
+			q.Set("since", time.Now().Add(-d).UTC().Format(time.RFC3339))
+		} else if _, err := time.Parse(time.RFC3339, *since); err == nil {
+			q.Set("since", *since)
+		} else {
+			return usagef("--since %q is neither a duration nor an RFC 3339 time", *since)
+		}
+		var raw json.RawMessage
+		if err := e.client.Do(e.ctx, "GET", "/telemetry", q, nil, &raw); err != nil {
+			return err
+		}
+		if e.json {
+			return e.printJSON(raw)
+		}
+		var out struct {
+			Batches []struct {
+				Key         string    `json:"key"`
+				Kind        string    `json:"kind"`
+				SatelliteID string    `json:"satelliteId"`
+				ReceivedAt  time.Time `json:"receivedAt"`
+				Size        int64     `json:"size"`
+			}
+		}
+		_ = json.Unmarshal(raw, &out)
+		rows := [][]string{}
+		for _, b := range out.Batches {
+			rows = append(rows, []string{b.ReceivedAt.UTC().Format(time.RFC3339Nano), b.SatelliteID, b.Kind, fmt.Sprint(b.Size), b.Key})
+		}
+		e.table([]string{"RECEIVED", "SATELLITE", "KIND", "BYTES", "KEY"}, rows)
+		return nil
+	}
+}
+
+type capabilityConfigView struct {
+	Kind      string                       `json:"kind"`
+	Secrets   map[string]map[string]string `json:"secrets"`
+	UpdatedAt time.Time                    `json:"updatedAt"`
+}
+
+var capabilityConfigHeader = []string{"KIND", "UPDATED", "BOUND RESOURCES"}
+
+func (c capabilityConfigView) row() []string {
+	resources := make([]string, 0, len(c.Secrets))
+	for r, fields := range c.Secrets {
+		names := make([]string, 0, len(fields))
+		for f := range fields {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		resources = append(resources, r+"("+strings.Join(names, ",")+")")
+	}
+	sort.Strings(resources)
+	return []string{c.Kind, c.UpdatedAt.UTC().Format(time.RFC3339), orDashList(resources)}
+}
+
+type capabilityStatusView struct {
+	Kind       string          `json:"kind"`
+	Payload    json.RawMessage `json:"payload"`
+	ReportedAt time.Time       `json:"reportedAt"`
+}
+
+// maxShownStatus bounds how much of a status payload a table shows.
+const maxShownStatus = 80
+
+func (s capabilityStatusView) row() []string {
+	p := string(s.Payload)
+	if len(p) > maxShownStatus {
+		p = p[:maxShownStatus] + "…"
+	}
+	return []string{s.Kind, s.ReportedAt.UTC().Format(time.RFC3339), p}
+}
+
+func orDashList(list []string) string {
+	if len(list) == 0 {
+		return "-"
+	}
+	return strings.Join(list, " ")
+}
