@@ -137,7 +137,8 @@ func cmdTelemetry(fs *flag.FlagSet) func(*env) error {
 			return e.printJSON(raw)
 		}
 		var out struct {
-			Batches []struct {
+			Truncated bool `json:"truncated"`
+			Batches   []struct {
 				Key         string    `json:"key"`
 				Kind        string    `json:"kind"`
 				SatelliteID string    `json:"satelliteId"`
@@ -151,6 +152,9 @@ func cmdTelemetry(fs *flag.FlagSet) func(*env) error {
 			rows = append(rows, []string{b.ReceivedAt.UTC().Format(time.RFC3339Nano), b.SatelliteID, b.Kind, fmt.Sprint(b.Size), b.Key})
 		}
 		e.table([]string{"RECEIVED", "SATELLITE", "KIND", "BYTES", "KEY"}, rows)
+		if out.Truncated {
+			fmt.Fprintln(e.out, "\nThe listing stopped at its scan bound; narrow it with --satellite-id, --kind or --since.")
+		}
 		return nil
 	}
 }

@@ -3,6 +3,7 @@ package simulator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -143,8 +144,14 @@ func (c *capabilities) run(ctx context.Context, kind string, payload any) {
 			reply, err := c.s.request(ctx, "capsecret:"+reqID, map[string]any{
 				"type": protocol.TypeCapabilitySecretRequest, "requestId": reqID, "kind": kind, "payload": map[string]any{"targetId": target},
 			})
-			if err != nil {
+			if ctx.Err() != nil {
 				return
+			}
+			if err != nil {
+				// No answer this round: the target's status says so, and the
+				// next round asks again.
+				status[target] = map[string]any{"lastScrapeAt": nil, "error": err.Error()}
+				continue
 			}
 			entry := map[string]any{"lastScrapeAt": time.Now().UTC().Format(time.RFC3339), "error": nil}
 			c.s.mu.Lock()
@@ -211,8 +218,17 @@ func (s *Satellite) sendBatch(ctx context.Context, id int64) {
 	}
 	for attempt := 0; ; attempt++ {
 		ack, err := s.request(ctx, key, frame)
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
 			return // the connection ended: the batch is lost with it
+		case errors.Is(err, errNoReply):
+			// No ack in time: send it again with the same batchId.
+			s.mu.Lock()
+			s.state.TelemetryRetries++
+			s.mu.Unlock()
+			continue
+		case err != nil:
+			return
 		}
 		s.mu.Lock()
 		s.state.TelemetryAcks++

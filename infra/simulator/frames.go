@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +29,9 @@ func (s *Satellite) send(ctx context.Context, frame any) error {
 	return conn.Write(ctx, websocket.MessageText, b)
 }
 
+// errNoReply is a request's error when its reply did not come in time.
+var errNoReply = errors.New("no reply")
+
 // request sends a frame and waits for the reply that key identifies.
 func (s *Satellite) request(ctx context.Context, key string, frame any) (map[string]any, error) {
 	ch := make(chan map[string]any, 1)
@@ -50,7 +54,7 @@ func (s *Satellite) request(ctx context.Context, key string, frame any) (map[str
 	case f := <-ch:
 		return f, nil
 	case <-time.After(s.cfg.ReplyTimeout):
-		return nil, fmt.Errorf("no reply to %s", key)
+		return nil, fmt.Errorf("%w to %s", errNoReply, key)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -71,7 +75,13 @@ func (s *Satellite) deliver(f map[string]any) bool {
 	case protocol.TypeCapabilitySecretResponse:
 		key = fmt.Sprintf("capsecret:%v", f["requestId"])
 	case protocol.TypeTelemetryAck:
-		key = fmt.Sprintf("telemetry:%v", f["batchId"])
+		// Numbers decode as float64: print them whole (1000000, not
+		// 1e+06) to find the waiter.
+		id := fmt.Sprint(f["batchId"])
+		if n, ok := f["batchId"].(float64); ok {
+			id = strconv.FormatFloat(n, 'f', -1, 64)
+		}
+		key = "telemetry:" + id
 	default:
 		return false
 	}

@@ -197,6 +197,11 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 	if opts.MetricsOutput == nil {
 		opts.MetricsOutput = &tbWriter{tb: tb}
 	}
+	if opts.PushSettle == 0 {
+		// The second push of a change still happens, without the wait
+		// for authentications in flight (tests have none).
+		opts.PushSettle = time.Nanosecond
+	}
 	a, err := app.New(cfg, localaws.AWSConfig(), opts)
 	if err != nil {
 		tb.Fatal(err)

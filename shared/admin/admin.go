@@ -18,6 +18,10 @@ import (
 	"github.com/checkstack/satellite-backend/shared/token"
 )
 
+// DefaultPushSettle is PushSettle in the deployed admin function: longer
+// than an authentication takes from reading the state to answering.
+const DefaultPushSettle = 2 * time.Second
+
 // Threshold bounds of a per-satellite offline threshold override.
 const (
 	MinOfflineThreshold = 2 * time.Minute
@@ -36,8 +40,12 @@ type Service struct {
 	// telemetry storage is not configured.
 	Telemetry      satellite.TelemetryArchive
 	TelemetryKinds []string
-	Now            func() time.Time
-	Log            *slog.Logger
+	// PushSettle is how long a change's second push waits for
+	// authentications that read the state before the change to answer
+	// (0: no wait; the functions use DefaultPushSettle).
+	PushSettle time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // View is a satellite as the API shows it: never its token hash.

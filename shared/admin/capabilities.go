@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -34,19 +35,33 @@ func configView(c satellite.CapabilityConfig) CapabilityConfigView {
 	return CapabilityConfigView{Kind: c.Kind, Payload: rawJSON(c.Payload), Secrets: secrets, UpdatedAt: c.UpdatedAt}
 }
 
+// lateAuthentication is how long before a change an authentication may
+// have read what was stored before it and answer after the change's push:
+// longer than authenticating takes.
+const lateAuthentication = 10 * time.Second
+
 // SetCapabilityConfig stores a satellite's config of one capability kind and
 // pushes capability_config to it when it is connected. Its secrets are never
 // pushed: the satellite asks for a bound resource's secrets when it needs
-// them.
+// them. A connection that authenticated just before the change may send the
+// config it read earlier after this push: it gets the config again once
+// that answer is out (PushSettle).
 func (s *Service) SetCapabilityConfig(ctx context.Context, id string, cfg satellite.CapabilityConfig) (CapabilityConfigView, error) {
 	cfg.UpdatedAt = s.Now().UTC()
 	if err := s.Registry.SetCapabilityConfig(ctx, id, cfg); err != nil {
 		return CapabilityConfigView{}, err
 	}
-	if err := s.Push.CapabilityConfig(ctx, id, cfg.Kind, cfg.Payload); err != nil {
-		// Stored: the satellite gets it on its next authenticate anyway.
-		s.Log.LogAttrs(ctx, slog.LevelError, "capability_config not pushed", slog.String("satelliteId", id),
-			slog.String("kind", cfg.Kind), slog.String("error", err.Error()))
+	push := func() {
+		if err := s.Push.CapabilityConfig(ctx, id, cfg.Kind, cfg.Payload); err != nil {
+			// Stored: the satellite gets it on its next authenticate anyway.
+			s.Log.LogAttrs(ctx, slog.LevelError, "capability_config not pushed", slog.String("satelliteId", id),
+				slog.String("kind", cfg.Kind), slog.String("error", err.Error()))
+		}
+	}
+	push()
+	if s.recentlyAuthenticated(ctx, id, cfg.UpdatedAt) {
+		s.settle()
+		push()
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "capability config stored", slog.String("satelliteId", id), slog.String("kind", cfg.Kind),
 		slog.Int("boundResources", len(cfg.Secrets)))
@@ -66,6 +81,9 @@ type SandboxPolicyView struct {
 	Policy    rawJSON      `json:"policy"`
 	UpdatedAt *time.Time   `json:"updatedAt"`
 	Pushed    *push.FanOut `json:"pushed,omitempty"`
+	// Repushed counts the second push to connections that authenticated
+	// around the change.
+	Repushed *push.FanOut `json:"repushed,omitempty"`
 }
 
 // SandboxPolicy returns the fleet-wide sandbox policy.
@@ -84,7 +102,11 @@ func (s *Service) SandboxPolicy(ctx context.Context) (SandboxPolicyView, error) 
 
 // SetSandboxPolicy stores the fleet-wide sandbox policy, then pushes
 // sandbox_policy to every connected satellite. Every later authenticated
-// carries it.
+// carries it. A satellite authenticating during the change may have read
+// the old policy and answer after the push, or be missing from the push's
+// listing (its index is eventually consistent): once such answers are out
+// (PushSettle), the connections that authenticated since shortly before the
+// change get the policy again. It never ends up with an older one.
 func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) (SandboxPolicyView, error) {
 	now := s.Now().UTC()
 	if err := s.Registry.SetSandboxPolicy(ctx, policy, now); err != nil {
@@ -94,24 +116,49 @@ func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) 
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "sandbox_policy fan-out incomplete", slog.String("error", err.Error()))
 	}
+	s.settle()
+	late, err := s.Push.BroadcastSince(ctx, protocol.NewSandboxPolicy(policy), now.Add(-lateAuthentication))
+	if err != nil {
+		s.Log.LogAttrs(ctx, slog.LevelError, "sandbox_policy to late authentications incomplete", slog.String("error", err.Error()))
+	}
+
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "sandbox policy stored", slog.Int("pushed", report.Sent), slog.Int("failed", report.Failed))
-	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Pushed: &report}, nil
+	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Pushed: &report, Repushed: &late}, nil
 }
 
 // MaxTelemetryDays bounds how far back a telemetry listing reaches.
 const MaxTelemetryDays = 31
 
 // ListTelemetry lists stored telemetry batches, newest first.
-func (s *Service) ListTelemetry(ctx context.Context, q satellite.TelemetryQuery) ([]satellite.TelemetryObject, error) {
+func (s *Service) ListTelemetry(ctx context.Context, q satellite.TelemetryQuery) (satellite.TelemetryListing, error) {
 	if s.Telemetry == nil {
-		return nil, satellite.Errorf(satellite.EUNAVAILABLE, "no telemetry storage is configured (TELEMETRY_BUCKET, TELEMETRY_TABLE)")
+		return satellite.TelemetryListing{}, satellite.Errorf(satellite.EUNAVAILABLE, "no telemetry storage is configured (TELEMETRY_BUCKET, TELEMETRY_TABLE)")
 	}
 	if len(q.Kinds) == 0 {
 		q.Kinds = s.TelemetryKinds
 	}
-	objects, err := s.Telemetry.List(ctx, q)
-	if objects == nil {
-		objects = []satellite.TelemetryObject{}
+	listing, err := s.Telemetry.List(ctx, q)
+	if listing.Batches == nil {
+		listing.Batches = []satellite.TelemetryObject{}
 	}
-	return objects, err
+	return listing, err
+}
+
+// settle waits out answers of authentications that read the state before a
+// change (PushSettle).
+func (s *Service) settle() {
+	if s.PushSettle > 0 {
+		time.Sleep(s.PushSettle)
+	}
+}
+
+// recentlyAuthenticated reports whether the satellite's current connection
+// authenticated shortly before at (or after it).
+func (s *Service) recentlyAuthenticated(ctx context.Context, id string, at time.Time) bool {
+	sat, _, err := s.Registry.Satellite(ctx, id)
+	if err != nil || sat.ConnectionID == "" {
+		return false
+	}
+	c, err := s.Registry.Connection(ctx, sat.ConnectionID, s.Now())
+	return err == nil && !c.AuthenticatedAt.Before(at.Add(-lateAuthentication))
 }

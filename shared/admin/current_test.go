@@ -19,6 +19,7 @@ func TestSandboxPolicy(t *testing.T) {
 	h := newHarness(t)
 	id, tok := h.create("Sandboxed")
 	conn := h.connect(id, tok)
+	h.now = h.now.Add(time.Minute) // it authenticated well before the change
 
 	if code, out := h.call("GET", "/sandbox-policy", nil, nil, nil); code != 200 || out["policy"] != nil || out["updatedAt"] != nil {
 		t.Errorf("never set: %d %v", code, out)
@@ -37,6 +38,19 @@ func TestSandboxPolicy(t *testing.T) {
 	}
 	if code, out := h.call("GET", "/sandbox-policy", nil, nil, nil); code != 200 || out["policy"] == nil || out["updatedAt"] == nil {
 		t.Errorf("read back: %d %v", code, out)
+	}
+	// A connection that authenticated around the change may have been
+	// answered with the old policy after the push: it gets it a second time.
+	late := h.connect(id, tok)
+	code, out = h.call("PUT", "/sandbox-policy", nil, nil, map[string]any{"egress": "deny"})
+	if code != 200 || out["pushed"].(map[string]any)["sent"] != float64(2) || out["repushed"].(map[string]any)["sent"] != float64(1) {
+		t.Errorf("second set: %d %v", code, out)
+	}
+	if got := h.mgmt.Frames(t, late); len(got) != 2 || got[1]["type"] != "sandbox_policy" {
+		t.Errorf("the late connection got %v", got)
+	}
+	if got := h.mgmt.Frames(t, conn); len(got) != 2 {
+		t.Errorf("the earlier connection got %d pushes, want one per change", len(got))
 	}
 	for _, tc := range []struct {
 		body any
@@ -59,6 +73,7 @@ func TestCapabilityConfigsAndTheSatelliteView(t *testing.T) {
 	h := newHarness(t)
 	id, tok := h.create("Scraper")
 	conn := h.connect(id, tok)
+	h.now = h.now.Add(time.Minute) // it authenticated well before the change
 	p := map[string]string{"satelliteId": id, "kind": "scrape"}
 	body := map[string]any{
 		"payload": map[string]any{"targets": []any{map[string]any{"id": "node-exporter", "url": "http://10.0.0.5:9100/metrics"}}},
@@ -82,8 +97,8 @@ func TestCapabilityConfigsAndTheSatelliteView(t *testing.T) {
 	code, view := h.call("GET", "/satellites/{satelliteId}", map[string]string{"satelliteId": id}, nil, nil)
 	got, _ := json.Marshal(map[string]any{"capabilities": view["capabilities"], "configs": view["capabilityConfigs"], "statuses": view["capabilityStatuses"]})
 	want := `{"capabilities":["scrape","telemetry"],` +
-		`"configs":[{"kind":"scrape","payload":{"targets":[{"id":"node-exporter","url":"http://10.0.0.5:9100/metrics"}]},"secrets":{"node-exporter":{"bearerToken":"${{ secrets.NODE_TOKEN }}"}},"updatedAt":"2026-11-27T08:00:00Z"}],` +
-		`"statuses":[{"kind":"scrape","payload":{"ok":true},"reportedAt":"2026-11-27T08:00:00Z"}]}`
+		`"configs":[{"kind":"scrape","payload":{"targets":[{"id":"node-exporter","url":"http://10.0.0.5:9100/metrics"}]},"secrets":{"node-exporter":{"bearerToken":"${{ secrets.NODE_TOKEN }}"}},"updatedAt":"2026-11-27T08:01:00Z"}],` +
+		`"statuses":[{"kind":"scrape","payload":{"ok":true},"reportedAt":"2026-11-27T08:01:00Z"}]}`
 	if code != 200 || string(got) != want {
 		t.Errorf("view:\n got %s\nwant %s", got, want)
 	}
@@ -101,6 +116,7 @@ func TestCapabilityConfigsAndTheSatelliteView(t *testing.T) {
 		{"scrape", map[string]any{"payload": 1, "extra": 1}, 422, "unknown field"},
 		{"bad kind!", map[string]any{"payload": 1}, 422, "not a capability kind"},
 		{"scrape", map[string]any{"payload": strings.Repeat("x", satellite.MaxCapabilityPayloadBytes)}, 413, "over the"},
+		{"scrape", map[string]any{"payload": 1, "secrets": map[string]any{"t": map[string]any{"f": "${{ secrets.X" + strings.Repeat("x", satellite.MaxCapabilityPayloadBytes) + " }}"}}}, 413, "secrets is"},
 	} {
 		code, out := h.call("PUT", "/satellites/{satelliteId}/capabilities/{kind}", map[string]string{"satelliteId": id, "kind": tc.kind}, nil, tc.body)
 		if code != tc.code || !strings.Contains(out["error"].(map[string]any)["message"].(string), tc.want) {
@@ -244,4 +260,46 @@ func (h *harness) telemetryBucket() *s3objects.Bucket {
 		h.t.Fatal(err)
 	}
 	return b
+}
+
+// TestCapabilityConfigReachesARecentAuthenticationLast checks a connection
+// that authenticated around a config change, and so may have sent the
+// config it read before the change after the change's push, gets the new
+// config again once such answers are out.
+func TestCapabilityConfigReachesARecentAuthenticationLast(t *testing.T) {
+	h := newHarness(t)
+	id, tok := h.create("Fresh")
+	conn := h.connect(id, tok)
+	if code, out := h.call("PUT", "/satellites/{satelliteId}/capabilities/{kind}", map[string]string{"satelliteId": id, "kind": "syslog"}, nil,
+		map[string]any{"payload": map[string]any{"port": 514}}); code != 200 {
+		t.Fatalf("set: %d %v", code, out)
+	}
+	frames := h.mgmt.Frames(t, conn)
+	if len(frames) != 2 || frames[0]["type"] != "capability_config" || frames[1]["type"] != "capability_config" {
+		t.Errorf("pushed %v, want the config twice", frames)
+	}
+}
+
+// TestResultsOfTheLongestIDsAreStoredAndFound checks ids at the protocol's
+// bound, made of characters the key escapes, still fit DynamoDB's key
+// limits in both the table and the ByEnvironment index.
+func TestResultsOfTheLongestIDsAreStoredAndFound(t *testing.T) {
+	h := newHarness(t)
+	id, _ := h.create("Long ids")
+	long := func(c string) string { return strings.Repeat(c, 256) }
+	configID, systemID, env := long("#"), long("%"), long("/")
+	a := map[string]any{"configId": configID, "systemId": systemID, "strategyId": "http", "config": map[string]any{}, "intervalSeconds": 60,
+		"environments": []any{map[string]any{"id": env, "name": "far"}}}
+	if code, out := h.call("PUT", "/satellites/{satelliteId}/assignments", map[string]string{"satelliteId": id}, nil, map[string]any{"assignments": []any{a}}); code != 200 {
+		t.Fatalf("assign: %d %v", code, out)
+	}
+	r := satellite.Result{ID: "r", ConfigID: configID, SystemID: systemID, SatelliteID: id, Status: satellite.CheckHealthy, EnvironmentID: &env,
+		ExecutedAt: h.now, ReceivedAt: h.now, ExpiresAt: h.now.Add(time.Hour)}
+	if err := h.a.Registry.RecordResult(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.a.Registry.LatestResults(ctx, configID, systemID, &env, 1)
+	if err != nil || len(got) != 1 {
+		t.Errorf("found %d, %v", len(got), err)
+	}
 }

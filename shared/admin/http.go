@@ -217,8 +217,8 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		if err != nil {
 			return 0, nil, err
 		}
-		batches, err := s.ListTelemetry(ctx, tq)
-		return http.StatusOK, map[string]any{"batches": batches}, err
+		listing, err := s.ListTelemetry(ctx, tq)
+		return http.StatusOK, listing, err
 	}
 	return 0, nil, satellite.Errorf(satellite.ENOTFOUND, "no route %s", req.RouteKey)
 }
@@ -600,6 +600,9 @@ func decodeCapabilityConfig(req events.APIGatewayV2HTTPRequest) (satellite.Capab
 		if json.Unmarshal(raw, &cfg.Secrets) != nil {
 			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets must be an object: resource id -> {field: secret reference}")
 		}
+	}
+	if n := len(fields["secrets"]); n > satellite.MaxCapabilityPayloadBytes {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.ETOOLARGE, "secrets is %d bytes, over the %d byte limit", n, satellite.MaxCapabilityPayloadBytes)
 	}
 	if len(cfg.Secrets) > satellite.MaxCapabilityResources {
 		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINVALID, "secrets binds more than %d resources", satellite.MaxCapabilityResources)

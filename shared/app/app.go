@@ -55,6 +55,9 @@ type Options struct {
 	// MetricsOutput receives the EMF metric lines; stdout when nil (where
 	// Lambda sends everything to CloudWatch Logs).
 	MetricsOutput io.Writer
+	// PushSettle is the admin API's wait before a change's second push
+	// (admin.Service.PushSettle); admin.DefaultPushSettle when zero.
+	PushSettle time.Duration
 }
 
 // Endpoints are base URLs of AWS services or their local stand-ins.
@@ -100,6 +103,9 @@ func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
 	}
 	if opts.MetricsOutput == nil {
 		opts.MetricsOutput = os.Stdout
+	}
+	if opts.PushSettle == 0 {
+		opts.PushSettle = admin.DefaultPushSettle
 	}
 	if cfg.Region == "" {
 		cfg.Region = awsCfg.Region
@@ -283,7 +289,7 @@ func (w *wiring) adminHandler() (*admin.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Now: w.opts.Now, Log: w.opts.Log}
+	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Now: w.opts.Now, Log: w.opts.Log, PushSettle: w.opts.PushSettle}
 	objects, err := w.packageObjects()
 	if err != nil {
 		return nil, err

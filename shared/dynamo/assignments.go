@@ -22,19 +22,6 @@ type partitionState struct {
 	capConfigs  map[string]bool // sort keys of the capability config items
 }
 
-// generational returns the sort keys of the items that carry the token
-// generation besides the satellite item.
-func (st partitionState) generational() map[string]bool {
-	out := make(map[string]bool, len(st.assignments)+len(st.capConfigs))
-	for sk := range st.assignments {
-		out[sk] = true
-	}
-	for sk := range st.capConfigs {
-		out[sk] = true
-	}
-	return out
-}
-
 func (r *Registry) readPartition(ctx context.Context, satelliteID string) (partitionState, error) {
 	st := partitionState{assignments: map[string]bool{}, capConfigs: map[string]bool{}}
 	err := r.queryAll(ctx, &dynamodb.QueryInput{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -13,65 +14,87 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// CapabilityConfig implements satellite.Registry.
+// CapabilityConfig implements satellite.Registry. The config and the
+// satellite item are read together, consistently, in one request: the
+// config's TokenGeneration is the satellite's current one, so a connection
+// whose token was rotated (or whose satellite was deleted) is recognised
+// without the config item carrying a generation that every rotation would
+// have to move.
 func (r *Registry) CapabilityConfig(ctx context.Context, satelliteID, kind string) (satellite.CapabilityConfig, error) {
-	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &r.tables.Satellites,
-		Key:            item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(capConfigSort(kind))},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return satellite.CapabilityConfig{}, internal(err, "read capability config")
+	pk := str(satelliteKey(satelliteID))
+	keys := []item{
+		{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+		{SatellitesPartitionKey: pk, SatellitesSortKey: str(capConfigSort(kind))},
 	}
-	if out.Item == nil {
+	found := map[string]item{}
+	for attempt := 0; len(keys) > 0; attempt++ {
+		if attempt == 4 {
+			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINTERNAL, "read capability config: DynamoDB kept keys unprocessed")
+		}
+		out, err := r.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+			r.tables.Satellites: {Keys: keys, ConsistentRead: aws.Bool(true)},
+		}})
+		if err != nil {
+			return satellite.CapabilityConfig{}, internal(err, "read capability config")
+		}
+		for _, it := range out.Responses[r.tables.Satellites] {
+			found[getStr(it, SatellitesSortKey)] = it
+		}
+		// Keys DynamoDB did not get to (throttling) are asked for again.
+		keys = out.UnprocessedKeys[r.tables.Satellites].Keys
+		if len(keys) > 0 {
+			select {
+			case <-ctx.Done():
+				return satellite.CapabilityConfig{}, internal(ctx.Err(), "read capability config")
+			case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+			}
+		}
+	}
+	sat, ok := found[satelliteSort]
+	if !ok {
+		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s no longer exists", satelliteID)
+	}
+	it, ok := found[capConfigSort(kind)]
+	if !ok {
 		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.ENOTFOUND, "No capability config of kind %s for this satellite", kind)
 	}
-	return capabilityConfigFrom(out.Item)
+	c, err := capabilityConfigFrom(it)
+	c.TokenGeneration = getNum(sat, "tokenGeneration")
+	return c, err
 }
 
-// SetCapabilityConfig implements satellite.Fleet. The config is stored
-// under the token generation read with the partition, in a transaction
-// that checks the satellite still has it: a rotation racing the write
-// either sees the new item (and moves its generation on) or fails it.
+// SetCapabilityConfig implements satellite.Fleet, in a transaction that
+// checks the satellite exists (a config never outlives its satellite).
 func (r *Registry) SetCapabilityConfig(ctx context.Context, satelliteID string, cfg satellite.CapabilityConfig) error {
 	pk := str(satelliteKey(satelliteID))
 	secrets, err := json.Marshal(cfg.Secrets)
 	if err != nil {
 		return satellite.Wrap(err, satellite.EINVALID, "encode capability secrets")
 	}
-	for attempt := 0; ; attempt++ {
-		st, err := r.readPartition(ctx, satelliteID)
-		if err != nil {
-			return err
-		}
-		sk := capConfigSort(cfg.Kind)
-		if !st.capConfigs[sk] && len(st.capConfigs) >= satellite.MaxCapabilityConfigs {
-			return satellite.Errorf(satellite.EINVALID, "satellite %s already has %d capability configs, the most it can have", satelliteID, satellite.MaxCapabilityConfigs)
-		}
-		condition := "tokenGeneration = :gen"
-		if st.generation == 0 {
-			condition = "attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :gen)"
-		}
-		check := &types.ConditionCheck{
-			TableName:                 &r.tables.Satellites,
-			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-			ConditionExpression:       aws.String(condition),
-			ExpressionAttributeValues: item{":gen": num(st.generation)},
-		}
-		it := item{
+	st, err := r.readPartition(ctx, satelliteID)
+	if err != nil {
+		return err
+	}
+	sk := capConfigSort(cfg.Kind)
+	if !st.capConfigs[sk] && len(st.capConfigs) >= satellite.MaxCapabilityConfigs {
+		return satellite.Errorf(satellite.EINVALID, "satellite %s already has %d capability configs, the most it can have", satelliteID, satellite.MaxCapabilityConfigs)
+	}
+	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName:           &r.tables.Satellites,
+			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+		}},
+		{Put: &types.Put{TableName: &r.tables.Satellites, Item: item{
 			SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
 			"kind": str(cfg.Kind), "payload": str(string(cfg.Payload)), "secrets": str(string(secrets)),
-			"updatedAt": millis(cfg.UpdatedAt), "tokenGeneration": num(st.generation),
-		}
-		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{ConditionCheck: check},
-			{Put: &types.Put{TableName: &r.tables.Satellites, Item: it}},
-		}})
-		if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] && attempt < 3 {
-			continue // rotated or deleted meanwhile: read again
-		}
-		return internal(err, "store capability config")
+			"updatedAt": millis(cfg.UpdatedAt),
+		}}},
+	}})
+	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 	}
+	return internal(err, "store capability config")
 }
 
 // DeleteCapabilityConfig implements satellite.Fleet.

@@ -164,10 +164,9 @@ func stringsFrom(it item, name string) []string {
 // capabilityConfigFrom decodes a capability config item.
 func capabilityConfigFrom(it item) (satellite.CapabilityConfig, error) {
 	c := satellite.CapabilityConfig{
-		Kind:            getStr(it, "kind"),
-		Payload:         json.RawMessage(getStr(it, "payload")),
-		UpdatedAt:       getMillis(it, "updatedAt"),
-		TokenGeneration: getNum(it, "tokenGeneration"),
+		Kind:      getStr(it, "kind"),
+		Payload:   json.RawMessage(getStr(it, "payload")),
+		UpdatedAt: getMillis(it, "updatedAt"),
 	}
 	if raw := getStr(it, "secrets"); raw != "" {
 		if err := json.Unmarshal([]byte(raw), &c.Secrets); err != nil {

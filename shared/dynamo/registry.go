@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"time"
@@ -17,6 +18,7 @@ import (
 // API is the part of the DynamoDB client the registry calls.
 type API interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
@@ -75,15 +77,18 @@ func cancelled(err error) (failed []bool, reasons []types.CancellationReason, ok
 // input it is given, and a retry carrying the cancelled attempt's token is,
 // to DynamoDB, the same request again.
 func (r *Registry) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
-	return transact(ctx, r.db, in)
+	return transact(ctx, r.db, in, 4)
 }
 
-func transact(ctx context.Context, db API, in *dynamodb.TransactWriteItemsInput) error {
+// transact runs a transaction up to attempts times while it is cancelled
+// only by conflicts, waiting a jittered, doubling delay between attempts so
+// that writers contending for one item fall into a sequence.
+func transact(ctx context.Context, db API, in *dynamodb.TransactWriteItemsInput, attempts int) error {
 	for attempt := 0; ; attempt++ {
 		in.ClientRequestToken = nil
 		_, err := db.TransactWriteItems(ctx, in)
 		failed, reasons, ok := cancelled(err)
-		if !ok || attempt == 3 || slices.Contains(failed, true) {
+		if !ok || attempt == attempts-1 || slices.Contains(failed, true) {
 			return err
 		}
 		conflict := false
@@ -96,7 +101,7 @@ func transact(ctx context.Context, db API, in *dynamodb.TransactWriteItemsInput)
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
+		case <-time.After(time.Duration(5<<min(attempt, 6))*time.Millisecond + time.Duration(rand.Int64N(int64(5<<min(attempt, 6))*int64(time.Millisecond)))):
 		}
 	}
 }
@@ -154,4 +159,19 @@ func conditionFailure(err error) (item, bool) {
 		return item{}, true
 	}
 	return ccf.Item, true
+}
+
+// conflicted reports whether err is a transaction cancelled only by
+// conflicting writes (no condition failed).
+func conflicted(err error) bool {
+	failed, reasons, ok := cancelled(err)
+	if !ok || slices.Contains(failed, true) {
+		return false
+	}
+	for _, r := range reasons {
+		if aws.ToString(r.Code) == "TransactionConflict" {
+			return true
+		}
+	}
+	return false
 }

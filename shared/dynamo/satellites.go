@@ -239,8 +239,7 @@ func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u sa
 }
 
 // SetTokenHash replaces a satellite's token hash and moves its token
-// generation on, on the satellite, every assignment item and every
-// capability config item, in one
+// generation on, on the satellite and every assignment item, in one
 // transaction: the old token stops working for every authentication from now
 // on, and connections that authenticated with it lose their authority over
 // results and run secrets at once. An empty hash is a tombstone: no token
@@ -260,7 +259,7 @@ func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash stri
 			ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :read)"),
 			ExpressionAttributeValues: item{":hash": str(tokenHash), ":next": next, ":read": num(st.generation)},
 		}}, r.bumpVersion(pk, st.version)}
-		for sk := range st.generational() {
+		for sk := range st.assignments {
 			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
 				Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},

@@ -11,6 +11,8 @@
 package dynamo
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"net/url"
@@ -120,8 +122,20 @@ const (
 func satelliteKey(id string) string { return satellitePrefix + id }
 
 // keyPart escapes an id for use inside a composite key so that "#" inside an
-// id can never make two different pairs collide.
-func keyPart(id string) string { return url.QueryEscape(id) }
+// id can never make two different pairs collide. An id whose escaped form is
+// long is hashed instead (prefixed "~", which escaping never produces), so
+// that two of them fit DynamoDB's 1,024-byte sort key.
+func keyPart(id string) string {
+	escaped := url.QueryEscape(id)
+	if len(escaped) <= maxKeyPart {
+		return escaped
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "~" + hex.EncodeToString(sum[:])
+}
+
+// maxKeyPart bounds an escaped id inside a key.
+const maxKeyPart = 500
 
 func assignmentSort(configID, systemID string) string {
 	return assignPrefix + keyPart(configID) + "#" + keyPart(systemID)
@@ -179,6 +193,10 @@ func capConfigSort(kind string) string { return capConfigPrefix + kind }
 
 func isCapConfigSort(sk string) bool { return strings.HasPrefix(sk, capConfigPrefix) }
 
+// envCheckKey is the ByEnvironment partition of a check's results in one
+// environment. The environment is hashed: three escaped ids could exceed
+// DynamoDB's 2,048-byte partition key.
 func envCheckKey(configID, systemID, environmentID string) string {
-	return checkKey(configID, systemID) + "#" + keyPart(environmentID)
+	sum := sha256.Sum256([]byte(environmentID))
+	return checkKey(configID, systemID) + "#" + hex.EncodeToString(sum[:16])
 }

@@ -28,6 +28,9 @@ func NewTelemetryLedger(db API, table string) *TelemetryLedger {
 	return &TelemetryLedger{db: db, table: table}
 }
 
+// claimAttempts bounds the tries of a claim cancelled by conflicts.
+const claimAttempts = 8
+
 // InFlightTimeout is how long a batch stays claimed by an instance that
 // neither finished nor forgot it (it crashed or timed out) before a resend
 // is handled again: longer than a function may run.
@@ -51,6 +54,9 @@ func batchKey(connectionID, key string) string { return "BATCH#" + connectionID 
 func (l *TelemetryLedger) ClaimBatch(ctx context.Context, connectionID, key string, size, budget int, now time.Time) (satellite.BatchClaim, error) {
 	minute := now.Unix() / 60
 	claim := satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now}
+	// A connection's batches of one minute share the budget item, and an
+	// agent sends several at once (its credit window): their transactions
+	// conflict, so they retry longer, jittered, than others.
 	err := transact(ctx, l.db, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName:                 &l.table,
@@ -74,11 +80,13 @@ func (l *TelemetryLedger) ClaimBatch(ctx context.Context, connectionID, key stri
 			ExpressionAttributeValues:           item{":inflight": str(batchInFlight), ":abandoned": millis(now.Add(-InFlightTimeout))},
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
-	}})
+	}}, claimAttempts)
 	failed, reasons, ok := cancelled(err)
 	switch {
 	case err == nil:
 		return claim, nil
+	case conflicted(err):
+		return satellite.BatchClaim{}, satellite.Errorf(satellite.ECONFLICT, "telemetry batch not claimed: the connection's budget kept changing")
 	case !ok || len(failed) != 2:
 		return satellite.BatchClaim{}, internal(err, "claim telemetry batch")
 	case failed[0]:

@@ -3,10 +3,13 @@ package dynamo
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
 // conflictOnce is a DynamoDB API whose first transaction is cancelled by a
@@ -41,5 +44,39 @@ func TestConflictRetriesAreNewRequests(t *testing.T) {
 	}
 	if len(api.tokens) != 2 || api.tokens[0] == api.tokens[1] {
 		t.Errorf("attempts carried tokens %v, want two different ones", api.tokens)
+	}
+}
+
+// conflicting cancels its first n transactions with a conflict.
+type conflicting struct {
+	API
+	n, calls int
+}
+
+func (c *conflicting) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	c.calls++
+	if c.calls <= c.n {
+		return nil, &types.TransactionCanceledException{CancellationReasons: []types.CancellationReason{
+			{Code: aws.String("TransactionConflict")}, {Code: aws.String("None")},
+		}}
+	}
+	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+// TestTelemetryClaimRidesOutConflicts checks a claim whose transaction
+// conflicts with the connection's other batches (they share the minute's
+// budget item) is retried, and reports a conflict, not a failure, when it
+// keeps conflicting.
+func TestTelemetryClaimRidesOutConflicts(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	api := &conflicting{n: 5}
+	claim, err := NewTelemetryLedger(api, "t").ClaimBatch(context.Background(), "c=", "n:1", 100, 1<<20, now)
+	if err != nil || claim.Outcome != satellite.Claimed || api.calls != 6 {
+		t.Errorf("after 5 conflicts: %+v, %v, %d calls", claim, err, api.calls)
+	}
+	api = &conflicting{n: 100}
+	_, err = NewTelemetryLedger(api, "t").ClaimBatch(context.Background(), "c=", "n:1", 100, 1<<20, now)
+	if satellite.ErrorCode(err) != satellite.ECONFLICT || api.calls != claimAttempts {
+		t.Errorf("always conflicting: %v after %d calls, want ECONFLICT after %d", err, api.calls, claimAttempts)
 	}
 }

@@ -173,8 +173,12 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
 	s.Metrics.Count(metrics.Frames, msg.Type())
-	if auth, ok := msg.(*protocol.Authenticate); ok {
-		return s.authenticateFrame(ctx, c, auth, nil)
+	switch m := msg.(type) {
+	case *protocol.Authenticate:
+		s.capabilitiesDropped(ctx, c, m.CapabilitiesDropped)
+		return s.authenticateFrame(ctx, c, m, nil)
+	case *protocol.Heartbeat:
+		s.capabilitiesDropped(ctx, c, m.CapabilitiesDropped)
 	}
 	conn, err := s.connection(ctx, c.ID)
 	switch satellite.ErrorCode(err) {
@@ -338,6 +342,11 @@ func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection,
 		return nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelError, "frame failed", append(attrs, slog.String("error", err.Error()))...)
+	if batch, ok := msg.(*protocol.TelemetryBatch); ok {
+		// Every batch is acked: the backend failed, so the agent resends.
+		s.Metrics.Count(metrics.TelemetryBatches, metrics.TelemetryFailed)
+		return ignoreGone(s.reply(ctx, c, protocol.NewTelemetryAck(batch.BatchID, 0, 0, true)))
+	}
 	if requestID, ok := requestOf(msg); ok {
 		// The satellite waits on requestId: answer even when the backend
 		// failed. Answered, the frame is handled.
@@ -446,15 +455,26 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		slog.Bool("sandboxPolicy", policy != nil), slog.Any("capabilities", m.Capabilities))
 	s.Sender.Publish(ctx, edge)
 	err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash, policy))
+	var after []any // frames that follow authenticated
+	if satellite.ErrorCode(err) == satellite.ETOOLARGE && policy != nil {
+		// The assignments leave no room for the policy: authenticated
+		// without it (the satellite stays fail-closed until the next frame),
+		// then the policy on its own.
+		err = s.reply(ctx, c, protocol.NewAuthenticated(sat.ID, assignments, hash, nil))
+		after = append(after, protocol.NewSandboxPolicy(policy))
+	}
 	if err == nil {
 		// Right after authenticated: the operator's config of each
 		// capability kind (never its secrets).
 		for _, cfg := range sat.CapabilityConfigs {
-			if err = s.reply(ctx, c, protocol.NewCapabilityConfig(cfg.Kind, cfg.Payload)); err != nil {
-				// Authenticated stands; the satellite gets the config
-				// again when it changes or on its next authentication.
-				s.Log.LogAttrs(ctx, slog.LevelError, "capability_config not sent after authenticated",
-					slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("kind", cfg.Kind), slog.String("error", err.Error()))
+			after = append(after, protocol.NewCapabilityConfig(cfg.Kind, cfg.Payload))
+		}
+		for _, frame := range after {
+			if ferr := s.reply(ctx, c, frame); ferr != nil {
+				// Authenticated stands; the satellite gets these again when
+				// they change or on its next authentication.
+				s.Log.LogAttrs(ctx, slog.LevelError, "frame after authenticated not sent",
+					slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.String("error", ferr.Error()))
 				return nil
 			}
 		}
@@ -614,4 +634,11 @@ func (s *Service) sandboxPolicy(ctx context.Context, st satellite.Settings) json
 		return nil
 	}
 	return st.SandboxPolicy
+}
+
+// capabilitiesDropped logs what of a frame's capabilities was left out.
+func (s *Service) capabilitiesDropped(ctx context.Context, c Conn, dropped string) {
+	if dropped != "" {
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "capabilities cleaned", slog.String("connectionId", c.ID), slog.String("reason", dropped))
+	}
 }

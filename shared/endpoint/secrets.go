@@ -18,6 +18,9 @@ import (
 // runSecrets resolves the secret env of one collector from the satellite's
 // OWN stored assignment: the satellite names the collector, never the secrets.
 func (s *Service) runSecrets(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.RunSecretsRequest) error {
+	if s.Secrets == nil {
+		return satellite.Errorf(satellite.EUNAVAILABLE, protocol.SecretsUnavailable)
+	}
 	assignments, err := s.ownAssignments(ctx, c, conn, m.ConfigID)
 	if err != nil {
 		return err
@@ -58,9 +61,6 @@ func (s *Service) runSecrets(ctx context.Context, c Conn, conn satellite.Connect
 // that authenticated with a token since rotated gets no secrets, even
 // before it is closed.
 func (s *Service) ownAssignments(ctx context.Context, c Conn, conn satellite.Connection, configID string) ([]satellite.Assignment, error) {
-	if s.Secrets == nil {
-		return nil, satellite.Errorf(satellite.EUNAVAILABLE, protocol.SecretsUnavailable)
-	}
 	assignments, err := s.Registry.AssignmentsForConfig(ctx, conn.SatelliteID, configID)
 	if err != nil {
 		return nil, err
@@ -174,10 +174,15 @@ func (s *Service) capabilitySecret(ctx context.Context, c Conn, conn satellite.C
 }
 
 // resolve resolves secret names through the secret source. An unresolvable
-// one is ENOTFOUND naming it (never a value).
+// one is ENOTFOUND naming it (never a value). No names need no source: a
+// config without secret references is answered even where secret delivery
+// is not configured.
 func (s *Service) resolve(ctx context.Context, names map[string]bool) (map[string]string, error) {
 	if len(names) == 0 {
 		return map[string]string{}, nil
+	}
+	if s.Secrets == nil {
+		return nil, satellite.Errorf(satellite.EUNAVAILABLE, protocol.SecretsUnavailable)
 	}
 	list := make([]string, 0, len(names))
 	for n := range names {

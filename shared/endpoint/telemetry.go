@@ -35,7 +35,14 @@ func (s *Service) telemetry(ctx context.Context, c Conn, conn satellite.Connecti
 	now := s.Now()
 	claim, err := s.TelemetryLedger.ClaimBatch(ctx, c.ID, m.BatchKey, m.Size, s.TelemetryBudget, now)
 	if err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "telemetry batch not claimed", append(attrs, slog.String("error", err.Error()))...)
+		// Contention on the connection's budget item is expected now and
+		// then (an agent sends several batches at once); the resend goes
+		// through.
+		level := slog.LevelError
+		if satellite.ErrorCode(err) == satellite.ECONFLICT {
+			level = slog.LevelWarn
+		}
+		s.Log.LogAttrs(ctx, level, "telemetry batch not claimed; the agent resends it", append(attrs, slog.String("error", err.Error()))...)
 		return ack(metrics.TelemetryFailed, 0, 0, true)
 	}
 	switch claim.Outcome {

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -98,6 +99,9 @@ type Authenticate struct {
 	// Capabilities is what the agent offers, sorted and without
 	// duplicates; nil when the frame has none (an older agent).
 	Capabilities []string
+	// CapabilitiesDropped says what of the capabilities was left out ("" when
+	// nothing): they are optional, so a bad list never fails the frame.
+	CapabilitiesDropped string
 }
 
 // Heartbeat reports liveness and the agent version.
@@ -106,7 +110,8 @@ type Heartbeat struct {
 	UptimeSeconds float64
 	// Capabilities repeats authenticate's list so that a change converges
 	// without a reconnect; nil when the frame has none.
-	Capabilities []string
+	Capabilities        []string
+	CapabilitiesDropped string
 }
 
 // Result is one health-check run.
@@ -248,9 +253,13 @@ func Parse(frame []byte) (Message, error) {
 	var msg Message
 	switch typ {
 	case TypeAuthenticate:
-		msg = &Authenticate{ClientID: f.id("clientId"), Token: f.id("token"), Capabilities: f.capabilities()}
+		a := &Authenticate{ClientID: f.id("clientId"), Token: f.id("token")}
+		a.Capabilities, a.CapabilitiesDropped = f.capabilities()
+		msg = a
 	case TypeHeartbeat:
-		msg = &Heartbeat{Version: f.bounded("version", MaxVersionBytes), UptimeSeconds: f.num("uptimeSeconds"), Capabilities: f.capabilities()}
+		h := &Heartbeat{Version: f.bounded("version", MaxVersionBytes), UptimeSeconds: f.num("uptimeSeconds")}
+		h.Capabilities, h.CapabilitiesDropped = f.capabilities()
+		msg = h
 	case TypeResult:
 		r := &Result{ConfigID: f.id("configId"), SystemID: f.id("systemId")}
 		r.Status = satellite.CheckStatus(f.str("status"))
@@ -502,30 +511,40 @@ func (r *reader) name(field string) string {
 	return s
 }
 
-// capabilities is an optional list of names, returned sorted and without
-// duplicates; nil when absent or null.
-func (r *reader) capabilities() []string {
+// capabilities is the optional list of names, sorted and without
+// duplicates; nil when absent or null. Capabilities are optional, so a bad
+// list never makes the frame invalid: a value that is not an array of
+// strings counts as absent, names that are not names are left out, and so
+// are those past MaxCapabilities. dropped says what was left out.
+func (r *reader) capabilities() (list []string, dropped string) {
 	raw, ok := r.fields["capabilities"]
 	if !ok || isNull(raw) {
-		return nil
+		return nil, ""
 	}
-	var list []string
-	if json.Unmarshal(raw, &list) != nil {
-		r.reject("capabilities", "must be an array of strings")
-		return nil
+	var all []string
+	if json.Unmarshal(raw, &all) != nil {
+		return nil, "capabilities is not an array of strings; ignored"
 	}
-	if len(list) > MaxCapabilities {
-		r.reject("capabilities", fmt.Sprintf("has more than %d entries", MaxCapabilities))
-		return nil
-	}
-	for _, c := range list {
-		if !ValidName(c) {
-			r.reject("capabilities", fmt.Sprintf("entries must be 1 to %d letters, digits, '.', '_' or '-'", MaxNameBytes))
-			return nil
+	list = []string{}
+	bad := 0
+	for _, c := range all {
+		if ValidName(c) {
+			list = append(list, c)
+		} else {
+			bad++
 		}
 	}
 	slices.Sort(list)
-	return slices.Compact(append([]string{}, list...))
+	list = slices.Compact(list)
+	var notes []string
+	if bad > 0 {
+		notes = append(notes, fmt.Sprintf("%d capabilities that are not 1 to %d letters, digits, '.', '_' or '-' left out", bad, MaxNameBytes))
+	}
+	if len(list) > MaxCapabilities {
+		notes = append(notes, fmt.Sprintf("%d capabilities past the first %d left out", len(list)-MaxCapabilities, MaxCapabilities))
+		list = list[:MaxCapabilities]
+	}
+	return list, strings.Join(notes, "; ")
 }
 
 // payload is an opaque JSON value (compacted), nesting at most

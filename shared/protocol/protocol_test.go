@@ -113,8 +113,6 @@ func TestParseInvalidFrames(t *testing.T) {
 		{"manifest request no hash", `{"type":"request_script_package_manifest"}`, satellite.EINVALID, "request_script_package_manifest", "lockfileHash", "required"},
 		{"blob request integrity object", `{"type":"request_script_package_blob","integrity":{}}`, satellite.EINVALID, "request_script_package_blob", "integrity", "string"},
 		{"run secrets missing runId", `{"type":"request_run_secrets","requestId":"r","configId":"c","collectorId":"k"}`, satellite.EINVALID, "request_run_secrets", "runId", "required"},
-		{"capabilities not a list", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":"telemetry"}`, satellite.EINVALID, "heartbeat", "capabilities", "array of strings"},
-		{"capability with a space", `{"type":"authenticate","clientId":"a","token":"t","capabilities":["log receivers"]}`, satellite.EINVALID, "authenticate", "capabilities", "letters"},
 		{"result environment number", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":3}`, satellite.EINVALID, "result", "environmentId", "string or null"},
 		{"result environment empty", `{"type":"result","configId":"c","systemId":"s","status":"healthy","executedAt":"2026-11-27T08:00:00Z","environmentId":""}`, satellite.EINVALID, "result", "environmentId", "string of 1"},
 		{"config secrets without configId", `{"type":"request_config_secrets","requestId":"r","runId":"u"}`, satellite.EINVALID, "request_config_secrets", "configId", "required"},
@@ -233,13 +231,6 @@ func TestBoundsAreEnforced(t *testing.T) {
 	nested := func(levels int) string {
 		return strings.Repeat(`{"a":`, levels-1) + `{}` + strings.Repeat(`}`, levels-1)
 	}
-	names := func(n int) string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf(`"c%d"`, i)
-		}
-		return strings.Join(out, ",")
-	}
 	groups := func(n int) string {
 		out := make([]string, n)
 		for i := range out {
@@ -273,10 +264,6 @@ func TestBoundsAreEnforced(t *testing.T) {
 		{"latencyMs high", result(`,"latencyMs":86400000`), result(`,"latencyMs":1e308`), "latencyMs"},
 		{"latencyMs negative", result(`,"latencyMs":0`), result(`,"latencyMs":-1`), "latencyMs"},
 		{"result depth", result(`,"result":` + nested(protocol.MaxResultDepth)), result(`,"result":` + nested(protocol.MaxResultDepth+1)), "result"},
-		{"capabilities count", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":[` + names(protocol.MaxCapabilities) + `]}`,
-			`{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":[` + names(protocol.MaxCapabilities+1) + `]}`, "capabilities"},
-		{"capability length", `{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":["` + id(protocol.MaxNameBytes) + `"]}`,
-			`{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":["` + id(protocol.MaxNameBytes+1) + `"]}`, "capabilities"},
 		{"environmentId", result(`,"environmentId":"` + id(protocol.MaxIDBytes) + `"`), result(`,"environmentId":"` + id(protocol.MaxIDBytes+1) + `"`), "environmentId"},
 		{"batchId number", `{"type":"telemetry_batch","batchId":9007199254740992,"kind":"k","payload":[]}`,
 			`{"type":"telemetry_batch","batchId":9007199254740994,"kind":"k","payload":[]}`, "batchId"},
@@ -303,5 +290,48 @@ func TestBoundsAreEnforced(t *testing.T) {
 				t.Errorf("past the bound: %v, want an invalid frame naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// TestBadCapabilitiesNeverFailTheFrame checks capabilities, an optional
+// field, are cleaned rather than refused: an agent whose list a backend does
+// not like still authenticates and heartbeats.
+func TestBadCapabilitiesNeverFailTheFrame(t *testing.T) {
+	many := make([]string, protocol.MaxCapabilities+3)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"c%02d"`, i)
+	}
+	cases := []struct {
+		caps, want, dropped string
+	}{
+		{`"telemetry"`, `null`, "not an array of strings"},
+		{`[1, 2]`, `null`, "not an array of strings"},
+		{`["log receivers", "scrape", "` + strings.Repeat("x", protocol.MaxNameBytes+1) + `"]`, `["scrape"]`, "2 capabilities that are not"},
+		{`[` + strings.Join(many, ",") + `]`, "", "3 capabilities past the first 32"},
+		{`["scrape", "scrape"]`, `["scrape"]`, ""},
+	}
+	for _, tc := range cases {
+		for _, frame := range []string{
+			`{"type":"authenticate","clientId":"a","token":"t","capabilities":` + tc.caps + `}`,
+			`{"type":"heartbeat","version":"1","uptimeSeconds":1,"capabilities":` + tc.caps + `}`,
+		} {
+			msg, err := protocol.Parse([]byte(frame))
+			if err != nil {
+				t.Errorf("%s: %v", frame, err)
+				continue
+			}
+			var caps []string
+			var dropped string
+			switch m := msg.(type) {
+			case *protocol.Authenticate:
+				caps, dropped = m.Capabilities, m.CapabilitiesDropped
+			case *protocol.Heartbeat:
+				caps, dropped = m.Capabilities, m.CapabilitiesDropped
+			}
+			got, _ := json.Marshal(caps)
+			if (tc.want != "" && string(got) != tc.want) || (tc.want == "" && len(caps) != protocol.MaxCapabilities) || !strings.Contains(dropped, tc.dropped) || (tc.dropped == "") != (dropped == "") {
+				t.Errorf("%s: capabilities %s, dropped %q; want %s, %q", tc.caps, got, dropped, tc.want, tc.dropped)
+			}
+		}
 	}
 }

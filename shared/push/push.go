@@ -176,6 +176,17 @@ func (p *Service) CapabilityConfig(ctx context.Context, satelliteID, kind string
 // are counted and logged, and the first is returned after every connection
 // has been tried.
 func (p *Service) Broadcast(ctx context.Context, frame any) (FanOut, error) {
+	return p.broadcast(ctx, frame, time.Time{})
+}
+
+// BroadcastSince pushes one frame to the connections that authenticated at
+// or after since: the ones an authentication racing a change may have
+// answered with what was stored before it.
+func (p *Service) BroadcastSince(ctx context.Context, frame any, since time.Time) (FanOut, error) {
+	return p.broadcast(ctx, frame, since)
+}
+
+func (p *Service) broadcast(ctx context.Context, frame any, since time.Time) (FanOut, error) {
 	limit := p.Concurrency
 	if limit <= 0 {
 		limit = 16
@@ -188,6 +199,9 @@ func (p *Service) Broadcast(ctx context.Context, frame any) (FanOut, error) {
 		slots    = make(chan struct{}, limit)
 	)
 	listErr := p.Sender.Registry.AuthenticatedConnections(ctx, p.Sender.Now(), func(c satellite.Connection) bool {
+		if c.AuthenticatedAt.Before(since) {
+			return true
+		}
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {

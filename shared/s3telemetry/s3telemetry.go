@@ -23,7 +23,11 @@ import (
 const Prefix = "telemetry/"
 
 // Store implements satellite.TelemetrySink and satellite.TelemetryArchive.
-type Store struct{ objects *s3objects.Bucket }
+type Store struct {
+	objects *s3objects.Bucket
+	// ScanLimit bounds the keys one listing reads (MaxScanned when zero).
+	ScanLimit int
+}
 
 var (
 	_ satellite.TelemetrySink    = (*Store)(nil)
@@ -31,7 +35,7 @@ var (
 )
 
 // New returns a store over the telemetry bucket.
-func New(objects *s3objects.Bucket) *Store { return &Store{objects: objects} }
+func New(objects *s3objects.Bucket) *Store { return &Store{objects: objects, ScanLimit: MaxScanned} }
 
 // Document is a stored batch.
 type Document struct {
@@ -86,11 +90,18 @@ func parse(key string, size int64) (satellite.TelemetryObject, bool) {
 	return satellite.TelemetryObject{Key: key, Kind: parts[0], SatelliteID: parts[2], ReceivedAt: at.UTC(), Size: size}, true
 }
 
+// MaxScanned bounds the keys one listing reads (ten ListObjectsV2 pages),
+// so that a listing of a busy fleet without a satellite answers within the
+// API's time limit.
+const MaxScanned = 10_000
+
 // List implements satellite.TelemetryArchive: for each kind, the days from
 // q.Until back to q.Since, newest first, each one prefix (of the satellite
-// when q.SatelliteID is set), until q.Limit batches are found.
-func (s *Store) List(ctx context.Context, q satellite.TelemetryQuery) ([]satellite.TelemetryObject, error) {
-	var out []satellite.TelemetryObject
+// when q.SatelliteID is set), until q.Limit batches are found or MaxScanned
+// keys were read.
+func (s *Store) List(ctx context.Context, q satellite.TelemetryQuery) (satellite.TelemetryListing, error) {
+	var out satellite.TelemetryListing
+	scanned := 0
 	first := q.Since.UTC().Truncate(24 * time.Hour)
 	for day := q.Until.UTC().Truncate(24 * time.Hour); !day.Before(first); day = day.Add(-24 * time.Hour) {
 		var found []satellite.TelemetryObject
@@ -100,13 +111,17 @@ func (s *Store) List(ctx context.Context, q satellite.TelemetryQuery) ([]satelli
 				prefix += q.SatelliteID + "/"
 			}
 			err := s.objects.List(ctx, prefix, "", func(o s3objects.Object) bool {
+				if scanned++; scanned > s.ScanLimit {
+					out.Truncated = true
+					return false
+				}
 				if obj, ok := parse(o.Key, o.Size); ok && !obj.ReceivedAt.Before(q.Since) && !obj.ReceivedAt.After(q.Until) {
 					found = append(found, obj)
 				}
 				return true
 			})
 			if err != nil {
-				return nil, satellite.Wrap(err, satellite.EINTERNAL, "list telemetry")
+				return satellite.TelemetryListing{}, satellite.Wrap(err, satellite.EINTERNAL, "list telemetry")
 			}
 		}
 		sort.Slice(found, func(i, j int) bool {
@@ -115,9 +130,13 @@ func (s *Store) List(ctx context.Context, q satellite.TelemetryQuery) ([]satelli
 			}
 			return found[i].Key < found[j].Key
 		})
-		out = append(out, found...)
-		if q.Limit > 0 && len(out) >= q.Limit {
-			return out[:q.Limit], nil
+		out.Batches = append(out.Batches, found...)
+		if q.Limit > 0 && len(out.Batches) >= q.Limit {
+			out.Batches = out.Batches[:q.Limit]
+			return out, nil
+		}
+		if out.Truncated {
+			return out, nil
 		}
 	}
 	return out, nil

@@ -47,7 +47,8 @@ type Environment struct {
 // MaxEnvironments bounds the environments of one assignment.
 const MaxEnvironments = 100
 
-// maxEnvironmentIDBytes matches the protocol's bound on result.environmentId.
+// maxEnvironmentIDBytes matches the protocol's bound on the ids a frame
+// carries (configId, systemId, environmentId, ...).
 const maxEnvironmentIDBytes = 256
 
 // HasEnvironment reports whether the assignment lists environment id.
@@ -94,6 +95,10 @@ func ParseAssignment(raw []byte) (Assignment, error) {
 		if f.value == "" {
 			return Assignment{}, Errorf(EINVALID, "assignment.%s is required and must be a non-empty string", f.name)
 		}
+		if len(f.value) > maxEnvironmentIDBytes {
+			// A satellite could never report for it: frames bound ids.
+			return Assignment{}, Errorf(EINVALID, "assignment.%s is longer than %d bytes", f.name, maxEnvironmentIDBytes)
+		}
 	}
 	if _, ok := a.Config.(map[string]any); !ok {
 		return Assignment{}, Errorf(EINVALID, "assignment.config is required and must be an object")
@@ -115,6 +120,9 @@ func ParseAssignment(raw []byte) (Assignment, error) {
 		seen[e.ID] = true
 	}
 	for i, c := range a.Collectors {
+		if len(c.ID) > maxEnvironmentIDBytes || len(c.CollectorID) > maxEnvironmentIDBytes {
+			return Assignment{}, Errorf(EINVALID, "assignment.collectors[%d] ids are longer than %d bytes", i, maxEnvironmentIDBytes)
+		}
 		if c.ID == "" || c.CollectorID == "" {
 			return Assignment{}, Errorf(EINVALID, "assignment.collectors[%d] needs non-empty id and collectorId", i)
 		}

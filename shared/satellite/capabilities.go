@@ -17,9 +17,9 @@ type CapabilityConfig struct {
 	// ("${{ secrets.NAME }}").
 	Secrets   map[string]map[string]string
 	UpdatedAt time.Time
-	// TokenGeneration is the satellite's token generation the config is
-	// stored under: a connection that authenticated with another gets none
-	// of its secrets.
+	// TokenGeneration is the satellite's token generation when the config
+	// was read (Registry.CapabilityConfig): a connection that authenticated
+	// with another gets none of its secrets.
 	TokenGeneration int64
 }
 

@@ -277,9 +277,17 @@ type TelemetryObject struct {
 	Size        int64     `json:"size"`
 }
 
+// TelemetryListing is a page of stored batches, newest first. Truncated
+// says the listing stopped at its scan bound: narrow the query (a
+// satellite, a kind, a shorter span) to see the rest.
+type TelemetryListing struct {
+	Batches   []TelemetryObject `json:"batches"`
+	Truncated bool              `json:"truncated"`
+}
+
 // TelemetryArchive lists stored batches.
 type TelemetryArchive interface {
-	List(ctx context.Context, q TelemetryQuery) ([]TelemetryObject, error)
+	List(ctx context.Context, q TelemetryQuery) (TelemetryListing, error)
 }
 
 // ConnectionAPI pushes to and closes WebSocket connections (the API Gateway

@@ -118,6 +118,7 @@ func TestParseAssignmentNamesTheField(t *testing.T) {
 		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"collectors":[{"id":"x"}]}`:              "collectors[0]",
 		`{"configId":5,"systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:                                          `"configId" must be a string`,
 		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"systemMetadata":[]}`:                    `"systemMetadata" must be an object`,
+		`{"configId":"` + strings.Repeat("c", 257) + `","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1}`:         "configId is longer than 256 bytes",
 		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":{}}`:                      `"environments" must be an array`,
 		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":[{"name":"x"}]}`:          "environments[0].id is required",
 		`{"configId":"c","systemId":"s","strategyId":"h","config":{},"intervalSeconds":1,"environments":[{"id":"a"},{"id":"a"}]}`: "appears twice",

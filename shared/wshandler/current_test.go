@@ -257,11 +257,20 @@ func TestConfigSecrets(t *testing.T) {
 
 	t.Run("no secret source", func(t *testing.T) {
 		h := newHarness(t, withoutSecrets)
-		tok := h.satellite("sat-nosec", strategyWithSecrets(t, "cfg-1", "API_TOKEN"))
+		tok := h.satellite("sat-nosec", strategyWithSecrets(t, "cfg-1", "API_TOKEN"), assignment(t, "cfg-plain", "sys-plain"))
 		id := h.authenticate("sat-nosec", tok)
+		// A config without references needs no secret source.
+		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"configId": "cfg-plain"}))
+		if got := lastFrame(t, h, id); got["type"] != "config_secrets" || got["error"] != nil || got["strategy"] != nil {
+			t.Errorf("config secrets of a config without references: %v", got)
+		}
 		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"configId": "cfg-1"}))
 		if got := lastFrame(t, h, id); got["error"] != "Secret delivery is not available on this core instance." {
-			t.Errorf("reply = %v", got)
+			t.Errorf("config secrets: reply = %v", got)
+		}
+		h.send(testenv.Message(t, "capability-secret", id, nil))
+		if got := lastFrame(t, h, id); got["type"] != "capability_secret_response" || got["error"] != "Secret delivery is not available on this core instance." {
+			t.Errorf("capability secret: reply = %v", got)
 		}
 	})
 	t.Run("rotated token", func(t *testing.T) {
@@ -453,5 +462,44 @@ func TestCapabilityStatusesAreBounded(t *testing.T) {
 	}
 	if statuses, _ := h.env.Registry().CapabilityStatuses(ctx, "sat-many"); len(statuses) != 0 {
 		t.Errorf("a deleted satellite has statuses %v", statuses)
+	}
+}
+
+// TestSandboxPolicyThatDoesNotFitRidesItsOwnFrame checks a satellite whose
+// assignments leave no room for the policy in authenticated still gets both:
+// authenticated without it, then sandbox_policy.
+func TestSandboxPolicyThatDoesNotFitRidesItsOwnFrame(t *testing.T) {
+	h := newHarness(t)
+	big := map[string]any{"configId": "cfg-big", "systemId": "sys-big", "strategyId": "http", "intervalSeconds": 30,
+		"config": map[string]any{"body": strings.Repeat("x", 120_000)}}
+	b, _ := json.Marshal(big)
+	a, err := satellite.ParseAssignment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := h.satellite("sat-big", a)
+	policy := `{"egress":{"allow":["` + strings.Repeat("a", satellite.MaxSandboxPolicyBytes-40) + `"]}}`
+	if err := h.env.Registry().SetSandboxPolicy(ctx, json.RawMessage(policy), h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	id := h.authenticateWith("sat-big", tok, nil)
+	frames := h.mgmt.Frames(t, id)
+	if len(frames) != 2 || frames[0]["type"] != "authenticated" || frames[0]["sandboxPolicy"] != nil || frames[1]["type"] != "sandbox_policy" {
+		t.Fatalf("frames: %d, types %v %v", len(frames), frames[0]["type"], frames[len(frames)-1]["type"])
+	}
+	if got, _ := json.Marshal(frames[1]["policy"]); string(got) != policy {
+		t.Errorf("policy pushed = %.60s...", got)
+	}
+}
+
+func TestCapabilitiesAnAgentGetsWrongAreCleanedNotRefused(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-oddcaps")
+	h.authenticateWith("sat-oddcaps", tok, map[string]any{"capabilities": []string{"scrape", "log receivers"}})
+	if got := h.stored("sat-oddcaps").Capabilities; strings.Join(got, ",") != "scrape" {
+		t.Errorf("stored %v", got)
+	}
+	if lines := h.logLines("capabilities cleaned"); len(lines) != 1 {
+		t.Errorf("cleaning logged %d times", len(lines))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
@@ -178,4 +179,29 @@ func TestTelemetryStorageFailureIsRetryable(t *testing.T) {
 	if n := len(telemetryObjects(t, h)); n != 1 {
 		t.Errorf("%d objects, want 1", n)
 	}
+}
+
+// TestTelemetryIsAckedWhenTheBackendFails checks a batch gets a retryable
+// ack even when the connection record cannot be read: the agent holds every
+// batch until it is acked.
+func TestTelemetryIsAckedWhenTheBackendFails(t *testing.T) {
+	fault := &testenv.Fault{Match: func(op string, input any) bool {
+		in, ok := input.(*dynamodb.GetItemInput)
+		return op == "GetItem" && ok && aws.ToString(in.TableName) != ""
+	}}
+	h := newHarness(t)
+	tok := h.satellite("sat-tel-down")
+	id := h.authenticate("sat-tel-down", tok)
+	cold := h.build("message-cold", func(c *app.Config, o *app.Options) {
+		c.BindingCacheTTL = 0
+		o.APIOptions = append(o.APIOptions, fault.APIOptions()...)
+	})
+	body := `{"type":"telemetry_batch","batchId":5,"kind":"logstream","payload":[1]}`
+	_, _ = cold.WebSocket.Message(ctx, testenv.Raw(t, id, body))
+	if fault.Fired() != 1 {
+		t.Fatalf("the connection read was not failed")
+	}
+	ackIs(t, framesOf(t, h, id, "telemetry_ack"), 5.0, 0, 0, true)
+	// The resend goes through.
+	ackIs(t, batch(t, h, h.message, id, body), 5.0, 1, 0, false)
 }
