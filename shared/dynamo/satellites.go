@@ -375,16 +375,23 @@ func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s sate
 }
 
 // satelliteItem reads a satellite item consistently (empty when there is
-// none).
+// none). It is a query of the one key rather than a GetItem, which costs
+// the same and needs no grant beyond the Query the message function has.
 func (r *Registry) satelliteItem(ctx context.Context, key item) (item, error) {
-	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Satellites, Key: key, ConsistentRead: aws.Bool(true)})
+	out, err := r.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &r.tables.Satellites,
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk = :sk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
+		ExpressionAttributeValues: item{":pk": key[SatellitesPartitionKey], ":sk": key[SatellitesSortKey]},
+		ConsistentRead:            aws.Bool(true),
+	})
 	if err != nil {
 		return nil, internal(err, "read satellite")
 	}
-	if out.Item == nil {
+	if len(out.Items) == 0 {
 		return item{}, nil
 	}
-	return out.Item, nil
+	return out.Items[0], nil
 }
 
 // Settings implements satellite.Registry: one consistent query of the
