@@ -91,6 +91,10 @@ bench-auth: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What refusing authe
 bench-flood: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What one client pipelining heartbeats without reading costs the local stack (memory, others' authentication).
 	$(GO) run ./infra/cmd/floodbench $(FLOODBENCH_FLAGS)
 
+.PHONY: bench-sweep
+bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## One heartbeat sweep over 100,000 satellites in DynamoDB Local, 1,000 of them stale (SWEEPBENCH_FLAGS="-satellites N -stale M").
+	$(GO) run ./infra/cmd/sweepbench $(SWEEPBENCH_FLAGS)
+
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
 	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)

@@ -100,6 +100,10 @@ func NewEventBridge(tb testing.TB, reject ...string) *EventBridge {
 			return http.StatusBadRequest, "ValidationException", nil
 		}
 		entries, _ := body["Entries"].([]any)
+		if len(entries) < 1 || len(entries) > 10 {
+			// As EventBridge: a PutEvents request holds 1 to 10 entries.
+			return http.StatusBadRequest, "ValidationException", nil
+		}
 		var results []map[string]string
 		failed := 0
 		for i, e := range entries {

@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/checkstack/satellite-backend/shared/awsapi"
@@ -22,8 +24,24 @@ type Call struct {
 	// Resource is what a non-DynamoDB call was about: an object key, a
 	// secret id, a connection id.
 	Resource string
-	// Items is how many items a Query or Scan returned.
+	// Items is how many items a Query, Scan or BatchGetItem returned.
 	Items int
+	// Capacity is what a DynamoDB request consumed, as DynamoDB reported it
+	// (see capacityOf for the two corrections made to DynamoDB Local's
+	// figures).
+	Capacity Capacity
+}
+
+// Capacity is the capacity a DynamoDB request consumed: read and write
+// units, on tables and on global secondary indexes.
+type Capacity struct {
+	Read, Write           float64 // tables and indexes together
+	IndexRead, IndexWrite float64 // the indexes' part
+}
+
+// Add returns c + o.
+func (c Capacity) Add(o Capacity) Capacity {
+	return Capacity{c.Read + o.Read, c.Write + o.Write, c.IndexRead + o.IndexRead, c.IndexWrite + o.IndexWrite}
 }
 
 // Calls records every AWS request made by clients it is installed on (the
@@ -39,13 +57,19 @@ type Calls struct {
 func (c *Calls) APIOption(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testenv.Calls",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			askCapacity(in.Parameters)
 			out, md, err := next.HandleInitialize(ctx, in)
 			call := Call{Service: middleware.GetServiceID(ctx), Operation: middleware.GetOperationName(ctx), Input: in.Parameters}
+			call.Capacity = capacityOf(out.Result, err)
 			switch res := out.Result.(type) {
 			case *dynamodb.QueryOutput:
 				call.Items = len(res.Items)
 			case *dynamodb.ScanOutput:
 				call.Items = len(res.Items)
+			case *dynamodb.BatchGetItemOutput:
+				for _, items := range res.Responses {
+					call.Items += len(items)
+				}
 			}
 			c.mu.Lock()
 			c.calls = append(c.calls, call)
@@ -87,7 +111,8 @@ func (c *Calls) Count(service string) int {
 	return n
 }
 
-// ItemsRead returns how many items the recorded Queries and Scans returned.
+// ItemsRead returns how many items the recorded Queries, Scans and
+// BatchGetItems returned.
 func (c *Calls) ItemsRead() int {
 	n := 0
 	for _, call := range c.All() {
@@ -184,4 +209,106 @@ func (c *Calls) Add(other *Calls) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls = append(c.calls, calls...)
+}
+
+// Capacity returns the capacity the recorded DynamoDB requests consumed.
+func (c *Calls) Capacity() Capacity {
+	var total Capacity
+	for _, call := range c.All() {
+		total = total.Add(call.Capacity)
+	}
+	return total
+}
+
+// askCapacity makes a DynamoDB request report the capacity it consumes, per
+// table and index. It changes what the response carries, nothing else.
+func askCapacity(in any) {
+	const indexes = types.ReturnConsumedCapacityIndexes
+	switch in := in.(type) {
+	case *dynamodb.GetItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.PutItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.UpdateItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.DeleteItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.QueryInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.ScanInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.BatchGetItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.BatchWriteItemInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.TransactWriteItemsInput:
+		in.ReturnConsumedCapacity = indexes
+	case *dynamodb.TransactGetItemsInput:
+		in.ReturnConsumedCapacity = indexes
+	}
+}
+
+// capacityOf reads the capacity a DynamoDB response reports, with two
+// corrections where DynamoDB Local's figures are not AWS's:
+//   - a write refused by its condition reports nothing, but AWS charges it
+//     (at least one write unit; more for an item over 1 KB, which the
+//     request does not show): it counts one;
+//   - DynamoDB Local reports a transactional write at four units per KB,
+//     where AWS documents two (a prepare and a commit): transactions count
+//     half of what it reports.
+func capacityOf(out any, err error) Capacity {
+	var consumed []types.ConsumedCapacity
+	write, transaction := false, false
+	switch res := out.(type) {
+	case *dynamodb.GetItemOutput:
+		consumed = one(res.ConsumedCapacity)
+	case *dynamodb.PutItemOutput:
+		consumed, write = one(res.ConsumedCapacity), true
+	case *dynamodb.UpdateItemOutput:
+		consumed, write = one(res.ConsumedCapacity), true
+	case *dynamodb.DeleteItemOutput:
+		consumed, write = one(res.ConsumedCapacity), true
+	case *dynamodb.QueryOutput:
+		consumed = one(res.ConsumedCapacity)
+	case *dynamodb.ScanOutput:
+		consumed = one(res.ConsumedCapacity)
+	case *dynamodb.BatchGetItemOutput:
+		consumed = res.ConsumedCapacity
+	case *dynamodb.BatchWriteItemOutput:
+		consumed, write = res.ConsumedCapacity, true
+	case *dynamodb.TransactWriteItemsOutput:
+		consumed, write, transaction = res.ConsumedCapacity, true, true
+	case *dynamodb.TransactGetItemsOutput:
+		consumed = res.ConsumedCapacity
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return Capacity{Write: 1}
+	}
+	var c Capacity
+	for _, cc := range consumed {
+		total, index := aws.ToFloat64(cc.CapacityUnits), 0.0
+		for _, gsi := range cc.GlobalSecondaryIndexes {
+			index += aws.ToFloat64(gsi.CapacityUnits)
+		}
+		if cc.Table != nil && cc.CapacityUnits == nil {
+			total = aws.ToFloat64(cc.Table.CapacityUnits) + index
+		}
+		if transaction {
+			total, index = total/2, index/2
+		}
+		if write {
+			c.Write, c.IndexWrite = c.Write+total, c.IndexWrite+index
+		} else {
+			c.Read, c.IndexRead = c.Read+total, c.IndexRead+index
+		}
+	}
+	return c
+}
+
+func one(c *types.ConsumedCapacity) []types.ConsumedCapacity {
+	if c == nil {
+		return nil
+	}
+	return []types.ConsumedCapacity{*c}
 }

@@ -174,7 +174,7 @@ func (e *Env) Config(managementURL string) app.Config {
 		TelemetryBudget:         app.DefaultTelemetryBudget,
 		ManagementURL:           managementURL,
 		ResultRetention:         30 * 24 * time.Hour,
-		BindingCacheTTL:         5 * time.Minute,
+		BindingCacheTTL:         app.DefaultBindingCacheTTL,
 		UnauthenticatedDeadline: 30 * time.Second,
 		RepublishAfter:          2 * time.Minute,
 		BlobURLTTL:              5 * time.Minute,

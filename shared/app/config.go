@@ -61,7 +61,7 @@ type Config struct {
 	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
-	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 300; 0 disables
+	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 1800; 0 disables
 	// UnauthenticatedDeadline is UNAUTHENTICATED_DEADLINE_SECONDS (30).
 	UnauthenticatedDeadline time.Duration
 	// RepublishAfter is REPUBLISH_AFTER_SECONDS (120).
@@ -81,6 +81,10 @@ const (
 	DefaultTelemetryKinds  = "logstream,metricstream,metric-scrape"
 	DefaultTelemetryBudget = 2 << 20
 )
+
+// DefaultBindingCacheTTL is how long a warm instance trusts a connection's
+// binding by default (CONNECTION_CACHE_SECONDS).
+const DefaultBindingCacheTTL = 30 * time.Minute
 
 // LoadConfig reads a Config through getenv (os.Getenv in production). It
 // returns an error naming every variable that is missing or malformed.
@@ -119,7 +123,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ResultRetention:         time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		BlobURLTTL:              time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
 		PushConcurrency:         positive("PUSH_CONCURRENCY", 16),
-		BindingCacheTTL:         300 * time.Second,
+		BindingCacheTTL:         DefaultBindingCacheTTL,
 		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", int(sweep.DefaultUnauthenticatedDeadline/time.Second))) * time.Second,
 		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", int(sweep.DefaultRepublishAfter/time.Second))) * time.Second,
 		StackName:               strings.TrimSpace(getenv("STACK_NAME")),

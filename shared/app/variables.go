@@ -25,7 +25,7 @@ var Variables = []Variable{
 	{"MANAGEMENT_ENDPOINT", "derived from the event", "@connections base URL (https://host/stage); overrides the endpoint derived from each event (local stack) and is required for pushes outside a WebSocket event."},
 	{"RESULT_RETENTION_DAYS", "30", "Days a stored result is kept."},
 	{"BLOB_URL_TTL_SECONDS", "300", "Lifetime of presigned URLs for blobs and manifests too large for one message."},
-	{"CONNECTION_CACHE_SECONDS", "300", "How long a warm function instance trusts an authenticated connection it has seen without reading its record again; 0 reads it for every frame."},
+	{"CONNECTION_CACHE_SECONDS", "1800", "How long a warm function instance trusts an authenticated connection it has seen without reading its record again (a renamed satellite keeps its old name in result sources for at most this long); 0 reads it for every frame."},
 	{"PUSH_CONCURRENCY", "16", "Parallel posts during a fan-out (refresh_script_packages, sandbox_policy)."},
 	{"UNAUTHENTICATED_DEADLINE_SECONDS", "30", "The sweep closes connections that have not authenticated after this long."},
 	{"REPUBLISH_AFTER_SECONDS", "120", "The sweep publishes again a lifecycle edge whose publication was not confirmed after this long (longer than a sweep runs)."},

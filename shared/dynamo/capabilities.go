@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -26,29 +25,13 @@ func (r *Registry) CapabilityConfig(ctx context.Context, satelliteID, kind strin
 		{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
 		{SatellitesPartitionKey: pk, SatellitesSortKey: str(capConfigSort(kind))},
 	}
+	items, err := r.batchGet(ctx, r.tables.Satellites, keys, true)
+	if err != nil {
+		return satellite.CapabilityConfig{}, internal(err, "read capability config")
+	}
 	found := map[string]item{}
-	for attempt := 0; len(keys) > 0; attempt++ {
-		if attempt == 4 {
-			return satellite.CapabilityConfig{}, satellite.Errorf(satellite.EINTERNAL, "read capability config: DynamoDB kept keys unprocessed")
-		}
-		out, err := r.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
-			r.tables.Satellites: {Keys: keys, ConsistentRead: aws.Bool(true)},
-		}})
-		if err != nil {
-			return satellite.CapabilityConfig{}, internal(err, "read capability config")
-		}
-		for _, it := range out.Responses[r.tables.Satellites] {
-			found[getStr(it, SatellitesSortKey)] = it
-		}
-		// Keys DynamoDB did not get to (throttling) are asked for again.
-		keys = out.UnprocessedKeys[r.tables.Satellites].Keys
-		if len(keys) > 0 {
-			select {
-			case <-ctx.Done():
-				return satellite.CapabilityConfig{}, internal(ctx.Err(), "read capability config")
-			case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
-			}
-		}
+	for _, it := range items {
+		found[getStr(it, SatellitesSortKey)] = it
 	}
 	sat, ok := found[satelliteSort]
 	if !ok {

@@ -80,14 +80,32 @@ func satelliteFrom(it item) satellite.Satellite {
 		AuthFailedAt:        getMillis(it, "authFailedAt"),
 		TokenGeneration:     getNum(it, "tokenGeneration"),
 	}
+	s.Pending = pendingEdgesFrom(it)
+	s.Capabilities = stringsFrom(it, capabilitiesAttr)
+	// Satellites stored before the profile item held their tags and sync
+	// state here; withProfile overrides them with the profile's.
+	readProfile(&s, it)
+	return s
+}
+
+// withProfile adds what a satellite's profile item holds (nil: none) to s.
+func withProfile(s *satellite.Satellite, profile item) {
+	if profile != nil {
+		readProfile(s, profile)
+	}
+}
+
+// readProfile reads tags and sync state from it, where present.
+func readProfile(s *satellite.Satellite, it item) {
 	if tags, ok := it["tags"].(*types.AttributeValueMemberM); ok {
-		s.Tags = make(map[string]string, len(tags.Value))
+		s.Tags = nil
+		if len(tags.Value) > 0 {
+			s.Tags = make(map[string]string, len(tags.Value))
+		}
 		for k := range tags.Value {
 			s.Tags[k] = getStr(tags.Value, k)
 		}
 	}
-	s.Pending = pendingEdgesFrom(it)
-	s.Capabilities = stringsFrom(it, capabilitiesAttr)
 	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
 		st := &satellite.SyncState{
 			Status:       satellite.SyncStatus(getStr(m.Value, "status")),
@@ -99,7 +117,6 @@ func satelliteFrom(it item) satellite.Satellite {
 		}
 		s.SyncState = st
 	}
-	return s
 }
 
 // pendingEdgesFrom reads the outbox of a satellite item, oldest first.

@@ -29,22 +29,38 @@ func (r *Registry) OpenConnection(ctx context.Context, c satellite.Connection) e
 
 // Connection implements satellite.Registry.
 func (r *Registry) Connection(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error) {
-	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      &r.tables.Connections,
-		Key:            item{ConnectionsPartitionKey: str(connectionID)},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
+	// An eventually consistent read costs half a strongly consistent one and
+	// is what almost every frame gets: the record of a connection that
+	// authenticated a while ago. Only a record that reads as missing or
+	// not (yet) authenticated is read again, consistently: it may have just
+	// been bound. An authenticated record read a moment late is as safe as
+	// a cached binding: every write a frame causes is conditional on the
+	// stored state.
+	c, found, err := r.readConnection(ctx, connectionID, false)
+	if err == nil && (!found || !c.Authenticated()) {
+		c, found, err = r.readConnection(ctx, connectionID, true)
+	}
+	switch {
+	case err != nil:
 		return satellite.Connection{}, internal(err, "read connection")
-	}
-	if out.Item == nil {
+	case !found:
 		return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "no record of connection %s", connectionID)
-	}
-	c := connectionFrom(out.Item)
-	if c.Expired(now) {
+	case c.Expired(now):
 		return satellite.Connection{}, satellite.Errorf(satellite.ENOTFOUND, "connection %s has expired", connectionID)
 	}
 	return c, nil
+}
+
+func (r *Registry) readConnection(ctx context.Context, connectionID string, consistent bool) (satellite.Connection, bool, error) {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &r.tables.Connections,
+		Key:            item{ConnectionsPartitionKey: str(connectionID)},
+		ConsistentRead: aws.Bool(consistent),
+	})
+	if err != nil || out.Item == nil {
+		return satellite.Connection{}, false, err
+	}
+	return connectionFrom(out.Item), true, nil
 }
 
 // ClaimAuthentication implements satellite.Registry: one conditional write

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,8 +18,26 @@ import (
 )
 
 // liveness is the update of every heartbeat: a fresh heartbeat, in the
-// sparse live index at the moment the satellite will go stale.
-const liveness = "lastHeartbeatAt = :now, liveShard = :shard, staleAt = :now + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+// sparse live index at the moment the satellite will go stale, rounded up to
+// DeadlineStep (:deadlineFrom is now rounded up).
+const liveness = "lastHeartbeatAt = :now, liveShard = :shard, staleAt = :deadlineFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+
+// DeadlineStep is the resolution of the deadline in the live index. A
+// heartbeat rounds the moment its satellite would go stale up to the next
+// multiple of it, so the index key of a satellite heartbeating every 15 s
+// moves once a minute, and the sweep finds a stopped satellite at most one
+// step after its exact deadline (lastHeartbeatAt + threshold, which the
+// admin API's status reads).
+const DeadlineStep = time.Minute
+
+// deadlineFrom is now rounded up to DeadlineStep.
+func deadlineFrom(now time.Time) time.Time {
+	t := now.Truncate(DeadlineStep)
+	if t.Before(now) {
+		t = t.Add(DeadlineStep)
+	}
+	return t
+}
 
 // connectedEdge is liveness plus the connected edge: authentication and a
 // restoring heartbeat.
@@ -27,6 +46,7 @@ const connectedEdge = liveness + ", lastConnectionEvent = :connected"
 func connectedValues(satelliteID string, now time.Time) item {
 	return item{
 		":now":              millis(now),
+		":deadlineFrom":     millis(deadlineFrom(now)),
 		":connected":        str(string(satellite.EdgeConnected)),
 		":shard":            str(liveShard(satelliteID)),
 		":defaultThreshold": num(satellite.DefaultOfflineThreshold.Milliseconds()),
@@ -339,8 +359,10 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 	return closed, nil
 }
 
-// OnlineSatelliteIDs returns the satellites whose heartbeat deadline is
-// still ahead: the live index read from now on, so only online ones.
+// OnlineSatelliteIDs returns the satellites whose heartbeat deadline in the
+// live index is still ahead (the index's deadline is rounded up to
+// DeadlineStep, so a satellite stays listed up to a minute past its exact
+// one).
 func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error) {
 	var ids []string
 	for _, shard := range LiveShardKeys() {
@@ -350,7 +372,7 @@ func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]str
 			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
 			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
 			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
-		}, func(it item) error { ids = append(ids, getStr(it, "satelliteId")); return nil })
+		}, func(it item) error { ids = append(ids, satelliteIDOf(it)); return nil })
 		if err != nil {
 			return nil, internal(err, "list online satellites")
 		}
@@ -360,20 +382,40 @@ func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]str
 }
 
 // StaleSatellites returns the satellites still marked connected whose
-// heartbeat deadline (lastHeartbeatAt + their own threshold) is before now.
-// It reads only those: one query per live shard over the sparse index,
-// bounded by the deadline.
+// heartbeat deadline is before now. It reads only those: one query per live
+// shard over the sparse index (keys only), bounded by the deadline, then
+// their satellite items in batches. A satellite whose item shows a
+// deadline still ahead (a heartbeat after the index was read) is left out.
 func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
-	var out []satellite.Stale
+	var keys []item
 	for _, shard := range LiveShardKeys() {
 		err := r.queryIndex(ctx, shard, now, func(it item) {
-			out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: getMillis(it, LiveIndexSortKey)})
+			keys = append(keys, item{SatellitesPartitionKey: it[SatellitesPartitionKey], SatellitesSortKey: it[SatellitesSortKey]})
 		})
 		if err != nil {
 			return nil, internal(err, "read stale satellites")
 		}
 	}
+	items, err := r.batchGet(ctx, r.tables.Satellites, keys, false)
+	if err != nil {
+		return nil, internal(err, "read stale satellites")
+	}
+	out := make([]satellite.Stale, 0, len(items))
+	for _, it := range items {
+		at := getMillis(it, LiveIndexSortKey)
+		if at.IsZero() || !at.Before(now) || getStr(it, LiveIndexPartKey) == "" {
+			continue
+		}
+		out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: at})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].StaleAt.Before(out[j].StaleAt) })
 	return out, nil
+}
+
+// satelliteIDOf is the satellite id of an item of its partition (an index
+// that projects keys only has no satelliteId attribute).
+func satelliteIDOf(it item) string {
+	return strings.TrimPrefix(getStr(it, SatellitesPartitionKey), satellitePrefix)
 }
 
 // CountOnline returns how many satellites are online at now: marked

@@ -19,6 +19,7 @@ import (
 type API interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
@@ -174,4 +175,39 @@ func conflicted(err error) bool {
 		}
 	}
 	return false
+}
+
+// maxBatchGet is how many keys one BatchGetItem request may ask for.
+const maxBatchGet = 100
+
+// batchGet reads the items of keys from table, at most maxBatchGet keys per
+// request; keys DynamoDB leaves unprocessed (throttling) are asked for
+// again with back-off. Items that do not exist are simply not returned.
+func (r *Registry) batchGet(ctx context.Context, table string, keys []item, consistent bool) ([]item, error) {
+	var out []item
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), maxBatchGet)]
+		keys = keys[len(chunk):]
+		for attempt := 0; len(chunk) > 0; attempt++ {
+			if attempt == 5 {
+				return nil, errors.New("DynamoDB kept keys unprocessed")
+			}
+			if attempt > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+				}
+			}
+			res, err := r.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+				table: {Keys: chunk, ConsistentRead: aws.Bool(consistent)},
+			}})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, res.Responses[table]...)
+			chunk = res.UnprocessedKeys[table].Keys
+		}
+	}
+	return out, nil
 }

@@ -16,10 +16,12 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// CreateSatellite stores a new satellite. ECONFLICT when the id is taken.
+// CreateSatellite stores a new satellite: its satellite item and its profile
+// item, in one transaction. ECONFLICT when the id is taken.
 func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) error {
+	pk := str(satelliteKey(s.ID))
 	it := item{
-		SatellitesPartitionKey: str(satelliteKey(s.ID)),
+		SatellitesPartitionKey: pk,
 		SatellitesSortKey:      str(satelliteSort),
 		"satelliteId":          str(s.ID),
 		"name":                 str(s.Name),
@@ -30,25 +32,26 @@ func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) e
 		// pendingEdges.<id>, which needs the map to be there.
 		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
 	}
-	if len(s.Tags) > 0 {
-		tags := make(item, len(s.Tags))
-		for k, v := range s.Tags {
-			tags[k] = str(v)
-		}
-		it["tags"] = &types.AttributeValueMemberM{Value: tags}
-	}
 	if s.OfflineThreshold > 0 {
 		it["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
 	}
-	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           &r.tables.Satellites,
-		Item:                it,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	})
-	if conditionFailed(err) {
+	profile := item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort), "tags": tagsItem(s.Tags)}
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &r.tables.Satellites, Item: it, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: &r.tables.Satellites, Item: profile}},
+	}})
+	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
 		return satellite.Errorf(satellite.ECONFLICT, "satellite %s already exists", s.ID)
 	}
 	return internal(err, "create satellite")
+}
+
+func tagsItem(tags map[string]string) types.AttributeValue {
+	m := make(item, len(tags))
+	for k, v := range tags {
+		m[k] = str(v)
+	}
+	return &types.AttributeValueMemberM{Value: m}
 }
 
 // Satellite implements satellite.Registry.
@@ -58,6 +61,7 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 		found       bool
 		assignments []satellite.Assignment
 		configs     []satellite.CapabilityConfig
+		profile     item
 	)
 	err := r.queryAll(ctx, &dynamodb.QueryInput{
 		TableName: &r.tables.Satellites,
@@ -71,6 +75,8 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 		switch sk := getStr(it, SatellitesSortKey); {
 		case sk == satelliteSort:
 			sat, found = satelliteFrom(it), true
+		case sk == profileSort:
+			profile = it
 		case isAssignmentSort(sk):
 			a, err := assignmentFrom(it)
 			if err != nil {
@@ -92,6 +98,7 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 	if !found {
 		return satellite.Satellite{}, nil, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 	}
+	withProfile(&sat, profile)
 	sat.CapabilityConfigs = configs
 	return sat, assignments, nil
 }
@@ -101,19 +108,29 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 func (r *Registry) ListSatellites(ctx context.Context) ([]satellite.Satellite, error) {
 	pages := dynamodb.NewScanPaginator(r.db, &dynamodb.ScanInput{
 		TableName:                 &r.tables.Satellites,
-		FilterExpression:          aws.String("#sk = :sk"),
+		FilterExpression:          aws.String("#sk IN (:sat, :profile)"),
 		ExpressionAttributeNames:  map[string]string{"#sk": SatellitesSortKey},
-		ExpressionAttributeValues: item{":sk": str(satelliteSort)},
+		ExpressionAttributeValues: item{":sat": str(satelliteSort), ":profile": str(profileSort)},
 	})
-	var out []satellite.Satellite
+	sats, profiles := map[string]item{}, map[string]item{}
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, internal(err, "list satellites")
 		}
 		for _, it := range page.Items {
-			out = append(out, satelliteFrom(it))
+			if getStr(it, SatellitesSortKey) == satelliteSort {
+				sats[getStr(it, SatellitesPartitionKey)] = it
+			} else {
+				profiles[getStr(it, SatellitesPartitionKey)] = it
+			}
 		}
+	}
+	out := make([]satellite.Satellite, 0, len(sats))
+	for pk, it := range sats {
+		sat := satelliteFrom(it)
+		withProfile(&sat, profiles[pk])
+		out = append(out, sat)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -123,7 +140,50 @@ func (r *Registry) ListSatellites(ctx context.Context) ([]satellite.Satellite, e
 // ENOTFOUND when the satellite does not exist. A new threshold applies at
 // once: a live satellite's deadline in the live index moves in the same
 // write, so its status, the online listing and the sweep agree.
+//
+// Tags are in the profile item and are written first, in their own
+// transaction; the rest of u follows in the satellite item.
 func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u satellite.Update) (satellite.Satellite, error) {
+	if u.Tags != nil {
+		if err := r.setTags(ctx, satelliteID, *u.Tags); err != nil {
+			return satellite.Satellite{}, err
+		}
+		u.Tags = nil
+	}
+	if _, err := r.updateSatelliteItem(ctx, satelliteID, u); err != nil {
+		return satellite.Satellite{}, err
+	}
+	sat, _, err := r.Satellite(ctx, satelliteID)
+	return sat, err
+}
+
+// setTags replaces a satellite's tags in its profile item, in a transaction
+// that also takes any tags a satellite stored before profile items had off
+// its satellite item (and so checks that the satellite exists).
+func (r *Registry) setTags(ctx context.Context, satelliteID string, tags map[string]string) error {
+	pk := str(satelliteKey(satelliteID))
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName:           &r.tables.Satellites,
+			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			UpdateExpression:    aws.String("REMOVE tags"),
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+		}},
+		{Update: &types.Update{
+			TableName:                 &r.tables.Satellites,
+			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)},
+			UpdateExpression:          aws.String("SET tags = :tags"),
+			ExpressionAttributeValues: item{":tags": tagsItem(tags)},
+		}},
+	}})
+	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
+		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
+	}
+	return internal(err, "update satellite tags")
+}
+
+// updateSatelliteItem applies u (without tags) to the satellite item.
+func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, u satellite.Update) (satellite.Satellite, error) {
 	var set, remove []string
 	values := item{}
 	if u.Name != nil {
@@ -131,13 +191,6 @@ func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u sa
 	}
 	if u.Region != nil {
 		set, values[":region"] = append(set, "#region = :region"), str(*u.Region)
-	}
-	if u.Tags != nil {
-		tags := item{}
-		for k, v := range *u.Tags {
-			tags[k] = str(v)
-		}
-		set, values[":tags"] = append(set, "tags = :tags"), &types.AttributeValueMemberM{Value: tags}
 	}
 	switch {
 	case u.ClearThreshold:
@@ -356,20 +409,30 @@ func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s sate
 	if s.ErrorMessage != "" {
 		state["errorMessage"] = str(s.ErrorMessage)
 	}
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Satellites,
-		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET syncState = :state"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND (attribute_not_exists(syncState) OR syncState.reportedAt <= :at)"),
-		ExpressionAttributeValues:           item{":state": &types.AttributeValueMemberM{Value: state}, ":at": millis(s.ReportedAt)},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		if len(ccf.Item) == 0 {
+	// In the profile item, with a check that the satellite exists, so that
+	// a late report of a deleted satellite brings nothing back.
+	pk := str(satelliteKey(satelliteID))
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName:           &r.tables.Satellites,
+			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+		}},
+		{Update: &types.Update{
+			TableName:                 &r.tables.Satellites,
+			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)},
+			UpdateExpression:          aws.String("SET syncState = :state"),
+			ConditionExpression:       aws.String("attribute_not_exists(syncState) OR syncState.reportedAt <= :at"),
+			ExpressionAttributeValues: item{":state": &types.AttributeValueMemberM{Value: state}, ":at": millis(s.ReportedAt)},
+		}},
+	}})
+	if failed, _, ok := cancelled(err); ok && len(failed) == 2 {
+		switch {
+		case failed[0]:
 			return satellite.Errorf(satellite.ENOTFOUND, "satellite %s no longer exists", satelliteID)
+		case failed[1]:
+			return nil // a later report is already stored
 		}
-		return nil // a later report is already stored
 	}
 	return internal(err, "store script-package sync state")
 }

@@ -19,16 +19,25 @@ import (
 	"strings"
 )
 
-// Satellites table: one partition per satellite holding the satellite item and
-// one item per assignment, so a single Query returns a satellite with all its
-// assignments. The desired script-package lockfile lives in its own partition.
+// Satellites table: one partition per satellite holding the satellite item,
+// its profile item and one item per assignment, so a single Query returns a
+// satellite with all its assignments. The satellite item is the one every
+// heartbeat rewrites, so it holds only what liveness and the connection edges
+// need (DynamoDB bills a write by the size of the item it rewrites); tags and
+// the script-package sync state, which no heartbeat touches, live in the
+// profile item. The desired script-package lockfile lives in its own
+// partition.
 const (
 	SatellitesPartitionKey = "pk"
 	SatellitesSortKey      = "sk"
 
 	// LiveIndex is a sparse index over satellites currently marked connected
 	// (only they carry liveShard), sorted by the moment they go stale, so a
-	// sweep reads only the stale ones.
+	// sweep reads only the stale ones. It projects keys only, and the
+	// deadline it sorts by is rounded up to DeadlineStep: a heartbeat that
+	// leaves the key where it was writes nothing to the index, so a
+	// satellite heartbeating every 15 s moves its index entry (a delete and
+	// a put) once a minute rather than on every heartbeat.
 	LiveIndex        = "LiveByStaleAt"
 	LiveIndexPartKey = "liveShard"
 	LiveIndexSortKey = "staleAt"
@@ -100,7 +109,9 @@ const (
 const (
 	satellitePrefix = "SAT#"
 	satelliteSort   = "SATELLITE"
-	assignPrefix    = "ASSIGN#"
+	// profileSort is the satellite's profile item: tags and sync state.
+	profileSort  = "PROFILE"
+	assignPrefix = "ASSIGN#"
 	// versionSort is the item counting the changes of a satellite's
 	// assignment set: a replacement is conditional on the count it read.
 	versionSort = "VERSION#ASSIGNMENTS"

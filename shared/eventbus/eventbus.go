@@ -1,5 +1,6 @@
 // Package eventbus is the adapter of satellite.LifecycleSink over Amazon
-// EventBridge: one PutEvents entry per lifecycle edge.
+// EventBridge: one PutEvents entry per lifecycle edge, up to ten per
+// request.
 package eventbus
 
 import (
@@ -21,7 +22,7 @@ type Bus struct {
 	name     string
 }
 
-var _ satellite.LifecycleSink = (*Bus)(nil)
+var _ satellite.BatchLifecycleSink = (*Bus)(nil)
 
 // New returns a sink that puts events on the named bus. endpoint overrides
 // EventBridge's regional endpoint when not empty.
@@ -55,29 +56,64 @@ type putEventsOutput struct {
 // Emit implements satellite.LifecycleSink. A rejected entry is an error: the
 // call succeeds even when EventBridge refuses the event.
 func (b *Bus) Emit(ctx context.Context, e satellite.LifecycleEvent) error {
-	detail, err := json.Marshal(e.Payload())
-	if err != nil {
-		return satellite.Wrap(err, satellite.EINTERNAL, "encode lifecycle event")
+	return b.EmitBatch(ctx, []satellite.LifecycleEvent{e})[0]
+}
+
+// EmitBatch implements satellite.BatchLifecycleSink: one PutEvents request
+// per satellite.MaxLifecycleBatch events. An entry EventBridge refuses is an
+// error for its event alone; a failed request is an error for each event of
+// it.
+func (b *Bus) EmitBatch(ctx context.Context, es []satellite.LifecycleEvent) []error {
+	errs := make([]error, len(es))
+	for start := 0; start < len(es); start += satellite.MaxLifecycleBatch {
+		chunk := es[start:min(len(es), start+satellite.MaxLifecycleBatch)]
+		for i, err := range b.put(ctx, chunk) {
+			errs[start+i] = err
+		}
 	}
-	in := putEventsInput{Entries: []putEventsEntry{{
-		EventBusName: b.name,
-		Source:       Source,
-		DetailType:   e.Edge.EventType(),
-		Detail:       string(detail),
-		Resources:    []string{},
-		Time:         float64(e.At.UnixMilli()) / 1000,
-	}}}
+	return errs
+}
+
+func (b *Bus) put(ctx context.Context, es []satellite.LifecycleEvent) []error {
+	errs := make([]error, len(es))
+	all := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	in := putEventsInput{Entries: make([]putEventsEntry, 0, len(es))}
+	for _, e := range es {
+		detail, err := json.Marshal(e.Payload())
+		if err != nil {
+			return all(satellite.Wrap(err, satellite.EINTERNAL, "encode lifecycle event"))
+		}
+		in.Entries = append(in.Entries, putEventsEntry{
+			EventBusName: b.name,
+			Source:       Source,
+			DetailType:   e.Edge.EventType(),
+			Detail:       string(detail),
+			Resources:    []string{},
+			Time:         float64(e.At.UnixMilli()) / 1000,
+		})
+	}
 	var out putEventsOutput
 	if err := b.api.JSON11(ctx, "events", "EventBridge", b.endpoint, "AWSEvents.PutEvents", b.name, in, &out); err != nil {
-		return satellite.Wrap(err, satellite.EINTERNAL, "put lifecycle event")
+		return all(satellite.Wrap(err, satellite.EINTERNAL, "put lifecycle event"))
 	}
-	if out.FailedEntryCount > 0 && len(out.Entries) > 0 {
-		entry := out.Entries[0]
-		return satellite.Errorf(satellite.EINTERNAL, "EventBridge refused %s event: %s %s",
-			e.Edge.EventType(), entry.ErrorCode, entry.ErrorMessage)
+	if out.FailedEntryCount == 0 {
+		return errs
 	}
-	if out.FailedEntryCount > 0 {
-		return satellite.Errorf(satellite.EINTERNAL, "EventBridge refused %d %s event(s)", out.FailedEntryCount, e.Edge.EventType())
+	if len(out.Entries) != len(es) {
+		// The answer does not say which ones failed: none counts as published.
+		return all(satellite.Errorf(satellite.EINTERNAL, "EventBridge refused %d of %d lifecycle event(s)", out.FailedEntryCount, len(es)))
 	}
-	return nil
+	// Entries answer in the order of the request.
+	for i, entry := range out.Entries {
+		if entry.ErrorCode != "" || entry.EventID == "" {
+			errs[i] = satellite.Errorf(satellite.EINTERNAL, "EventBridge refused %s event: %s %s",
+				es[i].Edge.EventType(), entry.ErrorCode, entry.ErrorMessage)
+		}
+	}
+	return errs
 }

@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,5 +111,34 @@ func TestNeverSeenSatelliteHasNullLastSeenAt(t *testing.T) {
 	_ = json.Unmarshal([]byte(detail), &d)
 	if v, ok := d["lastSeenAt"]; !ok || v != nil {
 		t.Errorf("lastSeenAt = %v (present %v), want null", v, ok)
+	}
+}
+
+// TestEmitBatchPutsTenEntriesPerRequest publishes 23 edges: three PutEvents
+// requests of 10, 10 and 3 entries (EventBridge takes at most 10), and an
+// entry EventBridge refuses fails its own edge alone.
+func TestEmitBatchPutsTenEntriesPerRequest(t *testing.T) {
+	bus, server := newBus(t, "satellite.disconnected")
+	var es []satellite.LifecycleEvent
+	for i := range 23 {
+		edge := satellite.EdgeConnected
+		if i%7 == 3 {
+			edge = satellite.EdgeDisconnected
+		}
+		es = append(es, satellite.NewLifecycleEvent(edge, fmt.Sprintf("conn-%d", i), satellite.Satellite{ID: fmt.Sprintf("sat-%d", i)}, time.Time{}, time.Now()))
+	}
+	errs := bus.EmitBatch(context.Background(), es)
+	for i, err := range errs {
+		if refused := es[i].Edge == satellite.EdgeDisconnected; refused != (err != nil) {
+			t.Errorf("event %d (%s): err = %v", i, es[i].Edge, err)
+		}
+	}
+	var sizes []int
+	for _, r := range server.Requests() {
+		entries, _ := r.Body["Entries"].([]any)
+		sizes = append(sizes, len(entries))
+	}
+	if !reflect.DeepEqual(sizes, []int{10, 10, 3}) {
+		t.Fatalf("PutEvents requests of %v entries, want [10 10 3]", sizes)
 	}
 }

@@ -358,13 +358,21 @@ type EdgeSink struct {
 	Metrics *Recorder
 }
 
-var _ satellite.LifecycleSink = EdgeSink{}
+var _ satellite.BatchLifecycleSink = EdgeSink{}
 
 // Emit implements satellite.LifecycleSink.
 func (s EdgeSink) Emit(ctx context.Context, e satellite.LifecycleEvent) error {
-	err := s.Sink.Emit(ctx, e)
-	if err == nil {
-		s.Metrics.Count(Edges, string(e.Edge))
+	return s.EmitBatch(ctx, []satellite.LifecycleEvent{e})[0]
+}
+
+// EmitBatch implements satellite.BatchLifecycleSink, in batches when the
+// sink it wraps can.
+func (s EdgeSink) EmitBatch(ctx context.Context, es []satellite.LifecycleEvent) []error {
+	errs := satellite.EmitAll(ctx, s.Sink, es)
+	for i, err := range errs {
+		if err == nil {
+			s.Metrics.Count(Edges, string(es[i].Edge))
+		}
 	}
-	return err
+	return errs
 }

@@ -351,6 +351,31 @@ type LifecycleSink interface {
 	Emit(ctx context.Context, e LifecycleEvent) error
 }
 
+// BatchLifecycleSink is a LifecycleSink that publishes several events in
+// one request (EventBridge takes up to MaxLifecycleBatch per PutEvents).
+type BatchLifecycleSink interface {
+	LifecycleSink
+	// EmitBatch publishes es and returns one error per event, nil for each
+	// one published.
+	EmitBatch(ctx context.Context, es []LifecycleEvent) []error
+}
+
+// MaxLifecycleBatch is how many events one batch request publishes at most.
+const MaxLifecycleBatch = 10
+
+// EmitAll publishes es through sink, in batches when it can, and returns
+// one error per event.
+func EmitAll(ctx context.Context, sink LifecycleSink, es []LifecycleEvent) []error {
+	if b, ok := sink.(BatchLifecycleSink); ok {
+		return b.EmitBatch(ctx, es)
+	}
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = sink.Emit(ctx, e)
+	}
+	return errs
+}
+
 // TokenVerifier checks plaintext tokens against stored hashes, in time that
 // does not tell a wrong token from an unknown satellite.
 type TokenVerifier interface {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -24,6 +26,20 @@ const (
 	// DefaultRepublishAfter must exceed the sweep's own run time, so that a
 	// sweep never republishes an edge another running sweep is publishing.
 	DefaultRepublishAfter = 2 * time.Minute
+	// DefaultConcurrency bounds the satellites and connections one sweep
+	// works on at once.
+	DefaultConcurrency = 16
+	// DeadlineMargin is how long before its invocation's deadline a sweep
+	// stops starting work: what it has not reached stays where it is (a
+	// stale satellite in the live index, an edge in the outbox, a
+	// connection record) for the next scheduled sweep.
+	DeadlineMargin = 10 * time.Second
+	// OnlineEvery is how often the gauge of satellites online is taken: by
+	// the sweeps of the first minute of each such period, one datapoint per
+	// period of the alarm that watches it. Counting reads the whole live
+	// index, the only sweep read that grows with the fleet rather than with
+	// the stale satellites.
+	OnlineEvery = 5 * time.Minute
 )
 
 // Sweeper runs one sweep per call.
@@ -40,6 +56,8 @@ type Sweeper struct {
 	// RepublishAfter is how old an unconfirmed edge must be before a sweep
 	// publishes it again.
 	RepublishAfter time.Duration
+	// Concurrency bounds parallel work; 0 means DefaultConcurrency.
+	Concurrency int
 	// Metrics receives the sweep's duration, the stale satellites it found
 	// and the satellites online; nil records nothing.
 	Metrics *metrics.Recorder
@@ -52,14 +70,19 @@ type Report struct {
 	Republished           int // pending edges published again
 	ClosedUnauthenticated int
 	RemovedExpired        int
-	Online                int // satellites online (-1 when it could not be counted)
+	// Deferred counts the satellites, edges and connections left for the
+	// next sweep because the invocation's deadline was near.
+	Deferred int
+	Online   int // satellites online (-1 when not counted)
 }
 
 // Sweep runs once. Every step is attempted; the first error is returned after
-// all ran, so a scheduler retries the sweep (which is idempotent).
+// all ran, so a scheduler retries the sweep (which is idempotent). Work is
+// spread over Concurrency workers and stops DeadlineMargin before ctx's
+// deadline; what is left is the next sweep's.
 func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	now := s.Now()
-	var r Report
+	r := Report{Online: -1}
 	var errs []error
 	defer func() {
 		s.Metrics.Add(metrics.SweepDuration, "", float64(s.Now().Sub(now).Milliseconds()))
@@ -70,103 +93,189 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	cutoff := now.Add(-s.RepublishAfter)
 	pending, err := s.Store.PendingEdges(ctx, cutoff)
 	errs = append(errs, err)
+	var republish []satellite.LifecycleEvent
 	for _, sat := range pending {
 		for _, e := range sat.PendingEvents() {
-			if !e.At.Before(cutoff) {
-				continue // its writer may still be publishing it
+			if e.At.Before(cutoff) { // else its writer may still be publishing it
+				republish = append(republish, e)
 			}
-			if err := s.publish(ctx, e); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			r.Republished++
 		}
 	}
+	published, perrs, deferred := s.publish(ctx, republish)
+	r.Republished, r.Deferred, errs = published, r.Deferred+deferred, append(errs, perrs...)
 
 	stale, err := s.Store.StaleSatellites(ctx, now)
 	errs = append(errs, err)
 	r.Stale = len(stale)
-	for _, st := range stale {
-		won, e, err := s.Store.MarkHeartbeatLost(ctx, st, now)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	won := make([]*satellite.LifecycleEvent, len(stale))
+	werrs, deferred := s.each(ctx, len(stale), func(i int) error {
+		ok, e, err := s.Store.MarkHeartbeatLost(ctx, stale[i], now)
+		if err == nil && ok {
+			won[i] = &e
 		}
-		if !won {
-			continue // another sweep, or a heartbeat, got there first
+		return err // not won: another sweep, or a heartbeat, got there first
+	})
+	r.Deferred, errs = r.Deferred+deferred, append(errs, werrs...)
+	var lost []satellite.LifecycleEvent
+	for _, e := range won {
+		if e != nil {
+			s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat lost", slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID))
+			lost = append(lost, *e)
 		}
-		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat lost", slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID))
-		if err := s.publish(ctx, e); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.HeartbeatLost++
 	}
+	// An edge not published here (an error, or the deadline) stays in the
+	// outbox: a later sweep republishes it.
+	published, perrs, deferred = s.publish(ctx, lost)
+	r.HeartbeatLost, r.Deferred, errs = published, r.Deferred+deferred, append(errs, perrs...)
 
 	unauth, err := s.Store.UnauthenticatedConnections(ctx, now.Add(-s.UnauthenticatedDeadline))
 	errs = append(errs, err)
-	for _, c := range unauth {
+	var closed atomic.Int64
+	cerrs, deferred := s.each(ctx, len(unauth), func(i int) error {
+		c := unauth[i]
 		// The index lags its table: a connection that authenticated a moment
 		// ago may still be listed. Only the record says.
 		record, err := s.Store.Connection(ctx, c.ID, now)
 		if satellite.ErrorCode(err) == "" && record.Authenticated() {
-			continue
+			return nil
 		}
 		if err != nil && satellite.ErrorCode(err) != satellite.ENOTFOUND {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		// Close it; its record goes too, in case the socket was already gone
 		// and no $disconnect will come.
 		if err := s.Sender.Close(ctx, s.ManagementURL, c.ID); err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		if err := s.Sender.ConnectionClosed(ctx, c.ID); err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "closed connection that never authenticated", slog.String("connectionId", c.ID))
-		r.ClosedUnauthenticated++
-	}
+		closed.Add(1)
+		return nil
+	})
+	r.ClosedUnauthenticated, r.Deferred, errs = int(closed.Load()), r.Deferred+deferred, append(errs, cerrs...)
 
 	// The gauge of satellites online: connected and not past their deadline.
 	// A failed count leaves a gap in the gauge; it does not fail the sweep,
 	// whose work is done.
-	r.Online, err = s.Store.CountOnline(ctx, now)
-	if err != nil {
-		r.Online = -1
-		s.Log.LogAttrs(ctx, slog.LevelError, "satellites online not counted", slog.String("error", err.Error()))
-	} else {
-		s.Metrics.Add(metrics.SatellitesOnline, "", float64(r.Online))
+	if now.Sub(now.Truncate(OnlineEvery)) < time.Minute && s.inTime(ctx) {
+		if r.Online, err = s.Store.CountOnline(ctx, now); err != nil {
+			r.Online = -1
+			s.Log.LogAttrs(ctx, slog.LevelError, "satellites online not counted", slog.String("error", err.Error()))
+		} else {
+			s.Metrics.Add(metrics.SatellitesOnline, "", float64(r.Online))
+		}
 	}
 	s.Metrics.Add(metrics.StaleSatellites, "", float64(r.Stale))
 
 	expired, err := s.Store.ExpiredConnections(ctx, now)
 	errs = append(errs, err)
-	for _, c := range expired {
-		if err := s.Sender.ConnectionClosed(ctx, c.ID); err != nil {
-			errs = append(errs, err)
-			continue
+	var removed atomic.Int64
+	eerrs, deferred := s.each(ctx, len(expired), func(i int) error {
+		if err := s.Sender.ConnectionClosed(ctx, expired[i].ID); err != nil {
+			return err
 		}
-		r.RemovedExpired++
+		removed.Add(1)
+		return nil
+	})
+	r.RemovedExpired, r.Deferred, errs = int(removed.Load()), r.Deferred+deferred, append(errs, eerrs...)
+	level := slog.LevelInfo
+	if r.Deferred > 0 {
+		level = slog.LevelWarn
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "sweep done",
+	s.Log.LogAttrs(ctx, level, "sweep done",
 		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
 		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired),
-		slog.Int("online", r.Online))
+		slog.Int("deferred", r.Deferred), slog.Int("online", r.Online))
 	return r, errors.Join(errs...)
 }
 
-// publish emits a stored edge and then confirms it; an edge whose
-// publication fails stays pending for a later sweep.
-func (s *Sweeper) publish(ctx context.Context, e satellite.LifecycleEvent) error {
-	if err := s.Sender.Lifecycle.Emit(ctx, e); err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published; a later sweep retries",
-			slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID), slog.String("error", err.Error()))
-		return err
+// inTime reports whether there is time to start work: more than
+// DeadlineMargin before ctx's deadline (always, without one).
+func (s *Sweeper) inTime(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
 	}
-	return s.Store.ConfirmEdge(ctx, e.SatelliteID, e.ID)
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > DeadlineMargin
+}
+
+// each calls fn(i) for every i in [0, n), on at most Concurrency at once,
+// and starts none once the deadline is near. It returns the errors and how
+// many it did not start.
+func (s *Sweeper) each(ctx context.Context, n int, fn func(i int) error) (errs []error, deferred int) {
+	workers := s.Concurrency
+	if workers <= 0 {
+		workers = DefaultConcurrency
+	}
+	var (
+		mu      sync.Mutex
+		next    int
+		skipped int
+		wg      sync.WaitGroup
+	)
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next == n {
+					mu.Unlock()
+					return
+				}
+				if !s.inTime(ctx) {
+					skipped += n - next
+					next = n
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				if err := fn(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errs, skipped
+}
+
+// publish emits stored edges, satellite.MaxLifecycleBatch per request, and
+// confirms each one published. An edge whose publication fails, or that
+// the deadline leaves unpublished, stays pending for a later sweep. It
+// returns how many were published and confirmed.
+func (s *Sweeper) publish(ctx context.Context, es []satellite.LifecycleEvent) (published int, errs []error, deferred int) {
+	var done atomic.Int64
+	batches := (len(es) + satellite.MaxLifecycleBatch - 1) / satellite.MaxLifecycleBatch
+	errs, skipped := s.each(ctx, batches, func(b int) error {
+		batch := es[b*satellite.MaxLifecycleBatch : min(len(es), (b+1)*satellite.MaxLifecycleBatch)]
+		var failed []error
+		for i, err := range satellite.EmitAll(ctx, s.Sender.Lifecycle, batch) {
+			e := batch[i]
+			if err == nil {
+				err = s.Store.ConfirmEdge(ctx, e.SatelliteID, e.ID)
+			} else {
+				s.Log.LogAttrs(ctx, slog.LevelError, "lifecycle event not published; a later sweep retries",
+					slog.String("satelliteId", e.SatelliteID), slog.String("edgeId", e.ID), slog.String("error", err.Error()))
+			}
+			if err != nil {
+				failed = append(failed, err)
+				continue
+			}
+			done.Add(1)
+		}
+		return errors.Join(failed...)
+	})
+	for b := batches - skipped; b < batches; b++ {
+		deferred += len(es[b*satellite.MaxLifecycleBatch : min(len(es), (b+1)*satellite.MaxLifecycleBatch)])
+	}
+	return int(done.Load()), errs, deferred
 }
 
 // Handle is the Lambda handler for the EventBridge schedule. A failed sweep

@@ -24,6 +24,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -349,14 +350,16 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 			counts++ // the online gauge: counted, not read
 			continue
 		}
-		if c.Operation == "Query" || c.Operation == "Scan" || c.Operation == "GetItem" {
+		if c.Operation == "Query" || c.Operation == "Scan" || c.Operation == "GetItem" || c.Operation == "BatchGetItem" {
 			reads++
 		}
 	}
 	// Constant: one query per shard of the live index, the outbox and the
-	// two connection indexes. Items: exactly the stale satellites.
-	if wantReads := dynamo.LiveShards + dynamo.OutboxShards + 2*dynamo.ConnectionShards; reads > wantReads || items != staleCount {
-		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, staleCount, wantReads)
+	// two connection indexes, and one batch read of the stale satellites'
+	// items. Items: exactly the stale satellites, their keys from the index
+	// (which projects keys only) and then their items.
+	if wantReads := dynamo.LiveShards + dynamo.OutboxShards + 2*dynamo.ConnectionShards + 1; reads > wantReads || items != 2*staleCount {
+		t.Errorf("sweep read %d items in %d requests; want %d items in at most %d requests", items, reads, 2*staleCount, wantReads)
 	}
 	// The gauge of satellites online counts the live index, one page per
 	// shard at this size; it returns no items.
@@ -520,10 +523,16 @@ func TestSweepRecordsTheFleetGauges(t *testing.T) {
 	cfg.StackName = "prod-eu"
 	a, _ := h.env.App(t, cfg, app.Options{Now: h.clock.Now, Lifecycle: h.sink, MetricsOutput: out})
 	for i := range 3 {
-		h.connect(fmt.Sprintf("sat-live-%d", i), time.Minute, h.t0.Add(30*time.Second))
+		h.connect(fmt.Sprintf("sat-live-%d", i), time.Minute, h.t0.Add(-30*time.Second))
 	}
-	h.connect("sat-quiet", time.Minute, h.t0)
-	h.clock.Set(h.t0.Add(61 * time.Second))
+	h.connect("sat-quiet", time.Minute, h.t0.Add(-3*time.Minute))
+	// A sweep outside the first minute of a sweep.OnlineEvery period
+	// takes no gauge; the one inside does.
+	h.clock.Set(h.t0.Add(-150 * time.Second))
+	if r := h.sweep(); r.online != -1 || r.stale != 0 {
+		t.Fatalf("sweep at %s: %+v; want no count and nothing stale", h.clock.Now().Format(time.TimeOnly), r)
+	}
+	h.clock.Set(h.t0.Add(time.Second))
 	if err := a.Sweep.Handle(ctx, events.CloudWatchEvent{}); err != nil {
 		t.Fatal(err)
 	}
@@ -552,5 +561,50 @@ func TestSweepRecordsTheFleetGauges(t *testing.T) {
 	// Timed with the injected clock, which stands still here.
 	if v := got["SweepDuration"]; len(v) != 1 || v[0] != 0 {
 		t.Errorf("SweepDuration = %v, want one sample of 0 ms", v)
+	}
+}
+
+// TestSweepStopsBeforeItsDeadline runs a sweep whose invocation is already
+// within sweep.DeadlineMargin of its deadline: it starts nothing, reports
+// what it left, and the next sweep does it all.
+func TestSweepStopsBeforeItsDeadline(t *testing.T) {
+	h := newHarness(t)
+	for i := range 25 {
+		h.connect(fmt.Sprintf("sat-%02d", i), time.Minute, h.t0)
+	}
+	h.clock.Set(h.t0.Add(3 * time.Minute))
+	late, cancel := context.WithDeadline(ctx, time.Now().Add(sweep.DeadlineMargin-time.Millisecond))
+	defer cancel()
+	r, err := h.a.Sweep.Sweep(late)
+	if err != nil || r.Stale != 25 || r.HeartbeatLost != 0 || r.Deferred != 25 {
+		t.Fatalf("sweep near its deadline: %+v, %v; want 25 stale, none lost, 25 deferred", r, err)
+	}
+	if got := h.sweep(); got.lost != 25 {
+		t.Fatalf("next sweep: %+v; want all 25 lost", got)
+	}
+	if got := strings.Count(h.events.String(), "heartbeat_lost"); got != 25 {
+		t.Fatalf("%d heartbeat_lost events published, want 25", got)
+	}
+}
+
+// TestSweepHandsUnpublishedEdgesToALaterSweep marks satellites lost in a
+// sweep that cannot publish (as one the deadline stops between marking and
+// publishing): the edges stay in the outbox and a later sweep republishes
+// every one.
+func TestSweepHandsUnpublishedEdgesToALaterSweep(t *testing.T) {
+	h := newHarness(t)
+	for i := range 12 {
+		h.connect(fmt.Sprintf("sat-%02d", i), time.Minute, h.t0)
+	}
+	h.clock.Set(h.t0.Add(3 * time.Minute))
+	h.sink.mu.Lock()
+	h.sink.left = 12 // every publication of this sweep fails
+	h.sink.mu.Unlock()
+	if r, err := h.a.Sweep.Sweep(ctx); err == nil || r.HeartbeatLost != 0 {
+		t.Fatalf("sweep with publication failing: %+v, %v; want an error and nothing published", r, err)
+	}
+	h.clock.Advance(h.env.Config("").RepublishAfter + time.Second)
+	if r := h.sweep(); r.republished != 12 || r.lost != 0 {
+		t.Fatalf("later sweep: %+v; want 12 republished", r)
 	}
 }

@@ -42,6 +42,10 @@ func TestRequestBudgets(t *testing.T) {
 		event                 func() events.APIGatewayWebsocketProxyRequest
 		dynamo, s3, posts, bc int // maxima; bc = bcrypt verifications
 		warmDynamo            int // maximum on the warm instance
+		// Capacity units on the warm instance (or any, for authenticate
+		// and $disconnect), maxima: AWS's billing figures, which the cost
+		// model (make cost) multiplies out.
+		rcu, wcu float64
 	}
 	msg := func(name string, fields map[string]any) func() events.APIGatewayWebsocketProxyRequest {
 		return func() events.APIGatewayWebsocketProxyRequest { return testenv.Message(t, name, conn, fields) }
@@ -59,25 +63,25 @@ func TestRequestBudgets(t *testing.T) {
 	budgets := []budget{
 		// Posts: authenticated, then one capability_config per configured
 		// kind (one here).
-		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), 5, 0, 2, 1, 5},
-		{"heartbeat", "message", msg("heartbeat", nil), 2, 0, 0, 0, 1},
-		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), 2, 0, 0, 0, 1},
-		{"strategy_error", "message", msg("strategy-error", nil), 1, 0, 0, 0, 0},
-		{"script_package_sync_state", "message", msg("sync-state", nil), 2, 0, 0, 0, 1},
-		{"request_script_package_manifest", "message", msg("manifest-request", map[string]any{"lockfileHash": "lock-1"}), 1, 1, 1, 0, 0},
-		{"request_script_package_blob", "message", msg("blob-request", map[string]any{"integrity": small}), 1, 1, 1, 0, 0},
-		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), 2, 0, 1, 0, 1},
-		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), 2, 0, 1, 0, 1},
+		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), 5, 0, 2, 1, 5, 1, 15},
+		{"heartbeat", "message", msg("heartbeat", nil), 2, 0, 0, 0, 1, 0, 1},
+		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), 2, 0, 0, 0, 1, 0, 4},
+		{"strategy_error", "message", msg("strategy-error", nil), 1, 0, 0, 0, 0, 0, 0},
+		{"script_package_sync_state", "message", msg("sync-state", nil), 2, 0, 0, 0, 1, 0, 2},
+		{"request_script_package_manifest", "message", msg("manifest-request", map[string]any{"lockfileHash": "lock-1"}), 1, 1, 1, 0, 0, 0, 0},
+		{"request_script_package_blob", "message", msg("blob-request", map[string]any{"integrity": small}), 1, 1, 1, 0, 0, 0, 0},
+		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), 2, 0, 1, 0, 1, 1, 0},
+		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), 2, 0, 1, 0, 1, 1, 0},
 		// Claim (budget and in-flight mark, one transaction), S3 PUT, finish.
-		{"telemetry_batch", "message", telemetry, 3, 1, 1, 0, 2},
-		{"capability_status", "message", msg("capability-status", nil), 2, 0, 0, 0, 1},
-		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), 2, 0, 1, 0, 1},
+		{"telemetry_batch", "message", telemetry, 3, 1, 1, 0, 2, 0, 3},
+		{"capability_status", "message", msg("capability-status", nil), 2, 0, 0, 0, 1, 0, 1},
+		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), 2, 0, 1, 0, 1, 2, 0},
 		// Read the record, update the satellite before deleting the record,
 		// delete it, confirm the edge.
-		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, 4, 0, 0, 0, 4},
+		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, 4, 0, 0, 0, 4, 1, 8},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-33s %-9s %8s %4s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "posts", "bcrypt")
+	fmt.Fprintf(&table, "\n%-33s %-9s %8s %4s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "posts", "bcrypt", "RCU", "WCU")
 	measure := func(b budget, instance string, handle func(events.APIGatewayWebsocketProxyRequest) error, calls *testenv.Calls) int {
 		calls.Reset()
 		posts := h.mgmt.Requests("POST")
@@ -87,7 +91,11 @@ func TestRequestBudgets(t *testing.T) {
 		}
 		gotDynamo, gotS3 := calls.Count("DynamoDB"), calls.Count("S3")
 		gotPosts, gotBcrypt := h.mgmt.Requests("POST")-posts, int(h.tokens.n.Load()-verifications)
-		fmt.Fprintf(&table, "%-33s %-9s %8d %4d %6d %6d   %v\n", b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, calls.Operations("DynamoDB"))
+		units := calls.Capacity()
+		fmt.Fprintf(&table, "%-33s %-9s %8d %4d %6d %6d %6.1f %6.1f   %v\n", b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, units.Read, units.Write, calls.Operations("DynamoDB"))
+		if instance != "cold" && (units.Read > b.rcu || units.Write > b.wcu) {
+			t.Errorf("%s (%s): %.1f read and %.1f write capacity units; budget %.1f and %.1f", b.name, instance, units.Read, units.Write, b.rcu, b.wcu)
+		}
 		if gotDynamo > b.dynamo || gotS3 > b.s3 || gotPosts != b.posts || gotBcrypt != b.bc {
 			t.Errorf("%s (%s): %d DynamoDB, %d S3, %d posts, %d bcrypt; budget %d, %d, exactly %d, exactly %d",
 				b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, b.dynamo, b.s3, b.posts, b.bc)

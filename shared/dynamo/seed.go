@@ -1,0 +1,87 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
+)
+
+// SeedConnected writes satellites as an authentication on connection
+// "conn-<id>" at connectedAt leaves them, once their connected edge is
+// confirmed: the satellite and profile items and the bound connection
+// record. It writes 25 items per request and checks nothing, so it is for
+// filling a fleet for benchmarks and load tests only (sweepbench seeds
+// 100,000 satellites with it); a test keeps its items equal to what
+// CreateSatellite, OpenConnection, BindConnection and ConfirmEdge write.
+func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite, connectedAt time.Time) error {
+	byTable := map[string][]types.WriteRequest{}
+	values := connectedValues("", connectedAt)
+	for _, s := range sats {
+		conn := "conn-" + s.ID
+		threshold := satellite.DefaultOfflineThreshold
+		state := item{
+			SatellitesPartitionKey: str(satelliteKey(s.ID)),
+			SatellitesSortKey:      str(satelliteSort),
+			"satelliteId":          str(s.ID),
+			"name":                 str(s.Name),
+			"region":               str(s.Region),
+			"tokenHash":            str(s.TokenHash),
+			"createdAt":            millis(s.CreatedAt),
+			pendingEdgesAttr:       &types.AttributeValueMemberM{Value: item{}},
+			"connectionId":         str(conn),
+			"lastHeartbeatAt":      values[":now"],
+			"lastConnectionEvent":  values[":connected"],
+			LiveIndexPartKey:       str(liveShard(s.ID)),
+		}
+		if s.OfflineThreshold > 0 {
+			threshold = s.OfflineThreshold
+			state["offlineThresholdMs"] = num(threshold.Milliseconds())
+		}
+		state[LiveIndexSortKey] = millis(deadlineFrom(connectedAt).Add(threshold))
+		profile := item{
+			SatellitesPartitionKey: str(satelliteKey(s.ID)),
+			SatellitesSortKey:      str(profileSort),
+			"tags":                 tagsItem(s.Tags),
+		}
+		record := item{
+			ConnectionsPartitionKey:     str(conn),
+			UnauthenticatedIndexSortKey: millis(connectedAt),
+			ConnectionsTTLAttribute:     num(connectedAt.Add(satellite.ConnectionRecordTTL).Unix()),
+			BySatelliteIndexPartKey:     str(s.ID),
+			"satelliteName":             str(s.Name),
+			"satelliteRegion":           str(s.Region),
+			"authenticatedAt":           millis(connectedAt),
+			"tokenGeneration":           num(s.TokenGeneration),
+			ExpiryIndexPartKey:          str(expiryShard(conn)),
+		}
+		byTable[r.tables.Satellites] = append(byTable[r.tables.Satellites],
+			types.WriteRequest{PutRequest: &types.PutRequest{Item: state}},
+			types.WriteRequest{PutRequest: &types.PutRequest{Item: profile}})
+		byTable[r.tables.Connections] = append(byTable[r.tables.Connections], types.WriteRequest{PutRequest: &types.PutRequest{Item: record}})
+	}
+	for table, writes := range byTable {
+		for len(writes) > 0 {
+			chunk := writes[:min(len(writes), 25)]
+			writes = writes[len(chunk):]
+			for attempt := 0; len(chunk) > 0; attempt++ {
+				if attempt == 8 {
+					return errors.New("seed: DynamoDB kept items unprocessed")
+				}
+				out, err := r.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: chunk}})
+				if err != nil {
+					return internal(err, "seed satellites")
+				}
+				chunk = out.UnprocessedItems[table]
+				if len(chunk) > 0 {
+					time.Sleep(time.Duration(10<<attempt) * time.Millisecond)
+				}
+			}
+		}
+	}
+	return nil
+}
