@@ -91,6 +91,12 @@ bench-auth: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What refusing authe
 bench-flood: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What one client pipelining heartbeats without reading costs the local stack (memory, others' authentication).
 	$(GO) run ./infra/cmd/floodbench $(FLOODBENCH_FLAGS)
 
+.PHONY: cost
+cost: tools ## The cost model: $/month per 1,000 satellites, from per-message figures the tests measure against DynamoDB Local.
+	rm -rf $(BUILD_DIR)/cost
+	COST_FIGURES_DIR=$(CURDIR)/$(BUILD_DIR)/cost $(GO) test -count=1 -run '^(TestRequestBudgets|TestHeartbeatCapacityInSteadyState)$$' ./shared/wshandler
+	$(GO) run ./infra/cmd/costmodel -figures $(BUILD_DIR)/cost $(COST_FLAGS)
+
 .PHONY: bench-sweep
 bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## One heartbeat sweep over 100,000 satellites in DynamoDB Local, 1,000 of them stale (SWEEPBENCH_FLAGS="-satellites N -stale M").
 	$(GO) run ./infra/cmd/sweepbench $(SWEEPBENCH_FLAGS)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -82,13 +83,16 @@ func TestRequestBudgets(t *testing.T) {
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-33s %-9s %8s %4s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "posts", "bcrypt", "RCU", "WCU")
+	figures := map[string]*costFigure{}
 	measure := func(b budget, instance string, handle func(events.APIGatewayWebsocketProxyRequest) error, calls *testenv.Calls) int {
 		calls.Reset()
 		posts := h.mgmt.Requests("POST")
 		verifications := h.tokens.n.Load()
+		began := time.Now()
 		if err := handle(b.event()); err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
+		took := time.Since(began)
 		gotDynamo, gotS3 := calls.Count("DynamoDB"), calls.Count("S3")
 		gotPosts, gotBcrypt := h.mgmt.Requests("POST")-posts, int(h.tokens.n.Load()-verifications)
 		units := calls.Capacity()
@@ -99,6 +103,16 @@ func TestRequestBudgets(t *testing.T) {
 		if gotDynamo > b.dynamo || gotS3 > b.s3 || gotPosts != b.posts || gotBcrypt != b.bc {
 			t.Errorf("%s (%s): %d DynamoDB, %d S3, %d posts, %d bcrypt; budget %d, %d, exactly %d, exactly %d",
 				b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, b.dynamo, b.s3, b.posts, b.bc)
+		}
+		f := figures[b.name]
+		if f == nil {
+			f = &costFigure{DurationMs: float64(took.Microseconds()) / 1000}
+			figures[b.name] = f
+		}
+		if instance == "cold" {
+			f.ColdReadUnits, f.ColdWriteUnits, f.ColdDynamoDB = units.Read, units.Write, gotDynamo
+		} else {
+			f.ReadUnits, f.WriteUnits, f.DynamoDB, f.S3, f.Posts = units.Read, units.Write, gotDynamo, gotS3, gotPosts
 		}
 		return gotDynamo
 	}
@@ -122,6 +136,9 @@ func TestRequestBudgets(t *testing.T) {
 			if got := measure(b, "warm", message(h.message), h.calls["message"]); got != b.warmDynamo {
 				t.Errorf("%s on the warm instance: %d DynamoDB requests, want %d (the binding is cached)", b.name, got, b.warmDynamo)
 			}
+			if wantFigures() {
+				figures[b.name].DurationMs = medianMs(t, 25, func() error { return message(h.message)(b.event()) })
+			}
 		}
 	}
 	h.calls["connect"].Reset()
@@ -130,5 +147,14 @@ func TestRequestBudgets(t *testing.T) {
 	if got := h.calls["connect"].Count("DynamoDB"); got != 1 {
 		t.Errorf("$connect: %d DynamoDB requests, want 1", got)
 	}
+	connect := h.calls["connect"].Capacity()
+	figures["$connect"] = &costFigure{DynamoDB: 1, ReadUnits: connect.Read, WriteUnits: connect.Write}
+	// The stored size of a result, for the results table's storage.
+	results := testenv.ScanAll(t, h.env.DB, h.env.Tables.Results)
+	if len(results) == 0 {
+		t.Fatal("no result stored")
+	}
+	figures["result"].ItemBytes = testenv.ItemSize(results[0])
+	writeFigures(t, "messages.json", figures)
 	t.Log(table.String())
 }

@@ -78,6 +78,10 @@ func TestHeartbeatCapacityInSteadyState(t *testing.T) {
 	if avg > 1.5 {
 		t.Errorf("%.2f write units per heartbeat, want at most 1.5", avg)
 	}
+	writeFigures(t, "heartbeat.json", map[string]float64{
+		"heartbeats": float64(beats), "intervalSeconds": interval.Seconds(),
+		"readUnits": total.Read / float64(beats), "writeUnits": avg, "indexWriteUnits": total.IndexWrite / float64(beats),
+	})
 
 	// The rounding delays nothing beyond one step: the satellite is found
 	// stale once its exact deadline plus one step has passed, not before

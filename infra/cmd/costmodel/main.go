@@ -1,0 +1,225 @@
+// Command costmodel prints what the backend costs per month per 1,000
+// satellites, multiplied out from the per-message figures the tests measure
+// (make cost runs TestRequestBudgets and TestHeartbeatCapacityInSteadyState
+// with COST_FIGURES_DIR set, then this program): requests, capacity units
+// and handler durations per message type, the size of a stored result.
+// Prices are AWS list prices, in one table below with their date.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/shared/metrics"
+)
+
+// Prices: AWS list prices in us-east-1, on-demand, without free tiers, as
+// published in 2025 (DynamoDB's after its November 2024 reduction).
+// Update them here; the README's table is this program's output.
+const (
+	pricesAsOf = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after the November 2024 reduction); free tiers left out"
+
+	apiGatewayPerMillionMessages   = 1.00 // WebSocket, first billion a month; 32 KB per message
+	apiGatewayPerMillionConnMinute = 0.25
+	lambdaPerMillionRequests       = 0.20
+	lambdaPerGBSecondArm           = 0.0000133334
+	dynamoPerMillionWRU            = 0.625
+	dynamoPerMillionRRU            = 0.125
+	dynamoPerGBMonth               = 0.25
+	s3PerThousandGET               = 0.0004
+	eventBridgePerMillionEvents    = 1.00
+	logsPerGBIngested              = 0.50
+	metricPerMonth                 = 0.30 // custom metric (EMF), first 10,000
+	alarmPerMonth                  = 0.10
+	dashboardPerMonth              = 3.00
+)
+
+// figure is one message's measured cost (shared/wshandler/figures_test.go).
+type figure struct {
+	DynamoDB       int     `json:"dynamoRequests"`
+	S3             int     `json:"s3Requests"`
+	Posts          int     `json:"posts"`
+	ReadUnits      float64 `json:"readUnits"`
+	WriteUnits     float64 `json:"writeUnits"`
+	ColdDynamoDB   int     `json:"coldDynamoRequests"`
+	ColdReadUnits  float64 `json:"coldReadUnits"`
+	ColdWriteUnits float64 `json:"coldWriteUnits"`
+	DurationMs     float64 `json:"durationMs"`
+	ItemBytes      int     `json:"itemBytes"`
+}
+
+type scenario struct {
+	satellites      float64
+	heartbeat       time.Duration
+	resultEvery     time.Duration
+	assignments     float64
+	reconnectEvery  time.Duration
+	refreshesPerMon float64
+	coldShare       float64
+	memoryMB        float64
+	retention       time.Duration
+	emfLineBytes    float64
+	metricSeries    float64
+	alarms          float64
+	dashboards      float64
+	dynamoLatencyMs float64
+}
+
+const month = 30 * 24 * time.Hour
+
+func main() {
+	dir := flag.String("figures", ".build/cost", "directory of the measured figures")
+	var sc scenario
+	flag.Float64Var(&sc.satellites, "satellites", 1000, "satellites connected all month")
+	flag.DurationVar(&sc.heartbeat, "heartbeat", 15*time.Second, "heartbeat interval")
+	flag.DurationVar(&sc.resultEvery, "result-every", 30*time.Second, "interval of each assignment's results")
+	flag.Float64Var(&sc.assignments, "assignments", 2, "assignments per satellite")
+	flag.DurationVar(&sc.reconnectEvery, "reconnect-every", 2*time.Hour, "how often a satellite reconnects (API Gateway closes a connection after 2 h)")
+	flag.Float64Var(&sc.refreshesPerMon, "refreshes", 4, "script-package publications a month (each satellite fetches the manifest and one blob)")
+	flag.Float64Var(&sc.coldShare, "cold-share", 1, "share of frames handled by an instance without the connection's binding cached (near 1 at fleet scale: many instances)")
+	flag.Float64Var(&sc.memoryMB, "memory", 512, "the message function's memory (template MemorySize)")
+	flag.DurationVar(&sc.retention, "retention", 30*24*time.Hour, "result retention (RESULT_RETENTION_DAYS)")
+	flag.Float64Var(&sc.dynamoLatencyMs, "dynamodb-latency", 6, "per DynamoDB request on AWS, ms, for the adjusted Lambda duration (AWS documents single-digit ms)")
+	flag.Parse()
+	sc.emfLineBytes = 450
+	// Metric series from the metrics catalogue, alarms and dashboards from
+	// the template.
+	for _, m := range metrics.All {
+		sc.metricSeries += math.Max(1, float64(len(m.Values)))
+	}
+	tpl, err := samtemplate.Load("template.yaml")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "costmodel: run from the repository root:", err)
+		os.Exit(1)
+	}
+	sc.alarms = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Alarm")))
+	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
+	if err := run(*dir, sc); err != nil {
+		fmt.Fprintln(os.Stderr, "costmodel:", err)
+		os.Exit(1)
+	}
+}
+
+type line struct {
+	item, detail string
+	dollars      float64
+}
+
+func run(dir string, sc scenario) error {
+	var msgs map[string]figure
+	if err := readJSON(filepath.Join(dir, "messages.json"), &msgs); err != nil {
+		return err
+	}
+	var hb map[string]float64
+	if err := readJSON(filepath.Join(dir, "heartbeat.json"), &hb); err != nil {
+		return err
+	}
+	// The steady-state heartbeat (ten minutes of them): the index moves once
+	// a minute, which one heartbeat alone does not show.
+	heartbeat := msgs["heartbeat"]
+	heartbeat.WriteUnits, heartbeat.ColdWriteUnits = hb["writeUnits"], hb["writeUnits"]
+	msgs["heartbeat"] = heartbeat
+
+	secs := month.Seconds()
+	n := sc.satellites
+	connects := n * secs / sc.reconnectEvery.Seconds()
+	// Frames a month by type.
+	volume := map[string]float64{
+		"heartbeat":                       n * secs / sc.heartbeat.Seconds(),
+		"result":                          n * sc.assignments * secs / sc.resultEvery.Seconds(),
+		"$connect":                        connects,
+		"authenticate":                    connects,
+		"$disconnect":                     connects,
+		"request_script_package_manifest": n * sc.refreshesPerMon,
+		"request_script_package_blob":     n * sc.refreshesPerMon,
+	}
+	order := []string{"heartbeat", "result", "$connect", "authenticate", "$disconnect", "request_script_package_manifest", "request_script_package_blob"}
+
+	var (
+		messages, invocations, gbSeconds, gbSecondsAWS, rru, wru, s3 float64
+		instanceMinutes                                              float64
+	)
+	fmt.Printf("Per-message figures (measured by the tests; duration in process against DynamoDB Local):\n\n")
+	fmt.Printf("%-33s %12s %6s %6s %7s %7s %9s\n", "message", "a month", "RRU", "WRU", "posts", "ms", "AWS ms")
+	for _, name := range order {
+		f, ok := msgs[name]
+		if !ok {
+			return fmt.Errorf("no figure for %s in %s", name, dir)
+		}
+		v := volume[name]
+		read := sc.coldShare*f.ColdReadUnits + (1-sc.coldShare)*f.ReadUnits
+		write := sc.coldShare*f.ColdWriteUnits + (1-sc.coldShare)*f.WriteUnits
+		requests := sc.coldShare*float64(f.ColdDynamoDB) + (1-sc.coldShare)*float64(f.DynamoDB)
+		if f.ColdDynamoDB == 0 { // one instance kind measured ($connect, authenticate, $disconnect)
+			read, write, requests = f.ReadUnits, f.WriteUnits, float64(f.DynamoDB)
+		}
+		// Lambda bills whole milliseconds. On AWS a handler waits for each
+		// DynamoDB request over the network: at least that long.
+		ms := math.Ceil(f.DurationMs)
+		awsMs := math.Ceil(math.Max(f.DurationMs, requests*sc.dynamoLatencyMs))
+		fmt.Printf("%-33s %12.0f %6.2f %6.2f %7d %7.0f %9.0f\n", name, v, read, write, f.Posts, ms, awsMs)
+		// $connect and $disconnect are not billed as messages; pushes are.
+		if name != "$connect" && name != "$disconnect" {
+			messages += v
+		}
+		messages += v * float64(f.Posts)
+		invocations += v
+		gbSeconds += v * ms / 1000 * sc.memoryMB / 1024
+		gbSecondsAWS += v * awsMs / 1000 * sc.memoryMB / 1024
+		instanceMinutes += v * awsMs / 1000 / 60
+		rru += v * read
+		wru += v * write
+		s3 += v * float64(f.S3)
+	}
+	// Stored results: a retention's worth, at the measured item size.
+	resultBytes := float64(msgs["result"].ItemBytes)
+	storedGB := volume["result"] * (sc.retention.Seconds() / secs) * resultBytes / 1e9
+	// EMF lines: per warm instance, about one line per frame type a minute
+	// (counts are aggregated per clock minute); instances ≈ busy time.
+	busyInstances := math.Max(1, instanceMinutes/(secs/60))
+	logGB := busyInstances * float64(len(order)) * (secs / 60) * sc.emfLineBytes / 1e9
+	edges := 2 * connects // connected and disconnected per reconnect
+
+	lines := []line{
+		{"API Gateway messages", fmt.Sprintf("%.1f M (frames and pushes)", messages/1e6), messages / 1e6 * apiGatewayPerMillionMessages},
+		{"API Gateway connection minutes", fmt.Sprintf("%.1f M", n*secs/60/1e6), n * secs / 60 / 1e6 * apiGatewayPerMillionConnMinute},
+		{"Lambda requests", fmt.Sprintf("%.1f M", invocations/1e6), invocations / 1e6 * lambdaPerMillionRequests},
+		{"Lambda duration (AWS-adjusted)", fmt.Sprintf("%.0f GB-s at %.0f MB, arm64 (%.0f GB-s as measured)", gbSecondsAWS, sc.memoryMB, gbSeconds), gbSecondsAWS * lambdaPerGBSecondArm},
+		{"DynamoDB writes", fmt.Sprintf("%.1f M WRU", wru/1e6), wru / 1e6 * dynamoPerMillionWRU},
+		{"DynamoDB reads", fmt.Sprintf("%.1f M RRU", rru/1e6), rru / 1e6 * dynamoPerMillionRRU},
+		{"DynamoDB storage (results)", fmt.Sprintf("%.1f GB (%.0f B a result, %s retention)", storedGB, resultBytes, sc.retention), storedGB * dynamoPerGBMonth},
+		{"S3 requests", fmt.Sprintf("%.0f GET", s3), s3 / 1000 * s3PerThousandGET},
+		{"EventBridge events", fmt.Sprintf("%.2f M lifecycle edges", edges/1e6), edges / 1e6 * eventBridgePerMillionEvents},
+		{"CloudWatch Logs (EMF)", fmt.Sprintf("%.2f GB", logGB), logGB * logsPerGBIngested},
+	}
+	total := 0.0
+	fmt.Printf("\nScenario: %.0f satellites, heartbeat every %s, %.0f assignments with a result every %s each, a reconnect every %s, %.0f package refreshes a month, %.0f%% of frames on an instance without the binding cached; 30-day month.\n\n",
+		n, sc.heartbeat, sc.assignments, sc.resultEvery, sc.reconnectEvery, sc.refreshesPerMon, 100*sc.coldShare)
+	fmt.Printf("| %-32s | %-58s | %10s |\n", "item", "volume a month", "$ a month")
+	fmt.Printf("|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 60), strings.Repeat("-", 12))
+	for _, l := range lines {
+		fmt.Printf("| %-32s | %-58s | %10.2f |\n", l.item, l.detail, l.dollars)
+		total += l.dollars
+	}
+	fmt.Printf("| %-32s | %-58s | %10.2f |\n", "total", fmt.Sprintf("per %.0f satellites", n), total)
+	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth
+	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard).\n",
+		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards)
+	fmt.Printf("Prices: %s.\n", pricesAsOf)
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w (make cost measures the figures first)", err)
+	}
+	return json.Unmarshal(b, v)
+}
