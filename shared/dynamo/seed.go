@@ -78,7 +78,11 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 				}
 				chunk = out.UnprocessedItems[table]
 				if len(chunk) > 0 {
-					time.Sleep(time.Duration(10<<attempt) * time.Millisecond)
+					select {
+					case <-ctx.Done():
+						return internal(ctx.Err(), "seed satellites")
+					case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+					}
 				}
 			}
 		}
