@@ -31,10 +31,8 @@ func TestPersistKeepsStateAcrossRestarts(t *testing.T) {
 	if _, _, err := second.Registry.Satellite(ctx, "sat-kept"); err != nil {
 		t.Errorf("satellite lost across restart: %v", err)
 	}
-	if blob, err := second.Packages.OpenBlob(ctx, integrity); err != nil {
+	if _, err := second.Packages.ReadBlob(ctx, integrity, 1<<20); err != nil {
 		t.Errorf("blob lost across restart: %v", err)
-	} else {
-		blob.Body.Close()
 	}
 	if second.Demo.Token == firstToken {
 		t.Error("demo token did not change")

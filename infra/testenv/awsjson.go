@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -63,30 +65,92 @@ func (s *jsonService) Requests() []JSONRequest {
 	return append([]JSONRequest(nil), s.requests...)
 }
 
-// SecretsManager answers GetSecretValue from a map of secret id -> value.
-type SecretsManager struct{ *jsonService }
+// SecretsManager answers BatchGetSecretValue from a map of secret id ->
+// value, with the shapes Secrets Manager documents: each secret it cannot
+// read is an entry of Errors, not a failed call.
+type SecretsManager struct {
+	*jsonService
+	pageSize atomic.Int64
+	mu       sync.Mutex
+	secrets  map[string]string
+}
 
-// NewSecretsManager starts a Secrets Manager server holding secrets. A secret
-// whose value is "THROTTLE" answers ThrottlingException.
+// Put creates or rotates a secret.
+func (sm *SecretsManager) Put(id, value string) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	sm.secrets[id] = value
+}
+
+func (sm *SecretsManager) secret(id string) (string, bool) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	v, ok := sm.secrets[id]
+	return v, ok
+}
+
+// Paginate makes each answer hold at most n secrets, with a NextToken for
+// the rest, as Secrets Manager may; 0 answers all at once.
+func (sm *SecretsManager) Paginate(n int) { sm.pageSize.Store(int64(n)) }
+
+// NewSecretsManager starts a Secrets Manager server holding secrets. A call
+// naming a secret whose value is "THROTTLE" answers ThrottlingException; a
+// secret whose value is "BINARY" holds a SecretBinary and no SecretString.
 func NewSecretsManager(tb testing.TB, secrets map[string]string) *SecretsManager {
-	return &SecretsManager{newJSONService(tb, func(target string, body map[string]any) (int, string, any) {
-		if target != "secretsmanager.GetSecretValue" {
+	sm := &SecretsManager{secrets: map[string]string{}}
+	for id, v := range secrets {
+		sm.secrets[id] = v
+	}
+	sm.jsonService = newJSONService(tb, func(target string, body map[string]any) (int, string, any) {
+		if target != "secretsmanager.BatchGetSecretValue" {
 			return http.StatusBadRequest, "InvalidRequestException", nil
 		}
-		id, _ := body["SecretId"].(string)
-		v, ok := secrets[id]
-		switch {
-		case !ok:
-			return http.StatusBadRequest, "ResourceNotFoundException", nil
-		case v == "THROTTLE":
-			return http.StatusBadRequest, "ThrottlingException", nil
+		raw, _ := body["SecretIdList"].([]any)
+		if len(raw) == 0 || len(raw) > 20 || body["Filters"] != nil {
+			return http.StatusBadRequest, "InvalidParameterException", nil
 		}
-		return 0, "", map[string]any{
-			"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + id + "-AbCdEf", "Name": id,
-			"SecretString": v, "VersionId": "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1", "VersionStages": []string{"AWSCURRENT"},
-			"CreatedDate": 1.523477145713e9,
+		start := 0
+		if tok, ok := body["NextToken"].(string); ok {
+			n, err := strconv.Atoi(tok)
+			if err != nil || n <= 0 || n >= len(raw) {
+				return http.StatusBadRequest, "InvalidNextTokenException", nil
+			}
+			start = n
 		}
-	})}
+		end := len(raw)
+		if n := int(sm.pageSize.Load()); n > 0 {
+			end = min(end, start+n)
+		}
+		values, errs := []map[string]any{}, []map[string]any{}
+		for _, r := range raw[start:end] {
+			id, _ := r.(string)
+			v, ok := sm.secret(id)
+			switch {
+			case !ok:
+				errs = append(errs, map[string]any{"SecretId": id, "ErrorCode": "ResourceNotFoundException", "Message": "Secrets Manager can't find the specified secret."})
+				continue
+			case v == "THROTTLE":
+				return http.StatusBadRequest, "ThrottlingException", nil
+			}
+			entry := map[string]any{
+				"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + id + "-AbCdEf", "Name": id,
+				"VersionId": "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1", "VersionStages": []string{"AWSCURRENT"},
+				"CreatedDate": 1.523477145713e9,
+			}
+			if v == "BINARY" {
+				entry["SecretBinary"] = "AAEC"
+			} else {
+				entry["SecretString"] = v
+			}
+			values = append(values, entry)
+		}
+		out := map[string]any{"SecretValues": values, "Errors": errs}
+		if end < len(raw) {
+			out["NextToken"] = strconv.Itoa(end)
+		}
+		return 0, "", out
+	})
+	return sm
 }
 
 // EventBridge accepts PutEvents; entries whose DetailType is in reject are

@@ -58,6 +58,8 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 		case "S3":
 			action := map[string]string{
 				"GetObject": "s3:GetObject", "PutObject": "s3:PutObject",
+				// HEAD is authorised as a GET of the object.
+				"HeadObject": "s3:GetObject",
 				// A presigned URL carries the function's authority.
 				"PresignGetObject": "s3:GetObject",
 				"ListObjectsV2":    "s3:ListBucket",
@@ -80,12 +82,18 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 		case "ApiGatewayManagementApi":
 			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/@connections"}] = true
 		case "Secrets Manager":
-			if c.Operation != "GetSecretValue" {
+			if c.Operation != "BatchGetSecretValue" {
 				t.Fatalf("unexpected Secrets Manager request %s", c.Operation)
 			}
-			if id := c.Resource; !strings.HasPrefix(id, secretsPrefix) {
-				t.Errorf("secret %s read outside the configured prefix", c.Resource)
+			// BatchGetSecretValue has no resource type of its own (it is
+			// granted on "*"); each secret it reads needs GetSecretValue on
+			// that secret. The call's resource lists the secret ids.
+			for _, id := range strings.Split(c.Resource, ",") {
+				if !strings.HasPrefix(id, secretsPrefix) || id == secretsPrefix {
+					t.Errorf("secret %q read outside the configured prefix", id)
+				}
 			}
+			set[Grant{"secretsmanager:BatchGetSecretValue", "*"}] = true
 			set[Grant{"secretsmanager:GetSecretValue", "secret/${SecretsPrefix}*"}] = true
 		case "EventBridge":
 			set[Grant{"events:PutEvents", "event-bus/${EventBusName}"}] = true
@@ -95,6 +103,10 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 	}
 	return sortedGrants(set)
 }
+
+// unscopedActions are the actions the functions call that IAM cannot scope
+// to a resource: only they may be granted on "*".
+var unscopedActions = map[string]bool{"secretsmanager:BatchGetSecretValue": true}
 
 // TemplateGrants names the grants of a function's policy in the template.
 func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []Grant {
@@ -113,7 +125,11 @@ func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []
 				t.Errorf("%s: wildcard action %s", function, action)
 			}
 			for _, r := range s.Resources {
-				set[Grant{action, symbolicResource(t, r)}] = true
+				resource := symbolicResource(t, r)
+				if resource == "*" && !unscopedActions[action] {
+					t.Errorf("%s: %s granted on every resource", function, action)
+				}
+				set[Grant{action, resource}] = true
 			}
 		}
 	}
@@ -124,6 +140,9 @@ func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []
 // fails on anything broader than this project's own resources.
 func symbolicResource(t *testing.T, r any) string {
 	t.Helper()
+	if r == "*" {
+		return "*"
+	}
 	if res, attr, ok := samtemplate.GetAtt(r); ok && attr == "Arn" {
 		if strings.HasSuffix(res, "Bucket") {
 			return "bucket/" + res

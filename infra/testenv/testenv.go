@@ -28,6 +28,8 @@ import (
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/packagecache"
+	"github.com/checkstack/satellite-backend/shared/secretcache"
 )
 
 var servers struct {
@@ -180,6 +182,10 @@ func (e *Env) Config(managementURL string) app.Config {
 		BlobURLTTL:              5 * time.Minute,
 		PushConcurrency:         8,
 		S3UsePathStyle:          true,
+		PackageCacheBytes:       packagecache.DefaultMaxBytes,
+		PackageCacheEntries:     packagecache.DefaultMaxEntries,
+		SecretCacheTTL:          secretcache.DefaultTTL,
+		SecretCacheEntries:      secretcache.DefaultMaxEntries,
 	}
 }
 

@@ -22,11 +22,13 @@ import (
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
+	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/secretcache"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 	"github.com/checkstack/satellite-backend/shared/token"
 	"github.com/checkstack/satellite-backend/shared/wshandler"
@@ -203,6 +205,9 @@ func (w *wiring) telemetryStore() (*s3telemetry.Store, error) {
 	return s3telemetry.New(o), nil
 }
 
+// secretSource is where secrets are resolved: Secrets Manager behind this
+// instance's short cache, or the local stack's file (read on every request,
+// so edits apply at once).
 func (w *wiring) secretSource() satellite.SecretSource {
 	switch {
 	case w.opts.Secrets != nil:
@@ -210,7 +215,11 @@ func (w *wiring) secretSource() satellite.SecretSource {
 	case w.cfg.SecretsFile != "":
 		return filesecrets.New(w.cfg.SecretsFile)
 	case w.cfg.SecretsPrefix != "":
-		return awssecrets.New(w.awsAPI(), w.opts.Endpoints.SecretsManager, w.cfg.SecretsPrefix)
+		src := awssecrets.New(w.awsAPI(), w.opts.Endpoints.SecretsManager, w.cfg.SecretsPrefix)
+		if w.cfg.SecretCacheTTL <= 0 || w.cfg.SecretCacheEntries <= 0 {
+			return src
+		}
+		return secretcache.New(src, w.cfg.SecretCacheTTL, w.cfg.SecretCacheEntries, w.opts.Now)
 	}
 	return nil
 }
@@ -254,7 +263,7 @@ func (w *wiring) messageService() (*endpoint.Service, error) {
 		return nil, err
 	}
 	if objects != nil {
-		svc.Packages = s3packages.New(objects)
+		svc.Packages = packagecache.New(s3packages.New(objects), w.cfg.PackageCacheEntries, w.cfg.PackageCacheBytes)
 	}
 	svc.Secrets = w.secretSource()
 	store, err := w.telemetryStore()

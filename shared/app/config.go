@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/secretcache"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
@@ -62,6 +64,17 @@ type Config struct {
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
 	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 1800; 0 disables
+	// PackageCacheBytes (PACKAGE_CACHE_BYTES, 16 MiB) and
+	// PackageCacheEntries (PACKAGE_CACHE_ENTRIES, 1024) bound the manifests
+	// and blobs a warm message function keeps; 0 keeps none.
+	PackageCacheBytes   int64
+	PackageCacheEntries int
+	// SecretCacheTTL (SECRET_CACHE_SECONDS, 30) is how long a warm message
+	// function keeps a value read from Secrets Manager, at most
+	// SecretCacheEntries (SECRET_CACHE_ENTRIES, 1024) of them; 0 keeps
+	// none.
+	SecretCacheTTL     time.Duration
+	SecretCacheEntries int
 	// UnauthenticatedDeadline is UNAUTHENTICATED_DEADLINE_SECONDS (30).
 	UnauthenticatedDeadline time.Duration
 	// RepublishAfter is REPUBLISH_AFTER_SECONDS (120).
@@ -109,6 +122,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	nonNegative := func(name string, def int) int {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("%s must be 0 or a positive integer, got %q", name, v))
+			return def
+		}
+		return n
+	}
 	cfg := Config{
 		Region:                  strings.TrimSpace(getenv("AWS_REGION")),
 		SatellitesTable:         required("SATELLITES_TABLE"),
@@ -131,6 +156,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TelemetryBucket:         strings.TrimSpace(getenv("TELEMETRY_BUCKET")),
 		TelemetryBudget:         positive("TELEMETRY_BYTES_PER_MINUTE", DefaultTelemetryBudget),
 		MetricsPeriod:           60 * time.Second,
+		PackageCacheBytes:       int64(nonNegative("PACKAGE_CACHE_BYTES", packagecache.DefaultMaxBytes)),
+		PackageCacheEntries:     nonNegative("PACKAGE_CACHE_ENTRIES", packagecache.DefaultMaxEntries),
+		SecretCacheTTL:          time.Duration(nonNegative("SECRET_CACHE_SECONDS", int(secretcache.DefaultTTL/time.Second))) * time.Second,
+		SecretCacheEntries:      nonNegative("SECRET_CACHE_ENTRIES", secretcache.DefaultMaxEntries),
 	}
 	if cfg.StackName == "" {
 		cfg.StackName = "local"

@@ -32,6 +32,37 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg.ScriptPackagesBucket != "" || cfg.SecretsPrefix != "" || cfg.EventBusName != "" {
 		t.Errorf("optional features on by default: %+v", cfg)
 	}
+	if cfg.PackageCacheBytes != 16<<20 || cfg.PackageCacheEntries != 1024 || cfg.SecretCacheTTL != 30*time.Second || cfg.SecretCacheEntries != 1024 {
+		t.Errorf("cache defaults = %d bytes, %d entries, %v, %d entries", cfg.PackageCacheBytes, cfg.PackageCacheEntries, cfg.SecretCacheTTL, cfg.SecretCacheEntries)
+	}
+}
+
+func TestLoadConfigCaches(t *testing.T) {
+	base := map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cfg, err := app.LoadConfig(env(with(map[string]string{
+		"PACKAGE_CACHE_BYTES": "0", "PACKAGE_CACHE_ENTRIES": "10", "SECRET_CACHE_SECONDS": "0", "SECRET_CACHE_ENTRIES": "7",
+	})))
+	if err != nil || cfg.PackageCacheBytes != 0 || cfg.PackageCacheEntries != 10 || cfg.SecretCacheTTL != 0 || cfg.SecretCacheEntries != 7 {
+		t.Errorf("caches turned off: %+v, %v", cfg, err)
+	}
+	_, err = app.LoadConfig(env(with(map[string]string{
+		"PACKAGE_CACHE_BYTES": "-1", "PACKAGE_CACHE_ENTRIES": "many", "SECRET_CACHE_SECONDS": "30s", "SECRET_CACHE_ENTRIES": "1.5",
+	})))
+	for _, want := range []string{"PACKAGE_CACHE_BYTES", "PACKAGE_CACHE_ENTRIES", "SECRET_CACHE_SECONDS", "SECRET_CACHE_ENTRIES"} {
+		if err == nil || !strings.Contains(err.Error(), want+" must be 0 or a positive integer") {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
 }
 
 func TestLoadConfigNamesEveryProblem(t *testing.T) {

@@ -1,15 +1,23 @@
 // Package awssecrets is the adapter of satellite.SecretSource over AWS Secrets
 // Manager. A run secret NAME is the secret "<prefix>NAME"; its SecretString is
-// the value.
+// the value. The names of one request are read together with
+// BatchGetSecretValue, up to 20 per call.
 package awssecrets
 
 import (
 	"context"
-	"errors"
+	"strings"
 
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
+
+// MaxBatch is how many secrets one BatchGetSecretValue call may name.
+const MaxBatch = 20
+
+// maxPages bounds the NextToken pages followed for one batch: each page
+// answers at least one of its at most MaxBatch secrets.
+const maxPages = MaxBatch
 
 // Source implements satellite.SecretSource.
 type Source struct {
@@ -21,39 +29,120 @@ type Source struct {
 var _ satellite.SecretSource = (*Source)(nil)
 
 // New returns a source that resolves NAME as the secret prefix+NAME. The IAM
-// policy of the function grants read on that prefix only. endpoint overrides
-// Secrets Manager's regional endpoint when not empty.
+// policy of the function grants GetSecretValue on that prefix only (and
+// BatchGetSecretValue, which has no resource of its own, on "*": it reads
+// only what GetSecretValue allows). endpoint overrides Secrets Manager's
+// regional endpoint when not empty.
 func New(api *awsapi.Client, endpoint, prefix string) *Source {
 	return &Source{api: api, endpoint: api.Endpoint("secretsmanager", endpoint), prefix: prefix}
 }
 
-type getSecretValueInput struct {
-	SecretID string `json:"SecretId"`
+type batchGetSecretValueInput struct {
+	SecretIDList []string `json:"SecretIdList"`
+	NextToken    string   `json:"NextToken,omitempty"`
 }
 
-type getSecretValueOutput struct {
-	SecretString *string `json:"SecretString"`
+type batchGetSecretValueOutput struct {
+	SecretValues []struct {
+		Name         string  `json:"Name"`
+		SecretString *string `json:"SecretString"`
+	} `json:"SecretValues"`
+	Errors []struct {
+		SecretID  string `json:"SecretId"`
+		ErrorCode string `json:"ErrorCode"`
+	} `json:"Errors"`
+	NextToken string `json:"NextToken"`
 }
 
-// Resolve implements satellite.SecretSource. Secrets are read one by one (a
-// collector declares a handful); the first that cannot be resolved ends the
-// call with ENOTFOUND naming it. Values never leave the returned map.
+// Resolve implements satellite.SecretSource: one BatchGetSecretValue call
+// per 20 names (a collector or a config names a handful). A secret that does
+// not exist or holds no string is ENOTFOUND naming it; a secret Secrets
+// Manager could not read (access, decryption), or a failed call, is
+// EINTERNAL naming it. When several fail, the first of names is reported.
+// Values never leave the returned map: errors carry names and AWS's error
+// codes only.
 func (s *Source) Resolve(ctx context.Context, names []string) (map[string]string, error) {
-	values := make(map[string]string, len(names))
-	for _, name := range names {
-		var out getSecretValueOutput
-		id := s.prefix + name
-		err := s.api.JSON11(ctx, "secretsmanager", "Secrets Manager", s.endpoint, "secretsmanager.GetSecretValue", id, getSecretValueInput{SecretID: id}, &out)
-		var apiErr *awsapi.Error
-		switch {
-		case errors.As(err, &apiErr) && apiErr.Code == "ResourceNotFoundException":
-			return nil, satellite.Errorf(satellite.ENOTFOUND, "Secret %s could not be resolved", name)
-		case err != nil:
-			return nil, satellite.Wrap(err, satellite.EINTERNAL, "Secret "+name+" could not be resolved")
-		case out.SecretString == nil:
-			return nil, satellite.Errorf(satellite.ENOTFOUND, "Secret %s has no string value", name)
+	unique := make([]string, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			unique = append(unique, n)
 		}
-		values[name] = *out.SecretString
+	}
+	values := make(map[string]string, len(unique))
+	failed := map[string]error{}
+	for start := 0; start < len(unique); start += MaxBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, satellite.Wrap(err, satellite.EINTERNAL, "Secrets could not be resolved before the deadline")
+		}
+		if err := s.batch(ctx, unique[start:min(start+MaxBatch, len(unique))], values, failed); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range unique {
+		if err := failed[name]; err != nil {
+			return nil, err
+		}
+		if _, ok := values[name]; !ok {
+			return nil, satellite.Errorf(satellite.EINTERNAL, "Secret %s could not be resolved: Secrets Manager did not answer for it", name)
+		}
 	}
 	return values, nil
+}
+
+// batch reads up to MaxBatch names in one call (and the pages it says
+// follow), into values or failed.
+func (s *Source) batch(ctx context.Context, names []string, values map[string]string, failed map[string]error) error {
+	in := batchGetSecretValueInput{SecretIDList: make([]string, len(names))}
+	nameOf := make(map[string]string, len(names))
+	for i, name := range names {
+		in.SecretIDList[i] = s.prefix + name
+		nameOf[s.prefix+name] = name
+	}
+	resource := strings.Join(in.SecretIDList, ",")
+	for page := 1; ; page++ {
+		var out batchGetSecretValueOutput
+		err := s.api.JSON11(ctx, "secretsmanager", "Secrets Manager", s.endpoint, "secretsmanager.BatchGetSecretValue", resource, in, &out)
+		if err != nil {
+			return satellite.Wrap(err, satellite.EINTERNAL, "Secrets "+strings.Join(names, ", ")+" could not be resolved")
+		}
+		for _, v := range out.SecretValues {
+			name, ok := nameOf[v.Name]
+			switch {
+			case !ok:
+				// Not asked for: not ours to deliver.
+			case v.SecretString == nil:
+				failed[name] = satellite.Errorf(satellite.ENOTFOUND, "Secret %s has no string value", name)
+			default:
+				values[name] = *v.SecretString
+			}
+		}
+		for _, e := range out.Errors {
+			name, ok := nameOf[e.SecretID]
+			switch {
+			case !ok:
+			case e.ErrorCode == "ResourceNotFoundException":
+				failed[name] = satellite.Errorf(satellite.ENOTFOUND, "Secret %s could not be resolved", name)
+			default:
+				failed[name] = satellite.Errorf(satellite.EINTERNAL, "Secret %s could not be resolved: Secrets Manager answered %s", name, e.ErrorCode)
+			}
+		}
+		if out.NextToken == "" || answered(names, values, failed) {
+			return nil
+		}
+		if page == maxPages {
+			return satellite.Errorf(satellite.EINTERNAL, "Secrets %s could not be resolved: Secrets Manager answered %d pages", strings.Join(names, ", "), page)
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+func answered(names []string, values map[string]string, failed map[string]error) bool {
+	for _, n := range names {
+		if _, ok := values[n]; !ok && failed[n] == nil {
+			return false
+		}
+	}
+	return true
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -589,12 +588,15 @@ func (s *Service) manifest(ctx context.Context, c Conn, m *protocol.ManifestRequ
 	return s.reply(ctx, c, reply)
 }
 
+// blob answers a blob request: inline when the blob fits one frame, else
+// by presigned URL. Its size decides which, and is learnt without reading
+// the blob (a HEAD, or this instance's cache).
 func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) error {
 	missing := protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity}
 	if s.Packages == nil {
 		return s.reply(ctx, c, missing)
 	}
-	blob, err := s.Packages.OpenBlob(ctx, m.Integrity)
+	size, err := s.Packages.BlobSize(ctx, m.Integrity)
 	switch satellite.ErrorCode(err) {
 	case "":
 	case satellite.ENOTFOUND, satellite.EINVALID:
@@ -602,20 +604,20 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 	default:
 		return err
 	}
-	defer blob.Body.Close()
-	if !protocol.InlineBlobFits(m.Integrity, blob.Size) {
+	if !protocol.InlineBlobFits(m.Integrity, size) {
 		url, err := s.Packages.BlobURL(ctx, m.Integrity, s.BlobURLTTL)
 		if err != nil {
 			return err
 		}
-		return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, URL: url, Size: blob.Size})
+		return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, URL: url, Size: size})
 	}
-	data, err := io.ReadAll(io.LimitReader(blob.Body, blob.Size+1))
-	if err != nil {
-		return satellite.Wrap(err, satellite.EINTERNAL, "read blob")
-	}
-	if int64(len(data)) != blob.Size {
-		return satellite.Errorf(satellite.EINTERNAL, "blob %s: read %d bytes, expected %d", m.Integrity, len(data), blob.Size)
+	data, err := s.Packages.ReadBlob(ctx, m.Integrity, size)
+	switch satellite.ErrorCode(err) {
+	case "":
+	case satellite.ENOTFOUND:
+		return s.reply(ctx, c, missing)
+	default:
+		return err
 	}
 	encoded := base64.StdEncoding.EncodeToString(data)
 	return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, Data: &encoded})

@@ -23,7 +23,8 @@ func New(path string) *Source { return &Source{path: path} }
 // Path is the file the source reads.
 func (s *Source) Path() string { return s.path }
 
-// Resolve implements satellite.SecretSource. A missing file holds no secrets.
+// Resolve implements satellite.SecretSource: every name from one read of
+// the file. A missing file holds no secrets.
 func (s *Source) Resolve(ctx context.Context, names []string) (map[string]string, error) {
 	all := map[string]string{}
 	b, err := os.ReadFile(s.path)

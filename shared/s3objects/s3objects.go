@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -67,6 +68,22 @@ func (o *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, int64, err
 		return nil, 0, err
 	}
 	return resp.Body, resp.ContentLength, nil
+}
+
+// Head returns an object's size without reading it. A missing key is an
+// *awsapi.Error with status 404, or 403 for a caller without s3:ListBucket;
+// an error answer to a HEAD has no body, so its Code is only the status
+// text ("Forbidden"), whatever S3's reason.
+func (o *Bucket) Head(ctx context.Context, key string) (int64, error) {
+	resp, err := o.api.Do(ctx, o.request("HeadObject", http.MethodHead, key, nil))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if resp.ContentLength < 0 {
+		return 0, fmt.Errorf("S3 HeadObject %s: no Content-Length in the answer", key)
+	}
+	return resp.ContentLength, nil
 }
 
 // Put stores an object with a content type and user metadata

@@ -1,6 +1,7 @@
 // Package s3packages is the adapter of satellite.PackageStore over S3:
 // content-addressed blobs under blobs/ and manifests under
-// manifests/<lockfileHash>.json.
+// manifests/<lockfileHash>.json. It reads S3 on every call; packagecache
+// keeps what a warm instance has read.
 package s3packages
 
 import (
@@ -70,12 +71,8 @@ func notFound(err error) bool {
 	if !errors.As(err, &e) {
 		return false
 	}
-	switch e.Code {
-	case "NoSuchKey", "AccessDenied":
-		return true
-	}
-	// A HEAD answer has no body, hence no code.
-	return e.StatusCode == http.StatusNotFound && e.Code == http.StatusText(http.StatusNotFound)
+	// Only a GET's answer names its code: see BlobSize for a HEAD's.
+	return e.Code == "NoSuchKey" || e.Code == "AccessDenied"
 }
 
 // Manifest implements satellite.PackageStore.
@@ -99,20 +96,67 @@ func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.
 	return m.Entries, nil
 }
 
-// OpenBlob implements satellite.PackageStore.
-func (s *Store) OpenBlob(ctx context.Context, integrity string) (satellite.Blob, error) {
+// BlobSize implements satellite.PackageStore with a HEAD request. S3
+// answers a failed HEAD without a body, so a 403 does not say whether the
+// key is missing (AccessDenied, for a caller without s3:ListBucket) or the
+// request was refused (a bad credential or signature), nor a 404 whether
+// the key or the bucket is: only then is the object asked for with a GET,
+// whose error answer names the reason.
+func (s *Store) BlobSize(ctx context.Context, integrity string) (int64, error) {
 	key, err := BlobKey(integrity)
 	if err != nil {
-		return satellite.Blob{}, err
+		return 0, err
 	}
+	size, err := s.objects.Head(ctx, key)
+	if awsapi.IsStatus(err, http.StatusForbidden) || awsapi.IsStatus(err, http.StatusNotFound) {
+		var body io.ReadCloser
+		body, size, err = s.objects.Get(ctx, key)
+		if err == nil {
+			body.Close()
+		}
+	}
+	switch {
+	case notFound(err):
+		return 0, satellite.Errorf(satellite.ENOTFOUND, "no blob %s", strings.TrimPrefix(key, BlobPrefix))
+	case err != nil:
+		return 0, satellite.Wrap(err, satellite.EINTERNAL, "read blob size")
+	case size < 0:
+		return 0, satellite.Errorf(satellite.EINTERNAL, "blob %s: S3 gave no size", strings.TrimPrefix(key, BlobPrefix))
+	}
+	return size, nil
+}
+
+// ReadBlob implements satellite.PackageStore: one GET, read up to maxBytes,
+// and the content checked against integrity before it is returned.
+func (s *Store) ReadBlob(ctx context.Context, integrity string, maxBytes int64) ([]byte, error) {
+	key, err := BlobKey(integrity)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimPrefix(key, BlobPrefix)
 	body, size, err := s.objects.Get(ctx, key)
 	if notFound(err) {
-		return satellite.Blob{}, satellite.Errorf(satellite.ENOTFOUND, "no blob %s", strings.TrimPrefix(key, BlobPrefix))
+		return nil, satellite.Errorf(satellite.ENOTFOUND, "no blob %s", name)
 	}
 	if err != nil {
-		return satellite.Blob{}, satellite.Wrap(err, satellite.EINTERNAL, "read blob")
+		return nil, satellite.Wrap(err, satellite.EINTERNAL, "read blob")
 	}
-	return satellite.Blob{Size: size, Body: body}, nil
+	defer body.Close()
+	if size > maxBytes {
+		return nil, satellite.Errorf(satellite.EINTERNAL, "blob %s holds %d bytes, more than the %d expected", name, size, maxBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxBytes+1))
+	switch {
+	case err != nil:
+		return nil, satellite.Wrap(err, satellite.EINTERNAL, "read blob")
+	case int64(len(data)) > maxBytes:
+		return nil, satellite.Errorf(satellite.EINTERNAL, "blob %s holds more than the %d bytes expected", name, maxBytes)
+	case size >= 0 && int64(len(data)) != size:
+		return nil, satellite.Errorf(satellite.EINTERNAL, "blob %s: read %d bytes, S3 announced %d", name, len(data), size)
+	case !scriptpkg.VerifyIntegrity(integrity, data):
+		return nil, satellite.Errorf(satellite.EINTERNAL, "blob %s does not match its integrity", name)
+	}
+	return data, nil
 }
 
 // BlobURL implements satellite.PackageStore.

@@ -1,6 +1,7 @@
 package s3packages_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -9,17 +10,23 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/checkstack/satellite-backend/infra/localaws"
+	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestBlobKeyIsContentAddressed(t *testing.T) {
 	content := []byte("export const x = 1;\n")
@@ -59,7 +66,9 @@ func TestManifestKey(t *testing.T) {
 // TestMissingObjectsReadAsNotFoundOtherDenialsDoNot checks how S3's answers
 // map: a missing key is 404 NoSuchKey for callers allowed to list the bucket
 // and 403 AccessDenied for the functions (which are not); a 403 for a bad
-// credential is a failure, not a missing package.
+// credential is a failure, not a missing package. A HEAD's error answer has
+// no body (S3 sends none, and Go's server drops one), so the blob's size is
+// then asked for with a GET to learn the reason.
 func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 	for _, tc := range []struct {
 		status     int
@@ -73,7 +82,9 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 		{404, "NoSuchBucket", "<Error><Code>NoSuchBucket</Code></Error>", satellite.EINTERNAL},
 		{500, "InternalError", "<Error><Code>InternalError</Code></Error>", satellite.EINTERNAL},
 	} {
+		var methods []string
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			methods = append(methods, r.Method)
 			w.WriteHeader(tc.status)
 			_, _ = io.WriteString(w, tc.body)
 		}))
@@ -84,11 +95,85 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := s3packages.New(objects)
-		_, err = store.OpenBlob(context.Background(), scriptpkg.Integrity([]byte("x")))
+		_, serr := store.BlobSize(context.Background(), scriptpkg.Integrity([]byte("x")))
+		sizeMethods := methods
+		_, rerr := store.ReadBlob(context.Background(), scriptpkg.Integrity([]byte("x")), 1<<10)
 		_, merr := store.Manifest(context.Background(), "lock-1")
-		if satellite.ErrorCode(err) != tc.want || satellite.ErrorCode(merr) != tc.want {
-			t.Errorf("%d %s: blob %v, manifest %v; want %s", tc.status, tc.code, err, merr, tc.want)
+		if satellite.ErrorCode(serr) != tc.want || satellite.ErrorCode(rerr) != tc.want || satellite.ErrorCode(merr) != tc.want {
+			t.Errorf("%d %s: blob size %v, blob %v, manifest %v; want %s", tc.status, tc.code, serr, rerr, merr, tc.want)
+		}
+		wantMethods := []string{"HEAD"}
+		if tc.status == 403 || tc.status == 404 {
+			wantMethods = append(wantMethods, "GET")
+		}
+		if !slices.Equal(sizeMethods, wantMethods) {
+			t.Errorf("%d %s: blob size asked with %v, want %v", tc.status, tc.code, sizeMethods, wantMethods)
 		}
 		srv.Close()
 	}
 }
+
+func newStore(t *testing.T) (*s3packages.Store, *s3packages.Publisher, *testenv.Env, *testenv.Calls) {
+	t.Helper()
+	env := testenv.New(t)
+	calls := &testenv.Calls{}
+	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{Observe: calls.Observe}), env.Bucket, env.S3Endpoint, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3packages.New(objects), s3packages.NewPublisher(objects), env, calls
+}
+
+// TestBlobSizeIsOneHeadAndReadBlobIsVerified runs against the S3 server of
+// the test harness, which answers a missing key as S3 does for the
+// functions (403 AccessDenied; a HEAD's 403 without a body).
+func TestBlobSizeIsOneHeadAndReadBlobIsVerified(t *testing.T) {
+	store, publisher, env, calls := newStore(t)
+	content := bytes.Repeat([]byte("export const big = 1;\n"), 20000) // 440 KB
+	in, err := publisher.PutBlob(ctx, content)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	calls.Reset()
+	size, err := store.BlobSize(ctx, in)
+	if err != nil || size != int64(len(content)) {
+		t.Fatalf("BlobSize = %d, %v; want %d", size, err, len(content))
+	}
+	if got := calls.Operations("S3"); !slices.Equal(got, []string{"HeadObject"}) {
+		t.Errorf("BlobSize made %v, want one HeadObject (the blob is never opened)", got)
+	}
+
+	calls.Reset()
+	missing := scriptpkg.Integrity([]byte("never published"))
+	if _, err := store.BlobSize(ctx, missing); satellite.ErrorCode(err) != satellite.ENOTFOUND {
+		t.Errorf("BlobSize of a missing blob: %v, want ENOTFOUND", err)
+	}
+	if got := calls.Operations("S3"); !slices.Equal(got, []string{"HeadObject", "GetObject"}) {
+		t.Errorf("a missing blob's size made %v, want HeadObject then GetObject (to tell a missing key from a refused request)", got)
+	}
+	if _, err := store.ReadBlob(ctx, missing, 1<<20); satellite.ErrorCode(err) != satellite.ENOTFOUND {
+		t.Errorf("ReadBlob of a missing blob: %v, want ENOTFOUND", err)
+	}
+
+	data, err := store.ReadBlob(ctx, in, size)
+	if err != nil || !bytes.Equal(data, content) {
+		t.Fatalf("ReadBlob = %d bytes, %v", len(data), err)
+	}
+	if _, err := store.ReadBlob(ctx, in, size-1); satellite.ErrorCode(err) != satellite.EINTERNAL {
+		t.Errorf("ReadBlob with a bound under the size: %v, want EINTERNAL", err)
+	}
+
+	// Content stored under another blob's address is never returned.
+	forged := scriptpkg.Integrity([]byte("what the manifest promised"))
+	key, _ := s3packages.BlobKey(forged)
+	env.PutObject(t, key, []byte("something else"))
+	if _, err := store.ReadBlob(ctx, forged, 1<<20); satellite.ErrorCode(err) != satellite.EINTERNAL || !strings.Contains(err.Error(), "does not match its integrity") {
+		t.Errorf("ReadBlob of content under the wrong address: %v, want EINTERNAL naming the mismatch", err)
+	}
+	if _, err := store.BlobSize(ctx, "sha512-notbase64!!"); satellite.ErrorCode(err) != satellite.EINVALID {
+		t.Errorf("BlobSize of a malformed integrity: %v, want EINVALID", err)
+	}
+}
+
+var ctx = context.Background()

@@ -3,7 +3,6 @@ package satellite
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"time"
 )
 
@@ -308,20 +307,22 @@ type ManifestEntry struct {
 	Integrity string `json:"integrity"`
 }
 
-// Blob is an open script-package blob.
-type Blob struct {
-	Size int64
-	Body io.ReadCloser
-}
-
 // PackageStore serves published script packages.
 type PackageStore interface {
 	// Manifest returns the manifest of a lockfile. ENOTFOUND when unknown,
-	// EINVALID when lockfileHash is malformed.
+	// EINVALID when lockfileHash is malformed. The caller must not modify
+	// the returned entries.
 	Manifest(ctx context.Context, lockfileHash string) ([]ManifestEntry, error)
-	// OpenBlob opens a content-addressed blob. ENOTFOUND when unknown,
-	// EINVALID when integrity is malformed. The caller closes Body.
-	OpenBlob(ctx context.Context, integrity string) (Blob, error)
+	// BlobSize returns the size in bytes of a content-addressed blob without
+	// reading its content. ENOTFOUND when unknown, EINVALID when integrity
+	// is malformed.
+	BlobSize(ctx context.Context, integrity string) (int64, error)
+	// ReadBlob returns the content of a blob of at most maxBytes bytes,
+	// checked against integrity: what it returns has that integrity.
+	// ENOTFOUND when unknown, EINVALID when integrity is malformed,
+	// EINTERNAL when the stored object is larger than maxBytes or does not
+	// match its integrity. The caller must not modify the returned bytes.
+	ReadBlob(ctx context.Context, integrity string, maxBytes int64) ([]byte, error)
 	// BlobURL returns a URL from which the blob can be fetched with a plain
 	// HTTP GET until ttl has passed.
 	BlobURL(ctx context.Context, integrity string, ttl time.Duration) (string, error)
@@ -339,10 +340,12 @@ type PackagePublisher interface {
 	PutManifest(ctx context.Context, entries []ManifestEntry) (string, error)
 }
 
-// SecretSource resolves run-secret names to values.
+// SecretSource resolves secret names to values, all the names of one
+// request together (one batch read where the store has one).
 type SecretSource interface {
 	// Resolve returns a value for every name. ENOTFOUND naming the first name
-	// that cannot be resolved. Values must never be logged.
+	// that cannot be resolved; EINTERNAL when the store failed. Values must
+	// never be logged.
 	Resolve(ctx context.Context, names []string) (map[string]string, error)
 }
 

@@ -12,16 +12,42 @@ import (
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/satellite"
+	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
+
+// withSecretsManager resolves secrets through the Secrets Manager adapter
+// (behind the instance's secret cache) against sm, instead of the file.
+func withSecretsManager(sm *testenv.SecretsManager) harnessOption {
+	return func(c *app.Config, o *app.Options) {
+		c.SecretsPrefix = secretsPrefix
+		o.Secrets = nil
+		o.Endpoints.SecretsManager = sm.URL
+	}
+}
+
+// s3Requests counts the S3 requests recorded: a presigned URL is signed
+// locally and sends none.
+func s3Requests(calls *testenv.Calls) int {
+	n := 0
+	for _, op := range calls.Operations("S3") {
+		if op != "PresignGetObject" {
+			n++
+		}
+	}
+	return n
+}
 
 // TestRequestBudgets counts the SDK requests each message costs, as a
 // deployed function would make them, against DESIGN.md's budgets: on a cold
-// instance (which reads the connection record) and on the warm instance that
-// saw the satellite authenticate (which trusts its cached binding).
+// instance (a fresh one: it reads the connection record, and its package
+// and secret caches are empty) and on the warm instance that saw the
+// satellite authenticate (which trusts its cached binding) and, for the
+// requests it caches, answered the same request before.
 func TestRequestBudgets(t *testing.T) {
-	h := newHarness(t)
-	cold := h.build("message-cold", func(c *app.Config, _ *app.Options) { c.BindingCacheTTL = 0 })
-	tok := h.satellite("sat-budget", assignment(t, "cfg-1", "sys-1", collector("col-api", "http", map[string]any{"A": "API_TOKEN"})),
+	sm := testenv.NewSecretsManager(t, map[string]string{secretsPrefix + "API_TOKEN": "api-value", secretsPrefix + "DB-PASSWORD": "db-value"})
+	h := newHarness(t, withSecretsManager(sm))
+	tok := h.satellite("sat-budget",
+		assignment(t, "cfg-1", "sys-1", collector("col-api", "http", map[string]any{"A": "API_TOKEN", "B": "DB-PASSWORD"})),
 		strategyWithSecrets(t, "cfg-sec", "API_TOKEN"))
 	if err := h.env.Registry().SetCapabilityConfig(ctx, "sat-budget", satellite.CapabilityConfig{
 		Kind: "scrape", Payload: json.RawMessage(`{"targets":[]}`), Secrets: map[string]map[string]string{"t1": {"bearerToken": "${{ secrets.API_TOKEN }}"}},
@@ -34,15 +60,23 @@ func TestRequestBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	small := h.publishBlob([]byte("tiny"))
-	h.publishManifest("lock-1", nil)
+	large := h.publishBlob(randomBytes(t, 200<<10))
+	entries := []satellite.ManifestEntry{{Name: "tiny", Version: "1.0.0", Integrity: small}, {Name: "large", Version: "1.0.0", Integrity: large}}
+	lockfile := scriptpkg.LockfileHash(entries)
+	h.publishManifest(lockfile, entries)
 	conn := h.open()
 
+	type counts struct{ dynamo, s3, secrets int }
 	type budget struct {
-		name                  string
-		fn                    string // which function handles it
-		event                 func() events.APIGatewayWebsocketProxyRequest
-		dynamo, s3, posts, bc int // maxima; bc = bcrypt verifications
-		warmDynamo            int // maximum on the warm instance
+		name      string
+		fn        string // which function handles it
+		event     func() events.APIGatewayWebsocketProxyRequest
+		cold      counts // maxima on a fresh instance
+		posts, bc int    // exactly; bc = bcrypt verifications
+		warm      counts // exactly, on the warm instance
+		// cached: the warm instance answered the same request before
+		// (measured is the second).
+		cached bool
 		// Capacity units on the warm instance (or any, for authenticate
 		// and $disconnect), maxima: AWS's billing figures, which the cost
 		// model (make cost) multiplies out.
@@ -64,27 +98,32 @@ func TestRequestBudgets(t *testing.T) {
 	budgets := []budget{
 		// Posts: authenticated, then one capability_config per configured
 		// kind (one here).
-		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), 5, 0, 2, 1, 5, 1, 15},
-		{"heartbeat", "message", msg("heartbeat", nil), 2, 0, 0, 0, 1, 0, 1},
-		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), 2, 0, 0, 0, 1, 0, 4},
-		{"strategy_error", "message", msg("strategy-error", nil), 1, 0, 0, 0, 0, 0, 0},
-		{"script_package_sync_state", "message", msg("sync-state", nil), 2, 0, 0, 0, 1, 0, 2},
-		{"request_script_package_manifest", "message", msg("manifest-request", map[string]any{"lockfileHash": "lock-1"}), 1, 1, 1, 0, 0, 0, 0},
-		{"request_script_package_blob", "message", msg("blob-request", map[string]any{"integrity": small}), 1, 1, 1, 0, 0, 0, 0},
-		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), 2, 0, 1, 0, 1, 1, 0},
-		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), 2, 0, 1, 0, 1, 1, 0},
+		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), counts{5, 0, 0}, 2, 1, counts{5, 0, 0}, false, 1, 15},
+		{"heartbeat", "message", msg("heartbeat", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 1},
+		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 4},
+		{"strategy_error", "message", msg("strategy-error", nil), counts{1, 0, 0}, 0, 0, counts{0, 0, 0}, false, 0, 0},
+		{"script_package_sync_state", "message", msg("sync-state", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 2},
+		// A manifest is one GET, then kept (its entries hash to its name).
+		{"request_script_package_manifest", "message", msg("manifest-request", map[string]any{"lockfileHash": lockfile}), counts{1, 1, 0}, 1, 0, counts{0, 0, 0}, true, 0, 0},
+		// A blob's size (HEAD) decides inline or URL; only an inline blob
+		// is read (GET), verified and kept.
+		{"request_script_package_blob", "message", msg("blob-request", map[string]any{"integrity": small}), counts{1, 2, 0}, 1, 0, counts{0, 0, 0}, true, 0, 0},
+		{"request_script_package_blob (by URL)", "message", msg("blob-request", map[string]any{"integrity": large}), counts{1, 1, 0}, 1, 0, counts{0, 0, 0}, true, 0, 0},
+		// Two names, one BatchGetSecretValue; kept SECRET_CACHE_SECONDS.
+		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 1, 0},
+		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 1, 0},
 		// Claim (budget and in-flight mark, one transaction), S3 PUT, finish.
-		{"telemetry_batch", "message", telemetry, 3, 1, 1, 0, 2, 0, 3},
-		{"capability_status", "message", msg("capability-status", nil), 2, 0, 0, 0, 1, 0, 1},
-		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), 2, 0, 1, 0, 1, 2, 0},
+		{"telemetry_batch", "message", telemetry, counts{3, 1, 0}, 1, 0, counts{2, 1, 0}, false, 0, 3},
+		{"capability_status", "message", msg("capability-status", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 1},
+		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 2, 0},
 		// Read the record, update the satellite before deleting the record,
 		// delete it, confirm the edge.
-		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, 4, 0, 0, 0, 4, 1, 8},
+		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, counts{4, 0, 0}, 0, 0, counts{4, 0, 0}, false, 1, 8},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-33s %-9s %8s %4s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "posts", "bcrypt", "RCU", "WCU")
+	fmt.Fprintf(&table, "\n%-38s %-9s %8s %4s %7s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "secrets", "posts", "bcrypt", "RCU", "WCU")
 	figures := map[string]*costFigure{}
-	measure := func(b budget, instance string, handle func(events.APIGatewayWebsocketProxyRequest) error, calls *testenv.Calls) int {
+	measure := func(b budget, instance string, handle func(events.APIGatewayWebsocketProxyRequest) error, calls *testenv.Calls) counts {
 		calls.Reset()
 		posts := h.mgmt.Requests("POST")
 		verifications := h.tokens.n.Load()
@@ -93,28 +132,33 @@ func TestRequestBudgets(t *testing.T) {
 			t.Fatalf("%s: %v", b.name, err)
 		}
 		took := time.Since(began)
-		gotDynamo, gotS3 := calls.Count("DynamoDB"), calls.Count("S3")
+		got := counts{calls.Count("DynamoDB"), s3Requests(calls), calls.Count("Secrets Manager")}
 		gotPosts, gotBcrypt := h.mgmt.Requests("POST")-posts, int(h.tokens.n.Load()-verifications)
 		units := calls.Capacity()
-		fmt.Fprintf(&table, "%-33s %-9s %8d %4d %6d %6d %6.1f %6.1f   %v\n", b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, units.Read, units.Write, calls.Operations("DynamoDB"))
-		if instance != "cold" && (units.Read > b.rcu || units.Write > b.wcu) {
-			t.Errorf("%s (%s): %.1f read and %.1f write capacity units; budget %.1f and %.1f", b.name, instance, units.Read, units.Write, b.rcu, b.wcu)
+		fmt.Fprintf(&table, "%-38s %-9s %8d %4d %7d %6d %6d %6.1f %6.1f   %v %v\n", b.name, instance, got.dynamo, got.s3, got.secrets, gotPosts, gotBcrypt,
+			units.Read, units.Write, calls.Operations("DynamoDB"), calls.Operations("S3"))
+		if gotPosts != b.posts || gotBcrypt != b.bc {
+			t.Errorf("%s (%s): %d posts, %d bcrypt; want exactly %d, %d", b.name, instance, gotPosts, gotBcrypt, b.posts, b.bc)
 		}
-		if gotDynamo > b.dynamo || gotS3 > b.s3 || gotPosts != b.posts || gotBcrypt != b.bc {
-			t.Errorf("%s (%s): %d DynamoDB, %d S3, %d posts, %d bcrypt; budget %d, %d, exactly %d, exactly %d",
-				b.name, instance, gotDynamo, gotS3, gotPosts, gotBcrypt, b.dynamo, b.s3, b.posts, b.bc)
+		if (instance == "warm" || instance == "any") && (units.Read > b.rcu || units.Write > b.wcu) {
+			t.Errorf("%s (%s): %.1f read and %.1f write capacity units; budget %.1f and %.1f", b.name, instance, units.Read, units.Write, b.rcu, b.wcu)
 		}
 		f := figures[b.name]
 		if f == nil {
 			f = &costFigure{DurationMs: float64(took.Microseconds()) / 1000}
 			figures[b.name] = f
 		}
-		if instance == "cold" {
-			f.ColdReadUnits, f.ColdWriteUnits, f.ColdDynamoDB = units.Read, units.Write, gotDynamo
-		} else {
-			f.ReadUnits, f.WriteUnits, f.DynamoDB, f.S3, f.Posts = units.Read, units.Write, gotDynamo, gotS3, gotPosts
+		switch instance {
+		case "cold":
+			f.ColdReadUnits, f.ColdWriteUnits, f.ColdDynamoDB = units.Read, units.Write, got.dynamo
+			f.S3 = got.s3 // a cold instance's cache is empty: what a fleet's first requests cost
+		case "warm", "any":
+			f.ReadUnits, f.WriteUnits, f.DynamoDB, f.Posts = units.Read, units.Write, got.dynamo, gotPosts
+			if instance == "any" {
+				f.S3 = got.s3
+			}
 		}
-		return gotDynamo
+		return got
 	}
 	message := func(a *app.App) func(events.APIGatewayWebsocketProxyRequest) error {
 		return func(ev events.APIGatewayWebsocketProxyRequest) error {
@@ -132,9 +176,16 @@ func TestRequestBudgets(t *testing.T) {
 		case b.name == "authenticate":
 			measure(b, "any", message(h.message), h.calls["message"])
 		default:
-			measure(b, "cold", message(cold), h.calls["message-cold"])
-			if got := measure(b, "warm", message(h.message), h.calls["message"]); got != b.warmDynamo {
-				t.Errorf("%s on the warm instance: %d DynamoDB requests, want %d (the binding is cached)", b.name, got, b.warmDynamo)
+			cold := h.build("message-cold", func(c *app.Config, _ *app.Options) { c.BindingCacheTTL = 0 })
+			got := measure(b, "cold", message(cold), h.calls["message-cold"])
+			if got.dynamo > b.cold.dynamo || got.s3 > b.cold.s3 || got.secrets > b.cold.secrets {
+				t.Errorf("%s on a cold instance: %+v, budget %+v", b.name, got, b.cold)
+			}
+			if b.cached {
+				measure(b, "warm 1st", message(h.message), h.calls["message"])
+			}
+			if got := measure(b, "warm", message(h.message), h.calls["message"]); got != b.warm {
+				t.Errorf("%s on the warm instance: %+v, want %+v (the binding, packages and secrets are cached)", b.name, got, b.warm)
 			}
 			if wantFigures() {
 				figures[b.name].DurationMs = medianMs(t, 25, func() error { return message(h.message)(b.event()) })
@@ -143,7 +194,7 @@ func TestRequestBudgets(t *testing.T) {
 	}
 	h.calls["connect"].Reset()
 	h.open()
-	fmt.Fprintf(&table, "%-33s %8d\n", "$connect", h.calls["connect"].Count("DynamoDB"))
+	fmt.Fprintf(&table, "%-38s %8d\n", "$connect", h.calls["connect"].Count("DynamoDB"))
 	if got := h.calls["connect"].Count("DynamoDB"); got != 1 {
 		t.Errorf("$connect: %d DynamoDB requests, want 1", got)
 	}
@@ -156,5 +207,10 @@ func TestRequestBudgets(t *testing.T) {
 	}
 	figures["result"].ItemBytes = testenv.ItemSize(results[0])
 	writeFigures(t, "messages.json", figures)
+	// The first request to Secrets Manager was the cold run secrets': both
+	// of the collector's secrets in one call.
+	if reqs := sm.Requests(); len(reqs) == 0 || len(reqs[0].Body["SecretIdList"].([]any)) != 2 {
+		t.Errorf("Secrets Manager requests %+v, want the first to name both run secrets", reqs)
+	}
 	t.Log(table.String())
 }

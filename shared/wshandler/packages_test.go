@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
@@ -200,6 +201,48 @@ func TestScriptPackageBlob(t *testing.T) {
 		}
 	})
 	assertNoPostOverLimit(t, h, id)
+}
+
+// Content stored under a blob's address that does not match it (a corrupted
+// or forged object) is never sent, and the failure is logged; the blob
+// published right afterwards is served, and then kept by the instance.
+func TestCorruptBlobIsNeverSent(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-corrupt")
+	id := h.authenticate("sat-corrupt", tok)
+	content := []byte("export const real = true;\n")
+	in := integrity(content)
+	key, err := s3packages.BlobKey(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env.PutObject(t, key, []byte("export const forged = true;\n"))
+	before := len(h.mgmt.Posts(id))
+	resp, err := h.message.WebSocket.Message(ctx, testenv.Message(t, "blob-request", id, map[string]any{"integrity": in}))
+	if err == nil || resp.StatusCode != 500 {
+		t.Errorf("corrupt blob: status %d, error %v; want a function error", resp.StatusCode, err)
+	}
+	if got := len(h.mgmt.Posts(id)) - before; got != 0 {
+		t.Errorf("corrupt blob answered with %d frames, want none", got)
+	}
+	if failed := h.logLines("frame failed"); len(failed) != 1 || !strings.Contains(failed[0]["error"].(string), "does not match its integrity") {
+		t.Errorf("log = %v, want one failure naming the integrity mismatch", failed)
+	}
+
+	h.env.PutObject(t, key, content)
+	for range 2 {
+		h.calls["message"].Reset()
+		h.send(testenv.Message(t, "blob-request", id, map[string]any{"integrity": in}))
+		got := lastFrame(t, h, id)
+		data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(got["data"]))
+		if !bytes.Equal(data, content) {
+			t.Errorf("repaired blob = %v", got)
+		}
+	}
+	// The size was kept from the first request; the content once verified.
+	if n := h.calls["message"].Count("S3"); n != 0 {
+		t.Errorf("second request for the repaired blob made %d S3 requests, want 0", n)
+	}
 }
 
 func TestScriptPackagesWithoutStore(t *testing.T) {

@@ -4,7 +4,9 @@
 // closed loop per connection for a fixed time:
 //
 //   - request/reply: request_script_package_manifest and wait for the reply
-//     (a DynamoDB read, an S3 read and an @connections post per message);
+//     (an @connections post per message; the manifest is read from S3 once,
+//     then from the instance's package cache, or every time with
+//     -package-cache-bytes=0);
 //   - heartbeat: heartbeat and wait until the backend has processed it (the
 //     gateway reports the finished invocation; heartbeats have no reply).
 //
@@ -30,6 +32,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
 )
@@ -41,6 +44,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	workloads := flag.String("workloads", "request/reply,heartbeat", "comma-separated workloads")
 	cacheSeconds := flag.Int("connection-cache-seconds", 300, "the functions' CONNECTION_CACHE_SECONDS (0: read the connection record for every frame)")
+	packageCache := flag.Int("package-cache-bytes", packagecache.DefaultMaxBytes, "the functions' PACKAGE_CACHE_BYTES (0: read the manifest from S3 for every request)")
 	flag.Parse()
 	counts, err := parseCounts(*conns)
 	if err != nil {
@@ -51,7 +55,7 @@ func main() {
 	b := &bench{waiters: map[string]chan struct{}{}}
 	stack, err := localstack.Start(context.Background(), localstack.Options{
 		OnInvoke:    b.onInvoke,
-		FunctionEnv: map[string]string{"CONNECTION_CACHE_SECONDS": strconv.Itoa(*cacheSeconds)},
+		FunctionEnv: map[string]string{"CONNECTION_CACHE_SECONDS": strconv.Itoa(*cacheSeconds), "PACKAGE_CACHE_BYTES": strconv.Itoa(*packageCache)},
 	})
 	if err != nil {
 		fail(err)
@@ -67,7 +71,7 @@ func main() {
 		fail(err)
 	}
 
-	fmt.Printf("Local stack load test: %s per run, closed loop per connection, CONNECTION_CACHE_SECONDS=%d, %s\n\n", *duration, *cacheSeconds, machine())
+	fmt.Printf("Local stack load test: %s per run, closed loop per connection, CONNECTION_CACHE_SECONDS=%d, PACKAGE_CACHE_BYTES=%d, %s\n\n", *duration, *cacheSeconds, *packageCache, machine())
 	fmt.Printf("| workload | connections | messages/s | p50 ms | p90 ms | p99 ms | errors | peak RSS stack MB | peak RSS DynamoDB Local MB |\n")
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
 	if *cpuProfile != "" {
