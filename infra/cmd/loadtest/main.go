@@ -32,6 +32,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
@@ -43,7 +44,7 @@ func main() {
 	conns := flag.String("connections", "1,10,50", "comma-separated connection counts")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	workloads := flag.String("workloads", "request/reply,heartbeat", "comma-separated workloads")
-	cacheSeconds := flag.Int("connection-cache-seconds", 300, "the functions' CONNECTION_CACHE_SECONDS (0: read the connection record for every frame)")
+	cacheSeconds := flag.Int("connection-cache-seconds", int(app.DefaultBindingCacheTTL/time.Second), "the functions' CONNECTION_CACHE_SECONDS (0: read the connection record for every frame)")
 	packageCache := flag.Int("package-cache-bytes", packagecache.DefaultMaxBytes, "the functions' PACKAGE_CACHE_BYTES (0: read the manifest from S3 for every request)")
 	flag.Parse()
 	counts, err := parseCounts(*conns)
