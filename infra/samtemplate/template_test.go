@@ -150,7 +150,11 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 		ttl     string
 	}{
 		{"SatellitesTable", []string{dynamo.SatellitesPartitionKey, dynamo.SatellitesSortKey},
-			map[string][]string{dynamo.LiveIndex: {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey}, dynamo.OutboxIndex: {dynamo.OutboxIndexPartKey, dynamo.OutboxIndexSortKey}}, ""},
+			map[string][]string{
+				dynamo.LiveIndex:   {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey},
+				dynamo.OutboxIndex: {dynamo.OutboxIndexPartKey, dynamo.OutboxIndexSortKey},
+				dynamo.FleetIndex:  {dynamo.FleetIndexPartKey, dynamo.FleetIndexSortKey},
+			}, ""},
 		{"ConnectionsTable", []string{dynamo.ConnectionsPartitionKey},
 			map[string][]string{
 				dynamo.BySatelliteIndex:     {dynamo.BySatelliteIndexPartKey},

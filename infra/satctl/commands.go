@@ -23,8 +23,10 @@ Commands:
   create --name NAME --region REGION [--tag k=v]... [--offline-threshold 5m]
         Create a satellite. Prints its id and its token: the token is shown
         this once and stored only as a hash.
-  list  List satellites with status, last seen, version, sync state and
-        capabilities.
+  list [--limit N] [--one-page] [--next-token TOKEN]
+        List satellites with status, last seen, version, sync state and
+        capabilities, in id order. Fetches every page (of --limit, default
+        100) unless --one-page, which prints the token of the next page.
   get ID
         Show one satellite with its assignments, capability configs and the
         latest status of each capability.
@@ -46,8 +48,9 @@ Commands:
   publish NAME@VERSION=PATH [NAME@VERSION=PATH]...
         Publish a script-package set: blobs, manifest and desired lockfile;
         every connected satellite gets refresh_script_packages.
-  packages
-        Show the desired lockfile, its packages and each satellite's sync state.
+  packages [--limit N] [--one-page] [--next-token TOKEN]
+        Show the desired lockfile, its packages and each satellite's sync
+        state, paged as list.
   results --config-id ID --system-id ID [--environment ENV] [--limit 20]
         Show the latest results of a check, newest first (of one environment
         with --environment).

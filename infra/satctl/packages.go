@@ -52,39 +52,72 @@ func cmdPublish(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
-// cmdPackages is `satctl packages`.
+// cmdPackages is `satctl packages`: the published set and every page of
+// the satellites' sync states, or one page with --one-page.
 func cmdPackages(fs *flag.FlagSet) func(*env) error {
+	p := registerPaging(fs)
 	return func(e *env) error {
-		var raw json.RawMessage
-		if err := e.client.Do(e.ctx, "GET", "/script-packages", nil, nil, &raw); err != nil {
+		type satelliteSync struct {
+			SatelliteID string         `json:"satelliteId"`
+			Name        string         `json:"name"`
+			SyncState   *syncStateView `json:"syncState"`
+			UpToDate    bool           `json:"upToDate"`
+		}
+		var (
+			first, last json.RawMessage
+			sats        []json.RawMessage
+		)
+		next, err := e.fetch("/script-packages", p, func(raw json.RawMessage) error {
+			var page struct {
+				Satellites []json.RawMessage `json:"satellites"`
+			}
+			if err := json.Unmarshal(raw, &page); err != nil {
+				return err
+			}
+			if first == nil {
+				first = raw
+			}
+			sats, last = append(sats, page.Satellites...), raw
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		// The published set, as the first page gave it.
+		var set struct {
+			LockfileHash *string          `json:"lockfileHash"`
+			Entries      *json.RawMessage `json:"entries"`
+		}
+		_ = json.Unmarshal(first, &set)
 		if e.json {
-			return e.printJSON(raw)
-		}
-		var out struct {
-			LockfileHash *string `json:"lockfileHash"`
-			Entries      []struct{ Name, Version, Integrity string }
-			Satellites   []struct {
-				SatelliteID string         `json:"satelliteId"`
-				Name        string         `json:"name"`
-				SyncState   *syncStateView `json:"syncState"`
-				UpToDate    bool           `json:"upToDate"`
+			if p.onePage {
+				return e.printJSON(last)
 			}
+			if sats == nil {
+				sats = []json.RawMessage{}
+			}
+			all, _ := json.Marshal(map[string]any{"lockfileHash": set.LockfileHash, "entries": set.Entries, "satellites": sats})
+			return e.printJSON(all)
 		}
-		_ = json.Unmarshal(raw, &out)
-		fmt.Fprintf(e.out, "desired lockfile: %s\n\n", orDash(out.LockfileHash))
+		var entries []struct{ Name, Version, Integrity string }
+		if set.Entries != nil {
+			_ = json.Unmarshal(*set.Entries, &entries)
+		}
+		fmt.Fprintf(e.out, "desired lockfile: %s\n\n", orDash(set.LockfileHash))
 		rows := [][]string{}
-		for _, p := range out.Entries {
-			rows = append(rows, []string{p.Name, p.Version, p.Integrity})
+		for _, pkg := range entries {
+			rows = append(rows, []string{pkg.Name, pkg.Version, pkg.Integrity})
 		}
 		e.table([]string{"PACKAGE", "VERSION", "INTEGRITY"}, rows)
 		fmt.Fprintln(e.out)
 		rows = [][]string{}
-		for _, s := range out.Satellites {
+		for _, raw := range sats {
+			var s satelliteSync
+			_ = json.Unmarshal(raw, &s)
 			rows = append(rows, []string{s.SatelliteID, s.Name, s.SyncState.describe(), fmt.Sprint(s.UpToDate)})
 		}
 		e.table([]string{"SATELLITE", "NAME", "SYNC", "UP TO DATE"}, rows)
+		e.printNextToken("packages", next)
 		return nil
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +231,96 @@ func TestCurrentProtocolCommands(t *testing.T) {
 	}
 	if code, _, errOut := run(t, api, "", "capability", "delete", id, "scrape"); code != 1 || !strings.Contains(errOut, "404") {
 		t.Errorf("capability delete again: %d %q", code, errOut)
+	}
+}
+
+// TestListingCommandsFollowPages lists five satellites two at a time
+// through the local stack's admin API: list and packages follow every
+// page (tables and JSON), --one-page stops after one and prints the
+// token that --next-token continues from, and a token the API never
+// issued is refused with its message.
+func TestListingCommandsFollowPages(t *testing.T) {
+	env := testenv.New(t)
+	stack, err := localstack.Start(ctx, localstack.Options{
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Stop()
+	api := stack.AdminURL
+	var ids []string
+	for i := range 5 {
+		created := runJSON(t, api, "create", "--name", fmt.Sprintf("Paged %d", i), "--region", "eu-central-1")
+		ids = append(ids, created["satellite"].(map[string]any)["satelliteId"].(string))
+	}
+	slices.Sort(ids)
+	listedIDs := func(out string) []string {
+		var got []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && slices.Contains(ids, f[0]) {
+				got = append(got, f[0])
+			}
+		}
+		return got
+	}
+	jsonIDs := func(v map[string]any) []string {
+		var got []string
+		for _, s := range v["satellites"].([]any) {
+			got = append(got, s.(map[string]any)["satelliteId"].(string))
+		}
+		return got
+	}
+
+	for _, command := range []string{"list", "packages"} {
+		code, out, errOut := run(t, api, "", command, "--limit", "2")
+		if got := listedIDs(out); code != 0 || !slices.Equal(got, ids) || strings.Contains(out, "more:") {
+			t.Errorf("%s --limit 2: exit %d, listed %v, want all of %v in order\n%s%s", command, code, got, ids, out, errOut)
+		}
+		all := runJSON(t, api, command, "--limit", "2")
+		if _, more := all["nextToken"]; more || !slices.Equal(jsonIDs(all), ids) {
+			t.Errorf("%s --json --limit 2: %v", command, all)
+		}
+		if command == "packages" {
+			if _, ok := all["entries"]; !ok {
+				t.Errorf("packages --json lost the published set: %v", all)
+			}
+		}
+
+		// One page at a time.
+		var got []string
+		token := ""
+		for pages := 0; ; pages++ {
+			args := []string{command, "--limit", "2", "--one-page"}
+			if token != "" {
+				args = append(args, "--next-token", token)
+			}
+			code, out, errOut := run(t, api, "", args...)
+			page := listedIDs(out)
+			if code != 0 || len(page) != min(2, len(ids)-len(got)) {
+				t.Fatalf("%v: exit %d, listed %v\n%s%s", args, code, page, out, errOut)
+			}
+			got = append(got, page...)
+			_, hint, more := strings.Cut(out, "more: satctl "+command+" --one-page --next-token ")
+			if !more {
+				break
+			}
+			token = strings.TrimSpace(hint)
+			if pages > 5 {
+				t.Fatalf("%s --one-page never ends", command)
+			}
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("%s page by page: %v, want %v", command, got, ids)
+		}
+		page := runJSON(t, api, command, "--limit", "2", "--one-page")
+		if tok, _ := page["nextToken"].(string); tok == "" || len(jsonIDs(page)) != 2 {
+			t.Errorf("%s --json --one-page: %v, want 2 satellites and a nextToken", command, page)
+		}
+
+		code, _, errOut = run(t, api, "", command, "--next-token", "bm90LWEtdG9rZW4")
+		if code != 1 || !strings.Contains(errOut, "nextToken is not a token this API issued") || !strings.Contains(errOut, "400") {
+			t.Errorf("%s with a made-up token: exit %d, %q; want 1 with the API's message", command, code, errOut)
+		}
 	}
 }

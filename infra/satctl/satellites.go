@@ -37,25 +37,44 @@ func cmdCreate(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
-// cmdList is `satctl list`.
+// cmdList is `satctl list`: every page of GET /satellites, or one with
+// --one-page.
 func cmdList(fs *flag.FlagSet) func(*env) error {
+	p := registerPaging(fs)
 	return func(e *env) error {
-		var out struct {
-			Satellites []satelliteView `json:"satellites"`
-		}
-		var raw json.RawMessage
-		if err := e.client.Do(e.ctx, "GET", "/satellites", nil, nil, &raw); err != nil {
+		var sats []json.RawMessage
+		var last json.RawMessage
+		next, err := e.fetch("/satellites", p, func(raw json.RawMessage) error {
+			var page struct {
+				Satellites []json.RawMessage `json:"satellites"`
+			}
+			if err := json.Unmarshal(raw, &page); err != nil {
+				return err
+			}
+			sats, last = append(sats, page.Satellites...), raw
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		if e.json {
-			return e.printJSON(raw)
+			if p.onePage {
+				return e.printJSON(last)
+			}
+			if sats == nil {
+				sats = []json.RawMessage{}
+			}
+			all, _ := json.Marshal(map[string]any{"satellites": sats})
+			return e.printJSON(all)
 		}
-		_ = json.Unmarshal(raw, &out)
 		rows := [][]string{}
-		for _, s := range out.Satellites {
+		for _, raw := range sats {
+			var s satelliteView
+			_ = json.Unmarshal(raw, &s)
 			rows = append(rows, s.row())
 		}
 		e.table(satelliteHeader, rows)
+		e.printNextToken("list", next)
 		return nil
 	}
 }

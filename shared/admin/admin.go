@@ -7,6 +7,7 @@ package admin
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -135,17 +136,31 @@ func (s *Service) Create(ctx context.Context, n NewSatellite) (View, string, err
 	return s.view(sat, nil), tok, nil
 }
 
-// List returns every satellite.
-func (s *Service) List(ctx context.Context) ([]View, error) {
-	sats, err := s.Registry.ListSatellites(ctx)
+// SatellitesPage is one page of GET /satellites.
+type SatellitesPage struct {
+	Satellites []View `json:"satellites"`
+	// NextToken asks for the next page; absent on the last one.
+	NextToken string `json:"nextToken,omitempty"`
+}
+
+// List returns one page of the fleet in satellite id order: at most
+// p.Limit satellites, fewer when their views would take more than
+// MaxPageBytes or the invocation's deadline is near. Errors are the
+// registry's (EINTERNAL).
+func (s *Service) List(ctx context.Context, p PageRequest) (SatellitesPage, error) {
+	page, err := s.Registry.ListSatellites(ctx, p.After, p.Limit)
 	if err != nil {
-		return nil, err
+		return SatellitesPage{}, err
 	}
-	views := make([]View, 0, len(sats))
-	for _, sat := range sats {
+	views := make([]View, 0, len(page.Satellites))
+	for _, sat := range page.Satellites {
 		views = append(views, s.view(sat, nil))
 	}
-	return views, nil
+	out := SatellitesPage{Satellites: views, NextToken: pageToken(page.Next)}
+	if n := fitting(views, MaxPageBytes-len(`{"satellites":[],"nextToken":""}`)-maxTokenBytes); n < len(views) {
+		out.Satellites, out.NextToken = views[:n], pageToken(views[n-1].SatelliteID)
+	}
+	return out, nil
 }
 
 // Get returns one satellite with its assignments, capability configs and
@@ -312,11 +327,15 @@ func (s *Service) Publish(ctx context.Context, packages []Package) (Published, e
 	return Published{LockfileHash: hash, Entries: entries, Refresh: report}, nil
 }
 
-// PackagesView is the published set and every satellite's sync state.
+// PackagesView is the published set and one page of the satellites' sync
+// states.
 type PackagesView struct {
 	LockfileHash *string                   `json:"lockfileHash"`
 	Entries      []satellite.ManifestEntry `json:"entries"`
 	Satellites   []SatelliteSync           `json:"satellites"`
+	// NextToken asks for the next page of satellites; absent on the last
+	// one.
+	NextToken string `json:"nextToken,omitempty"`
 }
 
 // SatelliteSync is one satellite's reported sync state.
@@ -327,9 +346,9 @@ type SatelliteSync struct {
 	UpToDate    bool           `json:"upToDate"`
 }
 
-// PackageSet returns the desired lockfile, its manifest and every satellite's
-// sync state.
-func (s *Service) PackageSet(ctx context.Context) (PackagesView, error) {
+// PackageSet returns the desired lockfile, its manifest and one page of
+// the satellites' sync states, in satellite id order (paged as List).
+func (s *Service) PackageSet(ctx context.Context, p PageRequest) (PackagesView, error) {
 	hash, err := s.Registry.DesiredLockfileHash(ctx)
 	if err != nil {
 		return PackagesView{}, err
@@ -344,15 +363,21 @@ func (s *Service) PackageSet(ctx context.Context) (PackagesView, error) {
 			v.Entries = entries
 		}
 	}
-	sats, err := s.Registry.ListSatellites(ctx)
+	page, err := s.Registry.ListSatellites(ctx, p.After, p.Limit)
 	if err != nil {
 		return PackagesView{}, err
 	}
-	for _, sat := range sats {
+	for _, sat := range page.Satellites {
 		sv := s.view(sat, nil)
 		upToDate := hash != nil && sat.SyncState != nil && sat.SyncState.Status == satellite.SyncReady &&
 			sat.SyncState.LockfileHash != nil && *sat.SyncState.LockfileHash == *hash
 		v.Satellites = append(v.Satellites, SatelliteSync{SatelliteID: sat.ID, Name: sat.Name, SyncState: sv.SyncState, UpToDate: upToDate})
+	}
+	v.NextToken = pageToken(page.Next)
+	// The published set rides on every page; the satellites get the rest.
+	envelope, _ := json.Marshal(PackagesView{LockfileHash: hash, Entries: v.Entries})
+	if n := fitting(v.Satellites, MaxPageBytes-len(envelope)-maxTokenBytes); n < len(v.Satellites) {
+		v.Satellites, v.NextToken = v.Satellites[:n], pageToken(v.Satellites[n-1].SatelliteID)
 	}
 	return v, nil
 }

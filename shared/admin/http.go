@@ -126,8 +126,12 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		v, tok, err := s.Create(ctx, n)
 		return http.StatusCreated, map[string]any{"satellite": v, "token": tok}, err
 	case "GET /satellites":
-		vs, err := s.List(ctx)
-		return http.StatusOK, map[string]any{"satellites": vs}, err
+		p, err := decodePageRequest(req.QueryStringParameters)
+		if err != nil {
+			return 0, nil, err
+		}
+		page, err := s.List(ctx, p)
+		return http.StatusOK, page, err
 	case "GET /satellites/online":
 		ids, err := s.Online(ctx)
 		if ids == nil {
@@ -164,7 +168,11 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		p, err := s.Publish(ctx, ps)
 		return http.StatusCreated, p, err
 	case "GET /script-packages":
-		v, err := s.PackageSet(ctx)
+		p, err := decodePageRequest(req.QueryStringParameters)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := s.PackageSet(ctx, p)
 		return http.StatusOK, v, err
 	case "GET /results":
 		q := req.QueryStringParameters

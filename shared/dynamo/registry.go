@@ -39,6 +39,9 @@ type Tables struct {
 type Registry struct {
 	db     API
 	tables Tables
+	// backfillScanLimit overrides defaultBackfillScanLimit (tests make the
+	// backfill take several steps over a small table).
+	backfillScanLimit int32
 }
 
 var (

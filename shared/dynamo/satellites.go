@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -28,6 +27,9 @@ func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) e
 		"region":               str(s.Region),
 		"tokenHash":            str(s.TokenHash),
 		"createdAt":            millis(s.CreatedAt),
+		// Its entry in the fleet listing index, for good: the key never
+		// changes, so no later write of this item touches the index.
+		FleetIndexPartKey: str(FleetIndexPart),
 		// The outbox exists from the start: an edge is written into it as
 		// pendingEdges.<id>, which needs the map to be there.
 		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
@@ -101,39 +103,6 @@ func (r *Registry) Satellite(ctx context.Context, satelliteID string) (satellite
 	withProfile(&sat, profile)
 	sat.CapabilityConfigs = configs
 	return sat, assignments, nil
-}
-
-// ListSatellites returns every satellite (without assignments). It scans the
-// table: an operator's listing, not a per-message path.
-func (r *Registry) ListSatellites(ctx context.Context) ([]satellite.Satellite, error) {
-	pages := dynamodb.NewScanPaginator(r.db, &dynamodb.ScanInput{
-		TableName:                 &r.tables.Satellites,
-		FilterExpression:          aws.String("#sk IN (:sat, :profile)"),
-		ExpressionAttributeNames:  map[string]string{"#sk": SatellitesSortKey},
-		ExpressionAttributeValues: item{":sat": str(satelliteSort), ":profile": str(profileSort)},
-	})
-	sats, profiles := map[string]item{}, map[string]item{}
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, internal(err, "list satellites")
-		}
-		for _, it := range page.Items {
-			if getStr(it, SatellitesSortKey) == satelliteSort {
-				sats[getStr(it, SatellitesPartitionKey)] = it
-			} else {
-				profiles[getStr(it, SatellitesPartitionKey)] = it
-			}
-		}
-	}
-	out := make([]satellite.Satellite, 0, len(sats))
-	for pk, it := range sats {
-		sat := satelliteFrom(it)
-		withProfile(&sat, profiles[pk])
-		out = append(out, sat)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
 }
 
 // UpdateSatellite applies u and returns the satellite as stored after it.

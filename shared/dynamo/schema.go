@@ -4,10 +4,11 @@
 // and in template.yaml (a test keeps the two in step).
 //
 // Files follow the tables: connections.go (connection records);
-// satellites.go, assignments.go, liveness.go and edges.go (the satellites
-// table: satellite items, assignment sets, heartbeats and connection edges,
-// and the edge outbox); results.go; codec.go (items to values); registry.go
-// (the client, transactions and shared helpers).
+// satellites.go, assignments.go, liveness.go, edges.go and fleet.go (the
+// satellites table: satellite items, assignment sets, heartbeats and
+// connection edges, the edge outbox, and the paged fleet listing with its
+// backfill); results.go; codec.go (items to values); registry.go (the
+// client, transactions and shared helpers).
 package dynamo
 
 import (
@@ -54,6 +55,30 @@ const (
 	// OutboxShards spreads the outbox over this many partitions: a reconnect
 	// storm records thousands of edges in seconds.
 	OutboxShards = 8
+
+	// FleetIndex is a sparse index holding one entry per satellite, in
+	// satellite id order: the admin listings page through it, then read the
+	// satellite and profile items of one page (BatchGetItem), instead of
+	// scanning the table with its assignment, capability and status items.
+	//
+	// Its keys are on the satellite item and never change: the partition
+	// key is a constant (FleetIndexPart) written when the satellite is
+	// created, the sort key is the item's own pk. The index projects keys
+	// only, and DynamoDB writes a keys-only index only when an item gains,
+	// changes or loses an index key: heartbeats (which rewrite the
+	// satellite item), connection edges and sync-state reports (which
+	// write the profile item) never write it. Only creating and deleting a
+	// satellite does, and the backfill of satellites stored before the
+	// index (IndexLegacySatellites), once each. That is why one unsharded
+	// partition is enough: the writes it takes are bounded by how fast
+	// satellites are created (each costs a bcrypt in the admin function),
+	// far below the 1,000 writes per second a partition takes, and a page
+	// is a single Query in order, with no shards to merge.
+	FleetIndex        = "Fleet"
+	FleetIndexPartKey = "fleetPart"
+	FleetIndexSortKey = SatellitesPartitionKey
+	// FleetIndexPart is the one value of FleetIndexPartKey.
+	FleetIndexPart = "fleet"
 )
 
 // Connections table: one item per WebSocket connection.
@@ -128,6 +153,10 @@ const (
 	// read of the satellite leaves it out.
 	statusSort     = "~CAPSTATUS"
 	statusBoundary = "~"
+	// The fleet index backfill keeps its progress in an item of its own
+	// partition (not the settings partition every authentication reads).
+	migrationPart     = "MIGRATION"
+	fleetBackfillSort = "FLEET_INDEX"
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }

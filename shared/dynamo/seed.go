@@ -32,6 +32,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 			"region":               str(s.Region),
 			"tokenHash":            str(s.TokenHash),
 			"createdAt":            millis(s.CreatedAt),
+			FleetIndexPartKey:      str(FleetIndexPart),
 			pendingEdgesAttr:       &types.AttributeValueMemberM{Value: item{}},
 			"connectionId":         str(conn),
 			"lastHeartbeatAt":      values[":now"],

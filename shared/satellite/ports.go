@@ -98,8 +98,13 @@ type Fleet interface {
 	Registry
 	// CreateSatellite stores a new satellite. ECONFLICT when the id is taken.
 	CreateSatellite(ctx context.Context, s Satellite) error
-	// ListSatellites returns every satellite (without assignments).
-	ListSatellites(ctx context.Context) ([]Satellite, error)
+	// ListSatellites returns one page of the fleet in satellite id order:
+	// up to limit satellites (without assignments) whose ids sort after
+	// after ("" starts at the first). Its reads are bounded by limit, not
+	// by the fleet. A page holds fewer when ctx's deadline is near; its
+	// Next says where the next page starts either way. EINTERNAL when the
+	// store fails.
+	ListSatellites(ctx context.Context, after string, limit int) (SatellitePage, error)
 	// UpdateSatellite applies u and returns the satellite as stored after
 	// it; a new threshold applies at once in every view of its liveness.
 	// ENOTFOUND when the satellite does not exist.
@@ -140,6 +145,16 @@ type Fleet interface {
 	OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error)
 }
 
+// SatellitePage is one page of a listing of the fleet, in satellite id
+// order.
+type SatellitePage struct {
+	Satellites []Satellite
+	// Next is the id the next page starts after: the last satellite this
+	// page covered (one deleted while it was read is covered but not
+	// returned). Empty when no satellite follows.
+	Next string
+}
+
 // Update changes some fields of a satellite; nil leaves a field alone.
 // ClearThreshold removes the per-satellite threshold override.
 type Update struct {
@@ -173,6 +188,19 @@ type SweepStore interface {
 	Connection(ctx context.Context, connectionID string, now time.Time) (Connection, error)
 	// CountOnline returns how many satellites are online at now.
 	CountOnline(ctx context.Context, now time.Time) (int, error)
+	// IndexLegacySatellites takes one bounded step of the backfill that
+	// adds satellites stored before the fleet listing index existed to it,
+	// resuming where the previous step stopped. It is idempotent; once a
+	// step has found every satellite indexed, later steps only read that
+	// it is done. EINTERNAL when the store fails; the step's progress is
+	// then not saved, and the next step repeats it.
+	IndexLegacySatellites(ctx context.Context, now time.Time) (BackfillStep, error)
+}
+
+// BackfillStep reports one step of the fleet index backfill.
+type BackfillStep struct {
+	Indexed int  // satellites this step added to the index
+	Done    bool // every satellite is indexed
 }
 
 // Stale is a satellite found past its heartbeat deadline.

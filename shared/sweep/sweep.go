@@ -40,6 +40,10 @@ const (
 	// index, the only sweep read that grows with the fleet rather than with
 	// the stale satellites.
 	OnlineEvery = 5 * time.Minute
+	// BackfillSteps bounds the steps of the fleet index backfill one sweep
+	// takes (each scans at most 1,000 items of the Satellites table), so
+	// that the backfill of a large table spreads over several sweeps.
+	BackfillSteps = 20
 )
 
 // Sweeper runs one sweep per call.
@@ -61,6 +65,10 @@ type Sweeper struct {
 	// Metrics receives the sweep's duration, the stale satellites it found
 	// and the satellites online; nil records nothing.
 	Metrics *metrics.Recorder
+
+	// indexed is set once a step of the fleet index backfill found it
+	// done: a warm instance then skips even the read that says so.
+	indexed atomic.Bool
 }
 
 // Report says what one sweep did.
@@ -74,6 +82,9 @@ type Report struct {
 	// next sweep because the invocation's deadline was near.
 	Deferred int
 	Online   int // satellites online (-1 when not counted)
+	// Indexed counts satellites stored before the fleet index that this
+	// sweep added to it.
+	Indexed int
 }
 
 // Sweep runs once. Every step is attempted; the first error is returned after
@@ -180,6 +191,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		return nil
 	})
 	r.RemovedExpired, r.Deferred, errs = int(removed.Load()), r.Deferred+deferred, append(errs, eerrs...)
+
+	r.Indexed = s.backfillFleetIndex(ctx, now)
 	level := slog.LevelInfo
 	if r.Deferred > 0 {
 		level = slog.LevelWarn
@@ -187,8 +200,39 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	s.Log.LogAttrs(ctx, level, "sweep done",
 		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
 		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired),
-		slog.Int("deferred", r.Deferred), slog.Int("online", r.Online))
+		slog.Int("deferred", r.Deferred), slog.Int("online", r.Online), slog.Int("indexed", r.Indexed))
 	return r, errors.Join(errs...)
+}
+
+// backfillFleetIndex takes up to BackfillSteps steps of the backfill that
+// adds satellites stored before the fleet listing index to it, while there
+// is time, and returns how many it added. Once done (on a new stack, at the
+// first sweep), a cold instance reads that with one request and a warm one
+// not at all. A failed step is logged, not a failed sweep: the listings
+// lack only the satellites not yet indexed, and the next sweep resumes.
+func (s *Sweeper) backfillFleetIndex(ctx context.Context, now time.Time) int {
+	indexed := 0
+	for range BackfillSteps {
+		if s.indexed.Load() || !s.inTime(ctx) {
+			break
+		}
+		step, err := s.Store.IndexLegacySatellites(ctx, now)
+		indexed += step.Indexed
+		if err != nil {
+			s.Log.LogAttrs(ctx, slog.LevelError, "fleet index backfill step failed; the next sweep resumes it", slog.String("error", err.Error()))
+			break
+		}
+		if step.Done {
+			s.indexed.Store(true)
+			if indexed > 0 {
+				s.Log.LogAttrs(ctx, slog.LevelInfo, "fleet index backfill done")
+			}
+		}
+	}
+	if indexed > 0 {
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "satellites added to the fleet index", slog.Int("indexed", indexed))
+	}
+	return indexed
 }
 
 // inTime reports whether there is time to start work: more than
