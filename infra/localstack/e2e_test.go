@@ -21,6 +21,7 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localstack"
 	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -403,9 +404,13 @@ func connectionIDs(t *testing.T, s *localstack.Stack, satelliteID string) []stri
 // sweep; a satellite that stops heartbeating is reported lost.
 func TestSweepRunsOnItsSchedule(t *testing.T) {
 	env := testenv.New(t)
+	// The functions' clock, moved past the deadline below: the live index
+	// rounds deadlines up to dynamo.DeadlineStep (a minute), which the
+	// test should not wait out.
+	clock := testenv.NewClock(time.Now())
 	s, err := localstack.Start(ctx, localstack.Options{
 		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
-		ScheduleEvery: 100 * time.Millisecond,
+		ScheduleEvery: 100 * time.Millisecond, Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +424,12 @@ func TestSweepRunsOnItsSchedule(t *testing.T) {
 	c := dial(t, s.URL)
 	c.send(map[string]any{"type": "authenticate", "clientId": "sat-quiet", "token": tok})
 	c.expect("authenticated")
-	// No heartbeat follows.
+	// No heartbeat follows. Until the rounded deadline no sweep finds it.
+	time.Sleep(500 * time.Millisecond)
+	if got := events(t, s, "sat-quiet"); slices.Contains(got, "satellite.heartbeat_lost") {
+		t.Fatalf("events %v before the deadline", got)
+	}
+	clock.Advance(time.Second + dynamo.DeadlineStep)
 	testenv.Eventually(t, "heartbeat_lost from the scheduled sweep", func() bool {
 		return slices.Contains(events(t, s, "sat-quiet"), "satellite.heartbeat_lost")
 	})

@@ -78,6 +78,9 @@ type Options struct {
 	MaxInFlight int
 	// ScheduleEvery overrides the template's schedule rates (tests).
 	ScheduleEvery time.Duration
+	// Now is the clock of functions run in process (tests); time.Now when
+	// nil.
+	Now func() time.Time
 	// Seed creates the demo satellite, its assignment and a published
 	// script package.
 	Seed bool
@@ -405,6 +408,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
 				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
 				MetricsOutput: opts.FunctionLog,
+				Now:           opts.Now,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
