@@ -185,7 +185,7 @@ func TestPublishFollowsTheRefresh(t *testing.T) {
 
 	code, out, errOut := run(t, api, "", "publish", "probe@1.0.0="+pkg)
 	if code != 0 || !strings.Contains(out, "refresh job ") || !strings.Contains(out, fmt.Sprintf("sent %d/%d (0 gone, 0 failed", n, n)) ||
-		!strings.Contains(out, fmt.Sprintf("refresh_script_packages done in ")) || !strings.Contains(out, fmt.Sprintf("sent to %d connection(s)", n)) {
+		!strings.Contains(out, "refresh_script_packages done in ") || !strings.Contains(out, fmt.Sprintf("sent to %d connection(s)", n)) {
 		t.Errorf("publish: exit %d\n%s%s", code, out, errOut)
 	}
 

@@ -322,9 +322,9 @@ func (s *Service) Publish(ctx context.Context, packages []Package) (Published, e
 	}
 	job, err := s.Fanout.Start(ctx, fanout.Request{Kind: protocol.TypeRefreshScriptPackages, Subject: hash, Frame: frame})
 	if err != nil {
-		return Published{}, satellite.Wrap(err, satellite.EINTERNAL, fmt.Sprintf(
-			"lockfile %s is published, but its refresh_script_packages push did not start (%s): satellites get it when they next authenticate; publish again to push it now",
-			hash, satellite.ErrorMessage(err)))
+		return Published{}, satellite.Wrap(err, satellite.EINTERNAL, "lockfile "+hash+
+			" is published, but its refresh_script_packages push did not start ("+satellite.ErrorMessage(err)+
+			"): satellites get it when they next authenticate; publish again to push it now")
 	}
 	return Published{LockfileHash: hash, Entries: entries, Refresh: fanoutView(job)}, nil
 }

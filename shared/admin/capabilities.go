@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -132,9 +131,8 @@ func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) 
 		LateSince: now.Add(-lateAuthentication), LateNotBefore: now.Add(s.PushSettle),
 	})
 	if err != nil {
-		return SandboxPolicyView{}, satellite.Wrap(err, satellite.EINTERNAL, fmt.Sprintf(
-			"the sandbox policy is stored, but its push did not start (%s): satellites get it when they next authenticate; set it again to push it now",
-			satellite.ErrorMessage(err)))
+		return SandboxPolicyView{}, satellite.Wrap(err, satellite.EINTERNAL, "the sandbox policy is stored, but its push did not start ("+
+			satellite.ErrorMessage(err)+"): satellites get it when they next authenticate; set it again to push it now")
 	}
 	view := fanoutView(job)
 	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Push: &view}, nil

@@ -63,18 +63,20 @@ func countNames(pass int) (sent, gone, failed string) {
 
 // CreateFanoutJob implements satellite.FanoutJobs.
 func (s *FanoutJobs) CreateFanoutJob(ctx context.Context, j satellite.FanoutJob) error {
+	// Every segment starts alike: from the start of PassAll, not done,
+	// not counted, held by nobody (leaseUntil 0), no checkpoint.
+	start := &types.AttributeValueMemberM{Value: item{
+		segPass: num(satellite.PassAll), segDone: boolean(false), segCounted: boolean(false), segLease: num(0), segSeq: num(0),
+	}}
 	segs := item{}
 	for i := range j.Segments {
-		segs[strconv.Itoa(i)] = &types.AttributeValueMemberM{Value: item{
-			segPass: num(satellite.PassAll), segDone: boolean(false), segCounted: boolean(false), segLease: num(0), segSeq: num(0),
-		}}
+		segs[strconv.Itoa(i)] = start
 	}
+	// The counters start missing (zero): checkpoints ADD to them.
 	it := item{
 		JobsPartitionKey: str(j.ID), "kind": str(j.Kind), "subject": str(j.Subject),
 		"frame": &types.AttributeValueMemberB{Value: j.Frame}, "createdAt": millis(j.CreatedAt), "updatedAt": millis(j.CreatedAt),
 		JobsTTLAttribute: num(j.ExpiresAt.Unix()), jobSegmentCountAttr: num(int64(len(j.Segments))),
-		"segmentsDone": num(0), "segmentsCounted": num(0), "total": num(0),
-		"sent": num(0), "gone": num(0), "failed": num(0), "lateSent": num(0), "lateGone": num(0), "lateFailed": num(0),
 		jobSegmentsAttr: &types.AttributeValueMemberM{Value: segs},
 	}
 	if j.HasLatePass() {

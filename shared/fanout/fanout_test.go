@@ -2,7 +2,10 @@ package fanout_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
@@ -338,6 +342,41 @@ func TestHandOnsDeliveredTwice(t *testing.T) {
 	st := h.env.Lambda.API.Stats()
 	if st.Duplicated < 3 || st.Duplicated != st.Accepted {
 		t.Errorf("Lambda API: %+v, want every event (the starts and the hand-ons) delivered twice", st)
+	}
+}
+
+// TestTaskFixture invokes the fan-out function's handler with
+// events/fanout-task.json, the event the admin function (and the function
+// itself) sends, through the Lambda handler adapter (usable with sam local
+// invoke -e).
+func TestTaskFixture(t *testing.T) {
+	h := newHarness(t)
+	conns := h.connectMany("sat-fixture", 3)
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "fanout-task.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task satellite.FanoutTask
+	if err := json.Unmarshal(b, &task); err != nil {
+		t.Fatal(err)
+	}
+	frame, _ := protocol.Encode(protocol.NewRefreshScriptPackages("lock-fixture"))
+	now := h.clock.Now()
+	if err := h.jobs.CreateFanoutJob(ctx, satellite.FanoutJob{ID: task.JobID, Kind: protocol.TypeRefreshScriptPackages, Frame: frame,
+		CreatedAt: now, ExpiresAt: now.Add(fanout.JobRetention), Segments: make([]satellite.FanoutSegment, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	invoke := gateway.NewInProcess(map[string]any{"FanoutFunction": h.worker().Handle})
+	deadline, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if out, err := invoke.Invoke(deadline, "FanoutFunction", b); err != nil || string(out) != "null" {
+		t.Fatalf("invoke with the fixture: %s, %v", out, err)
+	}
+	if j := h.job(task.JobID); !j.Finished() || j.Counts.Sent != 3 {
+		t.Errorf("job = %+v, want 3 sent", j)
+	}
+	if n := len(h.refreshes(conns)); n != 3 {
+		t.Errorf("%d connections refreshed, want 3", n)
 	}
 }
 

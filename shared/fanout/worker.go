@@ -17,7 +17,9 @@ import (
 // Worker defaults.
 const (
 	DefaultConcurrency = 16
-	DefaultPageSize    = 100
+	// DefaultPageSize is how many records one scan request reads: about
+	// 150 KB of the index, well under a scan page's 1 MB.
+	DefaultPageSize = 500
 	// DefaultMargin is how long before its deadline a worker stops posting:
 	// the posts in flight, the last checkpoint and the hand-on fit in it.
 	DefaultMargin = 5 * time.Second
@@ -210,7 +212,12 @@ func (r *segmentRun) run(ctx, workCtx context.Context) error {
 		return r.lost(ctx, err)
 	}
 	<-counted
-	r.release(ctx)
+	if err := r.w.Jobs.ReleaseFanoutSegment(ctx, r.task.JobID, r.task.Segment, r.owner, r.lease); err != nil {
+		// Still held until this invocation's deadline, the hand-on would
+		// find it taken: Lambda's retry of this task, a minute later,
+		// claims it instead.
+		return err
+	}
 	if err := r.w.Queue.EnqueueFanout(ctx, r.task); err != nil {
 		// Released: Lambda's retry of this task claims the segment again.
 		return err
@@ -270,20 +277,30 @@ func (r *segmentRun) waitForLatePass(ctx context.Context) bool {
 // pass posts to the segment's connections of one pass from cursor on,
 // checkpointing as it goes, until the segment has no more (exhausted) or
 // the deadline nears. next is where the segment continues: after the last
-// connection a post was started for.
+// connection a post was started for. The next page is read while the
+// current one is posted to.
 func (r *segmentRun) pass(ctx context.Context, pass int, cursor string) (exhausted bool, next string, err error) {
 	frame := json.RawMessage(r.job.Frame)
 	slots := make(chan struct{}, r.concurrency())
 	lastCheckpoint := r.w.Now()
 	next = cursor
+	scanCtx, stopScanning := context.WithCancel(ctx)
+	defer stopScanning()
+	pages := r.scan(scanCtx, cursor)
 	for {
 		if r.stopping() {
 			return false, next, nil
 		}
-		page, err := r.w.Connections.ScanAuthenticatedConnections(ctx, r.task.Segment, len(r.job.Segments), next, r.pageSize(), r.w.Now())
-		if err != nil {
-			return false, next, err
+		var read scanned
+		select {
+		case read = <-pages:
+		case <-ctx.Done():
+			return false, next, ctx.Err()
 		}
+		if read.err != nil {
+			return false, next, read.err
+		}
+		page := read.page
 		for i, c := range page.Connections {
 			if pass == satellite.PassLate && c.AuthenticatedAt.Before(r.job.LateSince) {
 				next = page.Cursors[i]
@@ -318,6 +335,33 @@ func (r *segmentRun) pass(ctx context.Context, pass int, cursor string) (exhaust
 			lastCheckpoint = r.w.Now()
 		}
 	}
+}
+
+// scanned is one page read, or why it could not be.
+type scanned struct {
+	page satellite.ConnectionPage
+	err  error
+}
+
+// scan reads the segment's pages from cursor on, one ahead of the reader,
+// until the segment has no more, a read fails, or ctx ends.
+func (r *segmentRun) scan(ctx context.Context, cursor string) <-chan scanned {
+	pages := make(chan scanned, 1)
+	go func() {
+		for {
+			page, err := r.w.Connections.ScanAuthenticatedConnections(ctx, r.task.Segment, len(r.job.Segments), cursor, r.pageSize(), r.w.Now())
+			select {
+			case pages <- scanned{page, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || page.Next == "" {
+				return
+			}
+			cursor = page.Next
+		}
+	}()
+	return pages
 }
 
 // post sends the frame to one connection and counts the outcome. A gone

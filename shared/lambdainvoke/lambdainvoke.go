@@ -7,8 +7,6 @@ package lambdainvoke
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
@@ -37,7 +35,7 @@ func New(api *awsapi.Client, endpoint string) *Client {
 // when the event is over MaxEventBytes (nothing is sent).
 func (c *Client) InvokeAsync(ctx context.Context, function string, event []byte) error {
 	if len(event) > MaxEventBytes {
-		return satellite.Errorf(satellite.ETOOLARGE, "event of %d bytes is over Lambda's %d byte limit for asynchronous invocations", len(event), MaxEventBytes)
+		return satellite.Errorf(satellite.ETOOLARGE, "event of %d bytes is over Lambda's 256 KB limit for asynchronous invocations", len(event))
 	}
 	u, err := awsapi.JoinURL(c.endpoint, "/2015-03-31/functions/"+awsapi.EscapeSegment(function)+"/invocations")
 	if err != nil {
@@ -48,17 +46,15 @@ func (c *Client) InvokeAsync(ctx context.Context, function string, event []byte)
 		Method: http.MethodPost, URL: u, Body: event,
 		Header: http.Header{"X-Amz-Invocation-Type": {"Event"}, "Content-Type": {"application/json"}},
 	})
-	var answer *awsapi.Error
-	switch {
-	case errors.As(err, &answer):
-		return satellite.Wrap(err, satellite.EINTERNAL, fmt.Sprintf("invoke %s asynchronously: Lambda answered %d %s: %s", function, answer.StatusCode, answer.Code, answer.Message))
-	case err != nil:
-		return satellite.Wrap(err, satellite.EINTERNAL, "invoke "+function+" asynchronously: Lambda did not answer")
+	if err != nil {
+		// AWS's answer (status, code, message, request id) says why; it
+		// holds nothing secret.
+		return satellite.Wrap(err, satellite.EINTERNAL, "invoke "+function+" asynchronously: "+err.Error())
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		return satellite.Errorf(satellite.EINTERNAL, "invoke %s asynchronously: Lambda answered %d, want 202", function, resp.StatusCode)
+		return satellite.Errorf(satellite.EINTERNAL, "invoke %s asynchronously: Lambda answered %d, not 202", function, resp.StatusCode)
 	}
 	return nil
 }
