@@ -88,6 +88,9 @@ func (w *Worker) Run(ctx context.Context, t satellite.FanoutTask) (Outcome, erro
 		deadline = time.Now().Add(NoDeadlineBudget)
 	}
 	budget := time.Until(deadline)
+	if budget <= 0 {
+		return Outcome{}, satellite.Errorf(satellite.EINTERNAL, "fan-out task of job %s segment %d started after its deadline", t.JobID, t.Segment)
+	}
 	margin := w.Margin
 	if margin <= 0 {
 		margin = DefaultMargin
