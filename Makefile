@@ -13,7 +13,7 @@ TOOLS_BIN := $(TOOLS_DIR)/bin
 FUZZTIME  ?= 10s
 
 # Lambda functions: logical id in template.yaml -> package under functions/.
-FUNCTIONS := connect message disconnect sweep admin
+FUNCTIONS := connect message disconnect sweep admin fanout
 
 GOBUILD := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
@@ -42,7 +42,7 @@ build: ## Build every function as $(BUILD_DIR)/<function>/bootstrap (linux/arm64
 	done
 
 # `sam build` runs these (BuildMethod: makefile) with ARTIFACTS_DIR set.
-.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction build-AdminFunction
+.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction build-AdminFunction build-FanoutFunction
 build-ConnectFunction: ## sam build: ConnectFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
 build-MessageFunction: ## sam build: MessageFunction into $(ARTIFACTS_DIR).
@@ -53,6 +53,8 @@ build-SweepFunction: ## sam build: SweepFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sweep
 build-AdminFunction: ## sam build: AdminFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/admin
+build-FanoutFunction: ## sam build: FanoutFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/fanout
 
 DEV_ADDR ?= 127.0.0.1:8765
 PERSIST  ?=
@@ -100,6 +102,10 @@ cost: tools ## The cost model: $/month per 1,000 satellites, from per-message fi
 .PHONY: bench-sweep
 bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## One heartbeat sweep over 100,000 satellites in DynamoDB Local, 1,000 of them stale (SWEEPBENCH_FLAGS="-satellites N -stale M").
 	$(GO) run ./infra/cmd/sweepbench $(SWEEPBENCH_FLAGS)
+
+.PHONY: bench-refresh
+bench-refresh: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## A package refresh to 10,000 authenticated sockets: publish until every socket has it.
+	$(GO) run ./infra/cmd/refreshbench $(REFRESHBENCH_FLAGS)
 
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.

@@ -28,6 +28,9 @@ type Config struct {
 	API *API
 	// HTTPAPI, when set, is served on the same listener (payload 2.0).
 	HTTPAPI *HTTPAPI
+	// Lambda, when set, serves Lambda's Invoke API on the same listener
+	// (the functions invoke each other through it).
+	Lambda  *LambdaAPI
 	Invoker Invoker
 	// Schedules run on their rate while the gateway serves; nil runs none.
 	Schedules []Schedule
@@ -153,7 +156,8 @@ func (g *Gateway) Serve(l net.Listener) error {
 }
 
 // Shutdown closes every connection with 1001 Going away (each gets its
-// $disconnect), stops the schedules and waits for in-flight invocations.
+// $disconnect), stops the schedules, waits for in-flight invocations, then
+// stops the Lambda API (asynchronous events still waiting are dropped).
 func (g *Gateway) Shutdown() {
 	g.stopOnce.Do(func() { close(g.stop) })
 	g.mu.Lock()
@@ -167,6 +171,9 @@ func (g *Gateway) Shutdown() {
 		c.close(websocket.StatusGoingAway, "Going away")
 	}
 	g.wg.Wait()
+	if g.cfg.Lambda != nil {
+		g.cfg.Lambda.Stop()
+	}
 }
 
 // URL is the ws:// URL clients connect to.
@@ -193,6 +200,10 @@ func (g *Gateway) Connections() int {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := g.managementPath(r); ok {
 		g.serveManagement(w, r, id)
+		return
+	}
+	if g.cfg.Lambda != nil && IsInvokePath(r.URL.Path) {
+		g.cfg.Lambda.ServeHTTP(w, r)
 		return
 	}
 	if r.URL.Path != "/"+g.cfg.API.Stage {

@@ -57,8 +57,8 @@ func TestBootstrapsFitTheSizeBudget(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	fns, err := lambdarie.Bootstraps(dir)
-	if err != nil || len(fns) != 5 {
-		t.Fatalf("built %v (%v), want the five functions", fns, err)
+	if err != nil || len(fns) != 6 {
+		t.Fatalf("built %v (%v), want the six functions", fns, err)
 	}
 	for _, fn := range fns {
 		info, err := os.Stat(filepath.Join(dir, fn, "bootstrap"))

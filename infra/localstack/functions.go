@@ -51,6 +51,13 @@ var handlers = map[string]func(app.Config, aws.Config, app.Options) (any, error)
 		}
 		return h.Handle, nil
 	},
+	"fanout": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		w, err := app.NewFanout(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return w.Handle, nil
+	},
 }
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)

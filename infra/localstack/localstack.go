@@ -94,6 +94,12 @@ type Options struct {
 	FunctionEnv map[string]string
 	// OnInvoke is passed to the gateway.
 	OnInvoke func(gateway.Invocation)
+	// AsyncRetryDelays are the waits before the retries of a failed
+	// asynchronous invocation (Lambda's one and two minutes when nil);
+	// AsyncDuplicateRate the share of asynchronous events delivered twice,
+	// as Lambda now and then does (0: none).
+	AsyncRetryDelays   []time.Duration
+	AsyncDuplicateRate float64
 }
 
 // Stack is a running local backend.
@@ -101,8 +107,9 @@ type Stack struct {
 	URL           string // ws://127.0.0.1:port/stage
 	ManagementURL string // http://127.0.0.1:port/stage (+ /@connections)
 	// AdminURL is the admin HTTP API's base URL ("" when the template has
-	// none).
+	// none); LambdaURL the Lambda Invoke API's (AWS_ENDPOINT_URL_LAMBDA).
 	AdminURL  string
+	LambdaURL string
 	Mode      Mode
 	Functions []string
 
@@ -123,7 +130,11 @@ type Stack struct {
 	// Demo is set when Options.Seed.
 	Demo *Demo
 
-	Gateway   *gateway.Gateway
+	Gateway *gateway.Gateway
+	// Lambda serves Lambda's Invoke API on the gateway's port: the admin
+	// function starts fan-out tasks through it, and the fan-out function
+	// hands on to itself.
+	Lambda    *gateway.LambdaAPI
 	Registry  *dynamo.Registry
 	Publisher *s3packages.Publisher
 	// Packages reads the bucket as the functions do.
@@ -132,6 +143,8 @@ type Stack struct {
 	log    *slog.Logger
 	stop   []func()
 	failed chan error
+	// functionNames maps each function to the name it is invoked by.
+	functionNames map[string]string
 }
 
 // Failed delivers an error when a part the stack cannot run without stops
@@ -219,16 +232,27 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		l.Close()
 		return nil, err
 	}
-	functions := uniqueSorted(append(append(api.Functions(), scheduleFunctions(schedules)...), httpAPI.Functions()...))
+	// Every function of the template runs: those behind a route or a
+	// schedule, and those only invoked through the Lambda API.
+	functions := uniqueSorted(tpl.ResourcesOfType("AWS::Serverless::Function"))
 	s.Functions = functions
+	s.LambdaURL = "http://" + host
+	if s.functionNames, err = functionNames(tpl, functions, s.refs(tpl)); err != nil {
+		l.Close()
+		return nil, err
+	}
 	invoker, err := s.startFunctions(ctx, opts, tpl, functions, dirs)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
+	s.Lambda = gateway.NewLambdaAPI(gateway.LambdaConfig{
+		Invoker: invoker, Functions: lambdaFunctions(tpl, functions, s.functionNames),
+		RetryDelays: opts.AsyncRetryDelays, DuplicateRate: opts.AsyncDuplicateRate, Log: s.log.With("component", "lambda"),
+	})
 
 	s.Gateway = gateway.New(gateway.Config{
-		API: api, HTTPAPI: httpAPI, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
+		API: api, HTTPAPI: httpAPI, Lambda: s.Lambda, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
 		IdleTimeout: opts.IdleTimeout, MaxDuration: opts.MaxDuration, IntegrationTimeout: opts.IntegrationTimeout,
 		MaxInFlight: opts.MaxInFlight,
 		Region:      localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,
@@ -256,12 +280,30 @@ func uniqueSorted(names []string) []string {
 	return slices.Compact(names)
 }
 
-func scheduleFunctions(schedules []gateway.Schedule) []string {
-	var fns []string
-	for _, sc := range schedules {
-		fns = append(fns, sc.Function)
+// functionNames maps each function to the name it is invoked by: its
+// resolved FunctionName, else its logical id.
+func functionNames(tpl *samtemplate.Template, functions []string, refs map[string]string) (map[string]string, error) {
+	names := map[string]string{}
+	for _, fn := range functions {
+		name, err := tpl.FunctionName(fn, refs)
+		if err != nil {
+			return nil, err
+		}
+		names[fn] = name
 	}
-	return fns
+	return names, nil
+}
+
+// lambdaFunctions is how the Lambda API runs each function, under its name
+// and its logical id: the template's Timeout and asynchronous retries.
+func lambdaFunctions(tpl *samtemplate.Template, functions []string, names map[string]string) map[string]gateway.LambdaFunction {
+	out := map[string]gateway.LambdaFunction{}
+	for _, fn := range functions {
+		retries, age := tpl.AsyncRetries(fn)
+		f := gateway.LambdaFunction{LogicalID: fn, Timeout: tpl.Timeout(fn), Retries: retries, MaxEventAge: age}
+		out[fn], out[names[fn]] = f, f
+	}
+	return out
 }
 
 // startStorage starts (or adopts) DynamoDB and S3 and creates the template's
@@ -340,10 +382,9 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 	return nil
 }
 
-// environment is a function's environment from the template, with local
-// values for resources, parameters that name AWS-only features, and
-// endpoints.
-func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level, extra map[string]string) (map[string]string, error) {
+// refs are the local values of the template's pseudo parameters,
+// resources, and parameters that name AWS-only features.
+func (s *Stack) refs(tpl *samtemplate.Template) map[string]string {
 	refs := map[string]string{
 		"AWS::Region":          localaws.Region,
 		"AWS::AccountId":       "123456789012",
@@ -360,7 +401,17 @@ func (s *Stack) environment(tpl *samtemplate.Template, function string, level sl
 	for logical, name := range s.TableNames {
 		refs[logical] = name
 	}
-	env, err := tpl.ResolveEnvironment(function, refs)
+	for logical, name := range s.functionNames {
+		refs[logical] = name
+	}
+	return refs
+}
+
+// environment is a function's environment from the template, with local
+// values for resources, parameters that name AWS-only features, and
+// endpoints.
+func (s *Stack) environment(tpl *samtemplate.Template, function string, level slog.Level, extra map[string]string) (map[string]string, error) {
+	env, err := tpl.ResolveEnvironment(function, s.refs(tpl))
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +457,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			}
 			h, err := handler(cfg, localaws.AWSConfig(), app.Options{
 				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
-				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint},
+				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL},
 				MetricsOutput: opts.FunctionLog,
 				Now:           opts.Now,
 			})
@@ -431,12 +482,13 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			for k, v := range map[string]string{
 				"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
 				"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint,
+				"AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL,
 			} {
 				env[k] = v
 			}
 			e, err := lambdarie.Start(ctx, lambdarie.Options{
 				Bootstrap: filepath.Join(buildDir, dirs[fn], "bootstrap"), Env: env,
-				Timeout: functionTimeout(tpl, fn), Output: opts.FunctionLog,
+				Timeout: tpl.Timeout(fn), Output: opts.FunctionLog,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
@@ -450,7 +502,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			return nil, errors.New("lambda-endpoint mode needs the endpoint URL")
 		}
 		for _, fn := range functions {
-			for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint} {
+			for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint, "AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL} {
 				envs[fn][k] = v
 			}
 		}
@@ -465,21 +517,6 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 		return &gateway.LambdaEndpoint{URL: opts.LambdaEndpoint}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", opts.Mode)
-}
-
-// functionTimeout is the function's Timeout, from its properties or Globals.
-func functionTimeout(tpl *samtemplate.Template, fn string) time.Duration {
-	for _, v := range []any{tpl.Resources[fn].Properties["Timeout"], globalFunction(tpl)["Timeout"]} {
-		if n, ok := v.(int64); ok && n > 0 {
-			return time.Duration(n) * time.Second
-		}
-	}
-	return 3 * time.Second
-}
-
-func globalFunction(tpl *samtemplate.Template) map[string]any {
-	g, _ := tpl.Globals["Function"].(map[string]any)
-	return g
 }
 
 // build runs `make build` for this machine into a temporary directory.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Statement is one IAM policy statement of a function.
@@ -152,4 +153,53 @@ func scalarString(v any) string {
 		return strconv.FormatInt(int64(f), 10)
 	}
 	return fmt.Sprint(v)
+}
+
+// FunctionName returns the name a function deploys under: its FunctionName
+// resolved with refs (as ResolveEnvironment resolves values), or its
+// logical id, the name `sam local` gives it, when it sets none.
+func (t *Template) FunctionName(function string, refs map[string]string) (string, error) {
+	v, ok := t.Resources[function].Properties["FunctionName"]
+	if !ok {
+		return function, nil
+	}
+	name, err := t.resolve(v, refs)
+	if err != nil {
+		return "", fmt.Errorf("%s FunctionName: %w", function, err)
+	}
+	return name, nil
+}
+
+// Timeout returns a function's Timeout, its own or the Globals', and
+// Lambda's default of 3 s when neither sets one.
+func (t *Template) Timeout(function string) time.Duration {
+	g, _ := t.Globals["Function"].(map[string]any)
+	for _, v := range []any{t.Resources[function].Properties["Timeout"], g["Timeout"]} {
+		if n, ok := v.(float64); ok && n > 0 {
+			return time.Duration(n * float64(time.Second))
+		}
+	}
+	return 3 * time.Second
+}
+
+// Lambda's defaults for asynchronous invocations.
+const (
+	DefaultAsyncRetries = 2
+	DefaultMaxEventAge  = 6 * time.Hour
+)
+
+// AsyncRetries returns how Lambda handles a function's asynchronous
+// invocations: how often it retries one that failed (its EventInvokeConfig's
+// MaximumRetryAttempts, DefaultAsyncRetries when not set) and how long an
+// event may wait (MaximumEventAgeInSeconds, DefaultMaxEventAge).
+func (t *Template) AsyncRetries(function string) (retries int, maxAge time.Duration) {
+	retries, maxAge = DefaultAsyncRetries, DefaultMaxEventAge
+	cfg, _ := t.Resources[function].Properties["EventInvokeConfig"].(map[string]any)
+	if n, ok := cfg["MaximumRetryAttempts"].(float64); ok {
+		retries = int(n)
+	}
+	if n, ok := cfg["MaximumEventAgeInSeconds"].(float64); ok {
+		maxAge = time.Duration(n) * time.Second
+	}
+	return retries, maxAge
 }

@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/shared/admin"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 )
 
@@ -164,6 +166,7 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 		{"ResultsTable", []string{dynamo.ResultsPartitionKey, dynamo.ResultsSortKey},
 			map[string][]string{dynamo.EnvironmentIndex: {dynamo.EnvironmentIndexPartKey, dynamo.EnvironmentIndexSortKey}}, dynamo.ResultsTTLAttribute},
 		{"TelemetryTable", []string{dynamo.TelemetryPartitionKey}, nil, dynamo.TelemetryTTLAttribute},
+		{"JobsTable", []string{dynamo.JobsPartitionKey}, nil, dynamo.JobsTTLAttribute},
 	}
 	tables, err := tpl.Tables()
 	if err != nil {
@@ -401,6 +404,74 @@ func TestSweepFailuresAreNotRetriedByLambdaAndReachTheFailureQueue(t *testing.T)
 	}
 	if !watched {
 		t.Errorf("no alarm watches the sweep failure queue %s", scheduleQueue)
+	}
+}
+
+// TestFanoutFunctionHandsOnToItselfWithoutACycle checks the fan-out
+// wiring: the admin function starts jobs on the fan-out function, which
+// hands the rest of a segment on to itself. Its policy names its own ARN
+// from its FunctionName (a !GetAtt of itself would make the function depend
+// on its role depend on the function: a circular dependency), its
+// FANOUT_FUNCTION is that same name, and its asynchronous invocations are
+// retried twice (each retry continues from the last checkpoint) before they
+// reach a failure queue an alarm watches.
+func TestFanoutFunctionHandsOnToItselfWithoutACycle(t *testing.T) {
+	tpl, _ := load(t)
+	fn := tpl.Resources["FanoutFunction"].Properties
+	name, ok := samtemplate.Sub(fn["FunctionName"])
+	if !ok || !strings.HasPrefix(name, "${AWS::StackName}") {
+		t.Fatalf("FanoutFunction.FunctionName = %v, want a !Sub of the stack's name", fn["FunctionName"])
+	}
+	if got, _ := samtemplate.Sub(tpl.Environment("FanoutFunction")["FANOUT_FUNCTION"]); got != name {
+		t.Errorf("FanoutFunction hands on to %q, its name is %q", got, name)
+	}
+	if ref, _ := samtemplate.Ref(tpl.Environment("AdminFunction")["FANOUT_FUNCTION"]); ref != "FanoutFunction" {
+		t.Errorf("AdminFunction FANOUT_FUNCTION = %v, want !Ref FanoutFunction", tpl.Environment("AdminFunction")["FANOUT_FUNCTION"])
+	}
+	for _, ref := range refsIn(fn) {
+		if ref == "FanoutFunction" {
+			t.Errorf("FanoutFunction refers to itself: a circular dependency")
+		}
+	}
+	stmts, err := tpl.PolicyStatements("FanoutFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := false
+	for _, st := range stmts {
+		if slices.Contains(st.Actions, "lambda:InvokeFunction") {
+			arn, _ := samtemplate.Sub(st.Resources[0])
+			self = len(st.Resources) == 1 && arn == "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"+name
+		}
+	}
+	if !self {
+		t.Errorf("FanoutFunction may not invoke exactly itself: %+v", stmts)
+	}
+	invoke, _ := fn["EventInvokeConfig"].(map[string]any)
+	if invoke["MaximumRetryAttempts"] != float64(2) {
+		t.Errorf("EventInvokeConfig.MaximumRetryAttempts = %v, want Lambda's 2, stated", invoke["MaximumRetryAttempts"])
+	}
+	onFailure, _ := invoke["DestinationConfig"].(map[string]any)["OnFailure"].(map[string]any)
+	queue, attr, _ := samtemplate.GetAtt(onFailure["Destination"])
+	if onFailure["Type"] != "SQS" || attr != "Arn" || tpl.Resources[queue].Type != "AWS::SQS::Queue" {
+		t.Fatalf("failed fan-out tasks go to %v, want a queue of this stack", onFailure)
+	}
+	watched := false
+	for _, id := range tpl.ResourcesOfType("AWS::CloudWatch::Alarm") {
+		ap := tpl.Resources[id].Properties
+		for _, d := range asList(ap["Dimensions"]) {
+			if r, _, _ := samtemplate.GetAtt(d.(map[string]any)["Value"]); r == queue && ap["MetricName"] == "ApproximateNumberOfMessagesVisible" {
+				watched = true
+			}
+		}
+	}
+	if !watched {
+		t.Errorf("no alarm watches the fan-out failure queue %s", queue)
+	}
+	// A task stops posting DefaultMargin before its deadline; the timeout
+	// leaves it most of the invocation.
+	if timeout, _ := fn["Timeout"].(float64); time.Duration(timeout)*time.Second < 4*fanout.DefaultMargin {
+		t.Errorf("FanoutFunction.Timeout = %v s, want at least four margins of %v", fn["Timeout"], fanout.DefaultMargin)
 	}
 }
 

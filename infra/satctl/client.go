@@ -60,11 +60,18 @@ func IsLocal(endpoint string) bool {
 
 // Do sends one request and decodes a JSON answer into out (when not nil).
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	_, err := c.DoHeaders(ctx, method, path, query, body, out)
+	return err
+}
+
+// DoHeaders is Do, also returning the answer's headers (a started fan-out
+// job's Location).
+func (c *Client) DoHeaders(ctx context.Context, method, path string, query url.Values, body, out any) (http.Header, error) {
 	var payload []byte
 	if body != nil {
 		var err error
 		if payload, err = json.Marshal(body); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	u := strings.TrimRight(c.BaseURL, "/") + path
@@ -73,7 +80,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "satctl/1.0")
@@ -83,7 +90,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.Credentials != nil {
 		creds, err := c.Credentials.Retrieve(ctx)
 		if err != nil {
-			return fmt.Errorf("AWS credentials for signing: %w", err)
+			return nil, fmt.Errorf("AWS credentials for signing: %w", err)
 		}
 		sum := sha256.Sum256(payload)
 		now := time.Now
@@ -91,7 +98,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			now = c.Now
 		}
 		if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, now()); err != nil {
-			return fmt.Errorf("sign request: %w", err)
+			return nil, fmt.Errorf("sign request: %w", err)
 		}
 	}
 	client := c.HTTP
@@ -100,12 +107,12 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -124,10 +131,10 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		if apiErr.Message == "" {
 			apiErr.Message = http.StatusText(resp.StatusCode)
 		}
-		return apiErr
+		return resp.Header, apiErr
 	}
 	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
+		return resp.Header, json.Unmarshal(raw, out)
 	}
-	return nil
+	return resp.Header, nil
 }

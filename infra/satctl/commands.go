@@ -45,19 +45,26 @@ Commands:
   assign ID --file FILE
         Replace the satellite's assignments with the JSON array in FILE ("-"
         reads stdin). A connected satellite gets config_updated at once.
-  publish NAME@VERSION=PATH [NAME@VERSION=PATH]...
+  publish [--no-wait] [--wait-timeout 15m] NAME@VERSION=PATH [NAME@VERSION=PATH]...
         Publish a script-package set: blobs, manifest and desired lockfile;
-        every connected satellite gets refresh_script_packages.
+        every connected satellite gets refresh_script_packages from a job
+        that runs on its own. satctl follows it, printing sent/total as it
+        goes, until every connected satellite was sent it (--no-wait
+        returns once it started).
   packages [--limit N] [--one-page] [--next-token TOKEN]
         Show the desired lockfile, its packages and each satellite's sync
         state, paged as list.
   results --config-id ID --system-id ID [--environment ENV] [--limit 20]
         Show the latest results of a check, newest first (of one environment
         with --environment).
-  sandbox-policy get | set --file FILE
+  sandbox-policy get | set --file FILE [--no-wait] [--wait-timeout 15m]
         Show or set the fleet-wide script sandbox policy (a JSON object). Every
-        connected satellite gets it at once, every later one on authenticate;
-        until one is set, satellites run scripts fail-closed.
+        connected satellite gets it from a job satctl follows as publish's,
+        every later one on authenticate; until one is set, satellites run
+        scripts fail-closed.
+  fan-out JOB_ID
+        Show a push job's progress (a publish's refresh, a sandbox policy):
+        sent/total, gone, failed, and whether it is done.
   capability set ID KIND --file FILE | capability delete ID KIND
         Set a satellite's config of a capability kind from FILE, {"payload":
         ..., "secrets": {RESOURCE: {FIELD: "${{ secrets.NAME }}"}}}: the
@@ -242,7 +249,8 @@ func (t tags) Set(v string) error {
 type command func(fs *flag.FlagSet) func(*env) error
 
 // commands is the command table; the commands themselves are in
-// satellites.go, assignments.go, packages.go, results.go and fleet.go.
+// satellites.go, assignments.go, packages.go, results.go, fleet.go and
+// fanouts.go.
 var commands = map[string]command{
 	"create":         cmdCreate,
 	"list":           cmdList,
@@ -258,6 +266,7 @@ var commands = map[string]command{
 	"sandbox-policy": cmdSandboxPolicy,
 	"capability":     cmdCapability,
 	"telemetry":      cmdTelemetry,
+	"fan-out":        cmdFanout,
 }
 
 func (e *env) id() (string, error) {

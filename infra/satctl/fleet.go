@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -24,14 +25,17 @@ func (e *env) readFile(file string) ([]byte, error) {
 }
 
 // cmdSandboxPolicy is `satctl sandbox-policy get` and
-// `satctl sandbox-policy set --file FILE`.
+// `satctl sandbox-policy set --file FILE [--no-wait]`, which follows the
+// push to every connected satellite.
 func cmdSandboxPolicy(fs *flag.FlagSet) func(*env) error {
 	file := fs.String("file", "", `the policy, a JSON object ("-": stdin)`)
+	wait := registerFanoutFlags(fs)
 	return func(e *env) error {
 		if len(e.args) != 1 || (e.args[0] != "get" && e.args[0] != "set") {
 			return usagef("give get or set")
 		}
 		var raw json.RawMessage
+		var headers http.Header
 		if e.args[0] == "get" {
 			if err := e.client.Do(e.ctx, "GET", "/sandbox-policy", nil, nil, &raw); err != nil {
 				return err
@@ -44,31 +48,54 @@ func cmdSandboxPolicy(fs *flag.FlagSet) func(*env) error {
 			if !json.Valid(b) {
 				return usagef("%s is not JSON", *file)
 			}
-			if err := e.client.Do(e.ctx, "PUT", "/sandbox-policy", nil, json.RawMessage(b), &raw); err != nil {
+			if headers, err = e.client.DoHeaders(e.ctx, "PUT", "/sandbox-policy", nil, json.RawMessage(b), &raw); err != nil {
 				return err
 			}
-		}
-		if e.json {
-			return e.printJSON(raw)
 		}
 		var out struct {
 			Policy    json.RawMessage `json:"policy"`
 			UpdatedAt *time.Time      `json:"updatedAt"`
-			Pushed    *struct {
-				Sent, Gone, Failed int
-			} `json:"pushed"`
+			Push      *fanoutView     `json:"push"`
 		}
 		_ = json.Unmarshal(raw, &out)
-		if out.UpdatedAt == nil {
-			fmt.Fprintln(e.out, "no sandbox policy set: satellites run scripts fail-closed (egress denied)")
-			return nil
+		if out.Push == nil || *wait.noWait {
+			if e.json {
+				return e.printJSON(raw)
+			}
+			return e.printPolicy(out.UpdatedAt, out.Policy, out.Push)
 		}
-		fmt.Fprintf(e.out, "updated %s\n", out.UpdatedAt.UTC().Format(time.RFC3339))
-		if out.Pushed != nil {
-			fmt.Fprintf(e.out, "pushed to %d connected satellites (%d gone, %d failed)\n", out.Pushed.Sent, out.Pushed.Gone, out.Pushed.Failed)
+		if !e.json {
+			fmt.Fprintf(e.out, "updated %s; push job %s started on %s\n", out.UpdatedAt.UTC().Format(time.RFC3339), out.Push.JobID, plural(out.Push.Segments, "segment"))
+		}
+		job, err := e.follow(headers.Get("Location"), *out.Push, wait)
+		if e.json && job != nil {
+			merged, merr := withJob(raw, "push", job)
+			if merr != nil {
+				return merr
+			}
+			if perr := e.printJSON(merged); perr != nil {
+				return perr
+			}
+			return err
+		}
+		if err != nil {
+			return err
 		}
 		return e.printJSON(out.Policy)
 	}
+}
+
+// printPolicy prints the policy and when it was set.
+func (e *env) printPolicy(updatedAt *time.Time, policy json.RawMessage, push *fanoutView) error {
+	if updatedAt == nil {
+		fmt.Fprintln(e.out, "no sandbox policy set: satellites run scripts fail-closed (egress denied)")
+		return nil
+	}
+	fmt.Fprintf(e.out, "updated %s\n", updatedAt.UTC().Format(time.RFC3339))
+	if push != nil {
+		fmt.Fprintf(e.out, "push job %s started; follow it with: satctl fan-out %s\n", push.JobID, push.JobID)
+	}
+	return e.printJSON(policy)
 }
 
 // cmdCapability is `satctl capability set ID KIND --file FILE` and

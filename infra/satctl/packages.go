@@ -11,8 +11,11 @@ import (
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
-// cmdPublish is `satctl publish NAME@VERSION=PATH...`.
+// cmdPublish is `satctl publish [--no-wait] NAME@VERSION=PATH...`: it
+// publishes, then follows the refresh job until every connected satellite
+// was sent refresh_script_packages.
 func cmdPublish(fs *flag.FlagSet) func(*env) error {
+	wait := registerFanoutFlags(fs)
 	return func(e *env) error {
 		if len(e.args) == 0 {
 			return usagef("give NAME@VERSION=PATH for each package")
@@ -34,21 +37,38 @@ func cmdPublish(fs *flag.FlagSet) func(*env) error {
 			})
 		}
 		var raw json.RawMessage
-		if err := e.client.Do(e.ctx, "POST", "/script-packages", nil, map[string]any{"packages": packages}, &raw); err != nil {
+		headers, err := e.client.DoHeaders(e.ctx, "POST", "/script-packages", nil, map[string]any{"packages": packages}, &raw)
+		if err != nil {
 			return err
-		}
-		if e.json {
-			return e.printJSON(raw)
 		}
 		var out struct {
 			LockfileHash string `json:"lockfileHash"`
 			Entries      []struct{ Name, Version, Integrity string }
-			Refresh      struct{ Sent, Gone, Failed int }
+			Refresh      fanoutView `json:"refresh"`
 		}
 		_ = json.Unmarshal(raw, &out)
-		fmt.Fprintf(e.out, "lockfile %s: %d package(s); refresh sent to %d connection(s) (%d gone, %d failed)\n",
-			out.LockfileHash, len(out.Entries), out.Refresh.Sent, out.Refresh.Gone, out.Refresh.Failed)
-		return nil
+		if !e.json {
+			fmt.Fprintf(e.out, "lockfile %s: %s published; refresh job %s started on %s\n",
+				out.LockfileHash, plural(len(out.Entries), "package"), out.Refresh.JobID, plural(out.Refresh.Segments, "segment"))
+		}
+		if *wait.noWait {
+			if e.json {
+				return e.printJSON(raw)
+			}
+			fmt.Fprintf(e.out, "follow it with: satctl fan-out %s\n", out.Refresh.JobID)
+			return nil
+		}
+		job, err := e.follow(headers.Get("Location"), out.Refresh, wait)
+		if e.json && job != nil {
+			merged, merr := withJob(raw, "refresh", job)
+			if merr != nil {
+				return merr
+			}
+			if perr := e.printJSON(merged); perr != nil {
+				return perr
+			}
+		}
+		return err
 	}
 }
 

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/checkstack/satellite-backend/infra/localstack"
 	"github.com/checkstack/satellite-backend/infra/satctl"
@@ -95,6 +98,10 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(dir, "util.js"), []byte("export const util = 2;\n"), 0o600)
 	published := runJSON(t, api, "publish", "probe@1.0.0="+filepath.Join(dir, "probe.js"), "util@0.3.1="+filepath.Join(dir, "util.js"))
 	hash := published["lockfileHash"].(string)
+	// satctl waited for the refresh: its JSON is the job as it ended.
+	if refresh := published["refresh"].(map[string]any); refresh["state"] != "done" || refresh["sent"] != float64(1) || refresh["total"] != float64(1) {
+		t.Errorf("publish --json refresh = %v, want the finished job", refresh)
+	}
 	testenv.Eventually(t, "simulator ready on the published lockfile", func() bool {
 		st := sim.State()
 		return st.SyncStatus == satellite.SyncReady && st.LockfileHash != nil && *st.LockfileHash == hash && len(st.Packages) == 2
@@ -136,8 +143,69 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	}
 }
 
+// TestPublishFollowsTheRefresh publishes to satellites on real sockets
+// through the local stack: satctl prints the refresh's progress (sent/total)
+// until every satellite was sent it; --no-wait only starts it, and
+// `satctl fan-out` shows it.
+func TestPublishFollowsTheRefresh(t *testing.T) {
+	env := testenv.New(t)
+	stack, err := localstack.Start(ctx, localstack.Options{
+		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Stop()
+	api := stack.AdminURL
+	const n = 5
+	for i := range n {
+		created := runJSON(t, api, "create", "--name", fmt.Sprintf("Edge %d", i), "--region", "eu-central-1")
+		id := created["satellite"].(map[string]any)["satelliteId"].(string)
+		c, _, err := websocket.Dial(ctx, stack.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		frame, _ := json.Marshal(map[string]any{"type": "authenticate", "clientId": id, "token": created["token"]})
+		if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, reply, err := c.Read(ctx); err != nil || !strings.Contains(string(reply), `"authenticated"`) {
+			t.Fatalf("authenticate: %s %v", reply, err)
+		}
+		go func() {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	pkg := filepath.Join(t.TempDir(), "probe.js")
+	_ = os.WriteFile(pkg, []byte("export const probe = 1;\n"), 0o600)
+
+	code, out, errOut := run(t, api, "", "publish", "probe@1.0.0="+pkg)
+	if code != 0 || !strings.Contains(out, "refresh job ") || !strings.Contains(out, fmt.Sprintf("sent %d/%d (0 gone, 0 failed", n, n)) ||
+		!strings.Contains(out, "refresh_script_packages done in ") || !strings.Contains(out, fmt.Sprintf("sent to %d connection(s)", n)) {
+		t.Errorf("publish: exit %d\n%s%s", code, out, errOut)
+	}
+
+	code, out, errOut = run(t, api, "", "publish", "--no-wait", "probe@1.0.1="+pkg)
+	m := regexp.MustCompile(`satctl fan-out (\S+)`).FindStringSubmatch(out)
+	if code != 0 || m == nil || strings.Contains(out, "sent ") {
+		t.Fatalf("publish --no-wait: exit %d\n%s%s", code, out, errOut)
+	}
+	testenv.Eventually(t, "the job done, as satctl fan-out shows", func() bool {
+		code, out, _ := run(t, api, "", "fan-out", m[1])
+		return code == 0 && strings.Contains(out, ": done") && strings.Contains(out, fmt.Sprintf("sent to %d connection(s)", n))
+	})
+	if code, _, errOut := run(t, api, "", "fan-out", "no-such-job"); code != 1 || !strings.Contains(errOut, "404") {
+		t.Errorf("fan-out of an unknown job: %d %q", code, errOut)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"frobnicate"}, {"get"}, {"assign", "x"}, {"publish", "nonsense"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"get"}, {"assign", "x"}, {"publish", "nonsense"}, {"fan-out"}} {
 		var out, errOut bytes.Buffer
 		if code := satctl.Run(ctx, append([]string{"--endpoint", "http://127.0.0.1:1"}, args...), nil, &out, &errOut); code != 2 {
 			t.Errorf("satctl %v: exit %d, want 2 (%s%s)", args, code, out.String(), errOut.String())
@@ -209,6 +277,12 @@ func TestCurrentProtocolCommands(t *testing.T) {
 			st.CapabilityStatusesSent > 0 && st.CapabilitySecrets["scrape/node"] == 1 && st.SandboxPolicy != nil
 	})
 
+	// The simulator has sent a capability status; the backend stores it a
+	// moment later.
+	testenv.Eventually(t, "the capability status stored", func() bool {
+		_, out, _ := run(t, api, "", "get", id)
+		return strings.Contains(out, "STATUS OF")
+	})
 	code, out, _ := run(t, api, "", "get", id)
 	for _, want := range []string{"scrape,telemetry", "prod,stage", "node(bearerToken)", "STATUS OF"} {
 		if code != 0 || !strings.Contains(strings.ReplaceAll(out, " ", ","), want) && !strings.Contains(out, want) {

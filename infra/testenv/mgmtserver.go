@@ -24,6 +24,15 @@ type ManagementAPI struct {
 	closed map[string]bool
 	// Requests counts every request by method.
 	requests map[string]int
+	onPost   func(connectionID string)
+}
+
+// OnPost calls fn after each post to a live connection is recorded, before
+// it is answered (tests move a clock with it).
+func (m *ManagementAPI) OnPost(fn func(connectionID string)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onPost = fn
 }
 
 // NewManagementAPI starts the server; it stops when the test ends.
@@ -120,6 +129,9 @@ func (m *ManagementAPI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.posts[id] = append(m.posts[id], body)
+		if m.onPost != nil {
+			m.onPost(id)
+		}
 		w.WriteHeader(http.StatusOK)
 	case http.MethodDelete:
 		if !live {

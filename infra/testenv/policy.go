@@ -97,6 +97,12 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 			set[Grant{"secretsmanager:GetSecretValue", "secret/${SecretsPrefix}*"}] = true
 		case "EventBridge":
 			set[Grant{"events:PutEvents", "event-bus/${EventBusName}"}] = true
+		case "Lambda":
+			if c.Operation != "Invoke" {
+				t.Fatalf("unexpected Lambda request %s", c.Operation)
+			}
+			// The tests invoke functions by their logical id.
+			set[Grant{"lambda:InvokeFunction", "function/" + c.Resource}] = true
 		default:
 			t.Errorf("unexpected %s %s request", c.Service, c.Operation)
 		}
@@ -125,7 +131,7 @@ func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []
 				t.Errorf("%s: wildcard action %s", function, action)
 			}
 			for _, r := range s.Resources {
-				resource := symbolicResource(t, r)
+				resource := symbolicResource(t, tpl, r)
 				if resource == "*" && !unscopedActions[action] {
 					t.Errorf("%s: %s granted on every resource", function, action)
 				}
@@ -138,20 +144,31 @@ func TemplateGrants(t *testing.T, tpl *samtemplate.Template, function string) []
 
 // symbolicResource names a template resource the way UsedGrants does, and
 // fails on anything broader than this project's own resources.
-func symbolicResource(t *testing.T, r any) string {
+func symbolicResource(t *testing.T, tpl *samtemplate.Template, r any) string {
 	t.Helper()
 	if r == "*" {
 		return "*"
 	}
 	if res, attr, ok := samtemplate.GetAtt(r); ok && attr == "Arn" {
-		if strings.HasSuffix(res, "Bucket") {
+		switch {
+		case strings.HasSuffix(res, "Bucket"):
 			return "bucket/" + res
+		case tpl.Resources[res].Type == "AWS::Serverless::Function":
+			return "function/" + res
 		}
 		return "table/" + res
 	}
 	sub, ok := samtemplate.Sub(r)
 	if !ok {
 		t.Fatalf("resource %v is neither a table ARN nor a Fn::Sub", r)
+	}
+	// A function's ARN built from the name it sets (how a function names
+	// itself without depending on itself).
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		if name, ok := samtemplate.Sub(tpl.Resources[fn].Properties["FunctionName"]); ok &&
+			sub == "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"+name {
+			return "function/" + fn
+		}
 	}
 	switch {
 	case strings.HasPrefix(sub, "${ScriptPackagesBucket.Arn}/"):

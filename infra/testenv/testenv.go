@@ -112,6 +112,16 @@ type Env struct {
 	DB              *dynamodb.Client
 	S3              *s3.Client
 	Template        *samtemplate.Template
+	// JobsTable holds this test's fan-out jobs.
+	JobsTable string
+	// Lambda is the Lambda Invoke API the App's admin function starts
+	// fan-out tasks on, running a fan-out function App builds (nil until
+	// App is called); FanoutCalls records that function's requests.
+	Lambda      *Lambda
+	FanoutCalls *Calls
+	// AsyncDuplicateRate is the share of fan-out tasks Lambda delivers
+	// twice (set it before App).
+	AsyncDuplicateRate float64
 }
 
 // New creates fresh tables and a fresh bucket for one test.
@@ -152,6 +162,7 @@ func New(tb testing.TB) *Env {
 		Bucket:          bucket,
 		TelemetryTable:  names["TelemetryTable"],
 		TelemetryBucket: telemetry,
+		JobsTable:       names["JobsTable"],
 		DB:              db,
 		S3: s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
 			o.BaseEndpoint = aws.String(servers.s3.URL)
@@ -186,17 +197,24 @@ func (e *Env) Config(managementURL string) app.Config {
 		PackageCacheEntries:     packagecache.DefaultMaxEntries,
 		SecretCacheTTL:          secretcache.DefaultTTL,
 		SecretCacheEntries:      secretcache.DefaultMaxEntries,
+		JobsTable:               e.JobsTable,
+		FanoutFunction:          FanoutFunction,
+		FanoutSegments:          2,
 	}
 }
 
 // App builds the backend against this Env. It returns the recorder of every
-// SDK request the App makes.
+// SDK request the App makes. With a fan-out function configured, the App's
+// admin function starts fan-out tasks on e.Lambda, which runs them on a
+// fan-out function of their own (built from cfg and opts' clock, log and
+// endpoints).
 func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *Calls) {
 	tb.Helper()
 	calls := &Calls{}
-	opts.APIOptions = append(opts.APIOptions, calls.APIOption)
-	opts.Observe = calls.Observe
 	opts.Endpoints.DynamoDB, opts.Endpoints.S3 = e.DynamoDBEndpoint, e.S3Endpoint
+	if cfg.FanoutFunction != "" && opts.Endpoints.Lambda == "" {
+		opts.Endpoints.Lambda = e.lambda(tb).URL
+	}
 	if opts.Log == nil {
 		opts.Log = Logger(tb)
 	}
@@ -208,6 +226,11 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 		// for authentications in flight (tests have none).
 		opts.PushSettle = time.Nanosecond
 	}
+	if e.Lambda != nil && opts.Endpoints.Lambda == e.Lambda.URL {
+		e.fanoutWorker(tb, cfg, opts)
+	}
+	opts.APIOptions = append(opts.APIOptions, calls.APIOption)
+	opts.Observe = calls.Observe
 	a, err := app.New(cfg, localaws.AWSConfig(), opts)
 	if err != nil {
 		tb.Fatal(err)

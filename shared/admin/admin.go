@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/checkstack/satellite-backend/shared/fanout"
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
@@ -33,6 +35,9 @@ const (
 type Service struct {
 	Registry satellite.Fleet
 	Push     *push.Service
+	// Fanout starts the pushes to every connected satellite (package
+	// refreshes, the sandbox policy) as asynchronous jobs and reads them.
+	Fanout *fanout.Starter
 	// Packages and Publisher are nil when no script-package store is
 	// configured.
 	Packages  satellite.PackageStore
@@ -43,7 +48,8 @@ type Service struct {
 	TelemetryKinds []string
 	// PushSettle is how long a change's second push waits for
 	// authentications that read the state before the change to answer
-	// (0: no wait; the functions use DefaultPushSettle).
+	// (0: no wait; the functions use DefaultPushSettle). A fan-out's late
+	// pass starts no earlier than PushSettle after the change.
 	PushSettle time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
@@ -293,12 +299,18 @@ type Package struct {
 type Published struct {
 	LockfileHash string                    `json:"lockfileHash"`
 	Entries      []satellite.ManifestEntry `json:"entries"`
-	Refresh      push.FanOut               `json:"refresh"`
+	// Refresh is the fan-out job pushing refresh_script_packages, as
+	// started.
+	Refresh FanoutView `json:"refresh"`
 }
 
-// Publish stores a package set: content-addressed blobs, a manifest, the
-// desired lockfile hash, then refresh_script_packages to every connected
-// satellite.
+func (p Published) location() string { return p.Refresh.location() }
+
+// Publish stores a package set (content-addressed blobs, a manifest, the
+// desired lockfile hash) and starts the fan-out job that pushes
+// refresh_script_packages to every connected satellite. EINTERNAL when the
+// job could not be started: the set is published all the same, and
+// satellites get it when they next authenticate.
 func (s *Service) Publish(ctx context.Context, packages []Package) (Published, error) {
 	if s.Publisher == nil {
 		return Published{}, satellite.Errorf(satellite.EUNAVAILABLE, "no script-package store is configured (SCRIPT_PACKAGES_BUCKET)")
@@ -318,13 +330,18 @@ func (s *Service) Publish(ctx context.Context, packages []Package) (Published, e
 	if err := s.Registry.SetDesiredLockfileHash(ctx, hash); err != nil {
 		return Published{}, err
 	}
-	report, err := s.Push.RefreshScriptPackages(ctx, hash)
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "script packages published", slog.String("lockfileHash", hash), slog.Int("packages", len(entries)))
+	frame, err := protocol.Encode(protocol.NewRefreshScriptPackages(hash))
 	if err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "refresh_script_packages fan-out incomplete", slog.String("error", err.Error()))
+		return Published{}, err
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "script packages published", slog.String("lockfileHash", hash),
-		slog.Int("packages", len(entries)), slog.Int("pushed", report.Sent))
-	return Published{LockfileHash: hash, Entries: entries, Refresh: report}, nil
+	job, err := s.Fanout.Start(ctx, fanout.Request{Kind: protocol.TypeRefreshScriptPackages, Subject: hash, Frame: frame})
+	if err != nil {
+		return Published{}, satellite.Wrap(err, satellite.EINTERNAL, "lockfile "+hash+
+			" is published, but its refresh_script_packages push did not start ("+satellite.ErrorMessage(err)+
+			"): satellites get it when they next authenticate; publish again to push it now")
+	}
+	return Published{LockfileHash: hash, Entries: entries, Refresh: fanoutView(job)}, nil
 }
 
 // PackagesView is the published set and one page of the satellites' sync

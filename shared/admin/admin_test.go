@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
@@ -36,6 +37,8 @@ type harness struct {
 	a     *app.App
 	calls *testenv.Calls
 	now   time.Time
+	// headers are the last answer's.
+	headers map[string]string
 }
 
 func newHarness(t *testing.T, options ...func(*app.Config)) *harness {
@@ -75,6 +78,7 @@ func (h *harness) call(method, route string, params map[string]string, query map
 	if err != nil {
 		h.t.Fatalf("%s %s: Lambda error %v", method, path, err)
 	}
+	h.headers = resp.Headers
 	var out map[string]any
 	if resp.Body != "" {
 		if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
@@ -121,6 +125,27 @@ func (h *harness) connect(id, _ string) string {
 		h.t.Fatal(err)
 	}
 	return conn
+}
+
+// fanout follows a fan-out job an answer started (202 with its Location)
+// until it is done, and returns it as its route shows it.
+func (h *harness) fanout(code int, started map[string]any) map[string]any {
+	h.t.Helper()
+	location := h.headers["Location"]
+	if code != http.StatusAccepted || !strings.HasPrefix(location, "/fan-outs/") {
+		h.t.Fatalf("answer %d with Location %q, want 202 naming the fan-out job: %v", code, location, started)
+	}
+	id := strings.TrimPrefix(location, "/fan-outs/")
+	var job map[string]any
+	testenv.Eventually(h.t, "fan-out job "+id+" done", func() bool {
+		var code int
+		code, job = h.call("GET", "/fan-outs/{jobId}", map[string]string{"jobId": id}, nil, nil)
+		if code != http.StatusOK {
+			h.t.Fatalf("GET %s: %d %v", location, code, job)
+		}
+		return job["state"] == "done"
+	})
+	return job
 }
 
 func errorMessage(out map[string]any) string {
@@ -407,12 +432,18 @@ func TestPublishScriptPackages(t *testing.T) {
 		map[string]any{"name": "lib", "version": "1.0.0", "integrity": scriptpkg.Integrity(lib), "data": base64.StdEncoding.EncodeToString(lib)},
 		map[string]any{"name": "@acme/util", "version": "2.1.0", "data": base64.StdEncoding.EncodeToString(util)},
 	}})
-	if code != http.StatusCreated {
+	if code != http.StatusAccepted {
 		t.Fatalf("publish: %d %v", code, out)
 	}
 	hash := out["lockfileHash"].(string)
-	if refresh := out["refresh"].(map[string]any); refresh["sent"] != float64(1) {
-		t.Errorf("refresh = %v, want sent to the one connection", refresh)
+	// The answer names the refresh as started; it runs on its own.
+	if refresh := out["refresh"].(map[string]any); refresh["state"] != "running" || refresh["kind"] != "refresh_script_packages" ||
+		refresh["subject"] != hash || refresh["jobId"] == "" || refresh["segments"] != float64(2) {
+		t.Errorf("refresh = %v, want the job started", refresh)
+	}
+	job := h.fanout(code, out)
+	if job["total"] != float64(1) || job["sent"] != float64(1) || job["remaining"] != float64(0) || job["segmentsDone"] != float64(2) || job["finishedAt"] == nil {
+		t.Errorf("refresh job = %v, want sent to the one connection", job)
 	}
 	frames := h.mgmt.Frames(t, conn)
 	if len(frames) != 1 || frames[0]["type"] != "refresh_script_packages" || frames[0]["lockfileHash"] != hash {
@@ -446,7 +477,7 @@ func TestPublishScriptPackages(t *testing.T) {
 		t.Errorf("satellite sync = %v", s)
 	}
 	// An empty set only when asked for: it removes every package.
-	if code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{}, "allowEmpty": true}); code != http.StatusCreated || out["lockfileHash"] == hash {
+	if code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{}, "allowEmpty": true}); code != http.StatusAccepted || out["lockfileHash"] == hash {
 		t.Errorf("explicitly empty publish: %d %v", code, out)
 	}
 	for _, tc := range []struct {
@@ -542,14 +573,64 @@ func TestAdminPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 		{"DELETE", "/satellites/{satelliteId}", p, nil, nil},
 	}
 	for _, st := range steps {
-		if code, out := h.call(st.method, st.route, st.params, st.query, st.body); code >= 300 {
+		code, out := h.call(st.method, st.route, st.params, st.query, st.body)
+		if code >= 300 {
 			t.Fatalf("%s %s: %d %v", st.method, st.route, code, out)
 		}
+		if code == http.StatusAccepted {
+			// A fan-out job started: its progress is read back.
+			h.fanout(code, out)
+		}
+	}
+	// A fan-out that cannot start is recorded as failed.
+	h.env.Lambda.RefuseInvocations(1)
+	if code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{map[string]any{"name": "b", "version": "1", "data": "Yg=="}}}); code != http.StatusInternalServerError {
+		t.Fatalf("publish with the fan-out function refusing: %d %v", code, out)
 	}
 	if len(eb.Requests()) == 0 {
 		t.Fatal("scenario published no lifecycle event")
 	}
 	testenv.CheckPolicy(t, testenv.Template(t), "AdminFunction", calls, h.env.TableNames, "")
+}
+
+// TestPublishWhoseRefreshCannotStart: the set is published all the same (a
+// satellite gets it when it next authenticates), the answer says so, and
+// the job says why it failed.
+func TestPublishWhoseRefreshCannotStart(t *testing.T) {
+	h := newHarness(t)
+	h.env.Lambda.RefuseInvocations(1)
+	code, out := h.call("POST", "/script-packages", nil, nil, map[string]any{"packages": []any{map[string]any{"name": "a", "version": "1", "data": "YQ=="}}})
+	msg := errorMessage(out)
+	if code != http.StatusInternalServerError || !strings.Contains(msg, "is published, but its refresh_script_packages push did not start") ||
+		!strings.Contains(msg, "next authenticate") {
+		t.Fatalf("publish: %d %q", code, msg)
+	}
+	if h.env.Lambda.Refused() != 1 {
+		t.Fatalf("%d invocations refused, want 1", h.env.Lambda.Refused())
+	}
+	hash, _ := h.a.Registry.DesiredLockfileHash(ctx)
+	if hash == nil || !strings.Contains(msg, *hash) {
+		t.Errorf("desired lockfile %v, answer %q: the set must be published and named", hash, msg)
+	}
+	// The job records the failure; its other segment ran to its end.
+	items := testenv.ScanAll(t, h.env.DB, h.env.JobsTable)
+	if len(items) != 1 {
+		t.Fatalf("%d jobs stored, want 1", len(items))
+	}
+	id := items[0]["jobId"].(*types.AttributeValueMemberS).Value
+	var job map[string]any
+	testenv.Eventually(t, "the started segment done", func() bool {
+		_, job = h.call("GET", "/fan-outs/{jobId}", map[string]string{"jobId": id}, nil, nil)
+		return job["segmentsDone"] == float64(1)
+	})
+	if job["state"] != "failed" || !strings.Contains(job["error"].(string), "Function not found") {
+		t.Errorf("job = %v, want failed naming why", job)
+	}
+	for _, bad := range []string{"no-such-job", "00000000-0000-0000-0000-000000000000"} {
+		if code, out := h.call("GET", "/fan-outs/{jobId}", map[string]string{"jobId": bad}, nil, nil); code != http.StatusNotFound {
+			t.Errorf("GET /fan-outs/%s: %d %v, want 404", bad, code, out)
+		}
+	}
 }
 
 // TestCreateFixture invokes the handler with events/admin-create-satellite.json,

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/protocol"
-	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -78,12 +78,19 @@ func (s *Service) DeleteCapabilityConfig(ctx context.Context, id, kind string) e
 type SandboxPolicyView struct {
 	// Policy is null when none was ever set: satellites then run scripts
 	// fail-closed.
-	Policy    rawJSON      `json:"policy"`
-	UpdatedAt *time.Time   `json:"updatedAt"`
-	Pushed    *push.FanOut `json:"pushed,omitempty"`
-	// Repushed counts the second push to connections that authenticated
-	// around the change.
-	Repushed *push.FanOut `json:"repushed,omitempty"`
+	Policy    rawJSON    `json:"policy"`
+	UpdatedAt *time.Time `json:"updatedAt"`
+	// Push is the fan-out job pushing the policy set by this request, as
+	// started (its late pass is the second push to connections that
+	// authenticated around the change).
+	Push *FanoutView `json:"push,omitempty"`
+}
+
+func (v SandboxPolicyView) location() string {
+	if v.Push == nil {
+		return ""
+	}
+	return v.Push.location()
 }
 
 // SandboxPolicy returns the fleet-wide sandbox policy.
@@ -100,30 +107,35 @@ func (s *Service) SandboxPolicy(ctx context.Context) (SandboxPolicyView, error) 
 	return v, nil
 }
 
-// SetSandboxPolicy stores the fleet-wide sandbox policy, then pushes
-// sandbox_policy to every connected satellite. Every later authenticated
-// carries it. A satellite authenticating during the change may have read
-// the old policy and answer after the push, or be missing from the push's
-// listing (its index is eventually consistent): once such answers are out
-// (PushSettle), the connections that authenticated since shortly before the
-// change get the policy again. It never ends up with an older one.
+// SetSandboxPolicy stores the fleet-wide sandbox policy, then starts the
+// fan-out job that pushes sandbox_policy to every connected satellite. Every
+// later authenticated carries it. A satellite authenticating during the
+// change may have read the old policy and answer after the push, or be
+// missing from the push's listing (its index is eventually consistent): the
+// job's late pass, once such answers are out (PushSettle after the change),
+// pushes the policy again to the connections that authenticated since
+// shortly before the change. It never ends up with an older one. EINTERNAL
+// when the job could not be started: the policy is stored all the same.
 func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) (SandboxPolicyView, error) {
 	now := s.Now().UTC()
 	if err := s.Registry.SetSandboxPolicy(ctx, policy, now); err != nil {
 		return SandboxPolicyView{}, err
 	}
-	report, err := s.Push.SandboxPolicy(ctx, policy)
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "sandbox policy stored")
+	frame, err := protocol.Encode(protocol.NewSandboxPolicy(policy))
 	if err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "sandbox_policy fan-out incomplete", slog.String("error", err.Error()))
+		return SandboxPolicyView{}, err
 	}
-	s.settle()
-	late, err := s.Push.BroadcastSince(ctx, protocol.NewSandboxPolicy(policy), now.Add(-lateAuthentication))
+	job, err := s.Fanout.Start(ctx, fanout.Request{
+		Kind: protocol.TypeSandboxPolicy, Subject: "updated " + now.Format(time.RFC3339Nano), Frame: frame,
+		LateSince: now.Add(-lateAuthentication), LateNotBefore: now.Add(s.PushSettle),
+	})
 	if err != nil {
-		s.Log.LogAttrs(ctx, slog.LevelError, "sandbox_policy to late authentications incomplete", slog.String("error", err.Error()))
+		return SandboxPolicyView{}, satellite.Wrap(err, satellite.EINTERNAL, "the sandbox policy is stored, but its push did not start ("+
+			satellite.ErrorMessage(err)+"): satellites get it when they next authenticate; set it again to push it now")
 	}
-
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "sandbox policy stored", slog.Int("pushed", report.Sent), slog.Int("failed", report.Failed))
-	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Pushed: &report, Repushed: &late}, nil
+	view := fanoutView(job)
+	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Push: &view}, nil
 }
 
 // MaxTelemetryDays bounds how far back a telemetry listing reaches.

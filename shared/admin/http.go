@@ -41,6 +41,7 @@ var Routes = []string{
 	"PUT /satellites/{satelliteId}/capabilities/{kind}",
 	"DELETE /satellites/{satelliteId}/capabilities/{kind}",
 	"GET /telemetry",
+	"GET /fan-outs/{jobId}",
 }
 
 // Handler serves the admin HTTP API (API Gateway HTTP API, payload 2.0).
@@ -78,13 +79,21 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
+// located is an answer naming where what it started can be followed (a
+// fan-out job): its Location header.
+type located interface{ location() string }
+
 func respond(code int, body any) events.APIGatewayV2HTTPResponse {
 	b, _ := json.Marshal(body)
-	return events.APIGatewayV2HTTPResponse{
+	resp := events.APIGatewayV2HTTPResponse{
 		StatusCode: code,
 		Headers:    map[string]string{"Content-Type": "application/json"},
 		Body:       string(b),
 	}
+	if l, ok := body.(located); ok && l.location() != "" {
+		resp.Headers["Location"] = l.location()
+	}
+	return resp
 }
 
 func (h *Handler) fail(ctx context.Context, req events.APIGatewayV2HTTPRequest, err error) events.APIGatewayV2HTTPResponse {
@@ -166,7 +175,7 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 			return 0, nil, err
 		}
 		p, err := s.Publish(ctx, ps)
-		return http.StatusCreated, p, err
+		return http.StatusAccepted, p, err
 	case "GET /script-packages":
 		p, err := decodePageRequest(req.QueryStringParameters)
 		if err != nil {
@@ -206,7 +215,7 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 			return 0, nil, err
 		}
 		v, err := s.SetSandboxPolicy(ctx, policy)
-		return http.StatusOK, v, err
+		return http.StatusAccepted, v, err
 	case "PUT /satellites/{satelliteId}/capabilities/{kind}":
 		cfg, err := decodeCapabilityConfig(req)
 		if err != nil {
@@ -220,6 +229,9 @@ func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 			return 0, nil, satellite.Errorf(satellite.EINVALID, "kind %q is not a capability kind", kind)
 		}
 		return http.StatusNoContent, nil, s.DeleteCapabilityConfig(ctx, id, kind)
+	case "GET /fan-outs/{jobId}":
+		v, err := s.FanoutJob(ctx, req.PathParameters["jobId"])
+		return http.StatusOK, v, err
 	case "GET /telemetry":
 		tq, err := decodeTelemetryQuery(req, s.Now(), s.TelemetryKinds)
 		if err != nil {

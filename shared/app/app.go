@@ -18,7 +18,9 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
 	"github.com/checkstack/satellite-backend/shared/eventbus"
+	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/filesecrets"
+	"github.com/checkstack/satellite-backend/shared/lambdainvoke"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
@@ -64,12 +66,16 @@ type Options struct {
 
 // Endpoints are base URLs of AWS services or their local stand-ins.
 type Endpoints struct {
-	DynamoDB, S3, SecretsManager, EventBridge string
+	DynamoDB, S3, SecretsManager, EventBridge, Lambda string
 }
 
 // ErrNoManagementURL is why a function that pushes outside a WebSocket
 // event cannot start.
 var ErrNoManagementURL = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
+
+// ErrNoFanout is why a function that starts or runs fan-out jobs cannot
+// start.
+var ErrNoFanout = errors.New("JOBS_TABLE and FANOUT_FUNCTION are required: this function starts or runs fan-out jobs")
 
 // NewLogger returns the JSON logger every function uses.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -251,7 +257,38 @@ func (w *wiring) pushService() (*push.Service, error) {
 		Sender:             w.pushSender(),
 		ManagementURL:      w.cfg.ManagementURL,
 		PackagesConfigured: w.cfg.ScriptPackagesBucket != "",
-		Concurrency:        w.cfg.PushConcurrency,
+	}, nil
+}
+
+// fanoutStores are the jobs table and the queue of fan-out tasks (the
+// fan-out function, invoked asynchronously).
+func (w *wiring) fanoutStores() (*dynamo.FanoutJobs, *lambdainvoke.Queue, error) {
+	if w.cfg.JobsTable == "" || w.cfg.FanoutFunction == "" {
+		return nil, nil, ErrNoFanout
+	}
+	queue := &lambdainvoke.Queue{Client: lambdainvoke.New(w.awsAPI(), w.opts.Endpoints.Lambda), Function: w.cfg.FanoutFunction}
+	return dynamo.NewFanoutJobs(w.dynamoDB(), w.cfg.JobsTable), queue, nil
+}
+
+func (w *wiring) fanoutStarter() (*fanout.Starter, error) {
+	jobs, queue, err := w.fanoutStores()
+	if err != nil {
+		return nil, err
+	}
+	return &fanout.Starter{Jobs: jobs, Queue: queue, Segments: w.cfg.FanoutSegments, Now: w.opts.Now, Log: w.opts.Log}, nil
+}
+
+func (w *wiring) fanoutWorker() (*fanout.Worker, error) {
+	if w.cfg.ManagementURL == "" {
+		return nil, ErrNoManagementURL
+	}
+	jobs, queue, err := w.fanoutStores()
+	if err != nil {
+		return nil, err
+	}
+	return &fanout.Worker{
+		Jobs: jobs, Queue: queue, Connections: w.dynamoRegistry(), Sender: w.pushSender(), ManagementURL: w.cfg.ManagementURL,
+		Concurrency: w.cfg.PushConcurrency, Now: w.opts.Now, Log: w.opts.Log, Metrics: w.metrics,
 	}, nil
 }
 
@@ -298,7 +335,11 @@ func (w *wiring) adminHandler() (*admin.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Now: w.opts.Now, Log: w.opts.Log, PushSettle: w.opts.PushSettle}
+	starter, err := w.fanoutStarter()
+	if err != nil {
+		return nil, err
+	}
+	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Fanout: starter, Now: w.opts.Now, Log: w.opts.Log, PushSettle: w.opts.PushSettle}
 	objects, err := w.packageObjects()
 	if err != nil {
 		return nil, err
@@ -351,9 +392,16 @@ func NewSweep(cfg Config, awsCfg aws.Config, opts Options) (*sweep.Sweeper, erro
 }
 
 // NewAdmin builds the admin API. ErrNoManagementURL without
-// MANAGEMENT_ENDPOINT.
+// MANAGEMENT_ENDPOINT; ErrNoFanout without JOBS_TABLE and FANOUT_FUNCTION.
 func NewAdmin(cfg Config, awsCfg aws.Config, opts Options) (*admin.Handler, error) {
 	return newWiring(cfg, awsCfg, opts).adminHandler()
+}
+
+// NewFanout builds the fan-out function: one task (a segment of a job) per
+// invocation. ErrNoManagementURL without MANAGEMENT_ENDPOINT; ErrNoFanout
+// without JOBS_TABLE and FANOUT_FUNCTION.
+func NewFanout(cfg Config, awsCfg aws.Config, opts Options) (*fanout.Worker, error) {
+	return newWiring(cfg, awsCfg, opts).fanoutWorker()
 }
 
 // App is the whole backend in one process, for the tests: every function's
@@ -366,11 +414,13 @@ type App struct {
 	Sender    *push.Sender
 	Endpoint  *endpoint.Service
 	WebSocket *wshandler.Handler
-	// Push, Sweep and Admin are nil unless MANAGEMENT_ENDPOINT is
-	// configured.
-	Push  *push.Service
-	Sweep *sweep.Sweeper
-	Admin *admin.Handler
+	// Push, Sweep, Admin and Fanout are nil unless MANAGEMENT_ENDPOINT is
+	// configured (Admin and Fanout also need JOBS_TABLE and
+	// FANOUT_FUNCTION).
+	Push   *push.Service
+	Sweep  *sweep.Sweeper
+	Admin  *admin.Handler
+	Fanout *fanout.Worker
 }
 
 // New builds every function's services, sharing clients and metrics.
@@ -390,10 +440,16 @@ func New(cfg Config, awsCfg aws.Config, opts Options) (*App, error) {
 	if a.Push, err = w.pushService(); err != nil {
 		return nil, err
 	}
+	if a.Sweep, err = w.sweeper(); err != nil {
+		return nil, err
+	}
+	if w.cfg.JobsTable == "" && w.cfg.FanoutFunction == "" {
+		return a, nil
+	}
 	if a.Admin, err = w.adminHandler(); err != nil {
 		return nil, err
 	}
-	if a.Sweep, err = w.sweeper(); err != nil {
+	if a.Fanout, err = w.fanoutWorker(); err != nil {
 		return nil, err
 	}
 	return a, nil

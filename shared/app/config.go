@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/secretcache"
@@ -59,6 +60,16 @@ type Config struct {
 	// (https://host/stage). Required for pushes not caused by a WebSocket
 	// event; when set it also overrides the URL derived from events.
 	ManagementURL string
+	// JobsTable is JOBS_TABLE: the fan-out jobs (an item per job,
+	// expiring). FanoutFunction is FANOUT_FUNCTION: the function that runs
+	// fan-out tasks (the admin function starts jobs on it; it hands the
+	// rest of a segment on to itself). The admin and fan-out functions
+	// need both.
+	JobsTable      string
+	FanoutFunction string
+	// FanoutSegments is FANOUT_SEGMENTS (4, at most 64): parallel workers
+	// per fan-out job.
+	FanoutSegments int
 
 	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
@@ -147,7 +158,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ManagementURL:           strings.TrimRight(strings.TrimSpace(getenv("MANAGEMENT_ENDPOINT")), "/"),
 		ResultRetention:         time.Duration(positive("RESULT_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		BlobURLTTL:              time.Duration(positive("BLOB_URL_TTL_SECONDS", 300)) * time.Second,
-		PushConcurrency:         positive("PUSH_CONCURRENCY", 16),
+		PushConcurrency:         positive("PUSH_CONCURRENCY", fanout.DefaultConcurrency),
+		JobsTable:               strings.TrimSpace(getenv("JOBS_TABLE")),
+		FanoutFunction:          strings.TrimSpace(getenv("FANOUT_FUNCTION")),
+		FanoutSegments:          positive("FANOUT_SEGMENTS", fanout.DefaultSegments),
 		BindingCacheTTL:         DefaultBindingCacheTTL,
 		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", int(sweep.DefaultUnauthenticatedDeadline/time.Second))) * time.Second,
 		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", int(sweep.DefaultRepublishAfter/time.Second))) * time.Second,
@@ -163,6 +177,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if cfg.StackName == "" {
 		cfg.StackName = "local"
+	}
+	if cfg.FanoutSegments > fanout.MaxSegments {
+		problems = append(problems, fmt.Sprintf("FANOUT_SEGMENTS must be at most %d, got %d", fanout.MaxSegments, cfg.FanoutSegments))
 	}
 	if cfg.TelemetryBudget < protocol.MaxMessageBytes {
 		problems = append(problems, fmt.Sprintf("TELEMETRY_BYTES_PER_MINUTE must be at least %d (one full frame), got %d", protocol.MaxMessageBytes, cfg.TelemetryBudget))

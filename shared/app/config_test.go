@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/checkstack/satellite-backend/shared/app"
 )
 
@@ -34,6 +36,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.PackageCacheBytes != 16<<20 || cfg.PackageCacheEntries != 1024 || cfg.SecretCacheTTL != 30*time.Second || cfg.SecretCacheEntries != 1024 {
 		t.Errorf("cache defaults = %d bytes, %d entries, %v, %d entries", cfg.PackageCacheBytes, cfg.PackageCacheEntries, cfg.SecretCacheTTL, cfg.SecretCacheEntries)
+	}
+	if cfg.FanoutSegments != 4 || cfg.JobsTable != "" || cfg.FanoutFunction != "" {
+		t.Errorf("fan-out defaults = %d segments, table %q, function %q", cfg.FanoutSegments, cfg.JobsTable, cfg.FanoutFunction)
 	}
 }
 
@@ -62,6 +67,39 @@ func TestLoadConfigCaches(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want+" must be 0 or a positive integer") {
 			t.Errorf("error %v does not name %s", err, want)
 		}
+	}
+}
+
+func TestFanoutConfiguration(t *testing.T) {
+	base := map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_REGION": "eu-west-1",
+		"MANAGEMENT_ENDPOINT": "https://x.execute-api.eu-west-1.amazonaws.com/prod"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	cfg, err := app.LoadConfig(env(with(map[string]string{"JOBS_TABLE": " jobs ", "FANOUT_FUNCTION": "stack-fanout", "FANOUT_SEGMENTS": "64"})))
+	if err != nil || cfg.JobsTable != "jobs" || cfg.FanoutFunction != "stack-fanout" || cfg.FanoutSegments != 64 {
+		t.Errorf("config = %+v, %v", cfg, err)
+	}
+	for _, bad := range []string{"0", "65", "many"} {
+		if _, err := app.LoadConfig(env(with(map[string]string{"FANOUT_SEGMENTS": bad}))); err == nil || !strings.Contains(err.Error(), "FANOUT_SEGMENTS") {
+			t.Errorf("FANOUT_SEGMENTS=%s: %v, want an error naming it", bad, err)
+		}
+	}
+	// The admin and fan-out functions cannot start without the jobs table
+	// and the fan-out function.
+	cfg, _ = app.LoadConfig(env(base))
+	if _, err := app.NewAdmin(cfg, aws.Config{Region: "eu-west-1"}, app.Options{}); !errors.Is(err, app.ErrNoFanout) {
+		t.Errorf("NewAdmin without JOBS_TABLE: %v, want ErrNoFanout", err)
+	}
+	if _, err := app.NewFanout(cfg, aws.Config{Region: "eu-west-1"}, app.Options{}); !errors.Is(err, app.ErrNoFanout) {
+		t.Errorf("NewFanout without JOBS_TABLE: %v, want ErrNoFanout", err)
 	}
 }
 
@@ -130,7 +168,7 @@ func TestFromEnvironmentReadsWhatLambdaProvides(t *testing.T) {
 	for k, v := range map[string]string{
 		"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_REGION": "cn-north-1",
 		"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "session",
-		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:2",
+		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:2", "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:3",
 	} {
 		t.Setenv(k, v)
 	}
@@ -145,7 +183,7 @@ func TestFromEnvironmentReadsWhatLambdaProvides(t *testing.T) {
 	if awsCfg.Region != "cn-north-1" || cfg.Region != "cn-north-1" {
 		t.Errorf("region = %q / %q", awsCfg.Region, cfg.Region)
 	}
-	if e := opts.Endpoints; e.DynamoDB != "http://127.0.0.1:2" || e.S3 != "http://127.0.0.1:1" || e.EventBridge != "http://127.0.0.1:1" || e.SecretsManager != "http://127.0.0.1:1" {
+	if e := opts.Endpoints; e.DynamoDB != "http://127.0.0.1:2" || e.S3 != "http://127.0.0.1:1" || e.EventBridge != "http://127.0.0.1:1" || e.SecretsManager != "http://127.0.0.1:1" || e.Lambda != "http://127.0.0.1:3" {
 		t.Errorf("endpoints = %+v", e)
 	}
 	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")

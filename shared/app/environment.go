@@ -59,6 +59,7 @@ func fromEnvironment(getenv func(string) string) (Config, aws.Config, Options, e
 		S3:             endpoint("S3"),
 		SecretsManager: endpoint("SECRETS_MANAGER"),
 		EventBridge:    endpoint("EVENTBRIDGE"),
+		Lambda:         endpoint("LAMBDA"),
 	}}
 	return cfg, awsCfg, opts, nil
 }

@@ -39,6 +39,10 @@ const UnsignedPayload = "UNSIGNED-PAYLOAD"
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
+// MaxIdleConnsPerHost is how many idle connections to one host the client
+// keeps for reuse: more than a fan-out worker posts at once.
+const MaxIdleConnsPerHost = 64
+
 // Request is one API call.
 type Request struct {
 	// Service is the SigV4 signing name: "s3", "events", "secretsmanager",
@@ -100,7 +104,13 @@ func New(cfg aws.Config, opts Options) *Client {
 		c.now = time.Now
 	}
 	if c.http == nil {
-		c.http = awshttp.NewBuildableClient()
+		// A fan-out posts to one host from many goroutines at once: keep
+		// a connection for each (the SDK's default keeps 10 per host and
+		// closes the rest, so each post beyond 10 would open a TLS
+		// connection of its own).
+		c.http = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		})
 	}
 	if cfg.Retryer != nil {
 		c.retryer = cfg.Retryer()

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -128,8 +129,10 @@ func (r *Registry) SatelliteConnections(ctx context.Context, satelliteID string,
 	return ids, nil
 }
 
-// AuthenticatedConnections implements satellite.Registry. It scans the sparse
-// BySatellite index, which holds only authenticated connections.
+// AuthenticatedConnections calls fn for every live, authenticated connection
+// until fn returns false. It scans the sparse BySatellite index, which holds
+// only authenticated connections, in one go: tests read the registry with
+// it; fan-outs scan it in resumable segments (ScanAuthenticatedConnections).
 func (r *Registry) AuthenticatedConnections(ctx context.Context, now time.Time, fn func(satellite.Connection) bool) error {
 	pages := dynamodb.NewScanPaginator(r.db, &dynamodb.ScanInput{TableName: &r.tables.Connections, IndexName: aws.String(BySatelliteIndex)})
 	for pages.HasMorePages() {
@@ -196,4 +199,81 @@ func (r *Registry) connectionsBefore(ctx context.Context, index, partKey string,
 		}
 	}
 	return out, nil
+}
+
+var _ satellite.ConnectionScan = (*Registry)(nil)
+
+// connectionCursor is where a scan of the BySatellite index continues: the
+// index key and the table key of the record it continues after.
+type connectionCursor struct {
+	ConnectionID string `json:"c"`
+	SatelliteID  string `json:"s"`
+}
+
+func encodeCursor(it item) string {
+	b, _ := json.Marshal(connectionCursor{ConnectionID: getStr(it, ConnectionsPartitionKey), SatelliteID: getStr(it, BySatelliteIndexPartKey)})
+	return string(b)
+}
+
+func decodeCursor(cursor string) (item, error) {
+	var c connectionCursor
+	if err := json.Unmarshal([]byte(cursor), &c); err != nil || c.ConnectionID == "" || c.SatelliteID == "" {
+		return nil, satellite.Errorf(satellite.EINTERNAL, "connection scan cursor %q is not one this adapter wrote", cursor)
+	}
+	return item{ConnectionsPartitionKey: str(c.ConnectionID), BySatelliteIndexPartKey: str(c.SatelliteID)}, nil
+}
+
+// ScanAuthenticatedConnections implements satellite.ConnectionScan: one
+// Scan request of one segment of the sparse BySatellite index, which holds
+// only authenticated connections.
+func (r *Registry) ScanAuthenticatedConnections(ctx context.Context, segment, segments int, cursor string, limit int, now time.Time) (satellite.ConnectionPage, error) {
+	in := &dynamodb.ScanInput{
+		TableName: &r.tables.Connections, IndexName: aws.String(BySatelliteIndex),
+		Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(segments)), Limit: aws.Int32(int32(limit)),
+	}
+	if cursor != "" {
+		start, err := decodeCursor(cursor)
+		if err != nil {
+			return satellite.ConnectionPage{}, err
+		}
+		in.ExclusiveStartKey = start
+	}
+	out, err := r.db.Scan(ctx, in)
+	if err != nil {
+		return satellite.ConnectionPage{}, internal(err, "scan authenticated connections")
+	}
+	var page satellite.ConnectionPage
+	for _, it := range out.Items {
+		if c := connectionFrom(it); !c.Expired(now) {
+			page.Connections = append(page.Connections, c)
+			page.Cursors = append(page.Cursors, encodeCursor(it))
+		}
+	}
+	if len(out.LastEvaluatedKey) > 0 {
+		page.Next = encodeCursor(out.LastEvaluatedKey)
+	}
+	return page, nil
+}
+
+// CountAuthenticatedConnections implements satellite.ConnectionScan with
+// Select COUNT: DynamoDB bills the index data it reads, but sends no items.
+func (r *Registry) CountAuthenticatedConnections(ctx context.Context, segment, segments int, now time.Time) (int, error) {
+	in := &dynamodb.ScanInput{
+		TableName: &r.tables.Connections, IndexName: aws.String(BySatelliteIndex),
+		Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(segments)),
+		Select:                    types.SelectCount,
+		FilterExpression:          aws.String("#exp > :nowSeconds"),
+		ExpressionAttributeNames:  map[string]string{"#exp": ConnectionsTTLAttribute},
+		ExpressionAttributeValues: item{":nowSeconds": num(now.Unix())},
+	}
+	n := 0
+	pages := dynamodb.NewScanPaginator(r.db, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return 0, internal(err, "count authenticated connections")
+		}
+		n += int(page.Count)
+	}
+	return n, nil
 }

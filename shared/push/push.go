@@ -2,9 +2,9 @@
 // owns what happens when a connection turns out to be dead: the DEAD
 // connection's record is removed and, if it was its satellite's current
 // connection, the satellite takes the disconnected edge. The endpoint's
-// replies and the backend-initiated pushes (config_updated,
-// refresh_script_packages, sandbox_policy, capability_config, shutdown) both
-// go through it.
+// replies, the backend-initiated pushes to one satellite (config_updated,
+// capability_config, shutdown) and the fan-out jobs' posts
+// (refresh_script_packages, sandbox_policy) all go through it.
 package push
 
 import (
@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/metrics"
@@ -111,16 +110,16 @@ func (s *Sender) Publish(ctx context.Context, e satellite.LifecycleEvent) bool {
 	return true
 }
 
-// Service pushes backend-initiated frames to satellites through one
-// Management API URL (the deployed stage's).
+// Service pushes backend-initiated frames to one satellite through one
+// Management API URL (the deployed stage's). Pushes to every connection
+// (refresh_script_packages, sandbox_policy) are fan-out jobs (package
+// fanout).
 type Service struct {
 	Sender        *Sender
 	ManagementURL string
 	// PackagesConfigured says whether a script-package store exists, which
 	// decides how scriptPackagesLockfileHash is rendered.
 	PackagesConfigured bool
-	// Concurrency bounds parallel posts during a fan-out; 0 means 16.
-	Concurrency int
 }
 
 // ConfigUpdated pushes config_updated with the satellite's current
@@ -142,25 +141,6 @@ func (p *Service) ConfigUpdated(ctx context.Context, satelliteID string) error {
 	return ignoreGone(p.Sender.Send(ctx, p.ManagementURL, sat.ConnectionID, protocol.NewConfigUpdated(assignments, hash)))
 }
 
-// FanOut reports a fan-out.
-type FanOut struct {
-	Sent   int `json:"sent"`
-	Gone   int `json:"gone"`
-	Failed int `json:"failed"`
-}
-
-// RefreshScriptPackages pushes refresh_script_packages to every
-// authenticated connection (see Broadcast).
-func (p *Service) RefreshScriptPackages(ctx context.Context, lockfileHash string) (FanOut, error) {
-	return p.Broadcast(ctx, protocol.NewRefreshScriptPackages(lockfileHash))
-}
-
-// SandboxPolicy pushes sandbox_policy to every authenticated connection
-// (see Broadcast).
-func (p *Service) SandboxPolicy(ctx context.Context, policy json.RawMessage) (FanOut, error) {
-	return p.Broadcast(ctx, protocol.NewSandboxPolicy(policy))
-}
-
 // CapabilityConfig pushes capability_config of one kind to a satellite's
 // current connection. Not being connected is not an error.
 func (p *Service) CapabilityConfig(ctx context.Context, satelliteID, kind string, payload json.RawMessage) error {
@@ -169,67 +149,6 @@ func (p *Service) CapabilityConfig(ctx context.Context, satelliteID, kind string
 		return err
 	}
 	return ignoreGone(p.Sender.Send(ctx, p.ManagementURL, sat.ConnectionID, protocol.NewCapabilityConfig(kind, payload)))
-}
-
-// Broadcast pushes one frame to every authenticated connection with bounded
-// concurrency. Dead connections are cleaned up and counted; other failures
-// are counted and logged, and the first is returned after every connection
-// has been tried.
-func (p *Service) Broadcast(ctx context.Context, frame any) (FanOut, error) {
-	return p.broadcast(ctx, frame, time.Time{})
-}
-
-// BroadcastSince pushes one frame to the connections that authenticated at
-// or after since: the ones an authentication racing a change may have
-// answered with what was stored before it.
-func (p *Service) BroadcastSince(ctx context.Context, frame any, since time.Time) (FanOut, error) {
-	return p.broadcast(ctx, frame, since)
-}
-
-func (p *Service) broadcast(ctx context.Context, frame any, since time.Time) (FanOut, error) {
-	limit := p.Concurrency
-	if limit <= 0 {
-		limit = 16
-	}
-	var (
-		mu       sync.Mutex
-		report   FanOut
-		firstErr error
-		wg       sync.WaitGroup
-		slots    = make(chan struct{}, limit)
-	)
-	listErr := p.Sender.Registry.AuthenticatedConnections(ctx, p.Sender.Now(), func(c satellite.Connection) bool {
-		if c.AuthenticatedAt.Before(since) {
-			return true
-		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			err := p.Sender.Send(ctx, p.ManagementURL, c.ID, frame)
-			mu.Lock()
-			defer mu.Unlock()
-			switch satellite.ErrorCode(err) {
-			case "":
-				report.Sent++
-			case satellite.EGONE:
-				report.Gone++
-			default:
-				report.Failed++
-				if firstErr == nil {
-					firstErr = err
-				}
-				p.Sender.Log.LogAttrs(ctx, slog.LevelError, "push not delivered",
-					slog.String("connectionId", c.ID), slog.String("satelliteId", c.SatelliteID), slog.String("error", err.Error()))
-			}
-		}()
-		return ctx.Err() == nil
-	})
-	wg.Wait()
-	if listErr != nil {
-		return report, listErr
-	}
-	return report, firstErr
 }
 
 // Shutdown sends shutdown with reason to every live connection of a satellite

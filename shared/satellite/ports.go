@@ -87,9 +87,6 @@ type Registry interface {
 	// SatelliteConnections returns the ids of the live connections bound to a
 	// satellite (its current one and any older one not yet closed).
 	SatelliteConnections(ctx context.Context, satelliteID string, now time.Time) ([]string, error)
-	// AuthenticatedConnections calls fn for every live, authenticated
-	// connection until fn returns false.
-	AuthenticatedConnections(ctx context.Context, now time.Time, fn func(Connection) bool) error
 }
 
 // Fleet is the registry as operators change it: satellites, their tokens

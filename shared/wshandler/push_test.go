@@ -33,36 +33,6 @@ func TestPushConfigUpdated(t *testing.T) {
 	}
 }
 
-func TestPushRefreshScriptPackagesToEveryAuthenticatedConnection(t *testing.T) {
-	h := newHarness(t)
-	var live []string
-	for _, id := range []string{"sat-a", "sat-b", "sat-c"} {
-		live = append(live, h.authenticate(id, h.satellite(id)))
-	}
-	unauthenticated := h.open()
-	dead := h.authenticate("sat-dead", h.satellite("sat-dead"))
-	h.mgmt.Drop(dead)
-
-	report, err := h.message.Push.RefreshScriptPackages(ctx, "lock-9")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if report.Sent != 3 || report.Gone != 1 || report.Failed != 0 {
-		t.Errorf("report = %+v, want 3 sent, 1 gone", report)
-	}
-	for _, id := range live {
-		if got := lastFrame(t, h, id); got["type"] != "refresh_script_packages" || got["lockfileHash"] != "lock-9" {
-			t.Errorf("%s got %v", id, got)
-		}
-	}
-	if n := len(h.mgmt.Posts(unauthenticated)); n != 0 {
-		t.Errorf("unauthenticated connection got %d frames", n)
-	}
-	if sat := h.stored("sat-dead"); sat.LastConnectionEvent != satellite.EdgeDisconnected {
-		t.Errorf("dead connection's satellite edge = %s, want disconnected", sat.LastConnectionEvent)
-	}
-}
-
 func TestPushShutdownClosesEveryConnectionOfTheSatellite(t *testing.T) {
 	h := newHarness(t)
 	tok := h.satellite("sat-stop")

@@ -34,7 +34,7 @@ import (
 // fixtures is the event each function is invoked with.
 var fixtures = map[string]string{
 	"connect": "connect.json", "message": "message-heartbeat.json", "disconnect": "disconnect.json",
-	"sweep": "sweep-schedule.json", "admin": "admin-create-satellite.json",
+	"sweep": "sweep-schedule.json", "admin": "admin-create-satellite.json", "fanout": "fanout-task.json",
 }
 
 func main() {
@@ -123,6 +123,8 @@ func environment(tpl *samtemplate.Template, fn, aws string) (map[string]string, 
 		"AWS::StackName": "coldstart", "AWS::URLSuffix": "amazonaws.com", "WebSocketApi": "abcdef1234",
 		"ScriptPackagesBucket": "coldstart-packages",
 		"SatellitesTable":      "coldstart-satellites", "ConnectionsTable": "coldstart-connections", "ResultsTable": "coldstart-results",
+		"TelemetryTable": "coldstart-telemetry", "TelemetryBucket": "coldstart-telemetry", "JobsTable": "coldstart-jobs",
+		"FanoutFunction": "coldstart-fanout",
 	}
 	env, err := tpl.ResolveEnvironment(fn, refs)
 	if err != nil {

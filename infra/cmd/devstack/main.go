@@ -34,15 +34,29 @@ func main() {
 	scheduleEvery := fs.Duration("schedule-every", 0, "run scheduled functions this often instead of their template rate")
 	quiet := fs.Bool("quiet", false, "do not print the functions' JSON logs")
 	level := fs.String("log-level", "INFO", "functions' log level")
+	duplicates := fs.Float64("async-duplicates", 0.01, "share of asynchronous Lambda events delivered twice, as Lambda now and then does (0 to 1)")
+	retryDelays := fs.String("async-retry-delays", "1m,2m", "waits before the retries of a failed asynchronous Lambda invocation (Lambda: 1m,2m)")
 	_ = fs.Parse(os.Args[1:])
 
 	var logLevel slog.Level
 	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
 		fatal(err)
 	}
+	if *duplicates < 0 || *duplicates > 1 {
+		fatal(fmt.Errorf("-async-duplicates %v: want a share from 0 to 1", *duplicates))
+	}
+	var delays []time.Duration
+	for _, d := range strings.Split(*retryDelays, ",") {
+		v, err := time.ParseDuration(strings.TrimSpace(d))
+		if err != nil || v < 0 {
+			fatal(fmt.Errorf("-async-retry-delays %q: want durations separated by commas", *retryDelays))
+		}
+		delays = append(delays, v)
+	}
 	opts := localstack.Options{
 		Addr: *addr, DataDir: *persist, IdleTimeout: *idle, MaxDuration: *maxDuration,
 		ScheduleEvery: *scheduleEvery, Seed: true, Log: os.Stderr, LogLevel: logLevel,
+		AsyncDuplicateRate: *duplicates, AsyncRetryDelays: delays,
 	}
 	if !*quiet {
 		opts.FunctionLog = os.Stdout
@@ -66,7 +80,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	fmt.Print(banner(stack))
+	fmt.Print(banner(stack, delays, *duplicates))
 	go printEvents(ctx, stack.EventsFile)
 
 	select {
@@ -86,7 +100,12 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func banner(s *localstack.Stack) string {
+func banner(s *localstack.Stack, retryDelays []time.Duration, duplicates float64) string {
+	var waits []string
+	for _, d := range retryDelays {
+		waits = append(waits, d.String())
+	}
+	retries := strings.Join(waits, ", ")
 	state := "in memory (gone on exit; make dev PERSIST=dir keeps it)"
 	if s.DataDir != "" {
 		state = s.DataDir
@@ -97,6 +116,7 @@ Checkstack satellite backend (local stack)
   WebSocket URL     %s
   @connections URL  %s/@connections
   Admin API         %s
+  Lambda API        %s/2015-03-31/functions/{name}/invocations (Event: retried after %s, %.0f%% delivered twice)
   Functions         %s
   DynamoDB Local    %s
   S3                %s (buckets %s, %s)
@@ -114,7 +134,7 @@ Manage the fleet:
   go run ./infra/cmd/satctl --endpoint %s list
 Press Ctrl-C to stop.
 
-`, s.URL, s.ManagementURL, s.AdminURL, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
+`, s.URL, s.ManagementURL, s.AdminURL, s.LambdaURL, retries, 100*duplicates, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
 		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
 	return b.String()
 }
