@@ -220,8 +220,17 @@ func InitDuration(output string) (time.Duration, bool) {
 }
 
 // MaxBootstrapBytes is the size budget of one function's bootstrap as `sam
-// build` makes it (linux/arm64, stripped).
-const MaxBootstrapBytes = 8 << 20
+// build` makes it (linux/arm64, stripped): 8 MiB for the functions on a
+// satellite's path (connect, message, disconnect), whose cold starts a
+// reconnecting fleet waits for; 8.5 MiB for the ones off it (admin, sweep,
+// fan-out), which link the admin API, listings and job bookkeeping.
+func MaxBootstrapBytes(function string) int64 {
+	switch function {
+	case "connect", "message", "disconnect":
+		return 8 << 20
+	}
+	return 8<<20 + 512<<10
+}
 
 // Build runs `make build` in the repository at root for goarch into a new
 // temporary directory (the caller removes it): the bootstraps `sam build`

@@ -66,8 +66,8 @@ func TestBootstrapsFitTheSizeBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%-10s %9d bytes (%.2f MiB)", fn, info.Size(), float64(info.Size())/(1<<20))
-		if info.Size() > lambdarie.MaxBootstrapBytes {
-			t.Errorf("%s bootstrap is %d bytes, over the %d byte budget", fn, info.Size(), lambdarie.MaxBootstrapBytes)
+		if budget := lambdarie.MaxBootstrapBytes(fn); info.Size() > budget {
+			t.Errorf("%s bootstrap is %d bytes, over the %d byte budget", fn, info.Size(), budget)
 		}
 	}
 }

@@ -59,8 +59,7 @@ func (s *Service) SetCapabilityConfig(ctx context.Context, id string, cfg satell
 		}
 	}
 	push()
-	if s.recentlyAuthenticated(ctx, id, cfg.UpdatedAt) {
-		s.settle()
+	if s.recentlyAuthenticated(ctx, id, cfg.UpdatedAt) && s.settle(ctx) {
 		push()
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "capability config stored", slog.String("satelliteId", id), slog.String("kind", cfg.Kind),
@@ -157,10 +156,19 @@ func (s *Service) ListTelemetry(ctx context.Context, q satellite.TelemetryQuery)
 }
 
 // settle waits out answers of authentications that read the state before a
-// change (PushSettle).
-func (s *Service) settle() {
-	if s.PushSettle > 0 {
-		time.Sleep(s.PushSettle)
+// change (PushSettle). It reports false when ctx ends first (the request's
+// deadline): then there is no time left for the second push.
+func (s *Service) settle(ctx context.Context) bool {
+	if s.PushSettle <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(s.PushSettle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
