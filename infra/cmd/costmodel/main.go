@@ -33,7 +33,7 @@ const (
 	dynamoPerMillionWRU            = 0.625
 	dynamoPerMillionRRU            = 0.125
 	dynamoPerGBMonth               = 0.25
-	s3PerThousandGET               = 0.0004
+	s3PerThousandGET               = 0.0004 // GET and HEAD
 	eventBridgePerMillionEvents    = 1.00
 	logsPerGBIngested              = 0.50
 	metricPerMonth                 = 0.30 // custom metric (EMF), first 10,000
@@ -178,6 +178,10 @@ func run(dir string, sc scenario) error {
 		wru += v * write
 		s3 += v * float64(f.S3)
 	}
+	// Each refresh pushes refresh_script_packages to every satellite (the
+	// fan-out function's own time and job writes are a few requests per
+	// refresh, left out).
+	messages += n * sc.refreshesPerMon
 	// Stored results: a retention's worth, at the measured item size.
 	resultBytes := float64(msgs["result"].ItemBytes)
 	storedGB := volume["result"] * (sc.retention.Seconds() / secs) * resultBytes / 1e9
@@ -195,7 +199,7 @@ func run(dir string, sc scenario) error {
 		{"DynamoDB writes", fmt.Sprintf("%.1f M WRU", wru/1e6), wru / 1e6 * dynamoPerMillionWRU},
 		{"DynamoDB reads", fmt.Sprintf("%.1f M RRU", rru/1e6), rru / 1e6 * dynamoPerMillionRRU},
 		{"DynamoDB storage (results)", fmt.Sprintf("%.1f GB (%.0f B a result, %s retention)", storedGB, resultBytes, sc.retention), storedGB * dynamoPerGBMonth},
-		{"S3 requests", fmt.Sprintf("%.0f GET", s3), s3 / 1000 * s3PerThousandGET},
+		{"S3 requests", fmt.Sprintf("%.0f GET and HEAD (cold instances)", s3), s3 / 1000 * s3PerThousandGET},
 		{"EventBridge events", fmt.Sprintf("%.2f M lifecycle edges", edges/1e6), edges / 1e6 * eventBridgePerMillionEvents},
 		{"CloudWatch Logs (EMF)", fmt.Sprintf("%.2f GB", logGB), logGB * logsPerGBIngested},
 	}
