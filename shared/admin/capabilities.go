@@ -126,7 +126,7 @@ func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) 
 		return SandboxPolicyView{}, err
 	}
 	job, err := s.Fanout.Start(ctx, fanout.Request{
-		Kind: protocol.TypeSandboxPolicy, Subject: "updated " + now.Format(time.RFC3339Nano), Frame: frame,
+		Kind: protocol.TypeSandboxPolicy, Subject: fanout.PolicySubjectPrefix + now.Format(time.RFC3339Nano), Frame: frame,
 		LateSince: now.Add(-lateAuthentication), LateNotBefore: now.Add(s.PushSettle),
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
@@ -132,6 +133,15 @@ func (w *wiring) dynamoDB() *dynamodb.Client {
 				o.BaseEndpoint = aws.String(w.opts.Endpoints.DynamoDB)
 			}
 			o.APIOptions = append(o.APIOptions, w.opts.APIOptions...)
+			// A single-item write that meets a transaction on the same item
+			// (a heartbeat beside a binding or a sync-state report) fails
+			// with TransactionConflictException, which the standard
+			// retryer does not retry; AWS advises retrying it.
+			base := o.Retryer
+			if base == nil {
+				base = retry.NewStandard()
+			}
+			o.Retryer = retry.AddWithErrorCodes(base, "TransactionConflictException")
 		})
 	}
 	return w.db
@@ -289,6 +299,7 @@ func (w *wiring) fanoutWorker() (*fanout.Worker, error) {
 	return &fanout.Worker{
 		Jobs: jobs, Queue: queue, Connections: w.dynamoRegistry(), Sender: w.pushSender(), ManagementURL: w.cfg.ManagementURL,
 		Concurrency: w.cfg.PushConcurrency, Now: w.opts.Now, Log: w.opts.Log, Metrics: w.metrics,
+		Settings: w.dynamoRegistry().Settings,
 	}, nil
 }
 

@@ -389,10 +389,15 @@ func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]str
 func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
 	var keys []item
 	for _, shard := range LiveShardKeys() {
-		err := r.queryIndex(ctx, shard, now, func(it item) {
+		n := 0
+		err := r.queryIndex(ctx, shard, now, func(it item) error {
 			keys = append(keys, item{SatellitesPartitionKey: it[SatellitesPartitionKey], SatellitesSortKey: it[SatellitesSortKey]})
+			if n++; n == MaxStalePerShard {
+				return errEnough
+			}
+			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errEnough) {
 			return nil, internal(err, "read stale satellites")
 		}
 	}
@@ -444,15 +449,24 @@ func (r *Registry) CountOnline(ctx context.Context, now time.Time) (int, error) 
 	return total, nil
 }
 
-func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item)) error {
+func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item) error) error {
 	return r.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &r.tables.Satellites,
 		IndexName:                 aws.String(LiveIndex),
 		KeyConditionExpression:    aws.String("#shard = :shard AND #at < :before"),
 		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
 		ExpressionAttributeValues: item{":shard": str(shard), ":before": millis(before)},
-	}, func(it item) error { fn(it); return nil })
+	}, fn)
 }
+
+// MaxStalePerShard bounds the stale satellites one sweep reads from each
+// live shard, oldest deadline first: after a mass disconnect a sweep reads
+// and handles at most LiveShards times this many (8,000), well inside its
+// deadline, and leaves the rest, still in the index, to the next minute's.
+const MaxStalePerShard = 1000
+
+// errEnough stops a query whose reader has what it needs.
+var errEnough = errors.New("enough")
 
 // HeartbeatLostEdgeID is the id of the heartbeat_lost edge of a satellite
 // that passed deadline staleAt: every sweep that sees the same edge computes

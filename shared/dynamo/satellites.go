@@ -327,9 +327,12 @@ func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now 
 	if err != nil {
 		return err
 	}
-	// Assignments first and the satellite item last, so that a failure part
-	// way leaves a satellite that can be deleted again.
-	keys = append(slices.DeleteFunc(keys, func(sk string) bool { return sk == satelliteSort }), satelliteSort)
+	// Assignments first, and the satellite and profile items last and
+	// together, so that a failure part way leaves a satellite that can be
+	// deleted again, and a profile write (tags, a sync-state report), which
+	// checks that the satellite item exists in its own transaction, cannot
+	// bring the profile back after it.
+	keys = slices.DeleteFunc(keys, func(sk string) bool { return sk == satelliteSort || sk == profileSort })
 	for _, sk := range keys {
 		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 			TableName: &r.tables.Satellites,
@@ -337,6 +340,12 @@ func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now 
 		}); err != nil {
 			return internal(err, "delete satellite item")
 		}
+	}
+	if err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: &r.tables.Satellites, Key: item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)}}},
+		{Delete: &types.Delete{TableName: &r.tables.Satellites, Key: item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)}}},
+	}}); err != nil {
+		return internal(err, "delete satellite item")
 	}
 	for _, id := range conns {
 		if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{

@@ -433,3 +433,55 @@ func TestFanoutPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 	}
 	testenv.CheckPolicy(t, testenv.Template(t), "FanoutFunction", h.env.FanoutCalls, h.env.TableNames, "")
 }
+
+// TestASupersededJobPushesNothingMore delivers a refresh job's task after
+// another lockfile was published (as a Lambda retry or a late hand-on
+// would): the task pushes nothing and marks its segment done, so no
+// satellite gets the older lockfile after the newer one.
+func TestASupersededJobPushesNothingMore(t *testing.T) {
+	h := newHarness(t)
+	conns := h.connectMany("sat-old", 3)
+	job := h.createJob(1) // pushes lock-test
+	if err := h.env.Registry().SetDesiredLockfileHash(ctx, "lock-newer"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.worker().Run(ctx, satellite.FanoutTask{JobID: job.ID, Segment: 0})
+	if err != nil || !out.SegmentDone || out.Counts.Sent != 0 {
+		t.Fatalf("superseded task: %+v, %v; want its segment done and nothing sent", out, err)
+	}
+	for _, c := range conns {
+		if n := len(h.mgmt.Posts(c)); n != 0 {
+			t.Errorf("%s got %d frames from a superseded job", c, n)
+		}
+	}
+	// The same job while still current pushes.
+	if err := h.env.Registry().SetDesiredLockfileHash(ctx, "lock-test"); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Second) // a job's id here follows the clock
+	current := h.createJob(1)
+	if out, err := h.worker().Run(ctx, satellite.FanoutTask{JobID: current.ID, Segment: 0}); err != nil || out.Counts.Sent != 3 {
+		t.Fatalf("current task: %+v, %v; want 3 sent", out, err)
+	}
+}
+
+func TestSupersededReadsTheKindsSubject(t *testing.T) {
+	at := time.Date(2026, 11, 27, 8, 0, 0, 123456789, time.UTC)
+	lock := "lock-2"
+	policy := satellite.FanoutJob{Kind: protocol.TypeSandboxPolicy, Subject: fanout.PolicySubjectPrefix + at.Format(time.RFC3339Nano)}
+	for _, c := range []struct {
+		st   satellite.Settings
+		job  satellite.FanoutJob
+		want bool
+	}{
+		{satellite.Settings{LockfileHash: &lock}, satellite.FanoutJob{Kind: protocol.TypeRefreshScriptPackages, Subject: "lock-1"}, true},
+		{satellite.Settings{LockfileHash: &lock}, satellite.FanoutJob{Kind: protocol.TypeRefreshScriptPackages, Subject: "lock-2"}, false},
+		// The stored update time has milliseconds; the subject nanoseconds.
+		{satellite.Settings{SandboxPolicyUpdatedAt: at.Truncate(time.Millisecond)}, policy, false},
+		{satellite.Settings{SandboxPolicyUpdatedAt: at.Add(time.Millisecond)}, policy, true},
+	} {
+		if got := fanout.Superseded(c.st, c.job); got != c.want {
+			t.Errorf("Superseded(%+v, %s %s) = %v, want %v", c.st, c.job.Kind, c.job.Subject, got, c.want)
+		}
+	}
+}

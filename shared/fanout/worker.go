@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/checkstack/satellite-backend/shared/metrics"
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -54,7 +56,30 @@ type Worker struct {
 	// Metrics is written at the end of every invocation; nil records
 	// nothing.
 	Metrics *metrics.Recorder
+	// Settings reads the fleet-wide settings jobs push (the published
+	// lockfile, the sandbox policy), so that a job a newer change
+	// superseded pushes nothing more: its frame must never reach a
+	// satellite after the newer one's. nil skips the check.
+	Settings func(ctx context.Context) (satellite.Settings, error)
 }
+
+// Superseded reports whether st holds a newer change of job's kind than the
+// one job pushes: another lockfile published, or a sandbox policy stored
+// after job's.
+func Superseded(st satellite.Settings, job satellite.FanoutJob) bool {
+	switch job.Kind {
+	case protocol.TypeRefreshScriptPackages:
+		return st.LockfileHash != nil && *st.LockfileHash != job.Subject
+	case protocol.TypeSandboxPolicy:
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(job.Subject, PolicySubjectPrefix))
+		return err == nil && st.SandboxPolicyUpdatedAt.After(at.Truncate(time.Millisecond))
+	}
+	return false
+}
+
+// PolicySubjectPrefix starts the Subject of a sandbox-policy job, followed
+// by the policy's update time (RFC 3339, nanoseconds).
+const PolicySubjectPrefix = "updated "
 
 // Handle is the fan-out function's Lambda handler. It returns an error only
 // when the task should be retried (Lambda retries a failed asynchronous
@@ -112,6 +137,14 @@ func (w *Worker) Run(ctx context.Context, t satellite.FanoutTask) (Outcome, erro
 		return Outcome{}, err
 	}
 	r.job, r.out.Claimed, r.seq = job, true, job.Segments[t.Segment].Checkpoints
+	if w.Settings != nil {
+		// Checked at every claim (a segment is claimed again at least
+		// once a minute as it is handed on). A failed read pushes on.
+		if st, err := w.Settings(ctx); err == nil && Superseded(st, job) {
+			w.Log.LogAttrs(ctx, slog.LevelInfo, "fan-out task superseded by a newer change; segment done", r.attrs...)
+			return r.out, r.finish(ctx, job.Segments[t.Segment].Pass)
+		}
+	}
 	// Posts and scans end before the lease does: what is left of it records
 	// the last checkpoint and hands the segment on.
 	workCtx, cancel := context.WithDeadline(ctx, deadline.Add(-margin/2))
