@@ -862,3 +862,63 @@ func TestDashboardShowsTheFleetAtAGlance(t *testing.T) {
 		}
 	}
 }
+
+// deployedIndexes are the global secondary indexes of the tables as the
+// last released template created them (commit d76e4c2, the first one that
+// passed the SAM transform): what a stack being updated has.
+var deployedIndexes = []struct{ table, index, keys, projection, attributes string }{
+	{"ConnectionsTable", "BySatellite", "satelliteId", "ALL", ""},
+	{"ConnectionsTable", "Unauthenticated", "unauthShard,connectedAt", "KEYS_ONLY", ""},
+	{"ConnectionsTable", "ByExpiry", "expiryShard,expiresAt", "KEYS_ONLY", ""},
+	{"SatellitesTable", "LiveByStaleAt", "liveShard,staleAt", "INCLUDE", "satelliteId,name,region,lastHeartbeatAt"},
+	{"SatellitesTable", "Outbox", "outboxShard,outboxAt", "INCLUDE", "satelliteId,name,region,pendingEdges,lastSeenAt"},
+}
+
+// deployedTables are the tables of that release.
+var deployedTables = map[string]bool{"ConnectionsTable": true, "SatellitesTable": true, "ResultsTable": true}
+
+// TestIndexChangesDeployAsOneUpdate checks that `sam deploy` can update a
+// stack created from the last release in one go: DynamoDB (and so
+// CloudFormation) creates or deletes at most one global secondary index of
+// a table per update and cannot change an index's keys or projection.
+// When an index must change, release it in steps and move deployedIndexes.
+func TestIndexChangesDeployAsOneUpdate(t *testing.T) {
+	tpl, _ := load(t)
+	tables, err := tpl.Tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := map[string]map[string]string{}
+	for _, tb := range tables {
+		now[tb.LogicalID] = map[string]string{}
+		for _, g := range tb.GlobalSecondaryIndexes {
+			var keys []string
+			for _, k := range g.KeySchema {
+				keys = append(keys, *k.AttributeName)
+			}
+			now[tb.LogicalID][*g.IndexName] = strings.Join(keys, ",") + " " + string(g.Projection.ProjectionType) + " " + strings.Join(g.Projection.NonKeyAttributes, ",")
+		}
+	}
+	operations := map[string]int{}
+	for _, d := range deployedIndexes {
+		got, ok := now[d.table][d.index]
+		if !ok {
+			operations[d.table]++ // deleted
+			continue
+		}
+		if want := d.keys + " " + d.projection + " " + d.attributes; got != want {
+			t.Errorf("%s index %s is %q, deployed as %q: an index cannot change in place", d.table, d.index, got, want)
+		}
+		delete(now[d.table], d.index)
+	}
+	for table, created := range now {
+		if deployedTables[table] { // a new table gets its indexes with it
+			operations[table] += len(created)
+		}
+	}
+	for table, n := range operations {
+		if n > 1 {
+			t.Errorf("%s: %d index creations and deletions in one update; DynamoDB allows one", table, n)
+		}
+	}
+}

@@ -73,12 +73,15 @@ func satelliteFrom(it item) satellite.Satellite {
 		CreatedAt:           getMillis(it, "createdAt"),
 		Version:             getStr(it, "version"),
 		OfflineThreshold:    time.Duration(getNum(it, "offlineThresholdMs")) * time.Millisecond,
-		LastHeartbeatAt:     getMillis(it, "lastHeartbeatAt"),
+		LastHeartbeatAt:     getMillis(it, heartbeatAttr),
 		LastConnectionEvent: satellite.Edge(getStr(it, "lastConnectionEvent")),
 		ConnectionID:        getStr(it, "connectionId"),
 		AuthFailures:        int(getNum(it, "authFailures")),
 		AuthFailedAt:        getMillis(it, "authFailedAt"),
 		TokenGeneration:     getNum(it, "tokenGeneration"),
+	}
+	if s.LastHeartbeatAt.IsZero() {
+		s.LastHeartbeatAt = getMillis(it, legacyHeartbeatAttr)
 	}
 	s.Pending = pendingEdgesFrom(it)
 	s.Capabilities = stringsFrom(it, capabilitiesAttr)

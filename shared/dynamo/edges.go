@@ -30,7 +30,7 @@ const (
 	outboxAtAttr     = "outboxAt"
 	// lastSeenAttr is the last heartbeat before a disconnect, kept for the
 	// republication of a disconnected edge (the disconnect removes
-	// lastHeartbeatAt).
+	// the heartbeat).
 	lastSeenAttr = "lastSeenAt"
 )
 

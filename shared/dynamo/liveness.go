@@ -20,7 +20,20 @@ import (
 // liveness is the update of every heartbeat: a fresh heartbeat, in the
 // sparse live index at the moment the satellite will go stale, rounded up to
 // DeadlineStep (:deadlineFrom is now rounded up).
-const liveness = "lastHeartbeatAt = :now, liveShard = :shard, staleAt = :deadlineFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+//
+// The heartbeat's time is heartbeatAttr, which the live index does not
+// project: stacks created before this version project lastHeartbeatAt
+// (legacyHeartbeatAttr) into it, and DynamoDB cannot change an index's
+// projection in place, so the attribute moved instead (a heartbeat that
+// changed a projected attribute would write the index every time).
+const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :deadlineFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+
+// The satellite item's attribute holding its last heartbeat, and the one
+// that held it before (still read, and removed at the next disconnect).
+const (
+	heartbeatAttr       = "heartbeatAt"
+	legacyHeartbeatAttr = "lastHeartbeatAt"
+)
 
 // DeadlineStep is the resolution of the deadline in the live index. A
 // heartbeat rounds the moment its satellite would go stale up to the next
@@ -328,8 +341,8 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 			TableName: &r.tables.Satellites,
 			Key:       item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)},
 			UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
-				lastSeenAttr + " = if_not_exists(lastHeartbeatAt, :never), " + recordEdge +
-				" REMOVE lastHeartbeatAt, connectionId, liveShard, staleAt"),
+				lastSeenAttr + " = if_not_exists(" + heartbeatAttr + ", :never), " + recordEdge +
+				" REMOVE " + heartbeatAttr + ", " + legacyHeartbeatAttr + ", connectionId, liveShard, staleAt"),
 			ConditionExpression:                 aws.String("connectionId = :conn"),
 			ExpressionAttributeNames:            names,
 			ExpressionAttributeValues:           values,

@@ -221,15 +221,15 @@ func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, 
 	if u.OfflineThreshold != nil {
 		threshold = *u.OfflineThreshold
 	}
-	live := "attribute_exists(lastHeartbeatAt) AND begins_with(" + LiveIndexPartKey + ", :live)"
+	live := "attribute_exists(" + heartbeatAttr + ") AND begins_with(" + LiveIndexPartKey + ", :live)"
 	liveValues := item{":live": str(liveShardPrefix + "#"), ":newThreshold": num(threshold.Milliseconds())}
 	for k, v := range values {
 		liveValues[k] = v
 	}
 	for range 5 {
-		liveExpr := strings.Replace(expr, "SET ", "SET "+LiveIndexSortKey+" = lastHeartbeatAt + :newThreshold, ", 1)
+		liveExpr := strings.Replace(expr, "SET ", "SET "+LiveIndexSortKey+" = "+heartbeatAttr+" + :newThreshold, ", 1)
 		if !strings.Contains(liveExpr, "SET ") {
-			liveExpr = "SET " + LiveIndexSortKey + " = lastHeartbeatAt + :newThreshold " + liveExpr
+			liveExpr = "SET " + LiveIndexSortKey + " = " + heartbeatAttr + " + :newThreshold " + liveExpr
 		}
 		out, err := update(liveExpr, "attribute_exists(pk) AND "+live, liveValues)
 		if err == nil {

@@ -34,9 +34,10 @@ const (
 
 	// LiveIndex is a sparse index over satellites currently marked connected
 	// (only they carry liveShard), sorted by the moment they go stale, so a
-	// sweep reads only the stale ones. It projects keys only, and the
-	// deadline it sorts by is rounded up to DeadlineStep: a heartbeat that
-	// leaves the key where it was writes nothing to the index, so a
+	// sweep reads only the stale ones. It projects no attribute a heartbeat
+	// changes (see heartbeatAttr), and the deadline it sorts by is rounded
+	// up to DeadlineStep: a heartbeat that leaves the key where it was
+	// writes nothing to the index, so a
 	// satellite heartbeating every 15 s moves its index entry (a delete and
 	// a put) once a minute rather than on every heartbeat.
 	LiveIndex        = "LiveByStaleAt"

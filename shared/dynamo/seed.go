@@ -35,7 +35,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 			FleetIndexPartKey:      str(FleetIndexPart),
 			pendingEdgesAttr:       &types.AttributeValueMemberM{Value: item{}},
 			"connectionId":         str(conn),
-			"lastHeartbeatAt":      values[":now"],
+			heartbeatAttr:          values[":now"],
 			"lastConnectionEvent":  values[":connected"],
 			LiveIndexPartKey:       str(liveShard(s.ID)),
 		}
