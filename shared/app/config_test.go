@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,13 @@ import (
 )
 
 func env(vars map[string]string) func(string) string { return func(k string) string { return vars[k] } }
+
+// merged is base with extra's variables added or replaced.
+func merged(base, extra map[string]string) map[string]string {
+	out := maps.Clone(base)
+	maps.Copy(out, extra)
+	return out
+}
 
 func TestLoadConfigDefaults(t *testing.T) {
 	cfg, err := app.LoadConfig(env(map[string]string{
@@ -44,16 +52,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigCaches(t *testing.T) {
 	base := map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r"}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(extra map[string]string) map[string]string { return merged(base, extra) }
 	cfg, err := app.LoadConfig(env(with(map[string]string{
 		"PACKAGE_CACHE_BYTES": "0", "PACKAGE_CACHE_ENTRIES": "10", "SECRET_CACHE_SECONDS": "0", "SECRET_CACHE_ENTRIES": "7",
 	})))
@@ -73,16 +72,7 @@ func TestLoadConfigCaches(t *testing.T) {
 func TestFanoutConfiguration(t *testing.T) {
 	base := map[string]string{"SATELLITES_TABLE": "s", "CONNECTIONS_TABLE": "c", "RESULTS_TABLE": "r", "AWS_REGION": "eu-west-1",
 		"MANAGEMENT_ENDPOINT": "https://x.execute-api.eu-west-1.amazonaws.com/prod"}
-	with := func(extra map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range base {
-			out[k] = v
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
-	}
+	with := func(extra map[string]string) map[string]string { return merged(base, extra) }
 	cfg, err := app.LoadConfig(env(with(map[string]string{"JOBS_TABLE": " jobs ", "FANOUT_FUNCTION": "stack-fanout", "FANOUT_SEGMENTS": "64"})))
 	if err != nil || cfg.JobsTable != "jobs" || cfg.FanoutFunction != "stack-fanout" || cfg.FanoutSegments != 64 {
 		t.Errorf("config = %+v, %v", cfg, err)

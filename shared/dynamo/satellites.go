@@ -18,8 +18,22 @@ import (
 // CreateSatellite stores a new satellite: its satellite item and its profile
 // item, in one transaction. ECONFLICT when the id is taken.
 func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) error {
+	it, profile := newSatelliteItems(s)
+	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &r.tables.Satellites, Item: it, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: &r.tables.Satellites, Item: profile}},
+	}})
+	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
+		return satellite.Errorf(satellite.ECONFLICT, "satellite %s already exists", s.ID)
+	}
+	return internal(err, "create satellite")
+}
+
+// newSatelliteItems returns a new satellite's satellite item and profile
+// item, as CreateSatellite stores them (SeedConnected starts from them).
+func newSatelliteItems(s satellite.Satellite) (state, profile item) {
 	pk := str(satelliteKey(s.ID))
-	it := item{
+	state = item{
 		SatellitesPartitionKey: pk,
 		SatellitesSortKey:      str(satelliteSort),
 		"satelliteId":          str(s.ID),
@@ -35,17 +49,10 @@ func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) e
 		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
 	}
 	if s.OfflineThreshold > 0 {
-		it["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
+		state["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
 	}
-	profile := item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort), "tags": tagsItem(s.Tags)}
-	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: &r.tables.Satellites, Item: it, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Put: &types.Put{TableName: &r.tables.Satellites, Item: profile}},
-	}})
-	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
-		return satellite.Errorf(satellite.ECONFLICT, "satellite %s already exists", s.ID)
-	}
-	return internal(err, "create satellite")
+	profile = item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort), "tags": tagsItem(s.Tags)}
+	return state, profile
 }
 
 func tagsItem(tags map[string]string) types.AttributeValue {

@@ -23,32 +23,17 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 	values := connectedValues("", connectedAt)
 	for _, s := range sats {
 		conn := "conn-" + s.ID
+		// As created, then as an authentication binds it.
+		state, profile := newSatelliteItems(s)
+		state["connectionId"] = str(conn)
+		state[heartbeatAttr] = values[":now"]
+		state["lastConnectionEvent"] = values[":connected"]
+		state[LiveIndexPartKey] = str(liveShard(s.ID))
 		threshold := satellite.DefaultOfflineThreshold
-		state := item{
-			SatellitesPartitionKey: str(satelliteKey(s.ID)),
-			SatellitesSortKey:      str(satelliteSort),
-			"satelliteId":          str(s.ID),
-			"name":                 str(s.Name),
-			"region":               str(s.Region),
-			"tokenHash":            str(s.TokenHash),
-			"createdAt":            millis(s.CreatedAt),
-			FleetIndexPartKey:      str(FleetIndexPart),
-			pendingEdgesAttr:       &types.AttributeValueMemberM{Value: item{}},
-			"connectionId":         str(conn),
-			heartbeatAttr:          values[":now"],
-			"lastConnectionEvent":  values[":connected"],
-			LiveIndexPartKey:       str(liveShard(s.ID)),
-		}
 		if s.OfflineThreshold > 0 {
 			threshold = s.OfflineThreshold
-			state["offlineThresholdMs"] = num(threshold.Milliseconds())
 		}
 		state[LiveIndexSortKey] = millis(deadlineFrom(connectedAt).Add(threshold))
-		profile := item{
-			SatellitesPartitionKey: str(satelliteKey(s.ID)),
-			SatellitesSortKey:      str(profileSort),
-			"tags":                 tagsItem(s.Tags),
-		}
 		record := item{
 			ConnectionsPartitionKey:     str(conn),
 			UnauthenticatedIndexSortKey: millis(connectedAt),
