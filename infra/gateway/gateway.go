@@ -26,6 +26,11 @@ const (
 // Config configures a Gateway.
 type Config struct {
 	API *API
+	// Front, when set, is the CloudFront distribution before the API: a
+	// request no route of this listener serves goes through its
+	// viewer-request function and origin request policy, as satellites'
+	// requests to their core URL do on AWS.
+	Front *Front
 	// HTTPAPI, when set, is served on the same listener (payload 2.0).
 	HTTPAPI *HTTPAPI
 	// Lambda, when set, serves Lambda's Invoke API on the same listener
@@ -176,6 +181,17 @@ func (g *Gateway) Shutdown() {
 	}
 }
 
+// CoreURL is the core URL a satellite is configured with: the front's
+// address ("" without a front). A satellite opens its own path under it.
+func (g *Gateway) CoreURL() string {
+	if g.cfg.Front == nil {
+		return ""
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return "http://" + g.host
+}
+
 // URL is the ws:// URL clients connect to.
 func (g *Gateway) URL() string {
 	g.mu.Lock()
@@ -206,18 +222,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.cfg.Lambda.ServeHTTP(w, r)
 		return
 	}
-	if r.URL.Path != "/"+g.cfg.API.Stage {
-		if g.serveHTTPAPI(w, r) {
-			return
-		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
+	if g.serveStage(w, r) || g.serveHTTPAPI(w, r) {
 		return
+	}
+	if g.cfg.Front != nil {
+		g.serveFront(w, r)
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
+}
+
+// serveStage serves what execute-api serves under the stage: the
+// WebSocket API at /{stage} (and /{stage}/, where CloudFront's origin path
+// puts it), 403 Forbidden for any longer path. It reports whether the path
+// was the stage's.
+func (g *Gateway) serveStage(w http.ResponseWriter, r *http.Request) bool {
+	stage := "/" + g.cfg.API.Stage
+	switch {
+	case r.URL.Path == stage || r.URL.Path == stage+"/":
+	case strings.HasPrefix(r.URL.Path, stage+"/"):
+		writeJSON(w, http.StatusForbidden, map[string]string{"message": "Forbidden"})
+		return true
+	default:
+		return false
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		writeJSON(w, http.StatusUpgradeRequired, map[string]string{"message": "Expected a WebSocket upgrade"})
-		return
+		return true
 	}
 	g.serveWebSocket(w, r)
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

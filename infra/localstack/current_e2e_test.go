@@ -70,7 +70,7 @@ func currentProtocol(t *testing.T, mode localstack.Mode) {
 	admin(t, s, "PUT", "/satellites/sat-cur/capabilities/scrape", scrape)
 
 	var simLog testenv.SafeBuffer
-	sim := simulator.New(simulator.Config{URL: s.URL, ClientID: "sat-cur", Token: tok, HeartbeatInterval: 200 * time.Millisecond,
+	sim := simulator.New(simulator.Config{URL: satelliteURL(t, s), ClientID: "sat-cur", Token: tok, HeartbeatInterval: 200 * time.Millisecond,
 		ResultInterval: 200 * time.Millisecond, TelemetryInterval: 100 * time.Millisecond, Log: &simLog})
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()

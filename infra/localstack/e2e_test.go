@@ -62,6 +62,17 @@ func startStackWithLogs(t *testing.T, mode localstack.Mode) (*localstack.Stack, 
 	return stack, logs
 }
 
+// satelliteURL is what a satellite configured with the stack's core URL
+// opens, built as the satellite client builds it: the path the template's
+// CloudFront front serves, not the stage.
+func satelliteURL(t *testing.T, s *localstack.Stack) string {
+	t.Helper()
+	if s.CoreURL == "" {
+		t.Fatal("the local stack serves no core URL")
+	}
+	return simulator.SatelliteURL(s.CoreURL)
+}
+
 // createSatellite stores a satellite with assignments and returns its token.
 func createSatellite(t *testing.T, s *localstack.Stack, id string, assignments ...string) string {
 	t.Helper()
@@ -187,7 +198,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 
 	// A simulated satellite runs the whole protocol.
 	var simLog testenv.SafeBuffer
-	sim := simulator.New(simulator.Config{URL: s.URL, ClientID: "sat-e2e", Token: tok, HeartbeatInterval: 200 * time.Millisecond, ResultInterval: 200 * time.Millisecond, Log: &simLog})
+	sim := simulator.New(simulator.Config{URL: satelliteURL(t, s), ClientID: "sat-e2e", Token: tok, HeartbeatInterval: 200 * time.Millisecond, ResultInterval: 200 * time.Millisecond, Log: &simLog})
 	simCtx, stopSim := context.WithCancel(ctx)
 	simDone := make(chan error, 1)
 	go func() { simDone <- sim.Run(simCtx) }()
@@ -219,7 +230,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	// Another satellite with the same check on a raw connection: protocol
 	// edges the simulator never exercises.
 	rawTok := createSatellite(t, s, "sat-e2e-raw", checkWithSecret)
-	c := dial(t, s.URL)
+	c := dial(t, satelliteURL(t, s))
 	c.send(map[string]any{"type": "authenticate", "clientId": "sat-e2e-raw", "token": rawTok})
 	c.expect("authenticated")
 	c.send(map[string]any{"type": "result", "configId": "cfg-other", "systemId": "sys-web", "status": "healthy", "executedAt": time.Now().UTC().Format(time.RFC3339)})
@@ -239,7 +250,7 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	_ = c.conn.Close(websocket.StatusNormalClosure, "")
 
 	// A bad token gets auth_failed and a closed socket.
-	bad := dial(t, s.URL)
+	bad := dial(t, satelliteURL(t, s))
 	bad.send(map[string]any{"type": "authenticate", "clientId": "sat-e2e", "token": "csat_wrong"})
 	if f := bad.expect("auth_failed"); f["reason"] != protocol.ReasonInvalidCredentials {
 		t.Errorf("auth_failed reason = %v", f["reason"])
@@ -321,7 +332,7 @@ func TestReconnectStorm(t *testing.T) {
 	}
 	create.Wait()
 	for i := 0; i < n; i++ {
-		sim := simulator.New(simulator.Config{URL: s.URL, ClientID: satID(i), Token: tokens[i], HeartbeatInterval: time.Second,
+		sim := simulator.New(simulator.Config{URL: satelliteURL(t, s), ClientID: satID(i), Token: tokens[i], HeartbeatInterval: time.Second,
 			BackoffMin: 20 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
 		sats = append(sats, entry{satID(i), sim})
 		wg.Add(1)
@@ -421,7 +432,7 @@ func TestSweepRunsOnItsSchedule(t *testing.T) {
 	if err := s.Registry.CreateSatellite(ctx, satellite.Satellite{ID: "sat-quiet", Name: "Quiet", Region: "r", TokenHash: hash, CreatedAt: time.Now(), OfflineThreshold: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, s.URL)
+	c := dial(t, satelliteURL(t, s))
 	c.send(map[string]any{"type": "authenticate", "clientId": "sat-quiet", "token": tok})
 	c.expect("authenticated")
 	// No heartbeat follows. Until the rounded deadline no sweep finds it.

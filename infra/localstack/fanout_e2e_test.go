@@ -61,7 +61,7 @@ func publishEndToEnd(t *testing.T, mode localstack.Mode, n int) {
 	for i := range n {
 		id := fmt.Sprintf("sat-fanout-%02d", i)
 		tok := createSatellite(t, s, id)
-		c := dial(t, s.URL)
+		c := dial(t, satelliteURL(t, s))
 		c.send(map[string]any{"type": "authenticate", "clientId": id, "token": tok})
 		c.expect("authenticated")
 		sk := &socket{}

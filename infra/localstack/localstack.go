@@ -104,6 +104,10 @@ type Options struct {
 
 // Stack is a running local backend.
 type Stack struct {
+	// CoreURL is what a satellite is configured with (http://127.0.0.1:port):
+	// it opens <CoreURL>/api/ws/satellite, which the template's CloudFront
+	// front maps onto the stage, here as on AWS.
+	CoreURL       string
 	URL           string // ws://127.0.0.1:port/stage
 	ManagementURL string // http://127.0.0.1:port/stage (+ /@connections)
 	// AdminURL is the admin HTTP API's base URL ("" when the template has
@@ -198,6 +202,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	front, err := gateway.LoadFront(tpl, filepath.Join(opts.Root, "template.yaml"), api)
+	if err != nil {
+		return nil, err
+	}
 
 	files := opts.DataDir
 	if files == "" {
@@ -222,6 +230,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	host := l.Addr().String()
 	s.URL = "ws://" + host + "/" + api.Stage
+	if front != nil {
+		s.CoreURL = "http://" + host
+	}
 	s.ManagementURL = "http://" + host + "/" + api.Stage
 	if httpAPI != nil {
 		s.AdminURL = "http://" + host
@@ -252,7 +263,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	})
 
 	s.Gateway = gateway.New(gateway.Config{
-		API: api, HTTPAPI: httpAPI, Lambda: s.Lambda, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
+		API: api, Front: front, HTTPAPI: httpAPI, Lambda: s.Lambda, Invoker: invoker, Schedules: schedules, ScheduleEvery: opts.ScheduleEvery,
 		IdleTimeout: opts.IdleTimeout, MaxDuration: opts.MaxDuration, IntegrationTimeout: opts.IntegrationTimeout,
 		MaxInFlight: opts.MaxInFlight,
 		Region:      localaws.Region, Log: s.log.With("component", "gateway"), OnInvoke: opts.OnInvoke,

@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,8 +30,30 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
+// SatellitePath is where a satellite opens its socket under its core URL,
+// fixed in the Checkstack satellite client.
+const SatellitePath = "/api/ws/satellite"
+
+// SatelliteURL is the WebSocket URL a satellite configured with coreURL
+// opens, built as the Checkstack satellite client builds it: a leading
+// "http:" becomes "ws:" and "https:" becomes "wss:", one trailing slash is
+// dropped, and SatellitePath is appended.
+func SatelliteURL(coreURL string) string {
+	switch {
+	case strings.HasPrefix(coreURL, "http:"):
+		coreURL = "ws:" + strings.TrimPrefix(coreURL, "http:")
+	case strings.HasPrefix(coreURL, "https:"):
+		coreURL = "wss:" + strings.TrimPrefix(coreURL, "https:")
+	}
+	return strings.TrimSuffix(coreURL, "/") + SatellitePath
+}
+
 // Config configures one simulated satellite.
 type Config struct {
+	// CoreURL is what a satellite is configured with; it connects to
+	// SatelliteURL(CoreURL). URL, when set instead, is dialled as it is
+	// (a stage URL such as ws://127.0.0.1:8765/prod).
+	CoreURL  string
 	URL      string
 	ClientID string
 	Token    string
@@ -75,6 +98,8 @@ type State struct {
 	LastAuthFailure   string
 	ConfigUpdates     int
 	RefreshesReceived int
+	// Keepalives counts keepalive frames (answers to some heartbeats).
+	Keepalives int
 
 	// SandboxPolicy is the policy scripts run under; nil: fail-closed.
 	SandboxPolicy         json.RawMessage
@@ -110,6 +135,9 @@ type Satellite struct {
 func New(cfg Config) *Satellite {
 	if cfg.Version == "" {
 		cfg.Version = "sim-1.0.0"
+	}
+	if cfg.URL == "" && cfg.CoreURL != "" {
+		cfg.URL = SatelliteURL(cfg.CoreURL)
 	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = 15 * time.Second
@@ -346,6 +374,10 @@ func (s *Satellite) session(ctx context.Context) error {
 				s.logf("shutdown: %s", reason)
 				_ = conn.Close(websocket.StatusNormalClosure, "shutdown")
 				return fmt.Errorf("shut down: %s", reason)
+			case protocol.TypeKeepalive:
+				s.mu.Lock()
+				s.state.Keepalives++
+				s.mu.Unlock()
 			case protocol.TypeAuthFailed:
 				s.logf("auth_failed: %v", f["reason"])
 				return fmt.Errorf("auth_failed: %v", f["reason"])

@@ -251,6 +251,7 @@ func (w *wiring) endpointService() *endpoint.Service {
 		ResultRetention: w.cfg.ResultRetention,
 		BlobURLTTL:      w.cfg.BlobURLTTL,
 		BindingCacheTTL: w.cfg.BindingCacheTTL,
+		KeepaliveEvery:  w.cfg.KeepaliveEvery,
 		Metrics:         w.metrics,
 	}
 }

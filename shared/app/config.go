@@ -75,6 +75,9 @@ type Config struct {
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
 	BindingCacheTTL time.Duration // CONNECTION_CACHE_SECONDS, default 1800; 0 disables
+	// KeepaliveEvery is KEEPALIVE_SECONDS (240): how often a connection's
+	// heartbeats are answered with a keepalive frame; 0 sends none.
+	KeepaliveEvery time.Duration
 	// PackageCacheBytes (PACKAGE_CACHE_BYTES, 16 MiB) and
 	// PackageCacheEntries (PACKAGE_CACHE_ENTRIES, 1024) bound the manifests
 	// and blobs a warm message function keeps; 0 keeps none.
@@ -109,6 +112,11 @@ const (
 // DefaultBindingCacheTTL is how long a warm instance trusts a connection's
 // binding by default (CONNECTION_CACHE_SECONDS).
 const DefaultBindingCacheTTL = 30 * time.Minute
+
+// DefaultKeepaliveEvery is KEEPALIVE_SECONDS' default: well inside the 10
+// minutes after which CloudFront closes a WebSocket its origin sent nothing
+// on, with room for one lost heartbeat.
+const DefaultKeepaliveEvery = 4 * time.Minute
 
 // LoadConfig reads a Config through getenv (os.Getenv in production). It
 // returns an error naming every variable that is missing or malformed.
@@ -174,6 +182,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PackageCacheEntries:     nonNegative("PACKAGE_CACHE_ENTRIES", packagecache.DefaultMaxEntries),
 		SecretCacheTTL:          time.Duration(nonNegative("SECRET_CACHE_SECONDS", int(secretcache.DefaultTTL/time.Second))) * time.Second,
 		SecretCacheEntries:      nonNegative("SECRET_CACHE_ENTRIES", secretcache.DefaultMaxEntries),
+		KeepaliveEvery:          time.Duration(nonNegative("KEEPALIVE_SECONDS", int(DefaultKeepaliveEvery/time.Second))) * time.Second,
 	}
 	if cfg.StackName == "" {
 		cfg.StackName = "local"

@@ -26,6 +26,7 @@ var Variables = []Variable{
 	{"RESULT_RETENTION_DAYS", "30", "Days a stored result is kept."},
 	{"BLOB_URL_TTL_SECONDS", "300", "Lifetime of presigned URLs for blobs and manifests too large for one message."},
 	{"CONNECTION_CACHE_SECONDS", "1800", "How long a warm function instance trusts an authenticated connection it has seen without reading its record again (a renamed satellite keeps its old name in result sources for at most this long); 0 reads it for every frame."},
+	{"KEEPALIVE_SECONDS", "240", "How often a connection's heartbeats are answered with a keepalive frame, so that CloudFront (which closes a WebSocket its origin sent nothing on for 10 minutes) keeps a satellite that only heartbeats; 0 sends none."},
 	{"PACKAGE_CACHE_BYTES", "16777216", "Bytes of script-package manifests and blobs (verified against their content address) a warm message function keeps in memory, least recently used evicted first; 0 keeps none."},
 	{"PACKAGE_CACHE_ENTRIES", "1024", "Manifests and blobs a warm message function keeps at most; 0 keeps none."},
 	{"SECRET_CACHE_SECONDS", "30", "How long a warm message function keeps a secret value read from Secrets Manager: a rotated secret reaches satellites within this time; 0 reads Secrets Manager for every request."},

@@ -46,6 +46,9 @@ type Service struct {
 	ResultRetention time.Duration
 	// BlobURLTTL is how long a presigned blob or manifest URL stays valid.
 	BlobURLTTL time.Duration
+	// KeepaliveEvery is how often a connection's heartbeats are answered
+	// with a keepalive frame (see keepaliveDue); 0 sends none.
+	KeepaliveEvery time.Duration
 	// BindingCacheTTL is how long this instance trusts an authenticated
 	// connection it has seen without reading its record again; 0 reads the
 	// record for every frame.
@@ -119,6 +122,28 @@ type Conn struct {
 	// connection are received in order but may be handled out of order, so
 	// state a satellite reports is ordered by it. Zero: the handling time.
 	ReceivedAt time.Time
+	// ConnectedAt is when API Gateway accepted the connection (zero when
+	// the event does not say).
+	ConnectedAt time.Time
+	// Client is where the connection comes from; set on connect only.
+	Client Client
+}
+
+// Client is where a connection comes from, as its handshake shows it.
+type Client struct {
+	// IP is the satellite's address: the viewer address CloudFront passes
+	// when the connection came through the satellite endpoint's
+	// distribution, else the TCP peer. Headers are the client's word on a
+	// connection made to execute-api directly, so this is for logs, never
+	// for decisions.
+	IP string
+	// PeerIP is the TCP peer API Gateway saw: a CloudFront edge for a
+	// connection through the distribution.
+	PeerIP    string
+	UserAgent string
+	// EdgeRequestID is CloudFront's id of the handshake (X-Amz-Cf-Id), the
+	// key of the distribution's own logs; empty without CloudFront.
+	EdgeRequestID string
 }
 
 // Connect records a new connection. It fails only when the record cannot be
@@ -135,7 +160,15 @@ func (s *Service) Connect(ctx context.Context, c Conn) error {
 			slog.String("connectionId", c.ID), slog.String("error", err.Error()))
 		return err
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "connection opened", slog.String("connectionId", c.ID))
+	attrs := []slog.Attr{slog.String("connectionId", c.ID)}
+	for _, a := range []struct{ key, value string }{
+		{"sourceIp", c.Client.IP}, {"peerIp", c.Client.PeerIP}, {"userAgent", c.Client.UserAgent}, {"edgeRequestId", c.Client.EdgeRequestID},
+	} {
+		if a.value != "" {
+			attrs = append(attrs, slog.String(a.key, a.value))
+		}
+	}
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "connection opened", attrs...)
 	return nil
 }
 
@@ -511,6 +544,13 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "heartbeat restored connected edge",
 			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID), slog.String("edgeId", out.Edge.ID))
 		s.Sender.Publish(ctx, out.Edge)
+	}
+	received := c.ReceivedAt
+	if received.IsZero() {
+		received = now
+	}
+	if keepaliveDue(c.ConnectedAt, received, s.KeepaliveEvery) {
+		s.keepalive(ctx, c, conn.SatelliteID)
 	}
 	return nil
 }

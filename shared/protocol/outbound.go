@@ -23,6 +23,8 @@ const (
 	TypeTelemetryAck             = "telemetry_ack"
 	TypeCapabilityConfig         = "capability_config"
 	TypeCapabilitySecretResponse = "capability_secret_response"
+	// This backend's extension: see Keepalive.
+	TypeKeepalive = "keepalive"
 )
 
 // Reasons for auth_failed, exactly as existing satellites expect them.
@@ -184,6 +186,18 @@ type TelemetryAck struct {
 	Retryable bool            `json:"retryable"`
 }
 
+// Keepalive is sent now and then in answer to a heartbeat so that the
+// connection carries bytes from the backend to the satellite: CloudFront
+// closes a WebSocket on which the origin sent nothing for 10 minutes, and a
+// satellite that only heartbeats and reports results would otherwise get
+// nothing back. Satellites ignore frame types they do not know.
+type Keepalive struct {
+	Type string `json:"type"`
+}
+
+// NewKeepalive builds a keepalive frame.
+func NewKeepalive() Keepalive { return Keepalive{Type: TypeKeepalive} }
+
 // NewTelemetryAck builds a telemetry_ack.
 func NewTelemetryAck(batchID json.RawMessage, accepted, rejected int, retryable bool) TelemetryAck {
 	return TelemetryAck{Type: TypeTelemetryAck, BatchID: batchID, Accepted: accepted, Rejected: rejected, Retryable: retryable}
@@ -257,6 +271,8 @@ func frameType(frame any) string {
 	case SandboxPolicyPush:
 		return f.Type
 	case TelemetryAck:
+		return f.Type
+	case Keepalive:
 		return f.Type
 	}
 	return fmt.Sprintf("%T", frame)

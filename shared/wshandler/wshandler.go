@@ -44,6 +44,9 @@ func (h *Handler) conn(req events.APIGatewayWebsocketProxyRequest) endpoint.Conn
 	if ms := req.RequestContext.RequestTimeEpoch; ms > 0 {
 		c.ReceivedAt = time.UnixMilli(ms).UTC()
 	}
+	if ms := req.RequestContext.ConnectedAt; ms > 0 {
+		c.ConnectedAt = time.UnixMilli(ms).UTC()
+	}
 	return c
 }
 
@@ -72,7 +75,9 @@ func respond(err error) (events.APIGatewayProxyResponse, error) {
 // Connect handles $connect.
 func (h *Handler) Connect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	defer h.Service.Metrics.Flush()
-	return respond(h.Service.Connect(ctx, h.conn(req)))
+	c := h.conn(req)
+	c.Client = clientOf(req)
+	return respond(h.Service.Connect(ctx, c))
 }
 
 // Message handles $default: every satellite frame.

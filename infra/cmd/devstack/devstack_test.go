@@ -81,14 +81,23 @@ func TestMakeDev(t *testing.T) {
 	if want := "ws://" + addr + "/prod"; lines["WebSocket URL"] != want {
 		t.Errorf("WebSocket URL %s, want %s", lines["WebSocket URL"], want)
 	}
-	if want := "go run ./infra/cmd/satsim -url " + lines["WebSocket URL"] + " -client-id " + lines["clientId"] + " -token " + lines["token"]; !strings.Contains(banner, want) {
+	// What an operator gives a satellite: its core URL, nothing else.
+	m := regexp.MustCompile(`(?m)^Core URL for satellites: (\S+)$`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("banner has no core URL:\n%s", banner)
+	}
+	coreURL := m[1]
+	if want := "http://" + addr; coreURL != want {
+		t.Errorf("core URL %s, want %s", coreURL, want)
+	}
+	if want := "go run ./infra/cmd/satsim -core-url " + coreURL + " -client-id " + lines["clientId"] + " -token " + lines["token"]; !strings.Contains(banner, want) {
 		t.Errorf("banner does not give the simulator command %q", want)
 	}
 	if _, err := os.Stat(lines["Secrets file"]); err != nil {
 		t.Errorf("secrets file: %v", err)
 	}
 
-	sim := simulator.New(simulator.Config{URL: lines["WebSocket URL"], ClientID: lines["clientId"], Token: lines["token"], HeartbeatInterval: 200 * time.Millisecond})
+	sim := simulator.New(simulator.Config{CoreURL: coreURL, ClientID: lines["clientId"], Token: lines["token"], HeartbeatInterval: 200 * time.Millisecond})
 	ctx, stop := context.WithCancel(context.Background())
 	simDone := make(chan error, 1)
 	go func() { simDone <- sim.Run(ctx) }()

@@ -113,6 +113,9 @@ func banner(s *localstack.Stack, retryDelays []time.Duration, duplicates float64
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 Checkstack satellite backend (local stack)
+Core URL for satellites: %s
+  (a satellite opens <core URL>/api/ws/satellite, served as the CloudFront
+  front of template.yaml serves it)
   WebSocket URL     %s
   @connections URL  %s/@connections
   Admin API         %s
@@ -129,14 +132,22 @@ policy)
   clientId          %s
   token             %s
 %sConnect the simulator (it exercises every message of the protocol):
-  go run ./infra/cmd/satsim -url %s -client-id %s -token %s
+  go run ./infra/cmd/satsim -core-url %s -client-id %s -token %s
 Manage the fleet:
   go run ./infra/cmd/satctl --endpoint %s list
 Press Ctrl-C to stop.
 
-`, s.URL, s.ManagementURL, s.AdminURL, s.LambdaURL, retries, 100*duplicates, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
-		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), s.URL, s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
+`, coreURL(s), s.URL, s.ManagementURL, s.AdminURL, s.LambdaURL, retries, 100*duplicates, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
+		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), coreURL(s), s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
 	return b.String()
+}
+
+// coreURL is the stack's core URL; a template without a front has none.
+func coreURL(s *localstack.Stack) string {
+	if s.CoreURL == "" {
+		return "(none: template.yaml has no CloudFront front; use the WebSocket URL)"
+	}
+	return s.CoreURL
 }
 
 func samHint(s *localstack.Stack) string {

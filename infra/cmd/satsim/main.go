@@ -32,8 +32,13 @@ func main() {
 	fs := flag.NewFlagSet("satsim", flag.ExitOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage:
+  satsim -core-url http://127.0.0.1:8765 -client-id ID -token csat_...
+  satsim -core-url https://satellites.example.com -credentials creds.jsonl -n 50
   satsim -url ws://127.0.0.1:8765/prod -client-id ID -token csat_...
-  satsim -url ws://127.0.0.1:8765/prod -credentials creds.jsonl -n 50
+
+A satellite is configured with its core URL and opens <core URL>/api/ws/satellite
+(http becomes ws, https becomes wss), as -core-url does; -url dials a WebSocket
+URL as it is (the API's stage, bypassing the front).
 
 Runs simulated satellites until interrupted (Ctrl-C). A satellite whose
 credentials are refused stops; with one satellite the exit code is then 1.
@@ -43,7 +48,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	url := fs.String("url", "", "WebSocket URL of the backend (wss://.../stage or ws://127.0.0.1:port/stage)")
+	coreURL := fs.String("core-url", "", "core URL a satellite is configured with (the stack's SatelliteCoreURL, or http://127.0.0.1:8765 locally)")
+	url := fs.String("url", "", "WebSocket URL to dial as it is instead (wss://.../stage or ws://127.0.0.1:port/stage)")
 	clientID := fs.String("client-id", "", "satellite id")
 	token := fs.String("token", "", "satellite token (csat_...)")
 	credentials := fs.String("credentials", "", "file of credentials, one JSON object per line")
@@ -57,10 +63,11 @@ Flags:
 	_ = fs.Parse(os.Args[1:])
 
 	creds, err := loadCredentials(*clientID, *token, *credentials, *n)
-	if *url == "" || err != nil {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "satsim:", err)
-		}
+	if err == nil && (*url == "") == (*coreURL == "") {
+		err = errors.New("give either -core-url or -url")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "satsim:", err)
 		fs.Usage()
 		os.Exit(2)
 	}
@@ -86,7 +93,7 @@ Flags:
 	}
 	for _, c := range creds {
 		sat := simulator.New(simulator.Config{
-			URL: *url, ClientID: c.ClientID, Token: c.Token, Version: *version,
+			CoreURL: *coreURL, URL: *url, ClientID: c.ClientID, Token: c.Token, Version: *version,
 			HeartbeatInterval: *heartbeat, ResultInterval: *results, Log: log,
 			Capabilities: caps, TelemetryInterval: *telemetry,
 		})

@@ -1,0 +1,107 @@
+// Command templatemodes writes template.yaml and the satellite endpoint's
+// nested template once per deployment mode (no custom domain, a custom
+// domain, a custom domain with Route 53 records), each with that mode's
+// parameter values as defaults, and prints one line per file to lint:
+// "<mode> <file> <regions>" (regions comma-separated, "-" for the linter's
+// default). .ci/run lints every line with samlint, so every mode passes the
+// SAM transform and cfn-lint.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/checkstack/satellite-backend/infra/samtemplate"
+)
+
+// A mode is one way operators deploy the stack.
+type mode struct {
+	name string
+	// main and nested are the parameter values of template.yaml and of
+	// the nested satellite endpoint template; a nil nested is not linted
+	// (the stack does not create it in the mode's regions).
+	main, nested map[string]string
+	// regions, when set, lint in these regions instead of the default.
+	regions []string
+}
+
+const (
+	domain      = "satellites.example.com"
+	certificate = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-1111-2222-3333-0123456789ab"
+	zone        = "Z0123456789ABCDEFGHIJ"
+)
+
+var modes = []mode{
+	{name: "default", main: map[string]string{}, nested: map[string]string{}},
+	{
+		name:   "custom-domain",
+		main:   map[string]string{"SatelliteDomainName": domain, "CertificateArn": certificate},
+		nested: map[string]string{"DomainName": domain, "CertificateArn": certificate},
+	},
+	{
+		name:   "custom-domain-dns",
+		main:   map[string]string{"SatelliteDomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
+		nested: map[string]string{"DomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
+	},
+	// No CloudFront (Functions) there: the stack deploys without the
+	// satellite endpoint.
+	{name: "other-partitions", main: map[string]string{}, regions: []string{"cn-north-1", "us-gov-west-1"}},
+}
+
+// nestedTemplate is the satellite endpoint's template, relative to the
+// repository root.
+const nestedTemplate = "infra/templates/satellite-endpoint.yaml"
+
+func main() {
+	out := flag.String("out", ".build/template-modes", "directory to write the rendered templates into")
+	flag.Parse()
+	root, err := samtemplate.FindRepoRoot()
+	if err != nil {
+		fail(err)
+	}
+	for _, m := range modes {
+		dir := filepath.Join(*out, m.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fail(err)
+		}
+		regions := "-"
+		if len(m.regions) > 0 {
+			regions = strings.Join(m.regions, ",")
+		}
+		// The nested template keeps its path beside template.yaml: the
+		// linter follows TemplateURL and checks the parameters passed.
+		files := []struct {
+			src    string
+			values map[string]string
+			lint   bool
+		}{{"template.yaml", m.main, true}, {nestedTemplate, m.nested, m.nested != nil}}
+		for _, f := range files {
+			src, err := os.ReadFile(filepath.Join(root, f.src))
+			if err != nil {
+				fail(err)
+			}
+			rendered, err := samtemplate.WithDefaults(src, f.values)
+			if err != nil {
+				fail(fmt.Errorf("%s, mode %s: %w", f.src, m.name, err))
+			}
+			dst := filepath.Join(dir, f.src)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				fail(err)
+			}
+			if err := os.WriteFile(dst, rendered, 0o644); err != nil {
+				fail(err)
+			}
+			if f.lint {
+				fmt.Println(m.name, dst, regions)
+			}
+		}
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "templatemodes:", err)
+	os.Exit(1)
+}
