@@ -13,7 +13,7 @@ TOOLS_BIN := $(TOOLS_DIR)/bin
 FUZZTIME  ?= 10s
 
 # Lambda functions: logical id in template.yaml -> package under functions/.
-FUNCTIONS := connect message disconnect sweep admin fanout
+FUNCTIONS := connect message disconnect sweep admin fanout feed
 
 GOBUILD := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
@@ -21,8 +21,12 @@ GOBUILD := CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -tags lambda.
 help: ## List the targets.
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
 
+# The example consumer of the results feed (TypeScript, AWS SDK v3): its
+# npm packages are pinned by its package-lock.json.
+CONSUMER := docs/examples/results-consumer
+
 .PHONY: tools
-tools: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar $(TOOLS_BIN)/aws-lambda-rie $(TOOLS_BIN)/staticcheck ## Install DynamoDB Local, aws-lambda-rie and staticcheck (pinned) into .tools/.
+tools: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar $(TOOLS_BIN)/aws-lambda-rie $(TOOLS_BIN)/staticcheck $(CONSUMER)/dist/main.js ## Install DynamoDB Local, aws-lambda-rie and staticcheck (pinned) into .tools/, and build the example feed consumer.
 
 $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar:
 	infra/scripts/install-dynamodb-local.sh $(TOOLS_DIR)/dynamodb-local
@@ -34,6 +38,10 @@ $(TOOLS_BIN)/aws-lambda-rie: go.mod
 $(TOOLS_BIN)/staticcheck: go.mod
 	$(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
+$(CONSUMER)/dist/main.js: $(CONSUMER)/package-lock.json $(CONSUMER)/tsconfig.json $(wildcard $(CONSUMER)/src/*.ts)
+	npm ci --prefix $(CONSUMER) --no-audit --no-fund --silent
+	npm run --prefix $(CONSUMER) --silent build
+
 .PHONY: build
 build: ## Build every function as $(BUILD_DIR)/<function>/bootstrap (linux/arm64 unless GOARCH is set).
 	@for fn in $(FUNCTIONS); do \
@@ -42,7 +50,7 @@ build: ## Build every function as $(BUILD_DIR)/<function>/bootstrap (linux/arm64
 	done
 
 # `sam build` runs these (BuildMethod: makefile) with ARTIFACTS_DIR set.
-.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction build-AdminFunction build-FanoutFunction
+.PHONY: build-ConnectFunction build-MessageFunction build-DisconnectFunction build-SweepFunction build-AdminFunction build-FanoutFunction build-FeedFunction
 build-ConnectFunction: ## sam build: ConnectFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
 build-MessageFunction: ## sam build: MessageFunction into $(ARTIFACTS_DIR).
@@ -55,6 +63,8 @@ build-AdminFunction: ## sam build: AdminFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/admin
 build-FanoutFunction: ## sam build: FanoutFunction into $(ARTIFACTS_DIR).
 	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/fanout
+build-FeedFunction: ## sam build: FeedFunction into $(ARTIFACTS_DIR).
+	$(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/feed
 
 DEV_ADDR ?= 127.0.0.1:8765
 PERSIST  ?=

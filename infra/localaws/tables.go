@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 )
@@ -52,6 +54,10 @@ func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Tem
 		switch {
 		case err == nil:
 		case errors.As(err, &inUse):
+			// A table kept from before (PERSIST) may predate its stream.
+			if err := enableStream(ctx, db, name, tb.StreamViewType); err != nil {
+				return err
+			}
 			continue
 		default:
 			return fmt.Errorf("create table %s: %w", name, err)
@@ -74,6 +80,27 @@ func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Tem
 	return nil
 }
 
+// enableStream turns a table's stream on when the template has one and the
+// table does not.
+func enableStream(ctx context.Context, db *dynamodb.Client, name, view string) error {
+	if view == "" {
+		return nil
+	}
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("describe table %s: %w", name, err)
+	}
+	if out.Table.StreamSpecification != nil && aws.ToBool(out.Table.StreamSpecification.StreamEnabled) {
+		return nil
+	}
+	_, err = db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(name),
+		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewType(view)}})
+	if err != nil {
+		return fmt.Errorf("enable the stream of %s: %w", name, err)
+	}
+	return waitActive(ctx, db, name)
+}
+
 // waitActive polls DescribeTable; the SDK's waiter sleeps 20 s between checks.
 func waitActive(ctx context.Context, db *dynamodb.Client, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -89,4 +116,19 @@ func waitActive(ctx context.Context, db *dynamodb.Client, name string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// StreamsClient returns a DynamoDB Streams client for a local DynamoDB
+// endpoint (DynamoDB Local serves both APIs).
+func StreamsClient(endpoint string) *dynamodbstreams.Client {
+	return dynamodbstreams.NewFromConfig(AWSConfig(), func(o *dynamodbstreams.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+}
+
+// SQSClient returns an SQS client for the local SQS server.
+func SQSClient(endpoint string) *sqs.Client {
+	return sqs.NewFromConfig(AWSConfig(), func(o *sqs.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	})
 }

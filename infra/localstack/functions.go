@@ -58,6 +58,13 @@ var handlers = map[string]func(app.Config, aws.Config, app.Options) (any, error)
 		}
 		return w.Handle, nil
 	},
+	"feed": func(c app.Config, a aws.Config, o app.Options) (any, error) {
+		h, err := app.NewFeed(c, a, o)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle, nil
+	},
 }
 
 var buildTarget = regexp.MustCompile(`(?m)^build-(\w+):.*\n\t.*-o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/(\w+)$`)

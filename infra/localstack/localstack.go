@@ -22,6 +22,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/checkstack/satellite-backend/infra/eventsource"
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/lambdarie"
 	"github.com/checkstack/satellite-backend/infra/localaws"
@@ -100,6 +104,9 @@ type Options struct {
 	// as Lambda now and then does (0: none).
 	AsyncRetryDelays   []time.Duration
 	AsyncDuplicateRate float64
+	// StreamRetryDelay is the wait before a stream batch the function
+	// failed is retried (a second when zero).
+	StreamRetryDelay time.Duration
 }
 
 // Stack is a running local backend.
@@ -118,6 +125,12 @@ type Stack struct {
 	Functions []string
 
 	DynamoDBEndpoint string
+	// SQSEndpoint is the local SQS server; Queues maps each queue of the
+	// template to its URL there. ResultsFeedQueueURL is the results feed
+	// the core consumes.
+	SQSEndpoint         string
+	Queues              map[string]string
+	ResultsFeedQueueURL string
 	// DynamoDBPid is DynamoDB Local's process id when the stack started it.
 	DynamoDBPid     int
 	S3Endpoint      string
@@ -271,6 +284,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.Gateway.Start(l)
 	s.stop = append(s.stop, s.Gateway.Shutdown)
 
+	if err := s.startEventSources(tpl, invoker, opts); err != nil {
+		return nil, err
+	}
+
 	if opts.Seed {
 		if s.Demo, err = s.seed(ctx); err != nil {
 			return nil, fmt.Errorf("seed demo satellite: %w", err)
@@ -385,11 +402,56 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 			}
 		}
 	}
+	sqsServer, err := localaws.StartSQS("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.stop = append(s.stop, sqsServer.Stop)
+	s.SQSEndpoint, s.Queues = sqsServer.URL, map[string]string{}
+	names := map[string]string{}
+	for _, id := range tpl.ResourcesOfType("AWS::SQS::Queue") {
+		names[id] = "checkstack-" + id
+		s.Queues[id] = sqsServer.QueueURL(names[id])
+	}
+	if err := sqsServer.CreateQueues(tpl, names); err != nil {
+		return err
+	}
+	s.ResultsFeedQueueURL = s.Queues["ResultsFeedQueue"]
+
 	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), s.Bucket, s.S3Endpoint, true)
 	if err != nil {
 		return err
 	}
 	s.Publisher, s.Packages = s3packages.NewPublisher(objects), s3packages.New(objects)
+	return nil
+}
+
+// startEventSources runs the template's DynamoDB stream event source
+// mappings (the results feed) against DynamoDB Local's streams.
+func (s *Stack) startEventSources(tpl *samtemplate.Template, invoker gateway.Invoker, opts Options) error {
+	params := map[string]string{}
+	for name, p := range tpl.Parameters {
+		params[name] = fmt.Sprint(p.Default)
+	}
+	mappings, err := eventsource.LoadMappings(tpl, params)
+	if err != nil || len(mappings) == 0 {
+		return err
+	}
+	sqsClient := localaws.SQSClient(s.SQSEndpoint)
+	runner, err := eventsource.Start(eventsource.Config{
+		Mappings: mappings, Tables: s.TableNames, Queues: s.Queues,
+		DynamoDB: localaws.DynamoDBClient(s.DynamoDBEndpoint), Streams: localaws.StreamsClient(s.DynamoDBEndpoint),
+		Invoker: invoker, Log: s.log.With("component", "event-source"),
+		Timeout: tpl.Timeout, RetryDelay: opts.StreamRetryDelay,
+		Send: func(ctx context.Context, queueURL, body string) error {
+			_, err := sqsClient.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(body)})
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.stop = append(s.stop, runner.Stop)
 	return nil
 }
 
@@ -414,6 +476,10 @@ func (s *Stack) refs(tpl *samtemplate.Template) map[string]string {
 	}
 	for logical, name := range s.functionNames {
 		refs[logical] = name
+	}
+	// A queue's !Ref is its URL.
+	for logical, url := range s.Queues {
+		refs[logical] = url
 	}
 	return refs
 }
@@ -468,7 +534,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			}
 			h, err := handler(cfg, localaws.AWSConfig(), app.Options{
 				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
-				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL},
+				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL, SQS: s.SQSEndpoint},
 				MetricsOutput: opts.FunctionLog,
 				Now:           opts.Now,
 			})
@@ -493,7 +559,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			for k, v := range map[string]string{
 				"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
 				"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint,
-				"AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL,
+				"AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL, "AWS_ENDPOINT_URL_SQS": s.SQSEndpoint,
 			} {
 				env[k] = v
 			}
@@ -513,7 +579,7 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			return nil, errors.New("lambda-endpoint mode needs the endpoint URL")
 		}
 		for _, fn := range functions {
-			for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint, "AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL} {
+			for k, v := range map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": s.DynamoDBEndpoint, "AWS_ENDPOINT_URL_S3": s.S3Endpoint, "AWS_ENDPOINT_URL_LAMBDA": s.LambdaURL, "AWS_ENDPOINT_URL_SQS": s.SQSEndpoint} {
 				envs[fn][k] = v
 			}
 		}

@@ -19,6 +19,8 @@ type Table struct {
 	BillingMode            string
 	PointInTimeRecovery    bool
 	SSE                    bool
+	// StreamViewType is the stream's view ("" when the table has none).
+	StreamViewType string
 }
 
 type tableProperties struct {
@@ -39,6 +41,7 @@ type tableProperties struct {
 	}
 	PointInTimeRecoverySpecification *struct{ PointInTimeRecoveryEnabled bool }
 	SSESpecification                 *struct{ SSEEnabled bool }
+	StreamSpecification              *struct{ StreamViewType string }
 }
 
 type keyElement struct{ AttributeName, KeyType string }
@@ -81,6 +84,9 @@ func (t *Template) Table(logicalID string) (Table, error) {
 	}
 	tb.PointInTimeRecovery = p.PointInTimeRecoverySpecification != nil && p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled
 	tb.SSE = p.SSESpecification != nil && p.SSESpecification.SSEEnabled
+	if p.StreamSpecification != nil {
+		tb.StreamViewType = p.StreamSpecification.StreamViewType
+	}
 	return tb, nil
 }
 
@@ -108,6 +114,9 @@ func (tb Table) CreateTableInput(name string) *dynamodb.CreateTableInput {
 	}
 	if tb.BillingMode != "" {
 		in.BillingMode = types.BillingMode(tb.BillingMode)
+	}
+	if tb.StreamViewType != "" {
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewType(tb.StreamViewType)}
 	}
 	return in
 }

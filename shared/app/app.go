@@ -20,6 +20,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/endpoint"
 	"github.com/checkstack/satellite-backend/shared/eventbus"
 	"github.com/checkstack/satellite-backend/shared/fanout"
+	"github.com/checkstack/satellite-backend/shared/feedhandler"
 	"github.com/checkstack/satellite-backend/shared/filesecrets"
 	"github.com/checkstack/satellite-backend/shared/lambdainvoke"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
@@ -27,11 +28,13 @@ import (
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/push"
+	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/secretcache"
+	"github.com/checkstack/satellite-backend/shared/sqsqueue"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 	"github.com/checkstack/satellite-backend/shared/token"
 	"github.com/checkstack/satellite-backend/shared/wshandler"
@@ -67,12 +70,15 @@ type Options struct {
 
 // Endpoints are base URLs of AWS services or their local stand-ins.
 type Endpoints struct {
-	DynamoDB, S3, SecretsManager, EventBridge, Lambda string
+	DynamoDB, S3, SecretsManager, EventBridge, Lambda, SQS string
 }
 
 // ErrNoManagementURL is why a function that pushes outside a WebSocket
 // event cannot start.
 var ErrNoManagementURL = errors.New("MANAGEMENT_ENDPOINT is required: this function reaches connections outside a WebSocket event")
+
+// ErrNoFeedQueue is why the feed function cannot start.
+var ErrNoFeedQueue = errors.New("RESULTS_FEED_QUEUE_URL is required: this function sends stored results to the results feed")
 
 // ErrNoFanout is why a function that starts or runs fan-out jobs cannot
 // start.
@@ -414,6 +420,18 @@ func NewAdmin(cfg Config, awsCfg aws.Config, opts Options) (*admin.Handler, erro
 // without JOBS_TABLE and FANOUT_FUNCTION.
 func NewFanout(cfg Config, awsCfg aws.Config, opts Options) (*fanout.Worker, error) {
 	return newWiring(cfg, awsCfg, opts).fanoutWorker()
+}
+
+// NewFeed builds the feed function: the Results table's stream to the
+// results queue. ErrNoFeedQueue without RESULTS_FEED_QUEUE_URL.
+func NewFeed(cfg Config, awsCfg aws.Config, opts Options) (*feedhandler.Handler, error) {
+	w := newWiring(cfg, awsCfg, opts)
+	if w.cfg.ResultsFeedQueueURL == "" {
+		return nil, ErrNoFeedQueue
+	}
+	queue := sqsqueue.New(w.awsAPI(), w.opts.Endpoints.SQS, w.cfg.ResultsFeedQueueURL)
+	feed := &resultsfeed.Feed{Queue: queue, Log: w.opts.Log, Metrics: w.metrics}
+	return &feedhandler.Handler{Feed: feed, Log: w.opts.Log, Metrics: w.metrics}, nil
 }
 
 // App is the whole backend in one process, for the tests: every function's

@@ -71,6 +71,10 @@ type Config struct {
 	// per fan-out job.
 	FanoutSegments int
 
+	// ResultsFeedQueueURL is RESULTS_FEED_QUEUE_URL: the SQS queue the
+	// feed function sends stored results to. The feed function needs it.
+	ResultsFeedQueueURL string
+
 	ResultRetention time.Duration // RESULT_RETENTION_DAYS, default 30
 	BlobURLTTL      time.Duration // BLOB_URL_TTL_SECONDS, default 300
 	PushConcurrency int           // PUSH_CONCURRENCY, default 16
@@ -170,6 +174,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		JobsTable:               strings.TrimSpace(getenv("JOBS_TABLE")),
 		FanoutFunction:          strings.TrimSpace(getenv("FANOUT_FUNCTION")),
 		FanoutSegments:          positive("FANOUT_SEGMENTS", fanout.DefaultSegments),
+		ResultsFeedQueueURL:     strings.TrimSpace(getenv("RESULTS_FEED_QUEUE_URL")),
 		BindingCacheTTL:         DefaultBindingCacheTTL,
 		UnauthenticatedDeadline: time.Duration(positive("UNAUTHENTICATED_DEADLINE_SECONDS", int(sweep.DefaultUnauthenticatedDeadline/time.Second))) * time.Second,
 		RepublishAfter:          time.Duration(positive("REPUBLISH_AFTER_SECONDS", int(sweep.DefaultRepublishAfter/time.Second))) * time.Second,

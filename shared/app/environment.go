@@ -60,6 +60,7 @@ func fromEnvironment(getenv func(string) string) (Config, aws.Config, Options, e
 		SecretsManager: endpoint("SECRETS_MANAGER"),
 		EventBridge:    endpoint("EVENTBRIDGE"),
 		Lambda:         endpoint("LAMBDA"),
+		SQS:            endpoint("SQS"),
 	}}
 	return cfg, awsCfg, opts, nil
 }

@@ -1,12 +1,12 @@
 // Package awsapi sends requests to the AWS APIs the functions call besides
 // DynamoDB: S3 object reads, writes and presigned URLs, EventBridge and
-// Secrets Manager (AWS JSON 1.1), and the API Gateway Management API. It
-// signs with the SDK's SigV4 signer, retries with the SDK's standard retryer
-// and decodes AWS's error shapes, but links none of the SDK's service
-// clients: each adds between a quarter and a whole megabyte to every
+// Secrets Manager (AWS JSON 1.1), SQS (AWS JSON 1.0), and the API Gateway
+// Management API. It signs with the SDK's SigV4 signer, retries with the
+// SDK's standard retryer and decodes AWS's error shapes, but links none of
+// the SDK's service clients: each adds between a quarter and a whole megabyte to every
 // function binary that links it, and a Lambda's cold start grows with its
-// binary. The adapters (s3packages, eventbus, awssecrets, mgmtapi) build
-// their requests on it.
+// binary. The adapters (s3packages, eventbus, awssecrets, mgmtapi,
+// sqsqueue) build their requests on it.
 package awsapi
 
 import (
@@ -391,6 +391,15 @@ func JoinURL(base, escapedPath string) (*url.URL, error) {
 // JSON11 calls an AWS JSON 1.1 operation (EventBridge, Secrets Manager):
 // in is marshalled as the body and the answer unmarshalled into out.
 func (c *Client) JSON11(ctx context.Context, service, serviceID, endpoint, target string, resource string, in, out any) error {
+	return c.callJSON(ctx, "application/x-amz-json-1.1", service, serviceID, endpoint, target, resource, in, out)
+}
+
+// JSON10 calls an AWS JSON 1.0 operation (SQS), as JSON11 does.
+func (c *Client) JSON10(ctx context.Context, service, serviceID, endpoint, target string, resource string, in, out any) error {
+	return c.callJSON(ctx, "application/x-amz-json-1.0", service, serviceID, endpoint, target, resource, in, out)
+}
+
+func (c *Client) callJSON(ctx context.Context, contentType, service, serviceID, endpoint, target string, resource string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
@@ -403,7 +412,7 @@ func (c *Client) JSON11(ctx context.Context, service, serviceID, endpoint, targe
 	resp, err := c.Do(ctx, Request{
 		Service: service, ServiceID: serviceID, Operation: operation, Resource: resource,
 		Method: http.MethodPost, URL: u, Body: body,
-		Header: http.Header{"Content-Type": {"application/x-amz-json-1.1"}, "X-Amz-Target": {target}},
+		Header: http.Header{"Content-Type": {contentType}, "X-Amz-Target": {target}},
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -94,30 +95,41 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 	}
 	results := make([]satellite.Result, 0, len(out.Items))
 	for _, it := range out.Items {
-		res := satellite.Result{
-			ConfigID:    getStr(it, "configId"),
-			SystemID:    getStr(it, "systemId"),
-			SatelliteID: getStr(it, "satelliteId"),
-			Source:      getStr(it, "source"),
-			Status:      satellite.CheckStatus(getStr(it, "status")),
-			ReceivedAt:  getMillis(it, "receivedAt"),
-		}
-		if env, ok := it["environmentId"].(*types.AttributeValueMemberS); ok {
-			res.EnvironmentID = aws.String(env.Value)
-		}
-		if n, ok := it["latencyMs"].(*types.AttributeValueMemberN); ok {
-			if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
-				res.LatencyMs = &f
-			}
-		}
-		if d := getStr(it, "result"); d != "" {
-			res.Detail = []byte(d)
-		}
-		res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, "executedAt"))
-		if exp := getNum(it, ResultsTTLAttribute); exp != 0 {
-			res.ExpiresAt = time.Unix(exp, 0).UTC()
-		}
-		results = append(results, res)
+		results = append(results, ResultFromItem(it))
 	}
 	return results, nil
+}
+
+// ResultFromItem decodes a stored result, as a read or a stream record of
+// the Results table gives it. Its ID is the last part of the sort key
+// (executedAt#satellite#id: neither of the first two holds a "#"); a
+// malformed item decodes to what it holds.
+func ResultFromItem(it map[string]types.AttributeValue) satellite.Result {
+	res := satellite.Result{
+		ConfigID:    getStr(it, "configId"),
+		SystemID:    getStr(it, "systemId"),
+		SatelliteID: getStr(it, "satelliteId"),
+		Source:      getStr(it, "source"),
+		Status:      satellite.CheckStatus(getStr(it, "status")),
+		ReceivedAt:  getMillis(it, "receivedAt"),
+	}
+	if parts := strings.SplitN(getStr(it, ResultsSortKey), "#", 3); len(parts) == 3 {
+		res.ID = parts[2]
+	}
+	if env, ok := it["environmentId"].(*types.AttributeValueMemberS); ok {
+		res.EnvironmentID = aws.String(env.Value)
+	}
+	if n, ok := it["latencyMs"].(*types.AttributeValueMemberN); ok {
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			res.LatencyMs = &f
+		}
+	}
+	if d := getStr(it, "result"); d != "" {
+		res.Detail = []byte(d)
+	}
+	res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, "executedAt"))
+	if exp := getNum(it, ResultsTTLAttribute); exp != 0 {
+		res.ExpiresAt = time.Unix(exp, 0).UTC()
+	}
+	return res
 }

@@ -69,6 +69,12 @@ var (
 	// TelemetryBatches counts telemetry batches by what their ack said.
 	TelemetryBatches = Metric{Name: "TelemetryBatches", Unit: Count, Dimension: "Outcome", Routine: true,
 		Values: []string{TelemetryAccepted, TelemetryDuplicate, TelemetryOverBudget, TelemetryUnknownKind, TelemetryRejected, TelemetryFailed}}
+	// ResultsFed counts results the feed put on the results queue,
+	// FeedMessages the messages they went in, FeedFailures the batches
+	// Lambda retries because a message could not be sent.
+	ResultsFed   = Metric{Name: "ResultsFed", Unit: Count, Routine: true}
+	FeedMessages = Metric{Name: "FeedMessages", Unit: Count, Routine: true}
+	FeedFailures = Metric{Name: "FeedFailures", Unit: Count}
 )
 
 // Dimension values shared by several metrics.
@@ -92,7 +98,8 @@ const (
 )
 
 // All lists every metric.
-var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches}
+var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches,
+	ResultsFed, FeedMessages, FeedFailures}
 
 // maxSamples is EMF's limit of values per metric in one line.
 const maxSamples = 100

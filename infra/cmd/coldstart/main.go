@@ -35,6 +35,7 @@ import (
 var fixtures = map[string]string{
 	"connect": "connect.json", "message": "message-heartbeat.json", "disconnect": "disconnect.json",
 	"sweep": "sweep-schedule.json", "admin": "admin-create-satellite.json", "fanout": "fanout-task.json",
+	"feed": "feed-results-stream.json",
 }
 
 func main() {
@@ -124,7 +125,7 @@ func environment(tpl *samtemplate.Template, fn, aws string) (map[string]string, 
 		"ScriptPackagesBucket": "coldstart-packages",
 		"SatellitesTable":      "coldstart-satellites", "ConnectionsTable": "coldstart-connections", "ResultsTable": "coldstart-results",
 		"TelemetryTable": "coldstart-telemetry", "TelemetryBucket": "coldstart-telemetry", "JobsTable": "coldstart-jobs",
-		"FanoutFunction": "coldstart-fanout",
+		"FanoutFunction": "coldstart-fanout", "ResultsFeedQueue": "https://sqs.eu-central-1.amazonaws.com/123456789012/coldstart-feed",
 	}
 	env, err := tpl.ResolveEnvironment(fn, refs)
 	if err != nil {

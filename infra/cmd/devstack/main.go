@@ -123,6 +123,8 @@ Core URL for satellites: %s
   Functions         %s
   DynamoDB Local    %s
   S3                %s (buckets %s, %s)
+  Results feed      %s
+                    (SQS at %s: what the core consumes; AWS_ENDPOINT_URL_SQS)
   State             %s
   Secrets file      %s
   Event log         %s
@@ -137,7 +139,7 @@ Manage the fleet:
   go run ./infra/cmd/satctl --endpoint %s list
 Press Ctrl-C to stop.
 
-`, coreURL(s), s.URL, s.ManagementURL, s.AdminURL, s.LambdaURL, retries, 100*duplicates, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, state,
+`, coreURL(s), s.URL, s.ManagementURL, s.AdminURL, s.LambdaURL, retries, 100*duplicates, s.Describe(), s.DynamoDBEndpoint, s.S3Endpoint, s.Bucket, s.TelemetryBucket, s.ResultsFeedQueueURL, s.SQSEndpoint, state,
 		s.SecretsFile, s.EventsFile, s.Demo.SatelliteID, s.Demo.Token, samHint(s), coreURL(s), s.Demo.SatelliteID, s.Demo.Token, s.AdminURL)
 	return b.String()
 }
