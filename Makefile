@@ -117,6 +117,12 @@ bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## One heartbeat swee
 bench-refresh: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## A package refresh to 10,000 authenticated sockets: publish until every socket has it.
 	$(GO) run ./infra/cmd/refreshbench $(REFRESHBENCH_FLAGS)
 
+FEEDBENCH_FLAGS ?=
+
+.PHONY: bench-feed
+bench-feed: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## Results feed latency: from a result frame (through the core URL) to the result receivable on the feed queue, p50/p90/p99.
+	$(GO) run ./infra/cmd/feedbench $(FEEDBENCH_FLAGS)
+
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
 	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)

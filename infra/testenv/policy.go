@@ -97,6 +97,13 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 			set[Grant{"secretsmanager:GetSecretValue", "secret/${SecretsPrefix}*"}] = true
 		case "EventBridge":
 			set[Grant{"events:PutEvents", "event-bus/${EventBusName}"}] = true
+		case "SQS":
+			if c.Operation != "SendMessageBatch" {
+				t.Fatalf("unexpected SQS request %s", c.Operation)
+			}
+			// The tests name a queue by its logical id (the last part of
+			// its URL).
+			set[Grant{"sqs:SendMessage", "queue/" + c.Resource[strings.LastIndexByte(c.Resource, '/')+1:]}] = true
 		case "Lambda":
 			if c.Operation != "Invoke" {
 				t.Fatalf("unexpected Lambda request %s", c.Operation)
@@ -155,6 +162,8 @@ func symbolicResource(t *testing.T, tpl *samtemplate.Template, r any) string {
 			return "bucket/" + res
 		case tpl.Resources[res].Type == "AWS::Serverless::Function":
 			return "function/" + res
+		case tpl.Resources[res].Type == "AWS::SQS::Queue":
+			return "queue/" + res
 		}
 		return "table/" + res
 	}

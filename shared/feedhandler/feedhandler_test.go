@@ -105,3 +105,27 @@ func TestARecordThatIsNotAResultDoesNotStopTheShard(t *testing.T) {
 		t.Errorf("Handle = %+v, %v; want the malformed record skipped", resp, err)
 	}
 }
+
+// TestFeedPolicyGrantsExactlyWhatItCalls records the feed function's
+// requests and checks its IAM policy in template.yaml grants those and
+// nothing more. (Its reads of the stream are the event source mapping's,
+// which SAM grants with the DynamoDB event.)
+func TestFeedPolicyGrantsExactlyWhatItCalls(t *testing.T) {
+	srv, err := localaws.StartSQS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	url, err := srv.CreateQueue("ResultsFeedQueue", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := &testenv.Calls{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q := sqsqueue.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{Observe: calls.Observe}), srv.URL, url)
+	h := &feedhandler.Handler{Feed: &resultsfeed.Feed{Queue: q, Log: log}, Log: log}
+	if resp, err := h.Handle(context.Background(), streamEvent(t)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("Handle = %+v, %v", resp, err)
+	}
+	testenv.CheckPolicy(t, testenv.Template(t), "FeedFunction", calls, nil, "")
+}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
@@ -206,6 +208,11 @@ func TestRequestBudgets(t *testing.T) {
 		t.Fatal("no result stored")
 	}
 	figures["result"].ItemBytes = testenv.ItemSize(results[0])
+	entry, err := json.Marshal(resultsfeed.EntryOf(dynamo.ResultFromItem(results[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	figures["result"].FeedEntryBytes = len(entry)
 	writeFigures(t, "messages.json", figures)
 	// The first request to Secrets Manager was the cold run secrets': both
 	// of the collector's secrets in one call.

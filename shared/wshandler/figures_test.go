@@ -27,8 +27,10 @@ type costFigure struct {
 	// DurationMs is the handler's median time in process against DynamoDB
 	// Local on the warm instance (one run for authenticate and $disconnect).
 	DurationMs float64 `json:"durationMs"`
-	// ItemBytes is the size of the item the message stores (results).
-	ItemBytes int `json:"itemBytes,omitempty"`
+	// ItemBytes is the size of the item the message stores (results);
+	// FeedEntryBytes the size of that result in a results feed message.
+	ItemBytes      int `json:"itemBytes,omitempty"`
+	FeedEntryBytes int `json:"feedEntryBytes,omitempty"`
 }
 
 func wantFigures() bool { return os.Getenv("COST_FIGURES_DIR") != "" }

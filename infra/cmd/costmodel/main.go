@@ -39,6 +39,15 @@ const (
 	metricPerMonth                 = 0.30 // custom metric (EMF), first 10,000
 	alarmPerMonth                  = 0.10
 	dashboardPerMonth              = 3.00
+	sqsPerMillionRequests          = 0.40 // standard queue; each 64 KiB of a request's payload is one request
+	// CloudFront, North America and Europe (aws.amazon.com/cloudfront/pricing,
+	// read 2026-12): a WebSocket upgrade is one HTTPS request; bytes to
+	// the viewer are data transfer out, bytes the viewer sends go to the
+	// origin at the regional data-transfer-to-origin price.
+	cloudFrontPerTenThousandHTTPS = 0.0100
+	cloudFrontPerGBToInternet     = 0.085
+	cloudFrontPerGBToOrigin       = 0.020
+	cloudFrontPerMillionFunctions = 0.10
 )
 
 // figure is one message's measured cost (shared/wshandler/figures_test.go).
@@ -53,6 +62,7 @@ type figure struct {
 	ColdWriteUnits float64 `json:"coldWriteUnits"`
 	DurationMs     float64 `json:"durationMs"`
 	ItemBytes      int     `json:"itemBytes"`
+	FeedEntryBytes int     `json:"feedEntryBytes"`
 }
 
 type scenario struct {
@@ -70,6 +80,20 @@ type scenario struct {
 	alarms          float64
 	dashboards      float64
 	dynamoLatencyMs float64
+
+	// The results feed: the event source mapping's batching window (the
+	// template's ResultsFeedBatchingSeconds), the Results table's stream
+	// shards (one per table partition; an assumption), and the feed
+	// function's billed time an invocation (an assumption: one
+	// SendMessageBatch in the region).
+	feedWindow  time.Duration
+	feedShards  float64
+	feedMs      float64
+	feedMemory  float64
+	keepalive   time.Duration
+	blobBytes   float64
+	frameBytes  map[string]float64 // the fixtures' frames, by type
+	authReplyKB float64
 }
 
 const month = 30 * 24 * time.Hour
@@ -87,6 +111,10 @@ func main() {
 	flag.Float64Var(&sc.memoryMB, "memory", 512, "the message function's memory (template MemorySize)")
 	flag.DurationVar(&sc.retention, "retention", 30*24*time.Hour, "result retention (RESULT_RETENTION_DAYS)")
 	flag.Float64Var(&sc.dynamoLatencyMs, "dynamodb-latency", 6, "per DynamoDB request on AWS, ms, for the adjusted Lambda duration (AWS documents single-digit ms)")
+	flag.Float64Var(&sc.feedShards, "stream-shards", 4, "shards of the Results table's stream (one per partition): each sends at least one feed message a batching window")
+	flag.Float64Var(&sc.feedMs, "feed-ms", 25, "the feed function's billed ms an invocation (one SendMessageBatch)")
+	flag.Float64Var(&sc.blobBytes, "blob-bytes", 50000, "bytes of the script-package blob each satellite fetches per refresh")
+	flag.Float64Var(&sc.authReplyKB, "authenticated-kb", 2, "KB of the authenticated reply (assignments, sandbox policy)")
 	flag.Parse()
 	sc.emfLineBytes = 450
 	// Metric series from the metrics catalogue, alarms and dashboards from
@@ -100,6 +128,25 @@ func main() {
 		os.Exit(1)
 	}
 	sc.alarms = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Alarm")))
+	if sc.feedWindow, err = secondsParameter(tpl, "ResultsFeedBatchingSeconds"); err != nil {
+		fail(err)
+	}
+	if sc.keepalive, err = secondsParameter(tpl, "KeepaliveSeconds"); err != nil {
+		fail(err)
+	}
+	sc.feedMemory = 128
+	if m, ok := tpl.Resources["FeedFunction"].Properties["MemorySize"].(float64); ok {
+		sc.feedMemory = m
+	}
+	// The frames satellites send, as the event fixtures hold them.
+	sc.frameBytes = map[string]float64{}
+	for _, name := range []string{"heartbeat", "result"} {
+		var ev struct{ Body string }
+		if err := readJSON(filepath.Join("events", "message-"+name+".json"), &ev); err != nil {
+			fail(err)
+		}
+		sc.frameBytes[name] = float64(len(ev.Body))
+	}
 	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
 	if err := run(*dir, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "costmodel:", err)
@@ -110,6 +157,47 @@ func main() {
 type line struct {
 	item, detail string
 	dollars      float64
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "costmodel:", err)
+	os.Exit(1)
+}
+
+// secondsParameter is a Number parameter's default, in seconds.
+func secondsParameter(tpl *samtemplate.Template, name string) (time.Duration, error) {
+	v, ok := tpl.Parameters[name].Default.(float64)
+	if !ok {
+		return 0, fmt.Errorf("template parameter %s has no numeric default", name)
+	}
+	return time.Duration(v * float64(time.Second)), nil
+}
+
+// wsFrameOverhead is a WebSocket frame's header, client to server (masked,
+// payload under 64 KiB).
+const wsFrameOverhead = 8
+
+// feedLine is the results feed: the stream's batches, each packed into
+// messages of up to 64 KiB, sent in one SendMessageBatch; the consumer
+// receives and deletes each message.
+func feedLine(sc scenario, results, entryBytes float64) (line, float64) {
+	secs := month.Seconds()
+	perSecond := results / secs
+	// Lambda polls a shard four times a second; within the window a batch
+	// holds what the shard received.
+	window := math.Max(sc.feedWindow.Seconds(), 0.25)
+	perBatch := math.Max(1, perSecond/sc.feedShards*window)
+	invocations := results / perBatch
+	messagesPerBatch := math.Ceil(perBatch * entryBytes / (64 << 10))
+	messages := invocations * messagesPerBatch
+	// Send: one 64 KiB chunk a message. Receive and delete: a consumer
+	// long-polling all the time gets about one message a call at this
+	// rate (more when it falls behind, which only lowers this).
+	sqsRequests := 3 * messages
+	gbs := invocations * sc.feedMs / 1000 * sc.feedMemory / 1024
+	dollars := sqsRequests/1e6*sqsPerMillionRequests + invocations/1e6*lambdaPerMillionRequests + gbs*lambdaPerGBSecondArm
+	detail := fmt.Sprintf("%.1f M messages (%.0f results each, %s window, %.0f shards): %.1f M SQS requests, %.1f M invocations", messages/1e6, perBatch/messagesPerBatch, sc.feedWindow, sc.feedShards, sqsRequests/1e6, invocations/1e6)
+	return line{"Results feed (SQS, feed function)", detail, dollars}, results * entryBytes / 1e9
 }
 
 func run(dir string, sc scenario) error {
@@ -182,6 +270,13 @@ func run(dir string, sc scenario) error {
 	// fan-out function's own time and job writes are a few requests per
 	// refresh, left out).
 	messages += n * sc.refreshesPerMon
+	// A keepalive answers one heartbeat per KeepaliveSeconds of a
+	// connection's age (a post from the heartbeat's own invocation).
+	keepalives := 0.0
+	if sc.keepalive > 0 {
+		keepalives = n * secs / sc.keepalive.Seconds()
+	}
+	messages += keepalives
 	// Stored results: a retention's worth, at the measured item size.
 	resultBytes := float64(msgs["result"].ItemBytes)
 	storedGB := volume["result"] * (sc.retention.Seconds() / secs) * resultBytes / 1e9
@@ -191,8 +286,15 @@ func run(dir string, sc scenario) error {
 	logGB := busyInstances * float64(len(order)) * (secs / 60) * sc.emfLineBytes / 1e9
 	edges := 2 * connects // connected and disconnected per reconnect
 
+	feed, feedGB := feedLine(sc, volume["result"], float64(msgs["result"].FeedEntryBytes))
+	// CloudFront carries every frame both ways. To the origin: what
+	// satellites send; to them: replies and pushes.
+	toOrigin := (volume["heartbeat"]*(sc.frameBytes["heartbeat"]+wsFrameOverhead) + volume["result"]*(sc.frameBytes["result"]+wsFrameOverhead)) / 1e9
+	toViewer := (connects*sc.authReplyKB*1000 + keepalives*float64(len(`{"type":"keepalive"}`)+2) + n*sc.refreshesPerMon*(sc.blobBytes*4/3+1000)) / 1e9
+	cloudFront := connects/1e4*cloudFrontPerTenThousandHTTPS + connects/1e6*cloudFrontPerMillionFunctions + toOrigin*cloudFrontPerGBToOrigin + toViewer*cloudFrontPerGBToInternet
+
 	lines := []line{
-		{"API Gateway messages", fmt.Sprintf("%.1f M (frames and pushes)", messages/1e6), messages / 1e6 * apiGatewayPerMillionMessages},
+		{"API Gateway messages", fmt.Sprintf("%.1f M (frames and pushes; %.1f M keepalives)", messages/1e6, keepalives/1e6), messages / 1e6 * apiGatewayPerMillionMessages},
 		{"API Gateway connection minutes", fmt.Sprintf("%.1f M", n*secs/60/1e6), n * secs / 60 / 1e6 * apiGatewayPerMillionConnMinute},
 		{"Lambda requests", fmt.Sprintf("%.1f M", invocations/1e6), invocations / 1e6 * lambdaPerMillionRequests},
 		{"Lambda duration (AWS-adjusted)", fmt.Sprintf("%.0f GB-s at %.0f MB, arm64 (%.0f GB-s as measured)", gbSecondsAWS, sc.memoryMB, gbSeconds), gbSecondsAWS * lambdaPerGBSecondArm},
@@ -202,20 +304,23 @@ func run(dir string, sc scenario) error {
 		{"S3 requests", fmt.Sprintf("%.0f GET and HEAD (cold instances)", s3), s3 / 1000 * s3PerThousandGET},
 		{"EventBridge events", fmt.Sprintf("%.2f M lifecycle edges", edges/1e6), edges / 1e6 * eventBridgePerMillionEvents},
 		{"CloudWatch Logs (EMF)", fmt.Sprintf("%.2f GB", logGB), logGB * logsPerGBIngested},
+		{"CloudFront (satellite endpoint)", fmt.Sprintf("%.2f M connections, %.1f GB to the API, %.2f GB to satellites", connects/1e6, toOrigin, toViewer), cloudFront},
+		feed,
 	}
 	total := 0.0
 	fmt.Printf("\nScenario: %.0f satellites, heartbeat every %s, %.0f assignments with a result every %s each, a reconnect every %s, %.0f package refreshes a month, %.0f%% of frames on an instance without the binding cached; 30-day month.\n\n",
 		n, sc.heartbeat, sc.assignments, sc.resultEvery, sc.reconnectEvery, sc.refreshesPerMon, 100*sc.coldShare)
-	fmt.Printf("| %-32s | %-58s | %10s |\n", "item", "volume a month", "$ a month")
-	fmt.Printf("|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 60), strings.Repeat("-", 12))
+	fmt.Printf("| %-34s | %-96s | %10s |\n", "item", "volume a month", "$ a month")
+	fmt.Printf("|%s|%s|%s|\n", strings.Repeat("-", 36), strings.Repeat("-", 98), strings.Repeat("-", 12))
 	for _, l := range lines {
-		fmt.Printf("| %-32s | %-58s | %10.2f |\n", l.item, l.detail, l.dollars)
+		fmt.Printf("| %-34s | %-96s | %10.2f |\n", l.item, l.detail, l.dollars)
 		total += l.dollars
 	}
-	fmt.Printf("| %-32s | %-58s | %10.2f |\n", "total", fmt.Sprintf("per %.0f satellites", n), total)
+	fmt.Printf("| %-34s | %-96s | %10.2f |\n", "total", fmt.Sprintf("per %.0f satellites", n), total)
 	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth
 	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard).\n",
 		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards)
+	fmt.Printf("The feed's consumer receives %.1f GB a month: free within the region; from outside AWS, data transfer out adds about $%.2f (at $0.09/GB).\n", feedGB, feedGB*0.09)
 	fmt.Printf("Prices: %s.\n", pricesAsOf)
 	return nil
 }
