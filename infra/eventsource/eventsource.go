@@ -53,9 +53,9 @@ type Mapping struct {
 	OnFailureQueue string
 }
 
-// LoadMappings reads every DynamoDB event of the template's functions.
-// params resolves a !Ref to a parameter (its local value).
-func LoadMappings(tpl *samtemplate.Template, params map[string]string) ([]Mapping, error) {
+// LoadMappings reads every DynamoDB event of the template's functions; a
+// !Ref to a parameter takes its default.
+func LoadMappings(tpl *samtemplate.Template) ([]Mapping, error) {
 	var out []Mapping
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		evs, _ := tpl.Resources[fn].Properties["Events"].(map[string]any)
@@ -76,18 +76,15 @@ func LoadMappings(tpl *samtemplate.Template, params map[string]string) ([]Mappin
 			}
 			m := Mapping{Function: fn, Event: name, Table: table, StartingPosition: str(p["StartingPosition"]), BatchSize: 100, MaxRetries: -1}
 			number := func(key string, def int) (int, error) {
-				v := p[key]
-				if ref, ok := samtemplate.Ref(v); ok {
-					s, ok := params[ref]
-					if !ok {
-						return 0, fmt.Errorf("%s.%s: %s refers to %s, which has no local value", fn, name, key, ref)
-					}
-					return strconv.Atoi(s)
+				v, ok := p[key]
+				if !ok {
+					return def, nil
 				}
-				if f, ok := v.(float64); ok {
-					return int(f), nil
+				s, err := tpl.Resolve(v, nil)
+				if err != nil {
+					return 0, fmt.Errorf("%s.%s: %s: %w", fn, name, key, err)
 				}
-				return def, nil
+				return strconv.Atoi(s)
 			}
 			var err error
 			if m.BatchSize, err = number("BatchSize", 100); err != nil {

@@ -226,15 +226,6 @@ func containsString(list []string, s string) bool {
 	return i < len(list) && list[i] == s
 }
 
-// Describe says what the front serves, for banners.
-func (f *Front) Describe() string {
-	fn := "no function"
-	if f.Function != nil {
-		fn = "viewer-request function " + f.Function.Name
-	}
-	return fmt.Sprintf("%s (%s, origin path %s)", f.Distribution, fn, f.OriginPath)
-}
-
 func canonicalHeader(name string) string { return http.CanonicalHeaderKey(name) }
 
 // serveFront does for one request what the distribution does: runs the

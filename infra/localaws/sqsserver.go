@@ -238,6 +238,17 @@ func decode(body []byte, v any) *sqsError {
 	return nil
 }
 
+// onQueue runs fn with s.mu held on the queue a QueueUrl names.
+func (s *SQSServer) onQueue(queueURL string, fn func(q *sqsQueue) (any, *sqsError)) (any, *sqsError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, err := s.queueOf(queueURL)
+	if err != nil {
+		return nil, err
+	}
+	return fn(q)
+}
+
 // queueOf finds the queue a QueueUrl names (by its last path segment, as
 // SQS resolves it within the account). Call with s.mu held.
 func (s *SQSServer) queueOf(queueURL string) (*sqsQueue, *sqsError) {
@@ -364,14 +375,10 @@ func (s *SQSServer) deleteQueue(body []byte) (any, *sqsError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	delete(s.queues, q.name)
-	return struct{}{}, nil
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		delete(s.queues, q.name)
+		return struct{}{}, nil
+	})
 }
 
 func (s *SQSServer) purgeQueue(body []byte) (any, *sqsError) {
@@ -379,14 +386,10 @@ func (s *SQSServer) purgeQueue(body []byte) (any, *sqsError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	q.messages = nil
-	return struct{}{}, nil
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		q.messages = nil
+		return struct{}{}, nil
+	})
 }
 
 func (s *SQSServer) getQueueAttributes(body []byte) (any, *sqsError) {
@@ -397,48 +400,44 @@ func (s *SQSServer) getQueueAttributes(body []byte) (any, *sqsError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	s.expire(q, now)
-	visible, invisible := 0, 0
-	for _, m := range q.messages {
-		if m.visibleAt.After(now) {
-			invisible++
-		} else {
-			visible++
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		now := s.now()
+		s.expire(q, now)
+		visible, invisible := 0, 0
+		for _, m := range q.messages {
+			if m.visibleAt.After(now) {
+				invisible++
+			} else {
+				visible++
+			}
 		}
-	}
-	all := map[string]string{
-		"QueueArn":                              q.arn,
-		"ApproximateNumberOfMessages":           strconv.Itoa(visible),
-		"ApproximateNumberOfMessagesNotVisible": strconv.Itoa(invisible),
-		"ApproximateNumberOfMessagesDelayed":    "0",
-		"VisibilityTimeout":                     strconv.Itoa(int(q.visibility / time.Second)),
-		"MessageRetentionPeriod":                strconv.Itoa(int(q.retention / time.Second)),
-		"ReceiveMessageWaitTimeSeconds":         strconv.Itoa(int(q.wait / time.Second)),
-		"DelaySeconds":                          strconv.Itoa(int(q.delay / time.Second)),
-		"MaximumMessageSize":                    strconv.Itoa(q.maxBytes),
-		"CreatedTimestamp":                      strconv.FormatInt(q.created.Unix(), 10),
-	}
-	if q.redrivePolicy != "" {
-		all["RedrivePolicy"] = q.redrivePolicy
-	}
-	out := map[string]string{}
-	for _, name := range in.AttributeNames {
-		if name == "All" {
-			out = all
-			break
+		all := map[string]string{
+			"QueueArn":                              q.arn,
+			"ApproximateNumberOfMessages":           strconv.Itoa(visible),
+			"ApproximateNumberOfMessagesNotVisible": strconv.Itoa(invisible),
+			"ApproximateNumberOfMessagesDelayed":    "0",
+			"VisibilityTimeout":                     strconv.Itoa(int(q.visibility / time.Second)),
+			"MessageRetentionPeriod":                strconv.Itoa(int(q.retention / time.Second)),
+			"ReceiveMessageWaitTimeSeconds":         strconv.Itoa(int(q.wait / time.Second)),
+			"DelaySeconds":                          strconv.Itoa(int(q.delay / time.Second)),
+			"MaximumMessageSize":                    strconv.Itoa(q.maxBytes),
+			"CreatedTimestamp":                      strconv.FormatInt(q.created.Unix(), 10),
 		}
-		if v, ok := all[name]; ok {
-			out[name] = v
+		if q.redrivePolicy != "" {
+			all["RedrivePolicy"] = q.redrivePolicy
 		}
-	}
-	return map[string]any{"Attributes": out}, nil
+		out := map[string]string{}
+		for _, name := range in.AttributeNames {
+			if name == "All" {
+				out = all
+				break
+			}
+			if v, ok := all[name]; ok {
+				out[name] = v
+			}
+		}
+		return map[string]any{"Attributes": out}, nil
+	})
 }
 
 // validBody applies SQS's message rules: not empty, at most the queue's
@@ -544,13 +543,7 @@ func (s *SQSServer) sendMessage(body []byte) (any, *sqsError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	return s.enqueue(q, in.sendEntry)
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) { return s.enqueue(q, in.sendEntry) })
 }
 
 func (s *SQSServer) sendMessageBatch(body []byte) (any, *sqsError) {
@@ -578,26 +571,22 @@ func (s *SQSServer) sendMessageBatch(body []byte) (any, *sqsError) {
 	if total > sqsMaxMessageBytes {
 		return nil, errBatchTooLong
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	successful, failed := []map[string]any{}, []map[string]any{}
-	for _, e := range in.Entries {
-		out, err := s.enqueue(q, e)
-		if err != nil {
-			failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": err.senderSide, "Code": err.code, "Message": err.message})
-			continue
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		successful, failed := []map[string]any{}, []map[string]any{}
+		for _, e := range in.Entries {
+			out, err := s.enqueue(q, e)
+			if err != nil {
+				failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": err.senderSide, "Code": err.code, "Message": err.message})
+				continue
+			}
+			entry := map[string]any{"Id": e.ID}
+			for k, v := range out {
+				entry[k] = v
+			}
+			successful = append(successful, entry)
 		}
-		entry := map[string]any{"Id": e.ID}
-		for k, v := range out {
-			entry[k] = v
-		}
-		successful = append(successful, entry)
-	}
-	return map[string]any{"Successful": successful, "Failed": failed}, nil
+		return map[string]any{"Successful": successful, "Failed": failed}, nil
+	})
 }
 
 // expire drops messages past the queue's retention, counted from when
@@ -766,20 +755,16 @@ func (s *SQSServer) deleteMessage(body []byte) (any, *sqsError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	i, err := s.message(q, in.ReceiptHandle)
-	if err != nil {
-		return nil, err
-	}
-	if i >= 0 {
-		q.messages = append(q.messages[:i], q.messages[i+1:]...)
-	}
-	return struct{}{}, nil
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		i, err := s.message(q, in.ReceiptHandle)
+		if err != nil {
+			return nil, err
+		}
+		if i >= 0 {
+			q.messages = append(q.messages[:i], q.messages[i+1:]...)
+		}
+		return struct{}{}, nil
+	})
 }
 
 func (s *SQSServer) deleteMessageBatch(body []byte) (any, *sqsError) {
@@ -799,25 +784,21 @@ func (s *SQSServer) deleteMessageBatch(body []byte) (any, *sqsError) {
 	if len(in.Entries) > sqsMaxBatchEntries {
 		return nil, errTooManyEntries
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	successful, failed := []map[string]any{}, []map[string]any{}
-	for _, e := range in.Entries {
-		i, err := s.message(q, e.ReceiptHandle)
-		if err != nil {
-			failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": true, "Code": err.code, "Message": err.message})
-			continue
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		successful, failed := []map[string]any{}, []map[string]any{}
+		for _, e := range in.Entries {
+			i, err := s.message(q, e.ReceiptHandle)
+			if err != nil {
+				failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": true, "Code": err.code, "Message": err.message})
+				continue
+			}
+			if i >= 0 {
+				q.messages = append(q.messages[:i], q.messages[i+1:]...)
+			}
+			successful = append(successful, map[string]any{"Id": e.ID})
 		}
-		if i >= 0 {
-			q.messages = append(q.messages[:i], q.messages[i+1:]...)
-		}
-		successful = append(successful, map[string]any{"Id": e.ID})
-	}
-	return map[string]any{"Successful": successful, "Failed": failed}, nil
+		return map[string]any{"Successful": successful, "Failed": failed}, nil
+	})
 }
 
 func (s *SQSServer) changeVisibility(body []byte) (any, *sqsError) {
@@ -831,22 +812,18 @@ func (s *SQSServer) changeVisibility(body []byte) (any, *sqsError) {
 	if in.VisibilityTimeout < 0 || time.Duration(in.VisibilityTimeout)*time.Second > sqsMaxVisibility {
 		return nil, errInvalid("Value %d for parameter VisibilityTimeout is invalid.", in.VisibilityTimeout)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.queueOf(in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	i, err := s.message(q, in.ReceiptHandle)
-	if err != nil {
-		return nil, err
-	}
-	if i < 0 {
-		return nil, &sqsError{http.StatusBadRequest, "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", "The message referred to isn't in flight.", true}
-	}
-	q.messages[i].visibleAt = s.now().Add(time.Duration(in.VisibilityTimeout) * time.Second)
-	s.signal()
-	return struct{}{}, nil
+	return s.onQueue(in.QueueUrl, func(q *sqsQueue) (any, *sqsError) {
+		i, err := s.message(q, in.ReceiptHandle)
+		if err != nil {
+			return nil, err
+		}
+		if i < 0 {
+			return nil, &sqsError{http.StatusBadRequest, "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", "The message referred to isn't in flight.", true}
+		}
+		q.messages[i].visibleAt = s.now().Add(time.Duration(in.VisibilityTimeout) * time.Second)
+		s.signal()
+		return struct{}{}, nil
+	})
 }
 
 // CreateQueues creates every AWS::SQS::Queue of the template on the
@@ -870,14 +847,12 @@ func (s *SQSServer) CreateQueues(tpl *samtemplate.Template, names map[string]str
 		attrs := map[string]string{}
 		p := tpl.Resources[id].Properties
 		for _, a := range []string{"VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "DelaySeconds", "MaximumMessageSize"} {
-			switch v := p[a].(type) {
-			case nil:
-			case string:
-				attrs[a] = v
-			case float64:
-				attrs[a] = strconv.FormatFloat(v, 'f', -1, 64)
-			default:
-				return fmt.Errorf("queue %s: %s %v does not resolve locally", id, a, v)
+			if v, ok := p[a]; ok {
+				resolved, err := tpl.Resolve(v, nil)
+				if err != nil {
+					return fmt.Errorf("queue %s: %s: %w", id, a, err)
+				}
+				attrs[a] = resolved
 			}
 		}
 		if rp, ok := p["RedrivePolicy"].(map[string]any); ok {
@@ -885,7 +860,11 @@ func (s *SQSServer) CreateQueues(tpl *samtemplate.Template, names map[string]str
 			if !ok || attr != "Arn" || names[target] == "" {
 				return fmt.Errorf("queue %s: dead-letter target %v is not a queue of the template", id, rp["deadLetterTargetArn"])
 			}
-			b, _ := json.Marshal(map[string]any{"deadLetterTargetArn": s.QueueARN(names[target]), "maxReceiveCount": fmt.Sprint(rp["maxReceiveCount"])})
+			count, err := tpl.Resolve(rp["maxReceiveCount"], nil)
+			if err != nil {
+				return fmt.Errorf("queue %s: maxReceiveCount: %w", id, err)
+			}
+			b, _ := json.Marshal(map[string]any{"deadLetterTargetArn": s.QueueARN(names[target]), "maxReceiveCount": count})
 			attrs["RedrivePolicy"] = string(b)
 		}
 		if _, err := s.CreateQueue(name, attrs); err != nil {

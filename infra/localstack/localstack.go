@@ -429,11 +429,7 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 // startEventSources runs the template's DynamoDB stream event source
 // mappings (the results feed) against DynamoDB Local's streams.
 func (s *Stack) startEventSources(tpl *samtemplate.Template, invoker gateway.Invoker, opts Options) error {
-	params := map[string]string{}
-	for name, p := range tpl.Parameters {
-		params[name] = fmt.Sprint(p.Default)
-	}
-	mappings, err := eventsource.LoadMappings(tpl, params)
+	mappings, err := eventsource.LoadMappings(tpl)
 	if err != nil || len(mappings) == 0 {
 		return err
 	}

@@ -133,6 +133,11 @@ func (t *Template) resolve(v any, refs map[string]string) (string, error) {
 	return "", fmt.Errorf("cannot resolve %v locally", v)
 }
 
+// Resolve makes a template value a string as ResolveEnvironment does: a
+// literal as CloudFormation renders it, a !Ref or !Sub from refs, then the
+// parameter defaults.
+func (t *Template) Resolve(v any, refs map[string]string) (string, error) { return t.resolve(v, refs) }
+
 func (t *Template) lookup(name string, refs map[string]string) (string, error) {
 	if v, ok := refs[name]; ok {
 		return v, nil
