@@ -75,6 +75,13 @@ type Invocation struct {
 	Started      time.Time // when the frame or handshake arrived
 	Duration     time.Duration
 	Err          error
+	// Instance is the function instance that served it, and Cold whether
+	// it was started for it (set when the invoker runs instances).
+	Instance string
+	Cold     bool
+	// Order is the order in which the function's events were given an
+	// instance.
+	Order int64
 }
 
 // Gateway serves WebSocket clients and the Management API on one listener.

@@ -191,9 +191,10 @@ func (g *Gateway) serveHTTPAPI(w http.ResponseWriter, r *http.Request) bool {
 	payload, _ := json.Marshal(ev)
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.IntegrationTimeout)
 	defer cancel()
-	out, err := g.cfg.Invoker.Invoke(ctx, route.Function, payload)
+	d := &Dispatch{}
+	out, err := g.cfg.Invoker.Invoke(WithDispatch(ctx, d), route.Function, payload)
 	if g.cfg.OnInvoke != nil {
-		g.cfg.OnInvoke(Invocation{Route: route.Key(), Started: started, Duration: time.Since(started), Err: err})
+		g.cfg.OnInvoke(Invocation{Route: route.Key(), Started: started, Duration: time.Since(started), Err: err, Instance: d.Instance, Cold: d.Cold, Order: d.Order})
 	}
 	if err != nil {
 		g.log.Warn("HTTP API integration failed", "route", route.Key(), "error", err.Error())

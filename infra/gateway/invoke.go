@@ -34,33 +34,25 @@ func (e *FunctionError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.Function, e.Type, e.Message)
 }
 
-// InProcess invokes Go handlers in this process through aws-lambda-go's
-// handler adapter, so events and responses cross the same JSON boundary as on
-// Lambda.
-type InProcess struct {
-	// One pool of adapters per function: an adapter reuses its response
-	// buffer, so like a Lambda instance it serves one invocation at a time,
-	// and concurrent invocations get instances of their own.
-	handlers map[string]*sync.Pool
+// InProcessInstance is an instance of a Go handler running in this process
+// through aws-lambda-go's handler adapter, so events and responses cross
+// the same JSON boundary as on Lambda.
+type InProcessInstance struct {
+	function string
+	handler  lambda.Handler
 }
 
-// NewInProcess returns an invoker over handlers keyed by function logical id;
-// each value is any handler lambda.Start accepts.
-func NewInProcess(handlers map[string]any) *InProcess {
-	p := &InProcess{handlers: map[string]*sync.Pool{}}
-	for fn, h := range handlers {
-		p.handlers[fn] = &sync.Pool{New: func() any { return lambda.NewHandler(h) }}
-	}
-	return p
+// NewInProcessInstance wraps handler (anything lambda.Start accepts) as an
+// instance of function. Its memory is whatever handler closes over: build
+// the handler with the function's constructor for each instance so that
+// instances share nothing, as on Lambda.
+func NewInProcessInstance(function string, handler any) *InProcessInstance {
+	return &InProcessInstance{function: function, handler: lambda.NewHandler(handler)}
 }
 
-// Invoke implements Invoker. The handler runs in its own goroutine so a
+// Invoke implements Instance. The handler runs in its own goroutine so a
 // timeout answers even when the handler ignores its context.
-func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
-	pool, ok := p.handlers[function]
-	if !ok {
-		return nil, &FunctionError{Function: function, Type: "ResourceNotFoundException", Message: "no in-process handler"}
-	}
+func (i *InProcessInstance) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	type result struct {
 		out []byte
 		err error
@@ -69,14 +61,12 @@ func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- result{err: &FunctionError{Function: function, Type: "Runtime.Panic", Message: fmt.Sprint(r)}}
+				done <- result{err: &FunctionError{Function: i.function, Type: "Runtime.Panic", Message: fmt.Sprint(r)}}
 			}
 		}()
-		h := pool.Get().(lambda.Handler)
-		out, err := h.Invoke(ctx, payload)
-		out = bytes.Clone(out)
-		pool.Put(h)
-		done <- result{out, err}
+		out, err := i.handler.Invoke(ctx, payload)
+		// The adapter reuses its response buffer.
+		done <- result{bytes.Clone(out), err}
 	}()
 	select {
 	case r := <-done:
@@ -85,46 +75,57 @@ func (p *InProcess) Invoke(ctx context.Context, function string, payload []byte)
 			if errors.As(r.err, &fe) {
 				return nil, fe
 			}
-			return nil, &FunctionError{Function: function, Type: fmt.Sprintf("%T", r.err), Message: r.err.Error()}
+			return nil, &FunctionError{Function: i.function, Type: fmt.Sprintf("%T", r.err), Message: r.err.Error()}
 		}
 		return r.out, nil
 	case <-ctx.Done():
-		return nil, &FunctionError{Function: function, Type: "Sandbox.Timedout", Message: "Task timed out"}
+		return nil, &FunctionError{Function: i.function, Type: "Sandbox.Timedout", Message: "Task timed out"}
 	}
 }
 
-// RIE invokes built bootstraps, one aws-lambda-rie per function.
-type RIE struct {
-	emulators map[string]*lambdarie.Emulator
+// Close implements Instance.
+func (i *InProcessInstance) Close() {}
+
+// NewInProcess returns an invoker over handlers keyed by function logical id
+// (each value anything lambda.Start accepts) whose instances all share the
+// one handler value: for tests of the gateway itself. The local stack
+// builds every instance with the function's own constructor instead.
+func NewInProcess(handlers map[string]any) *Instances {
+	starts := map[string]StartInstance{}
+	for fn, h := range handlers {
+		starts[fn] = func(context.Context, string) (Instance, error) { return NewInProcessInstance(fn, h), nil }
+	}
+	return NewInstances(InstanceConfig{Max: 1 << 10}, starts)
 }
 
-// NewRIE returns an invoker over running emulators keyed by function.
-func NewRIE(emulators map[string]*lambdarie.Emulator) *RIE { return &RIE{emulators: emulators} }
+// RIEInstance is an instance that is a built bootstrap under its own
+// aws-lambda-rie process.
+type RIEInstance struct {
+	function string
+	emulator *lambdarie.Emulator
+}
 
-// Invoke implements Invoker. Each emulator serves one invocation at a time;
-// it queues the rest.
-func (r *RIE) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
-	e, ok := r.emulators[function]
-	if !ok {
-		return nil, &FunctionError{Function: function, Type: "ResourceNotFoundException", Message: "no emulator for function"}
-	}
-	out, err := e.Invoke(ctx, payload)
+// NewRIEInstance wraps a running emulator as an instance of function; Close
+// stops it.
+func NewRIEInstance(function string, e *lambdarie.Emulator) *RIEInstance {
+	return &RIEInstance{function: function, emulator: e}
+}
+
+// Invoke implements Instance.
+func (r *RIEInstance) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := r.emulator.Invoke(ctx, payload)
 	var fe *lambdarie.FunctionError
 	if errors.As(err, &fe) {
-		return nil, &FunctionError{Function: function, Type: fe.Type, Message: fe.Message}
+		return nil, &FunctionError{Function: r.function, Type: fe.Type, Message: fe.Message}
 	}
 	if err != nil {
-		return nil, &FunctionError{Function: function, Type: "Invoke", Message: err.Error()}
+		return nil, &FunctionError{Function: r.function, Type: "Invoke", Message: err.Error()}
 	}
 	return out, nil
 }
 
-// Stop stops every emulator.
-func (r *RIE) Stop() {
-	for _, e := range r.emulators {
-		e.Stop()
-	}
-}
+// Close implements Instance.
+func (r *RIEInstance) Close() { r.emulator.Stop() }
 
 // LambdaEndpoint invokes functions through a Lambda Invoke API endpoint such
 // as `sam local start-lambda` (FunctionName = the template's logical id).

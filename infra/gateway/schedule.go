@@ -51,9 +51,10 @@ func (g *Gateway) FireSchedule(ctx context.Context, s Schedule) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.IntegrationTimeout)
 	defer cancel()
 	started := time.Now()
-	_, err := g.cfg.Invoker.Invoke(ctx, s.Function, payload)
+	d := &Dispatch{}
+	_, err := g.cfg.Invoker.Invoke(WithDispatch(ctx, d), s.Function, payload)
 	if g.cfg.OnInvoke != nil {
-		g.cfg.OnInvoke(Invocation{Route: "schedule:" + s.Name, Started: started, Duration: time.Since(started), Err: err})
+		g.cfg.OnInvoke(Invocation{Route: "schedule:" + s.Name, Started: started, Duration: time.Since(started), Err: err, Instance: d.Instance, Cold: d.Cold, Order: d.Order})
 	}
 	if err != nil {
 		g.log.Warn("scheduled function failed", "function", s.Function, "schedule", s.Expression, "error", err.Error())

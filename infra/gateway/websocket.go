@@ -51,7 +51,8 @@ func (g *Gateway) invoke(ctx context.Context, c *connection, route string, ev ev
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.IntegrationTimeout)
 	defer cancel()
-	out, err := g.cfg.Invoker.Invoke(ctx, r.Function, payload)
+	d := &Dispatch{Connection: c.id}
+	out, err := g.cfg.Invoker.Invoke(WithDispatch(ctx, d), r.Function, payload)
 	var resp events.APIGatewayProxyResponse
 	if err == nil && len(out) > 0 && string(out) != "null" {
 		if jerr := json.Unmarshal(out, &resp); jerr != nil {
@@ -59,7 +60,7 @@ func (g *Gateway) invoke(ctx context.Context, c *connection, route string, ev ev
 		}
 	}
 	if g.cfg.OnInvoke != nil {
-		g.cfg.OnInvoke(Invocation{ConnectionID: c.id, Route: route, Started: started, Duration: time.Since(started), Err: err})
+		g.cfg.OnInvoke(Invocation{ConnectionID: c.id, Route: route, Started: started, Duration: time.Since(started), Err: err, Instance: d.Instance, Cold: d.Cold, Order: d.Order})
 	}
 	if err != nil {
 		g.log.Warn("integration failed", "route", route, "connectionId", c.id, "requestId", ev.RequestContext.RequestID, "error", err.Error())

@@ -41,15 +41,19 @@ func startStack(t *testing.T, mode localstack.Mode) *localstack.Stack {
 
 // startStackWithLogs is startStack, also returning what the stack and its
 // functions logged.
-func startStackWithLogs(t *testing.T, mode localstack.Mode) (*localstack.Stack, *testenv.SafeBuffer) {
+func startStackWithLogs(t *testing.T, mode localstack.Mode, with ...func(*localstack.Options)) (*localstack.Stack, *testenv.SafeBuffer) {
 	t.Helper()
 	env := testenv.New(t)
 	logs := &testenv.SafeBuffer{}
-	stack, err := localstack.Start(ctx, localstack.Options{
+	opts := localstack.Options{
 		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames,
 		S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
 		Mode: mode, Log: logs, FunctionLog: logs,
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	stack, err := localstack.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,14 @@ type Options struct {
 	BuildDir string
 
 	IdleTimeout, MaxDuration, IntegrationTimeout time.Duration
+	// Instances is how many instances each function may run at once, in
+	// process or under aws-lambda-rie (DefaultInstances when zero): each
+	// with its own memory, serving one event at a time, started on demand,
+	// and never the one that served a connection's previous frame while
+	// another is free or may start. InstanceIdle reclaims an instance idle
+	// that long (DefaultInstanceIdle when zero; never when negative).
+	Instances    int
+	InstanceIdle time.Duration
 	// MaxInFlight bounds the frames of one connection handled at once
 	// (gateway.DefaultMaxInFlight when zero).
 	MaxInFlight int
@@ -109,6 +117,14 @@ type Options struct {
 	StreamRetryDelay time.Duration
 }
 
+// DefaultInstances and DefaultInstanceIdle are the instance model of `make
+// dev` and the end-to-end tests: four instances a function, reclaimed after
+// a minute idle, so a satellite's frames meet cold and warm instances.
+const (
+	DefaultInstances    = 4
+	DefaultInstanceIdle = time.Minute
+)
+
 // Stack is a running local backend.
 type Stack struct {
 	// CoreURL is what a satellite is configured with (http://127.0.0.1:port):
@@ -123,6 +139,11 @@ type Stack struct {
 	LambdaURL string
 	Mode      Mode
 	Functions []string
+	// Instances runs the functions in process and under aws-lambda-rie
+	// (nil behind a Lambda endpoint).
+	Instances    *gateway.Instances
+	instances    int
+	instanceIdle time.Duration
 
 	DynamoDBEndpoint string
 	// SQSEndpoint is the local SQS server; Queues maps each queue of the
@@ -515,9 +536,18 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 		}
 		envs[fn] = env
 	}
+	if opts.Instances == 0 {
+		opts.Instances = DefaultInstances
+	}
+	switch {
+	case opts.InstanceIdle == 0:
+		opts.InstanceIdle = DefaultInstanceIdle
+	case opts.InstanceIdle < 0:
+		opts.InstanceIdle = 0
+	}
+	starts := map[string]gateway.StartInstance{}
 	switch opts.Mode {
 	case InProcess:
-		hs := map[string]any{}
 		for _, fn := range functions {
 			handler, ok := handlers[dirs[fn]]
 			if !ok {
@@ -528,18 +558,30 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			h, err := handler(cfg, localaws.AWSConfig(), app.Options{
-				Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn),
-				Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL, SQS: s.SQSEndpoint},
-				MetricsOutput: opts.FunctionLog,
-				Now:           opts.Now,
-			})
+			start := func(_ context.Context, id string) (gateway.Instance, error) {
+				// The function's own constructor, once per instance, as
+				// its main.go runs once per Lambda instance: own clients,
+				// caches and maps.
+				h, err := handler(cfg, localaws.AWSConfig(), app.Options{
+					Log:           app.NewLogger(opts.FunctionLog, cfg.LogLevel).With("function", fn, "instance", id),
+					Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL, SQS: s.SQSEndpoint},
+					MetricsOutput: opts.FunctionLog,
+					Now:           opts.Now,
+				})
+				if err != nil {
+					return nil, err
+				}
+				return gateway.NewInProcessInstance(fn, h), nil
+			}
+			// A constructor that fails fails the stack at start, not at
+			// the first event.
+			first, err := start(ctx, fn+"#check")
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			hs[fn] = h
+			first.Close()
+			starts[fn] = start
 		}
-		return gateway.NewInProcess(hs), nil
 	case RIE:
 		buildDir := opts.BuildDir
 		if buildDir == "" {
@@ -549,7 +591,6 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			}
 			s.stop = append(s.stop, func() { os.RemoveAll(buildDir) })
 		}
-		emulators := map[string]*lambdarie.Emulator{}
 		for _, fn := range functions {
 			env := envs[fn]
 			for k, v := range map[string]string{
@@ -559,17 +600,32 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 			} {
 				env[k] = v
 			}
-			e, err := lambdarie.Start(ctx, lambdarie.Options{
-				Bootstrap: filepath.Join(buildDir, dirs[fn], "bootstrap"), Env: env,
-				Timeout: tpl.Timeout(fn), Output: opts.FunctionLog,
-			})
-			if err != nil {
+			bootstrap := filepath.Join(buildDir, dirs[fn], "bootstrap")
+			if _, err := os.Stat(bootstrap); err != nil {
 				return nil, fmt.Errorf("%s: %w", fn, err)
 			}
-			s.stop = append(s.stop, e.Stop)
-			emulators[fn] = e
+			starts[fn] = func(ctx context.Context, _ string) (gateway.Instance, error) {
+				// One aws-lambda-rie process per instance. It is started
+				// outside the event's deadline, as Lambda's init phase is.
+				e, err := lambdarie.Start(context.WithoutCancel(ctx), lambdarie.Options{
+					Bootstrap: bootstrap, Env: env, Timeout: tpl.Timeout(fn), Output: opts.FunctionLog,
+				})
+				if err != nil {
+					return nil, err
+				}
+				return gateway.NewRIEInstance(fn, e), nil
+			}
 		}
-		return gateway.NewRIE(emulators), nil
+	}
+	if opts.Mode == InProcess || opts.Mode == RIE {
+		s.instances, s.instanceIdle = opts.Instances, opts.InstanceIdle
+		s.Instances = gateway.NewInstances(gateway.InstanceConfig{
+			Max: opts.Instances, IdleTimeout: opts.InstanceIdle, Log: s.log.With("component", "instances"),
+		}, starts)
+		s.stop = append(s.stop, s.Instances.Stop)
+		return s.Instances, nil
+	}
+	switch opts.Mode {
 	case LambdaEndpoint:
 		if opts.LambdaEndpoint == "" {
 			return nil, errors.New("lambda-endpoint mode needs the endpoint URL")
@@ -606,5 +662,12 @@ func (s *Stack) WriteSecrets(values map[string]string) error {
 
 // Describe lists how functions run, for the banner.
 func (s *Stack) Describe() string {
+	if s.Instances != nil {
+		reclaim := "never reclaimed"
+		if s.instanceIdle > 0 {
+			reclaim = "reclaimed after " + s.instanceIdle.String() + " idle"
+		}
+		return fmt.Sprintf("%s, up to %d instances each, %s (%s)", s.Mode, s.instances, reclaim, strings.Join(s.Functions, ", "))
+	}
 	return fmt.Sprintf("%s (%s)", s.Mode, strings.Join(s.Functions, ", "))
 }

@@ -31,6 +31,8 @@ func main() {
 	functions := fs.String("functions", "in-process", "how functions run: in-process, rie (built binaries under aws-lambda-rie) or an Invoke endpoint URL such as sam local start-lambda's")
 	idle := fs.Duration("idle-timeout", 10*time.Minute, "close connections idle this long (API Gateway: 10m)")
 	maxDuration := fs.Duration("max-duration", 2*time.Hour, "close connections older than this (API Gateway: 2h)")
+	instances := fs.Int("instances", localstack.DefaultInstances, "instances per function, in process or under rie: each with its own memory, one event at a time, started on demand; a connection's next frame goes to another instance whenever one is free or may start")
+	instanceIdle := fs.Duration("instance-idle", localstack.DefaultInstanceIdle, "reclaim an instance idle this long, so connections meet cold starts (0: never)")
 	scheduleEvery := fs.Duration("schedule-every", 0, "run scheduled functions this often instead of their template rate")
 	quiet := fs.Bool("quiet", false, "do not print the functions' JSON logs")
 	level := fs.String("log-level", "INFO", "functions' log level")
@@ -38,6 +40,15 @@ func main() {
 	retryDelays := fs.String("async-retry-delays", "1m,2m", "waits before the retries of a failed asynchronous Lambda invocation (Lambda: 1m,2m)")
 	_ = fs.Parse(os.Args[1:])
 
+	if *instances < 1 {
+		fatal(fmt.Errorf("-instances %d: want at least 1", *instances))
+	}
+	if *instanceIdle < 0 {
+		fatal(fmt.Errorf("-instance-idle %v: want 0 (never) or a positive duration", *instanceIdle))
+	}
+	if *instanceIdle == 0 {
+		*instanceIdle = -1 // localstack: never reclaim
+	}
 	var logLevel slog.Level
 	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
 		fatal(err)
@@ -57,6 +68,7 @@ func main() {
 		Addr: *addr, DataDir: *persist, IdleTimeout: *idle, MaxDuration: *maxDuration,
 		ScheduleEvery: *scheduleEvery, Seed: true, Log: os.Stderr, LogLevel: logLevel,
 		AsyncDuplicateRate: *duplicates, AsyncRetryDelays: delays,
+		Instances: *instances, InstanceIdle: *instanceIdle,
 	}
 	if !*quiet {
 		opts.FunctionLog = os.Stdout
