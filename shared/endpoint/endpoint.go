@@ -440,6 +440,11 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		return err
 	}
 	if until := sat.AuthBackoffUntil(); s.Now().Before(until) {
+		// Refused whatever the token, and at the price of any refusal: a
+		// refusal without a bcrypt would tell which ids exist. The decoy,
+		// not the stored hash, so that a guess sent inside the back-off is
+		// never checked at all.
+		s.Tokens.Refuse(m.Token)
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication backed off after repeated failures",
 			slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID),
 			slog.Int("failures", sat.AuthFailures), slog.Time("until", until))
