@@ -201,6 +201,10 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 			// The satellite waits for an answer to these: it gets one
 			// whenever the frame says what to answer to.
 			return s.refuseRequest(ctx, c, typ, frame, err)
+		case protocol.TypeManifestRequest, protocol.TypeBlobRequest:
+			// So do these, matched on the hash or the integrity they ask
+			// for rather than on a requestId.
+			return s.refuseRequest(ctx, c, typ, frame, err)
 		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
