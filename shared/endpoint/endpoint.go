@@ -201,6 +201,10 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 			// The satellite waits for an answer to these: it gets one
 			// whenever the frame says what to answer to.
 			return s.refuseRequest(ctx, c, typ, frame, err)
+		case protocol.TypeManifestRequest, protocol.TypeBlobRequest:
+			// So do these, matched on the hash or the integrity they ask
+			// for rather than on a requestId.
+			return s.refuseRequest(ctx, c, typ, frame, err)
 		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
@@ -440,6 +444,11 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		return err
 	}
 	if until := sat.AuthBackoffUntil(); s.Now().Before(until) {
+		// Refused whatever the token, and at the price of any refusal: a
+		// refusal without a bcrypt would tell which ids exist. The decoy,
+		// not the stored hash, so that a guess sent inside the back-off is
+		// never checked at all.
+		s.Tokens.Refuse(m.Token)
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication backed off after repeated failures",
 			slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID),
 			slog.Int("failures", sat.AuthFailures), slog.Time("until", until))

@@ -250,8 +250,9 @@ func (s *Service) replyRequestError(ctx context.Context, c Conn, typ, requestID,
 }
 
 // refuseRequest answers a malformed request frame the satellite waits on,
-// when it says what to answer to and the connection is authenticated;
-// anything else is dropped like any invalid frame.
+// when it carries what the satellite matches the answer on (see
+// protocol.AnswerRefused) and the connection is authenticated; anything
+// else is dropped like any invalid frame.
 func (s *Service) refuseRequest(ctx context.Context, c Conn, typ string, frame []byte, parseErr error) error {
 	conn, err := s.connection(ctx, c.ID)
 	if err != nil || !conn.Authenticated() {
@@ -265,10 +266,19 @@ func (s *Service) refuseRequest(ctx context.Context, c Conn, typ string, frame [
 		}
 		return nil
 	}
-	if id, ok := protocol.RequestIDOf(frame); ok {
-		return s.replyRequestError(ctx, c, typ, id, satellite.ErrorMessage(parseErr))
+	answer, ok := protocol.AnswerRefused(typ, frame, satellite.ErrorMessage(parseErr))
+	if !ok {
+		return nil
 	}
-	return nil
+	err = ignoreGone(s.reply(ctx, c, answer))
+	if satellite.ErrorCode(err) == satellite.ETOOLARGE {
+		// The field echoed back grows past the message limit once encoded
+		// (escaping): nothing the satellite could match fits.
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "refused request not answered: the answer is over the message limit",
+			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID), slog.String("type", typ))
+		return nil
+	}
+	return err
 }
 
 func ignoreGone(err error) error {

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -39,6 +40,13 @@ func FuzzParse(f *testing.F) {
 			}
 			if len(frame) > 12 && strings.Contains(err.Error(), string(frame)) {
 				t.Fatalf("error quotes the frame: %v", err)
+			}
+			// The answer to a refused request is always a JSON frame.
+			typ, _ := protocol.InvalidType(err)
+			if answer, ok := protocol.AnswerRefused(typ, frame, err.Error()); ok {
+				if _, err := json.Marshal(answer); err != nil {
+					t.Fatalf("the answer to a refused %s does not encode: %v", typ, err)
+				}
 			}
 			return
 		}

@@ -621,19 +621,6 @@ func (r *reader) dropped(field string) map[string]float64 {
 	return m
 }
 
-// RequestIDOf reads the requestId of a frame Parse refused, so that a
-// request the satellite waits on can still be answered; false when the
-// frame has no usable one.
-func RequestIDOf(frame []byte) (string, bool) {
-	var fields object
-	if len(frame) > MaxMessageBytes || json.Unmarshal(frame, &fields) != nil {
-		return "", false
-	}
-	r := reader{fields: fields, frame: &InvalidFrame{}}
-	id := r.id("requestId")
-	return id, r.err == nil && id != ""
-}
-
 // BatchIDOf reads the batchId of a telemetry_batch Parse refused, so that
 // it can still be acknowledged; false when the frame has no usable one.
 func BatchIDOf(frame []byte) (json.RawMessage, bool) {

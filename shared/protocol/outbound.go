@@ -260,6 +260,12 @@ func frameType(frame any) string {
 		return f.Type
 	case ScriptPackageBlob:
 		return f.Type
+	case refusedManifest:
+		return f.Type
+	case refusedBlob:
+		return f.Type
+	case refusedRequest:
+		return f.Type
 	case RunSecrets:
 		return f.Type
 	case ConfigSecrets:

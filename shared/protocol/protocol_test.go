@@ -335,3 +335,47 @@ func TestBadCapabilitiesNeverFailTheFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerRefused checks the answer to a refused request carries the
+// field it is matched on exactly as the frame wrote it, and that there is
+// none when that field is not a string.
+func TestAnswerRefused(t *testing.T) {
+	cases := []struct {
+		name, frame, want string // want "" for no answer
+	}{
+		{"manifest", `{"type":"request_script_package_manifest","lockfileHash":"a/b"}`,
+			`{"type":"script_package_manifest","lockfileHash":"a/b","entries":[]}`},
+		{"spaces around the field", `{ "type" : "request_script_package_manifest" , "lockfileHash" :  "a/b"  }`,
+			`{"type":"script_package_manifest","lockfileHash":"a/b","entries":[]}`},
+		{"the last of repeated fields, as a JavaScript reader takes it", `{"type":"request_script_package_blob","integrity":"x","integrity":"y\u00e9"}`,
+			`{"type":"script_package_blob","integrity":"y\u00e9","data":null}`},
+		{"run secrets", `{"type":"request_run_secrets","requestId":"r"}`,
+			`{"type":"run_secrets","requestId":"r","error":"why"}`},
+		{"config secrets", `{"type":"request_config_secrets","requestId":"r"}`,
+			`{"type":"config_secrets","requestId":"r","error":"why"}`},
+		{"capability secret", `{"type":"capability_secret_request","requestId":"r"}`,
+			`{"type":"capability_secret_response","requestId":"r","error":"why"}`},
+		{"a number", `{"type":"request_run_secrets","requestId":1}`, ""},
+		{"null", `{"type":"request_script_package_manifest","lockfileHash":null}`, ""},
+		{"absent", `{"type":"request_script_package_blob"}`, ""},
+		{"a type answered elsewhere", `{"type":"telemetry_batch","requestId":"r"}`, ""},
+		{"a type never answered", `{"type":"heartbeat","requestId":"r"}`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var head struct{ Type string }
+			_ = json.Unmarshal([]byte(tc.frame), &head)
+			answer, ok := protocol.AnswerRefused(head.Type, []byte(tc.frame), "why")
+			if !ok {
+				if tc.want != "" {
+					t.Errorf("no answer, want %s", tc.want)
+				}
+				return
+			}
+			got, err := protocol.Encode(answer)
+			if err != nil || string(got) != tc.want {
+				t.Errorf("answer %s (%v), want %s", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -414,6 +414,7 @@ type TokenVerifier interface {
 	// well-formed token does the same work whether or not it matches.
 	Verify(hash, token string) bool
 	// Refuse does what Verify does against a hash nothing matches: the cost
-	// of refusing a satellite that does not exist.
+	// of refusing a satellite that does not exist, or one whose
+	// authentication is backed off.
 	Refuse(token string)
 }

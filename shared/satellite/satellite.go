@@ -101,7 +101,8 @@ type Satellite struct {
 // Authentication back-off: after FreeAuthFailures wrong tokens in a row, a
 // satellite's next attempt waits a second, doubling with every further
 // failure up to MaxAuthBackoff; attempts inside the wait are refused without
-// checking the token. A success resets it.
+// checking the token (they cost what any refusal costs, a bcrypt against a
+// decoy) and are not counted. A success resets it.
 const (
 	FreeAuthFailures = 5
 	MaxAuthBackoff   = 30 * time.Second

@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/checkstack/satellite-backend/shared/token"
@@ -36,11 +37,15 @@ func TestRefusingCostsWhatAWrongTokenCosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := token.Bcrypt{}
+	var compared atomic.Int64
+	v := token.Bcrypt{Compared: &compared}
 	cost := func(f func()) int64 {
-		before := token.Verifications()
+		before, process := compared.Load(), token.Verifications()
 		f()
-		return token.Verifications() - before
+		if n, m := compared.Load()-before, token.Verifications()-process; n != m {
+			t.Errorf("the verifier counted %d comparisons, the process %d", n, m)
+		}
+		return compared.Load() - before
 	}
 	cases := []struct {
 		name string

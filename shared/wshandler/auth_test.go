@@ -135,6 +135,59 @@ func TestAuthenticateFailuresDoTheSameWork(t *testing.T) {
 	}
 }
 
+// TestARefusalCostsTheSameEverywhere checks the back-off does not undo the
+// decoy: a refused well-formed token costs exactly one bcrypt whether the
+// client id is unknown, known, or known and backed off (where even the
+// right token is refused, checked against the decoy, never the stored
+// hash). A token not shaped like one costs none, wherever it is sent.
+func TestARefusalCostsTheSameEverywhere(t *testing.T) {
+	const free = satellite.FreeAuthFailures
+	cases := []struct {
+		name     string
+		clientID string
+		backoff  bool   // the satellite has FreeAuthFailures failures just now
+		token    string // "right" is the satellite's own token
+		bcrypts  int64
+		// failures is what the satellite has counted afterwards: a wrong
+		// token counts, an attempt inside the back-off does not.
+		failures int
+	}{
+		{"unknown id", "sat-nobody", false, wellFormedWrongToken, 1, 0},
+		{"known id, wrong token", "sat-real", false, wellFormedWrongToken, 1, 1},
+		{"known id in back-off, wrong token", "sat-real", true, wellFormedWrongToken, 1, free},
+		{"known id in back-off, right token", "sat-real", true, "right", 1, free},
+		{"unknown id, malformed token", "sat-nobody", false, "csat_short", 0, 0},
+		{"known id, malformed token", "sat-real", false, "csat_short", 0, 0},
+		{"known id in back-off, malformed token", "sat-real", true, "csat_short", 0, free},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			right := h.satellite("sat-real")
+			if tc.backoff {
+				for range free {
+					if err := h.env.Registry().RecordAuthFailure(ctx, "sat-real", h.clock.Now()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			tok := tc.token
+			if tok == "right" {
+				tok = right
+			}
+			id := h.open()
+			h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": tc.clientID, "token": tok}))
+			assertRefused(t, h, id, protocol.ReasonInvalidCredentials)
+			if got := h.tokens.n.Load(); got != tc.bcrypts {
+				t.Errorf("%d bcrypt comparisons, want %d", got, tc.bcrypts)
+			}
+			if sat := h.stored("sat-real"); sat.AuthFailures != tc.failures || sat.ConnectionID != "" {
+				t.Errorf("satellite: %d failures, connection %q; want %d and none", sat.AuthFailures, sat.ConnectionID, tc.failures)
+			}
+		})
+	}
+}
+
 func TestSecondAuthenticateIsIgnored(t *testing.T) {
 	h := newHarness(t)
 	tok := h.satellite("sat-twice")
@@ -232,11 +285,15 @@ func TestRepeatedFailuresBackOff(t *testing.T) {
 	if n := h.tokens.n.Load(); n != satellite.FreeAuthFailures {
 		t.Fatalf("%d bcrypt verifications for %d failures", n, satellite.FreeAuthFailures)
 	}
-	// Inside the back-off even the right token is refused, without a bcrypt.
+	// Inside the back-off even the right token is refused; each refusal
+	// costs the one (decoy) bcrypt any refusal costs.
 	attempt(wellFormedWrongToken)
 	attempt(tok)
-	if n := h.tokens.n.Load(); n != satellite.FreeAuthFailures {
-		t.Errorf("%d bcrypt verifications inside the back-off, want none", n-satellite.FreeAuthFailures)
+	if n := h.tokens.n.Load(); n != satellite.FreeAuthFailures+2 {
+		t.Errorf("%d bcrypt verifications for 2 attempts inside the back-off, want 2", n-satellite.FreeAuthFailures)
+	}
+	if got := h.stored("sat-guessed").AuthFailures; got != satellite.FreeAuthFailures {
+		t.Errorf("%d failures counted, want %d: attempts inside the back-off are not counted", got, satellite.FreeAuthFailures)
 	}
 	if len(h.logLines("authentication backed off after repeated failures")) != 2 {
 		t.Errorf("back-off not logged")
@@ -246,13 +303,13 @@ func TestRepeatedFailuresBackOff(t *testing.T) {
 	h.clock.Advance(time.Second)
 	attempt(wellFormedWrongToken)
 	h.clock.Advance(time.Second)
-	before := h.tokens.n.Load()
-	attempt(tok)
-	if h.tokens.n.Load() != before {
-		t.Errorf("attempt one second after the sixth failure was checked; want a 2 s wait")
+	id := h.open()
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-guessed", "token": tok}))
+	if frames := h.mgmt.Frames(t, id); len(frames) != 1 || frames[0]["type"] != "auth_failed" {
+		t.Errorf("the right token one second after the sixth failure got %v; want auth_failed (a 2 s wait)", frames)
 	}
 	h.clock.Advance(time.Second)
-	id := h.authenticate("sat-guessed", tok)
+	id = h.authenticate("sat-guessed", tok)
 	if sat := h.stored("sat-guessed"); sat.AuthFailures != 0 || sat.ConnectionID != id {
 		t.Errorf("after a success: %d failures, connection %q; want 0 and %q", sat.AuthFailures, sat.ConnectionID, id)
 	}
