@@ -27,6 +27,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
+	"github.com/checkstack/satellite-backend/shared/phases"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
@@ -53,6 +54,9 @@ type Options struct {
 	Lifecycle satellite.LifecycleSink
 	// Tokens, when set, replaces bcrypt verification (tests count calls).
 	Tokens satellite.TokenVerifier
+	// SlowFrame overrides endpoint.SlowFrame, the time after which a frame's
+	// phases are logged at WARN (tests).
+	SlowFrame time.Duration
 	// APIOptions are added to the DynamoDB client (tests count requests).
 	APIOptions []func(*middleware.Stack) error
 	// Observe sees every request to the other AWS APIs (tests count them).
@@ -138,6 +142,7 @@ func (w *wiring) dynamoDB() *dynamodb.Client {
 			if w.opts.Endpoints.DynamoDB != "" {
 				o.BaseEndpoint = aws.String(w.opts.Endpoints.DynamoDB)
 			}
+			o.APIOptions = append(o.APIOptions, phases.DynamoDB)
 			o.APIOptions = append(o.APIOptions, w.opts.APIOptions...)
 			// A single-item write that meets a transaction on the same item
 			// (a heartbeat beside a binding or a sync-state report) fails
@@ -258,6 +263,7 @@ func (w *wiring) endpointService() *endpoint.Service {
 		BlobURLTTL:      w.cfg.BlobURLTTL,
 		BindingCacheTTL: w.cfg.BindingCacheTTL,
 		KeepaliveEvery:  w.cfg.KeepaliveEvery,
+		SlowFrame:       w.opts.SlowFrame,
 		Metrics:         w.metrics,
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/checkstack/satellite-backend/shared/awspartition"
+	"github.com/checkstack/satellite-backend/shared/phases"
 )
 
 // UnsignedPayload is the payload hash of a request whose body is not signed
@@ -174,6 +175,7 @@ func (e *Error) HTTPStatusCode() int { return e.StatusCode }
 // an *Error.
 func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	c.notify(r)
+	defer phases.Since(ctx, phases.ForService(r.ServiceID), time.Now())
 	if r.PayloadHash == "" {
 		sum := sha256.Sum256(r.Body)
 		r.PayloadHash = hex.EncodeToString(sum[:])

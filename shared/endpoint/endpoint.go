@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/checkstack/satellite-backend/shared/metrics"
+	"github.com/checkstack/satellite-backend/shared/phases"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -53,6 +54,9 @@ type Service struct {
 	// connection it has seen without reading its record again; 0 reads the
 	// record for every frame.
 	BindingCacheTTL time.Duration
+	// SlowFrame is the time after which a frame's phases are logged at
+	// WARN rather than DEBUG (the SlowFrame constant when zero).
+	SlowFrame time.Duration
 
 	once     sync.Once
 	bindings *bindings
@@ -189,7 +193,49 @@ func (s *Service) Disconnect(ctx context.Context, c Conn) error {
 // anything a satellite did wrong is answered or logged and dropped, and the
 // connection stays open unless the protocol says to close it.
 func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
+	ctx, timings := phases.Start(ctx)
+	start := time.Now()
+	err := s.receive(ctx, c, frame)
+	s.logTimings(ctx, c, timings, time.Since(start), err)
+	return err
+}
+
+// SlowFrame is how long a frame may take before its phases are logged at
+// WARN rather than DEBUG, unless Service.SlowFrame says otherwise.
+const SlowFrame = time.Second
+
+// logTimings writes one line per frame with where its time went: at DEBUG,
+// or at WARN when it took over SlowFrame, so that a slow answer can be
+// explained without turning on debug logs.
+func (s *Service) logTimings(ctx context.Context, c Conn, t *phases.Timings, took time.Duration, err error) {
+	level, slow := slog.LevelDebug, s.SlowFrame
+	if slow == 0 {
+		slow = SlowFrame
+	}
+	if took > slow {
+		level = slog.LevelWarn
+	}
+	if !s.Log.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]slog.Attr{slog.String("connectionId", c.ID), slog.Float64("tookMs", phases.Milliseconds(took))}, t.Attrs()...)
+	if c.RequestID != "" {
+		attrs = append(attrs, slog.String("requestId", c.RequestID))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	msg := "frame handled"
+	if level == slog.LevelWarn {
+		msg = "slow frame"
+	}
+	s.Log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
+	parsed := time.Now()
 	msg, err := protocol.Parse(frame)
+	phases.Since(ctx, phases.Parse, parsed)
 	if err != nil {
 		s.Metrics.Count(metrics.Frames, metrics.FrameInvalid)
 		switch typ, _ := protocol.InvalidType(err); typ {
@@ -209,6 +255,7 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
 	}
 	s.Metrics.Count(metrics.Frames, msg.Type())
+	phases.Describe(ctx, msg.Type(), "")
 	switch m := msg.(type) {
 	case *protocol.Authenticate:
 		s.capabilitiesDropped(ctx, c, m.CapabilitiesDropped)
@@ -217,6 +264,7 @@ func (s *Service) Receive(ctx context.Context, c Conn, frame []byte) error {
 		s.capabilitiesDropped(ctx, c, m.CapabilitiesDropped)
 	}
 	conn, err := s.connection(ctx, c.ID)
+	phases.Describe(ctx, "", conn.SatelliteID)
 	switch satellite.ErrorCode(err) {
 	case "", satellite.ENOTFOUND:
 		// No record (expired or cleaned up) reads as unauthenticated.
