@@ -3,10 +3,12 @@ package wshandler_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 )
 
@@ -42,6 +44,86 @@ func storedBatches(t *testing.T, h *harness) map[string]s3telemetry.Document {
 		docs[key] = doc
 	}
 	return docs
+}
+
+// TestTelemetryNumberAndStringIDsAreDifferentBatches: batchId 7 and "7" are
+// two batches (their dedupe keys differ), so both are stored, each as its
+// own object with its own payload, even when they arrive in the same
+// millisecond on one connection.
+func TestTelemetryNumberAndStringIDsAreDifferentBatches(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-ids")
+	id := h.authenticate("sat-ids", tok)
+	ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":7,"kind":"logstream","payload":[{"line":"number"}]}`), 7.0, 1, 0, false)
+	ackIs(t, batch(t, h, h.message, id, `{"type":"telemetry_batch","batchId":"7","kind":"logstream","payload":[{"line":"string"},{"line":"two"}]}`), "7", 2, 0, false)
+
+	got := map[string]string{}
+	for key, doc := range storedBatches(t, h) {
+		got[string(doc.BatchID)] = string(doc.Payload)
+		switch string(doc.BatchID) {
+		case `7`:
+			if !strings.HasSuffix(key, "_n7.json") {
+				t.Errorf("key of batch 7 is %s, want it to end _n7.json", key)
+			}
+		case `"7"`:
+			if !strings.HasSuffix(key, "_s7.json") {
+				t.Errorf(`key of batch "7" is %s, want it to end _s7.json`, key)
+			}
+		}
+	}
+	want := map[string]string{`7`: `[{"line":"number"}]`, `"7"`: `[{"line":"string"},{"line":"two"}]`}
+	if len(got) != 2 || got[`7`] != want[`7`] || got[`"7"`] != want[`"7"`] {
+		t.Errorf("stored batches %v, want %v", got, want)
+	}
+}
+
+// TestTelemetryIDsThatEscapeBadlyAreStoredOnce: every string batchId the
+// protocol accepts (up to MaxIDBytes, any characters) gets a key S3 takes,
+// so it is stored and acked as stored, and its resend is re-acked, not
+// stored again. An id past the protocol's bound is refused, and still
+// answered.
+func TestTelemetryIDsThatEscapeBadlyAreStoredOnce(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-escapes")
+	id := h.authenticate("sat-escapes", tok)
+	ids := map[string]string{
+		"200 '<'":                      strings.Repeat("<", 200),
+		"256 '<' (the longest)":        strings.Repeat("<", protocol.MaxIDBytes),
+		"128 'é'":                      strings.Repeat("é", protocol.MaxIDBytes/2),
+		"85 line separators":           strings.Repeat("\u2028", protocol.MaxIDBytes/3),
+		"slashes and dots":             "../a/./b/%2F..",
+		"quotes, backslashes, control": `"\` + "\x01\t",
+		"a readable one":               "batch-2026.11_27",
+	}
+	for name, batchID := range ids {
+		t.Run(name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{"type": "telemetry_batch", "batchId": batchID, "kind": "logstream", "payload": []string{"line"}})
+			ackIs(t, batch(t, h, h.message, id, string(body)), batchID, 1, 0, false)
+			ackIs(t, batch(t, h, h.message, id, string(body)), batchID, 1, 0, false)
+		})
+	}
+	docs := storedBatches(t, h)
+	if len(docs) != len(ids) {
+		t.Errorf("%d objects stored, want %d", len(docs), len(ids))
+	}
+	for key, doc := range docs {
+		var sent string
+		if err := json.Unmarshal(doc.BatchID, &sent); err != nil {
+			t.Errorf("stored batchId %s: %v", doc.BatchID, err)
+		}
+		if sent == ids["a readable one"] && !strings.HasSuffix(key, "_sbatch-2026.11_27.json") {
+			t.Errorf("a short, safe id is not readable in its key: %s", key)
+		}
+	}
+
+	t.Run("past the protocol's bound: refused, answered", func(t *testing.T) {
+		long := strings.Repeat("<", 1000)
+		body, _ := json.Marshal(map[string]any{"type": "telemetry_batch", "batchId": long, "kind": "logstream", "payload": []string{"line"}})
+		ackIs(t, batch(t, h, h.message, id, string(body)), long, 0, 1, false)
+		if n := len(storedBatches(t, h)); n != len(ids) {
+			t.Errorf("%d objects after a refused batch, want %d", n, len(ids))
+		}
+	})
 }
 
 // TestTelemetryNumericIDsAreNeverAliased: a numeric batchId is exact or

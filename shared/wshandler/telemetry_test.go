@@ -75,7 +75,7 @@ func TestTelemetryBatchIsStoredAndAcked(t *testing.T) {
 		t.Fatalf("stored %d objects, want 1", len(objects))
 	}
 	for key, b := range objects {
-		if !strings.HasPrefix(key, "telemetry/logstream/2026-11-27/sat-tel/") || !strings.HasSuffix(key, "_1.json") {
+		if !strings.HasPrefix(key, "telemetry/logstream/2026-11-27/sat-tel/") || !strings.HasSuffix(key, "_n1.json") {
 			t.Errorf("key %s is not by kind, day and satellite", key)
 		}
 		var doc s3telemetry.Document
