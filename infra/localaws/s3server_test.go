@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +15,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
+	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
 // TestMissingKeysAreAccessDeniedAsOnAWS checks the local S3 server answers a
@@ -56,5 +61,78 @@ func TestMissingKeysAreAccessDeniedAsOnAWS(t *testing.T) {
 		if name == "GET" && (!errors.As(err, &api) || api.ErrorCode() != "AccessDenied") {
 			t.Errorf("GET of a missing key: %v, want AccessDenied", err)
 		}
+	}
+}
+
+// TestConditionalWritesNeverReplaceAnObject checks the local S3 server
+// answers a conditional write (If-None-Match: *) as S3 documents it: the
+// first write of a key stores it; a write of a key that holds an object is
+// refused with 412 PreconditionFailed and leaves the object as it was
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html),
+// in memory and in the bolt database of a persisted local stack, through
+// the SDK's client and through the functions' own (s3objects).
+func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
+	for name, dbFile := range map[string]string{"in memory": "", "persisted": filepath.Join(t.TempDir(), "s3.db")} {
+		t.Run(name, func(t *testing.T) {
+			srv, err := localaws.StartS3("127.0.0.1:0", dbFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			if err := srv.CreateBucket("b"); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			client := s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
+				o.BaseEndpoint = aws.String(srv.URL)
+				o.UsePathStyle = true
+			})
+			create := func(key, body string) error {
+				_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String(key), Body: strings.NewReader(body), IfNoneMatch: aws.String("*")})
+				return err
+			}
+			read := func(key string) string {
+				t.Helper()
+				out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String(key)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer out.Body.Close()
+				b, _ := io.ReadAll(out.Body)
+				return string(b)
+			}
+			if err := create("telemetry/a", "first"); err != nil {
+				t.Fatalf("first conditional write: %v", err)
+			}
+			err = create("telemetry/a", "second")
+			var resp *awshttp.ResponseError
+			var api smithy.APIError
+			if !errors.As(err, &resp) || resp.HTTPStatusCode() != 412 || !errors.As(err, &api) || api.ErrorCode() != "PreconditionFailed" {
+				t.Errorf("second conditional write: %v, want 412 PreconditionFailed", err)
+			}
+			if got := read("telemetry/a"); got != "first" {
+				t.Errorf("object after a refused conditional write: %q, want the first", got)
+			}
+
+			bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), "b", srv.URL, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bucket.Create(ctx, "telemetry/b", []byte("first"), "text/plain", nil); err != nil {
+				t.Fatalf("Create of a new key: %v", err)
+			}
+			for _, key := range []string{"telemetry/a", "telemetry/b"} {
+				if err := bucket.Create(ctx, key, []byte("again"), "text/plain", nil); !s3objects.Exists(err) {
+					t.Errorf("Create of the existing %s: %v, want 412", key, err)
+				}
+				if got := read(key); got != "first" {
+					t.Errorf("%s after Create of an existing key: %q, want the first", key, got)
+				}
+			}
+			// An unconditional write still replaces (what Put is for).
+			if err := bucket.Put(ctx, "telemetry/b", []byte("replaced"), "text/plain", nil); err != nil || read("telemetry/b") != "replaced" {
+				t.Errorf("Put over an existing key: %v, %q", err, read("telemetry/b"))
+			}
+		})
 	}
 }

@@ -3,12 +3,14 @@ package admin_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
@@ -307,5 +309,48 @@ func TestResultsOfTheLongestIDsAreStoredAndFound(t *testing.T) {
 	got, err := h.a.Registry.LatestResults(ctx, configID, systemID, &env, 1)
 	if err != nil || len(got) != 1 {
 		t.Errorf("found %d, %v", len(got), err)
+	}
+}
+
+// TestRotationStopsTelemetryAtOnce: as with a result, a telemetry batch of a
+// connection whose token was rotated through the admin API (the shutdown
+// could not be sent) is refused from the rotation on, by the very instance
+// that trusts the connection from its cache: auth_failed, the close, and
+// nothing stored.
+func TestRotationStopsTelemetryAtOnce(t *testing.T) {
+	h := newHarness(t, func(c *app.Config) { c.ManagementURL = "http://127.0.0.1:1" })
+	msg := h.messageFunction()
+	id, tok := h.create("Telemetry")
+	conn := h.authenticateThrough(msg, id, tok)
+	stored := func() int {
+		t.Helper()
+		listing, err := s3telemetry.New(h.telemetryBucket()).List(ctx, satellite.TelemetryQuery{
+			SatelliteID: id, Kinds: []string{"logstream"}, Since: h.now.Add(-time.Hour), Until: h.now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(listing.Batches)
+	}
+	send := func(batchID int) {
+		t.Helper()
+		body := `{"type":"telemetry_batch","batchId":` + strconv.Itoa(batchID) + `,"kind":"logstream","payload":[{"line":"a"}]}`
+		if _, err := msg.WebSocket.Message(ctx, testenv.Raw(t, conn, body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1)
+	if n := stored(); n != 1 {
+		t.Fatalf("%d batches stored before the rotation, want 1", n)
+	}
+	if code, out := h.call("POST", "/satellites/{satelliteId}/token", map[string]string{"satelliteId": id}, nil, nil); code != 200 || out["shutdownComplete"] != false {
+		t.Fatalf("rotate with the Management API down: %d %v", code, out)
+	}
+	send(2)
+	if n := stored(); n != 1 {
+		t.Errorf("%d batches stored, want 1: the revoked connection's batch was stored", n)
+	}
+	frames := h.mgmt.Frames(t, conn)
+	if last := frames[len(frames)-1]; last["type"] != "auth_failed" || !h.mgmt.Closed(conn) {
+		t.Errorf("revoked connection got %v (closed %v), want auth_failed and the close", last, h.mgmt.Closed(conn))
 	}
 }

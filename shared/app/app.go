@@ -333,7 +333,7 @@ func (w *wiring) messageService() (*endpoint.Service, error) {
 	}
 	if store != nil {
 		svc.Telemetry = store
-		svc.TelemetryLedger = dynamo.NewTelemetryLedger(w.dynamoDB(), w.cfg.TelemetryTable)
+		svc.TelemetryLedger = dynamo.NewTelemetryLedger(w.dynamoDB(), w.cfg.TelemetryTable, w.cfg.SatellitesTable)
 		svc.TelemetryKinds = map[string]bool{}
 		for _, k := range w.cfg.TelemetryKinds {
 			svc.TelemetryKinds[k] = true

@@ -247,10 +247,17 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 		default:
 			// No current connection: adopt this one, if it is live.
 			restore.Name, restore.Region = sat.Name, sat.Region
+			if r.beforeAdopt != nil {
+				r.beforeAdopt()
+			}
 			if err = r.adopt(ctx, key, satelliteID, connectionID, setVersion, restore, writer, base, now); err == nil {
 				return restored(sat)
 			}
-			if satellite.ErrorCode(err) != "" {
+			if !errors.Is(err, errChanged) {
+				// Refused (the connection is closed) or failed; errChanged
+				// alone means the satellite moved on: look again. (Not a
+				// test of ErrorCode: it reads any plain error, errChanged
+				// too, as EINTERNAL.)
 				return satellite.HeartbeatOutcome{}, err
 			}
 			if it, err = r.satelliteItem(ctx, key); err != nil {

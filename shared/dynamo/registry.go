@@ -42,6 +42,10 @@ type Registry struct {
 	// backfillScanLimit overrides defaultBackfillScanLimit (tests make the
 	// backfill take several steps over a small table).
 	backfillScanLimit int32
+	// beforeAdopt, when set, is called when a heartbeat is about to adopt
+	// its connection, after it read the satellite: tests land a concurrent
+	// write there (export_test.go).
+	beforeAdopt func()
 }
 
 var (

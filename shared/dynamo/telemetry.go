@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -14,18 +15,21 @@ import (
 
 // TelemetryLedger implements satellite.TelemetryLedger on the telemetry
 // table: one item per connection and minute counting the bytes of its
-// batches, and one item per batch marking it in flight or handled. Both
-// expire on their own (TTL).
+// batches, and one item per batch marking it in flight, handled, or to be
+// handled again. Both expire on their own (TTL). It reads the satellite's
+// token generation from the satellites table.
 type TelemetryLedger struct {
-	db    API
-	table string
+	db         API
+	table      string
+	satellites string
 }
 
 var _ satellite.TelemetryLedger = (*TelemetryLedger)(nil)
 
-// NewTelemetryLedger returns a ledger over the telemetry table.
-func NewTelemetryLedger(db API, table string) *TelemetryLedger {
-	return &TelemetryLedger{db: db, table: table}
+// NewTelemetryLedger returns a ledger over the telemetry table that checks
+// connections against the satellites table.
+func NewTelemetryLedger(db API, table, satellitesTable string) *TelemetryLedger {
+	return &TelemetryLedger{db: db, table: table, satellites: satellitesTable}
 }
 
 // claimAttempts bounds the tries of a claim cancelled by conflicts.
@@ -40,6 +44,10 @@ const InFlightTimeout = time.Minute
 const (
 	batchInFlight = "inflight"
 	batchFinished = "finished"
+	// batchRetry is a batch whose last attempt had a retryable outcome
+	// (ForgetBatch): its next attempt takes it over, under the same
+	// receivedAt, so it writes to the same object key.
+	batchRetry = "retry"
 )
 
 func budgetKey(connectionID string, minute int64) string {
@@ -48,16 +56,105 @@ func budgetKey(connectionID string, minute int64) string {
 
 func batchKey(connectionID, key string) string { return "BATCH#" + connectionID + "#" + key }
 
-// ClaimBatch implements satellite.TelemetryLedger: one transaction that
-// charges the minute's budget and marks the batch in flight, so a batch over
-// budget is never marked and a duplicate never charged.
-func (l *TelemetryLedger) ClaimBatch(ctx context.Context, connectionID, key string, size, budget int, now time.Time) (satellite.BatchClaim, error) {
+// ClaimBatch implements satellite.TelemetryLedger. One consistent read
+// (BatchGetItem) gets the satellite's token generation and the batch's
+// mark: a connection whose token was rotated since it authenticated, or
+// whose satellite was deleted, is refused (EUNAUTHENTICATED); a batch
+// handled before is Finished and one being handled InFlight, whatever the
+// budget says (dedupe comes first). A new batch is then claimed in one
+// transaction that charges the minute's budget and marks it in flight, so
+// a batch over budget is never marked and a duplicate never charged. An
+// abandoned claim, or a batch forgotten after a retryable outcome, is taken
+// over without charging the budget again (its first claim did).
+//
+// The generation is read, not checked in the transaction: a condition on
+// the satellite item would make every heartbeat's write to it conflict with
+// the transaction (TransactionConflictException). A rotation between the
+// read and the store lets that one batch through.
+func (l *TelemetryLedger) ClaimBatch(ctx context.Context, conn satellite.Connection, key string, size, budget int, now time.Time) (satellite.BatchClaim, error) {
+	batch := item{TelemetryPartitionKey: str(batchKey(conn.ID, key))}
+	sat, mark, err := l.read(ctx, conn.SatelliteID, batch)
+	if err != nil {
+		return satellite.BatchClaim{}, internal(err, "read telemetry batch")
+	}
+	switch {
+	case sat == nil:
+		return satellite.BatchClaim{}, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s no longer exists", conn.SatelliteID)
+	case getNum(sat, "tokenGeneration") != conn.TokenGeneration:
+		return satellite.BatchClaim{}, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since connection %s authenticated", conn.SatelliteID, conn.ID)
+	}
+	for range claimAttempts {
+		var (
+			claim satellite.BatchClaim
+			done  bool
+		)
+		switch state := getStr(mark, "state"); {
+		case mark == nil:
+			claim, mark, done, err = l.claimNew(ctx, conn.ID, batch, size, budget, now)
+		case state == batchFinished:
+			return satellite.BatchClaim{Outcome: satellite.Finished,
+				Accepted: int(getNum(mark, "accepted")), Rejected: int(getNum(mark, "rejected"))}, nil
+		case state == batchInFlight && !getMillis(mark, "claimedAt").Before(now.Add(-InFlightTimeout)):
+			return satellite.BatchClaim{Outcome: satellite.InFlight}, nil
+		default:
+			// Abandoned in flight, or to be handled again.
+			claim, mark, done, err = l.takeOver(ctx, batch, mark, now)
+		}
+		if done || err != nil {
+			return claim, err
+		}
+	}
+	return satellite.BatchClaim{}, satellite.Errorf(satellite.ECONFLICT, "telemetry batch not claimed: its mark kept changing")
+}
+
+// read returns the satellite item (its key and token generation; nil when
+// there is none) and the batch's mark (nil when there is none), both read
+// consistently in one request.
+func (l *TelemetryLedger) read(ctx context.Context, satelliteID string, batch item) (sat, mark item, err error) {
+	satKey := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
+	request := map[string]types.KeysAndAttributes{
+		l.satellites: {
+			Keys: []item{satKey}, ConsistentRead: aws.Bool(true),
+			ProjectionExpression:     aws.String("#pk, tokenGeneration"),
+			ExpressionAttributeNames: map[string]string{"#pk": SatellitesPartitionKey},
+		},
+		l.table: {Keys: []item{batch}, ConsistentRead: aws.Bool(true)},
+	}
+	for attempt := 0; len(request) > 0; attempt++ {
+		if attempt == 5 {
+			return nil, nil, errors.New("DynamoDB kept keys unprocessed")
+		}
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+			}
+		}
+		out, err := l.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, it := range out.Responses[l.satellites] {
+			sat = it
+		}
+		for _, it := range out.Responses[l.table] {
+			mark = it
+		}
+		request = out.UnprocessedKeys
+	}
+	return sat, mark, nil
+}
+
+// claimNew claims a batch without a mark: charges the minute's budget and
+// marks it in flight, in one transaction. done is false when the batch was
+// marked meanwhile: mark is then its mark, to decide on.
+func (l *TelemetryLedger) claimNew(ctx context.Context, connectionID string, batch item, size, budget int, now time.Time) (claim satellite.BatchClaim, mark item, done bool, err error) {
 	minute := now.Unix() / 60
-	claim := satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now}
 	// A connection's batches of one minute share the budget item, and an
 	// agent sends several at once (its credit window): their transactions
 	// conflict, so they retry longer, jittered, than others.
-	err := transact(ctx, l.db, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = transact(ctx, l.db, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName:                 &l.table,
 			Key:                       item{TelemetryPartitionKey: str(budgetKey(connectionID, minute))},
@@ -69,35 +166,62 @@ func (l *TelemetryLedger) ClaimBatch(ctx context.Context, connectionID, key stri
 		{Put: &types.Put{
 			TableName: &l.table,
 			Item: item{
-				TelemetryPartitionKey: str(batchKey(connectionID, key)),
+				TelemetryPartitionKey: batch[TelemetryPartitionKey],
 				"state":               str(batchInFlight),
 				"claimedAt":           millis(now),
+				"receivedAt":          millis(now),
 				TelemetryTTLAttribute: num(now.Add(satellite.ConnectionRecordTTL).Unix()),
 			},
-			// A claim that outlived any function run was abandoned.
-			ConditionExpression:                 aws.String("attribute_not_exists(#key) OR (#state = :inflight AND claimedAt < :abandoned)"),
-			ExpressionAttributeNames:            map[string]string{"#key": TelemetryPartitionKey, "#state": "state"},
-			ExpressionAttributeValues:           item{":inflight": str(batchInFlight), ":abandoned": millis(now.Add(-InFlightTimeout))},
+			ConditionExpression:                 aws.String("attribute_not_exists(#key)"),
+			ExpressionAttributeNames:            map[string]string{"#key": TelemetryPartitionKey},
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
 	}}, claimAttempts)
 	failed, reasons, ok := cancelled(err)
 	switch {
 	case err == nil:
-		return claim, nil
+		return satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now, ReceivedAt: now}, nil, true, nil
 	case conflicted(err):
-		return satellite.BatchClaim{}, satellite.Errorf(satellite.ECONFLICT, "telemetry batch not claimed: the connection's budget kept changing")
+		return satellite.BatchClaim{}, nil, true, satellite.Errorf(satellite.ECONFLICT, "telemetry batch not claimed: the connection's budget kept changing")
 	case !ok || len(failed) != 2:
-		return satellite.BatchClaim{}, internal(err, "claim telemetry batch")
-	case failed[0]:
-		return satellite.BatchClaim{Outcome: satellite.OverBudget}, nil
-	case failed[1] && getStr(reasons[1].Item, "state") == batchFinished:
-		return satellite.BatchClaim{Outcome: satellite.Finished,
-			Accepted: int(getNum(reasons[1].Item, "accepted")), Rejected: int(getNum(reasons[1].Item, "rejected"))}, nil
-	case failed[1]:
-		return satellite.BatchClaim{Outcome: satellite.InFlight}, nil
+	case failed[1] && len(reasons[1].Item) > 0:
+		// Marked meanwhile (whatever the budget says: dedupe first).
+		return satellite.BatchClaim{}, reasons[1].Item, false, nil
+	case failed[0] && !failed[1]:
+		return satellite.BatchClaim{Outcome: satellite.OverBudget}, nil, true, nil
 	}
-	return satellite.BatchClaim{}, internal(err, "claim telemetry batch")
+	return satellite.BatchClaim{}, nil, true, internal(err, "claim telemetry batch")
+}
+
+// takeOver claims a batch marked abandoned in flight, or to be handled
+// again, by a write conditional on the mark being as read. It keeps the
+// batch's receivedAt (a mark from before receivedAt was recorded was
+// claimed at it). done is false when the mark changed meanwhile: mark is
+// then what it is now (empty when it is gone).
+func (l *TelemetryLedger) takeOver(ctx context.Context, batch, seen item, now time.Time) (claim satellite.BatchClaim, mark item, done bool, err error) {
+	if seen["state"] == nil || seen["claimedAt"] == nil {
+		return satellite.BatchClaim{}, nil, true, satellite.Errorf(satellite.EINTERNAL, "telemetry batch mark without a state or claim time")
+	}
+	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &l.table,
+		Key:                                 batch,
+		UpdateExpression:                    aws.String("SET #state = :inflight, claimedAt = :now, receivedAt = if_not_exists(receivedAt, :seen)"),
+		ConditionExpression:                 aws.String("#state = :state AND claimedAt = :seen"),
+		ExpressionAttributeNames:            map[string]string{"#state": "state"},
+		ExpressionAttributeValues:           item{":inflight": str(batchInFlight), ":now": millis(now), ":state": seen["state"], ":seen": seen["claimedAt"]},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &ccf) && len(ccf.Item) == 0:
+		return satellite.BatchClaim{}, nil, false, nil
+	case errors.As(err, &ccf):
+		return satellite.BatchClaim{}, ccf.Item, false, nil
+	case err != nil:
+		return satellite.BatchClaim{}, nil, true, internal(err, "take over telemetry batch")
+	}
+	return satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now, ReceivedAt: getMillis(out.Attributes, "receivedAt")}, nil, true, nil
 }
 
 // FinishBatch implements satellite.TelemetryLedger. Only the claim's owner
@@ -117,13 +241,18 @@ func (l *TelemetryLedger) FinishBatch(ctx context.Context, connectionID, key str
 	return internal(err, "finish telemetry batch")
 }
 
-// ForgetBatch implements satellite.TelemetryLedger.
+// ForgetBatch implements satellite.TelemetryLedger: the batch is marked to
+// be handled again rather than deleted, so that its next attempt keeps its
+// receivedAt and writes to the same object key (and finds there what this
+// attempt may have stored after all). Only the claim's owner forgets it.
 func (l *TelemetryLedger) ForgetBatch(ctx context.Context, connectionID, key string, claim satellite.BatchClaim) error {
-	_, err := l.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &l.table,
 		Key:                       item{TelemetryPartitionKey: str(batchKey(connectionID, key))},
-		ConditionExpression:       aws.String("claimedAt = :mine"),
-		ExpressionAttributeValues: item{":mine": millis(claim.ClaimedAt)},
+		UpdateExpression:          aws.String("SET #state = :retry"),
+		ConditionExpression:       aws.String("#state = :inflight AND claimedAt = :mine"),
+		ExpressionAttributeNames:  map[string]string{"#state": "state"},
+		ExpressionAttributeValues: item{":retry": str(batchRetry), ":inflight": str(batchInFlight), ":mine": millis(claim.ClaimedAt)},
 	})
 	if conditionFailed(err) {
 		return nil

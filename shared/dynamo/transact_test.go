@@ -53,6 +53,18 @@ type conflicting struct {
 	n, calls int
 }
 
+// BatchGetItem finds the satellite (of token generation 0) and no mark of
+// the batch: a new batch of a current connection.
+func (c *conflicting) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	out := &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{}}
+	for table, keys := range in.RequestItems {
+		if table == "s" {
+			out.Responses[table] = keys.Keys
+		}
+	}
+	return out, nil
+}
+
 func (c *conflicting) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	c.calls++
 	if c.calls <= c.n {
@@ -70,12 +82,13 @@ func (c *conflicting) TransactWriteItems(_ context.Context, in *dynamodb.Transac
 func TestTelemetryClaimRidesOutConflicts(t *testing.T) {
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	api := &conflicting{n: 5}
-	claim, err := NewTelemetryLedger(api, "t").ClaimBatch(context.Background(), "c=", "n:1", 100, 1<<20, now)
+	conn := satellite.Connection{ID: "c=", SatelliteID: "sat-1"}
+	claim, err := NewTelemetryLedger(api, "t", "s").ClaimBatch(context.Background(), conn, "n:1", 100, 1<<20, now)
 	if err != nil || claim.Outcome != satellite.Claimed || api.calls != 6 {
 		t.Errorf("after 5 conflicts: %+v, %v, %d calls", claim, err, api.calls)
 	}
 	api = &conflicting{n: 100}
-	_, err = NewTelemetryLedger(api, "t").ClaimBatch(context.Background(), "c=", "n:1", 100, 1<<20, now)
+	_, err = NewTelemetryLedger(api, "t", "s").ClaimBatch(context.Background(), conn, "n:1", 100, 1<<20, now)
 	if satellite.ErrorCode(err) != satellite.ECONFLICT || api.calls != claimAttempts {
 		t.Errorf("always conflicting: %v after %d calls, want ECONFLICT after %d", err, api.calls, claimAttempts)
 	}

@@ -12,13 +12,17 @@ import (
 
 // telemetry handles one telemetry_batch. Every batch gets a telemetry_ack
 // (the agent holds it in its credit window until then), except a resend
-// racing the original still being handled: the agent settles on the
-// original's ack.
+// racing the original still being handled (the agent settles on the
+// original's ack), and a batch of a connection whose token was rotated
+// since it authenticated: that one is answered auth_failed and closed, as
+// a result is, and nothing is stored.
 //
 //   - a kind nothing stores: terminal, nothing counted (0, 0, false);
+//   - handled before: the remembered counts again, terminal, whatever the
+//     budget says;
 //   - over the connection's bytes of the minute: retryable (0, 0, true);
-//   - handled before: the remembered counts again, terminal;
 //   - a payload its kind cannot hold: rejected, terminal;
+//   - stored, or found stored by an earlier attempt at it: accepted;
 //   - a storage failure: retryable, and the batch is forgotten so that its
 //     resend is handled again.
 func (s *Service) telemetry(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.TelemetryBatch) error {
@@ -33,7 +37,12 @@ func (s *Service) telemetry(ctx context.Context, c Conn, conn satellite.Connecti
 		return ack(metrics.TelemetryUnknownKind, 0, 0, false)
 	}
 	now := s.Now()
-	claim, err := s.TelemetryLedger.ClaimBatch(ctx, c.ID, m.BatchKey, m.Size, s.TelemetryBudget, now)
+	claim, err := s.TelemetryLedger.ClaimBatch(ctx, conn, m.BatchKey, m.Size, s.TelemetryBudget, now)
+	if satellite.ErrorCode(err) == satellite.EUNAUTHENTICATED {
+		// The connection no longer speaks for its satellite (its token was
+		// rotated, or the satellite deleted): settle refuses it.
+		return err
+	}
 	if err != nil {
 		// Contention on the connection's budget item is expected now and
 		// then (an agent sends several batches at once); the resend goes
@@ -67,7 +76,7 @@ func (s *Service) telemetry(ctx context.Context, c Conn, conn satellite.Connecti
 	}
 	key, err := s.Telemetry.Store(ctx, satellite.TelemetryBatch{
 		SatelliteID: conn.SatelliteID, ConnectionID: c.ID, Kind: m.Kind, BatchID: m.BatchID,
-		Payload: m.Payload, DroppedByGroup: m.DroppedByGroup, Accepted: accepted, ReceivedAt: now,
+		Payload: m.Payload, DroppedByGroup: m.DroppedByGroup, Accepted: accepted, ReceivedAt: claim.ReceivedAt,
 	})
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "telemetry batch not stored; the agent resends it", append(attrs, slog.String("error", err.Error()))...)
@@ -77,8 +86,8 @@ func (s *Service) telemetry(ctx context.Context, c Conn, conn satellite.Connecti
 		return ack(metrics.TelemetryFailed, 0, 0, true)
 	}
 	if err := s.TelemetryLedger.FinishBatch(ctx, c.ID, m.BatchKey, claim, accepted, 0); err != nil {
-		// Stored: a resend after the in-flight timeout is stored again
-		// (at least once), never lost.
+		// Stored: a resend after the in-flight timeout takes the claim
+		// over and finds the object under the same key.
 		s.Log.LogAttrs(ctx, slog.LevelError, "telemetry batch outcome not remembered", append(attrs, slog.String("error", err.Error()))...)
 	}
 	s.Log.LogAttrs(ctx, slog.LevelDebug, "telemetry batch stored", append(attrs, slog.String("key", key), slog.Int("accepted", accepted))...)

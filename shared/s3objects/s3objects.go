@@ -87,14 +87,36 @@ func (o *Bucket) Head(ctx context.Context, key string) (int64, error) {
 }
 
 // Put stores an object with a content type and user metadata
-// (x-amz-meta-*). The body is signed, so S3 refuses a corrupted upload.
+// (x-amz-meta-*), replacing any object under the key. The body is signed, so
+// S3 refuses a corrupted upload.
 func (o *Bucket) Put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error {
+	return o.put(ctx, key, body, contentType, metadata, nil)
+}
+
+// Create stores an object as Put does, but only if no object has the key: a
+// conditional write (If-None-Match: *), which S3 answers 412 Precondition
+// Failed when the key exists (Exists reports it) and never replaces what is
+// there. Two conditional writes of one key at once may get 409
+// ConditionalRequestConflict instead, which is worth retrying. See
+// https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html.
+func (o *Bucket) Create(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error {
+	return o.put(ctx, key, body, contentType, metadata, http.Header{"If-None-Match": {"*"}})
+}
+
+// Exists reports whether err is S3's answer to Create for a key that
+// already holds an object (412 Precondition Failed).
+func Exists(err error) bool { return awsapi.IsStatus(err, http.StatusPreconditionFailed) }
+
+func (o *Bucket) put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string, conditions http.Header) error {
 	r := o.request("PutObject", http.MethodPut, key, body)
 	sum := sha256.Sum256(body)
 	r.PayloadHash = hex.EncodeToString(sum[:])
 	r.Header = http.Header{"Content-Type": {contentType}}
 	for k, v := range metadata {
 		r.Header.Set("X-Amz-Meta-"+k, v)
+	}
+	for k, v := range conditions {
+		r.Header[k] = v
 	}
 	resp, err := o.api.Do(ctx, r)
 	if err != nil {

@@ -1,16 +1,30 @@
 // Package s3telemetry stores telemetry batches in S3, one object per batch,
 // under a key by kind, day and satellite:
 //
-//	telemetry/<kind>/<YYYY-MM-DD>/<satelliteId>/<HHMMSS.mmm>Z_<connectionId>_<batchId>.json
+//	telemetry/<kind>/<YYYY-MM-DD>/<satelliteId>/<HHMMSS.mmm>Z_<connectionId>_<batch>.json
 //
 // so that a day of one kind, or of one satellite, lists under one prefix,
-// and lists the stored batches back for the admin API.
+// and lists the stored batches back for the admin API. The time is when the
+// batch was first claimed (the same for every attempt at it), <connectionId>
+// is path-escaped, and <batch> names the batchId by its type, so that a
+// number and a string of the same digits are two batches:
+//
+//	n<digits>   a number: n7
+//	s<id>       a string of at most 64 letters, digits, '.', '_' or '-': s7, sbatch-12
+//	h<sha256>   any other string: the hex SHA-256 of the string
+//
+// Every key is unique per connection and batchId and at most MaxKeyBytes,
+// whatever the id, and an object is written only where none is (a
+// conditional PUT): a stored batch is never replaced.
 package s3telemetry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -54,14 +68,64 @@ const (
 	timeLayout = "150405.000Z"
 )
 
-// Key returns the object key of a batch.
+// MaxKeyBytes is S3's limit on a key: 1,024 bytes of UTF-8. Every key Key
+// returns is within it.
+const MaxKeyBytes = 1024
+
+// readableID is a string batchId kept as it is in its key: short, and
+// nothing S3, a URL or a shell would read otherwise.
+var readableID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// maxConnectionBytes bounds the escaped connection id in a key (API
+// Gateway's are 16 characters); a longer one is hashed, so that every key
+// fits MaxKeyBytes.
+const maxConnectionBytes = 128
+
+// Key returns the object key of a batch (see the package doc). The batch's
+// ReceivedAt must be the same for every attempt at it, so that a retry
+// writes to the key of any earlier attempt.
 func Key(b satellite.TelemetryBatch) string {
 	at := b.ReceivedAt.UTC()
+	conn := url.PathEscape(b.ConnectionID)
+	if len(conn) > maxConnectionBytes {
+		conn = "h" + digest(b.ConnectionID)
+	}
 	return Prefix + b.Kind + "/" + at.Format(dayLayout) + "/" + b.SatelliteID + "/" +
-		at.Format(timeLayout) + "_" + url.PathEscape(b.ConnectionID) + "_" + url.PathEscape(strings.Trim(string(b.BatchID), `"`)) + ".json"
+		at.Format(timeLayout) + "_" + conn + "_" + batchName(b.BatchID) + ".json"
 }
 
-// Store implements satellite.TelemetrySink.
+// batchName names a batchId (a JSON string, or a number as its digits) in
+// a key: distinct ids get distinct names, of at most 65 bytes.
+func batchName(id json.RawMessage) string {
+	var s string
+	if json.Unmarshal(id, &s) == nil {
+		if readableID.MatchString(s) {
+			return "s" + s
+		}
+		return "h" + digest("s:"+s)
+	}
+	digits := string(id)
+	if digits != "" && len(digits) <= 20 && strings.Trim(digits, "0123456789") == "" {
+		return "n" + digits
+	}
+	// Not a number the protocol accepts (it sends digits): named apart
+	// from every string all the same.
+	return "h" + digest("n:"+digits)
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Store implements satellite.TelemetrySink. The object is created only
+// where none is (If-None-Match: *). A key that holds an object already
+// holds this batch: keys are unique per connection and batchId and the
+// same for every attempt at a batch, so the object is an earlier attempt's
+// (one that stored the batch and died before its outcome was remembered).
+// That counts as stored, and the object is kept as it is. Two attempts
+// writing at once may get S3's 409 ConditionalRequestConflict: an error,
+// after which the agent's resend finds the object.
 func (s *Store) Store(ctx context.Context, b satellite.TelemetryBatch) (string, error) {
 	doc, err := json.Marshal(Document{
 		SatelliteID: b.SatelliteID, ConnectionID: b.ConnectionID, Kind: b.Kind, BatchID: b.BatchID,
@@ -71,7 +135,7 @@ func (s *Store) Store(ctx context.Context, b satellite.TelemetryBatch) (string, 
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "encode telemetry batch")
 	}
 	key := Key(b)
-	if err := s.objects.Put(ctx, key, doc, "application/json", nil); err != nil {
+	if err := s.objects.Create(ctx, key, doc, "application/json", nil); err != nil && !s3objects.Exists(err) {
 		return "", satellite.Wrap(err, satellite.EINTERNAL, "store telemetry batch")
 	}
 	return key, nil

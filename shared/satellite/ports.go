@@ -229,15 +229,22 @@ type Closed struct {
 // batches of a connection were handled, and meters each connection's bytes
 // per minute.
 type TelemetryLedger interface {
-	// ClaimBatch charges size bytes to the connection's budget of the
-	// minute (at most budget bytes) and marks the batch in flight, in one
-	// atomic request; a claim older than the in-flight timeout is taken
-	// over.
-	ClaimBatch(ctx context.Context, connectionID, batchKey string, size, budget int, now time.Time) (BatchClaim, error)
+	// ClaimBatch claims a batch of an authenticated connection. It first
+	// checks the connection still speaks for its satellite: EUNAUTHENTICATED
+	// when the satellite's token was rotated since the connection
+	// authenticated (its TokenGeneration), or the satellite deleted. Then
+	// dedupe, before the budget: a batch handled before is Finished, one
+	// being handled InFlight, whatever the budget. A new batch is charged
+	// size bytes of the connection's budget of the minute (at most budget
+	// bytes) and marked in flight, in one atomic request, or is OverBudget
+	// and not marked. A claim older than the in-flight timeout, or a batch
+	// forgotten after a retryable outcome, is taken over without charging
+	// the budget again. ECONFLICT when the budget or the mark kept changing.
+	ClaimBatch(ctx context.Context, conn Connection, batchKey string, size, budget int, now time.Time) (BatchClaim, error)
 	// FinishBatch remembers a handled batch's counts, for re-acks.
 	FinishBatch(ctx context.Context, connectionID, batchKey string, claim BatchClaim, accepted, rejected int) error
-	// ForgetBatch drops the in-flight mark of a batch whose outcome was
-	// retryable, so that its resend is handled again.
+	// ForgetBatch gives up a claim whose outcome was retryable, so that
+	// the batch's resend is handled again (at the same ReceivedAt).
 	ForgetBatch(ctx context.Context, connectionID, batchKey string, claim BatchClaim) error
 }
 
@@ -263,6 +270,9 @@ type BatchClaim struct {
 	Accepted, Rejected int // of a Finished batch
 	// ClaimedAt identifies this caller's claim (Claimed).
 	ClaimedAt time.Time
+	// ReceivedAt is when the batch was first claimed (Claimed): the same
+	// for every attempt at it, so every attempt stores it under one key.
+	ReceivedAt time.Time
 }
 
 // TelemetryBatch is one accepted batch as stored.

@@ -147,7 +147,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		// The index lags its table: a connection that authenticated a moment
 		// ago may still be listed. Only the record says.
 		record, err := s.Store.Connection(ctx, c.ID, now)
-		if satellite.ErrorCode(err) == "" && record.Authenticated() {
+		if err == nil && record.Authenticated() {
 			return nil
 		}
 		if err != nil && satellite.ErrorCode(err) != satellite.ENOTFOUND {

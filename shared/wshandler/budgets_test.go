@@ -114,8 +114,11 @@ func TestRequestBudgets(t *testing.T) {
 		// Two names, one BatchGetSecretValue; kept SECRET_CACHE_SECONDS.
 		{"request_run_secrets", "message", msg("run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col-api"}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 1, 0},
 		{"request_config_secrets", "message", msg("config-secrets", map[string]any{"configId": "cfg-sec"}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 1, 0},
-		// Claim (budget and in-flight mark, one transaction), S3 PUT, finish.
-		{"telemetry_batch", "message", telemetry, counts{3, 1, 0}, 1, 0, counts{2, 1, 0}, false, 0, 3},
+		// Read the token generation and the batch's mark (one consistent
+		// BatchGetItem: 2 read units on AWS, which charges the read of the
+		// absent mark too), claim (budget and in-flight mark, one
+		// transaction), S3 PUT (conditional), finish.
+		{"telemetry_batch", "message", telemetry, counts{4, 1, 0}, 1, 0, counts{3, 1, 0}, false, 2, 3},
 		{"capability_status", "message", msg("capability-status", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 1},
 		{"capability_secret_request", "message", msg("capability-secret", map[string]any{"payload": map[string]any{"targetId": "t1"}}), counts{2, 0, 1}, 1, 0, counts{1, 0, 0}, true, 2, 0},
 		// Read the record, update the satellite before deleting the record,
