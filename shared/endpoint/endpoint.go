@@ -265,8 +265,8 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	}
 	conn, err := s.connection(ctx, c.ID)
 	phases.Describe(ctx, "", conn.SatelliteID)
-	switch satellite.ErrorCode(err) {
-	case "", satellite.ENOTFOUND:
+	switch {
+	case err == nil || satellite.Is(err, satellite.ENOTFOUND):
 		// No record (expired or cleaned up) reads as unauthenticated.
 	default:
 		return s.settle(ctx, c, conn, msg, err)
@@ -337,14 +337,14 @@ func (s *Service) authenticateFrame(ctx context.Context, c Conn, m *protocol.Aut
 		return s.settle(ctx, c, satellite.Connection{ID: c.ID}, msg, errOneAttempt)
 	}
 	conn, err := s.Registry.ClaimAuthentication(ctx, c.ID, s.Now())
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.ECONFLICT:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.ECONFLICT):
 		if conn.Authenticated() {
 			return ignored(conn)
 		}
 		return s.settle(ctx, c, conn, msg, errOneAttempt)
-	case satellite.ENOTFOUND:
+	case satellite.Is(err, satellite.ENOTFOUND):
 		// The connection was closed or cleaned up meanwhile.
 		return s.settle(ctx, c, conn, msg, err)
 	default:
@@ -357,12 +357,12 @@ func (s *Service) authenticateFrame(ctx context.Context, c Conn, m *protocol.Aut
 	} else {
 		err = s.authenticate(ctx, c, conn, m)
 	}
-	switch satellite.ErrorCode(err) {
-	case "":
+	switch {
+	case err == nil:
 		s.Metrics.Count(metrics.Authentications, metrics.OK)
-	case satellite.EUNAUTHENTICATED:
+	case satellite.Is(err, satellite.EUNAUTHENTICATED):
 		s.Metrics.Count(metrics.Authentications, metrics.Failed)
-	case satellite.EGONE:
+	case satellite.Is(err, satellite.EGONE):
 	default:
 		// The backend failed, not the satellite: give the attempt back so
 		// that its retry on this connection is not dropped.
@@ -483,9 +483,9 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		pending <- settings{st, err}
 	}()
 	sat, assignments, err := s.Registry.Satellite(ctx, m.ClientID)
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.ENOTFOUND:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.ENOTFOUND):
 		s.Tokens.Refuse(m.Token)
 		return errBadCredentials
 	default:
@@ -522,9 +522,9 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	policy := s.sandboxPolicy(ctx, st.Settings)
 	now := s.Now()
 	edge, err := s.Registry.BindConnection(ctx, c.ID, sat, sat.TokenHash, m.Capabilities, now)
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.EUNAUTHENTICATED:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.EUNAUTHENTICATED):
 		return errBadCredentials
 	default:
 		return err
@@ -568,7 +568,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 			}
 		}
 	}
-	if code := satellite.ErrorCode(err); code != "" && code != satellite.EGONE {
+	if err != nil && !satellite.Is(err, satellite.EGONE) {
 		// The satellite never saw "authenticated": unmark the connection so
 		// that its retry authenticates instead of being ignored as a second
 		// authenticate.
@@ -665,8 +665,8 @@ func (s *Service) manifest(ctx context.Context, c Conn, m *protocol.ManifestRequ
 	if s.Packages != nil {
 		var err error
 		entries, err = s.Packages.Manifest(ctx, m.LockfileHash)
-		switch satellite.ErrorCode(err) {
-		case "", satellite.ENOTFOUND, satellite.EINVALID:
+		switch {
+		case err == nil || satellite.Is(err, satellite.ENOTFOUND, satellite.EINVALID):
 			// Unknown or malformed: the protocol's answer is empty entries.
 		default:
 			return err
@@ -694,9 +694,9 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 		return s.reply(ctx, c, missing)
 	}
 	size, err := s.Packages.BlobSize(ctx, m.Integrity)
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.ENOTFOUND, satellite.EINVALID:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.ENOTFOUND, satellite.EINVALID):
 		return s.reply(ctx, c, missing)
 	default:
 		return err
@@ -709,9 +709,9 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 		return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, URL: url, Size: size})
 	}
 	data, err := s.Packages.ReadBlob(ctx, m.Integrity, size)
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.ENOTFOUND:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.ENOTFOUND):
 		return s.reply(ctx, c, missing)
 	default:
 		return err

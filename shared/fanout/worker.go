@@ -128,9 +128,9 @@ func (w *Worker) Run(ctx context.Context, t satellite.FanoutTask) (Outcome, erro
 	r.stopAt = r.lease.Add(-margin)
 
 	job, err := w.Jobs.ClaimFanoutSegment(ctx, t.JobID, t.Segment, r.owner, r.lease, start)
-	switch satellite.ErrorCode(err) {
-	case "":
-	case satellite.ECONFLICT, satellite.ENOTFOUND:
+	switch {
+	case err == nil:
+	case satellite.Is(err, satellite.ECONFLICT, satellite.ENOTFOUND):
 		w.Log.LogAttrs(ctx, slog.LevelInfo, "fan-out task skipped", append(r.attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
 		return Outcome{}, nil
 	default:
@@ -265,10 +265,10 @@ func (r *segmentRun) run(ctx, workCtx context.Context) error {
 // lost turns losing the segment (another worker holds it now) into a done
 // task; other errors release the segment and are retried.
 func (r *segmentRun) lost(ctx context.Context, err error) error {
-	switch satellite.ErrorCode(err) {
-	case "":
+	switch {
+	case err == nil:
 		return nil
-	case satellite.ECONFLICT:
+	case satellite.Is(err, satellite.ECONFLICT):
 		r.w.Log.LogAttrs(ctx, slog.LevelWarn, "fan-out segment lost to another worker", append(r.attrs, slog.String("error", err.Error()))...)
 		return nil
 	}
@@ -406,10 +406,10 @@ func (r *segmentRun) post(ctx context.Context, c satellite.Connection, frame jso
 	err := r.w.Sender.Send(ctx, r.w.ManagementURL, c.ID, frame)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch satellite.ErrorCode(err) {
-	case "":
+	switch {
+	case err == nil:
 		r.pending.Sent++
-	case satellite.EGONE:
+	case satellite.Is(err, satellite.EGONE):
 		r.pending.Gone++
 	default:
 		r.pending.Failed++

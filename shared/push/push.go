@@ -40,12 +40,12 @@ func (s *Sender) Send(ctx context.Context, managementURL, connectionID string, f
 		return err
 	}
 	err = s.Connections.Post(ctx, managementURL, connectionID, data)
-	switch satellite.ErrorCode(err) {
-	case "":
+	switch {
+	case err == nil:
 		s.Metrics.Count(metrics.Pushes, metrics.Sent)
-	case satellite.EGONE:
+	case satellite.Is(err, satellite.EGONE):
 		s.Metrics.Count(metrics.Pushes, metrics.Gone)
-	case satellite.ETOOLARGE:
+	case satellite.Is(err, satellite.ETOOLARGE):
 		// Refused before posting; the caller sends something smaller.
 	default:
 		s.Metrics.Count(metrics.Pushes, metrics.Failed)
@@ -162,12 +162,12 @@ func (p *Service) Shutdown(ctx context.Context, satelliteID, reason string) erro
 	// may be missing from it, but the satellite's current connection (a
 	// consistent read) is not.
 	sat, _, err := p.Sender.Registry.Satellite(ctx, satelliteID)
-	switch satellite.ErrorCode(err) {
-	case "":
+	switch {
+	case err == nil:
 		if sat.ConnectionID != "" && !slices.Contains(ids, sat.ConnectionID) {
 			ids = append(ids, sat.ConnectionID)
 		}
-	case satellite.ENOTFOUND:
+	case satellite.Is(err, satellite.ENOTFOUND):
 	default:
 		return err
 	}

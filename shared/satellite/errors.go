@@ -3,6 +3,7 @@ package satellite
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Code classifies an Error so that transports can map it to a reply, a Lambda
@@ -80,4 +81,14 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// Is reports whether err is an error with one of codes (an error that is
+// not an *Error has code EINTERNAL). A nil err has no code: test it with
+// err == nil, never by its code.
+func Is(err error, codes ...Code) bool {
+	if err == nil {
+		return false
+	}
+	return slices.Contains(codes, ErrorCode(err))
 }

@@ -2,6 +2,8 @@ package satellite_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +254,18 @@ func TestSecretRefsWalksEveryStringByPath(t *testing.T) {
 		if got[path] != name {
 			t.Errorf("SecretRefs[%s] = %q, want %q", path, got[path], name)
 		}
+	}
+}
+
+func TestIsNeverMatchesNil(t *testing.T) {
+	if satellite.Is(nil, satellite.EINTERNAL, "") {
+		t.Error("Is(nil) matched: a nil error has no code")
+	}
+	if !satellite.Is(errors.New("plain"), satellite.EINTERNAL) {
+		t.Error("a plain error is not EINTERNAL")
+	}
+	wrapped := fmt.Errorf("read: %w", satellite.Errorf(satellite.ENOTFOUND, "no satellite"))
+	if !satellite.Is(wrapped, satellite.ECONFLICT, satellite.ENOTFOUND) || satellite.Is(wrapped, satellite.ECONFLICT) {
+		t.Error("Is does not read the code of a wrapped *Error")
 	}
 }
