@@ -80,7 +80,13 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 			}
 			set[Grant{action, bucket + "/" + prefix + "/*"}] = true
 		case "ApiGatewayManagementApi":
-			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/@connections"}] = true
+			// ManageConnections is scoped by HTTP method: POST posts to a
+			// connection, DELETE closes it, GET reads its details.
+			method, ok := map[string]string{"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}[c.Operation]
+			if !ok {
+				t.Fatalf("unexpected Management API request %s", c.Operation)
+			}
+			set[Grant{"execute-api:ManageConnections", "WebSocketApi/stage/" + method + "/@connections"}] = true
 		case "Secrets Manager":
 			if c.Operation != "BatchGetSecretValue" {
 				t.Fatalf("unexpected Secrets Manager request %s", c.Operation)
@@ -187,8 +193,13 @@ func symbolicResource(t *testing.T, tpl *samtemplate.Template, r any) string {
 	case strings.HasPrefix(sub, "${") && strings.Contains(sub, ".Arn}/index/") && !strings.Contains(sub, "*"):
 		table, index, _ := strings.Cut(strings.TrimPrefix(sub, "${"), ".Arn}/index/")
 		return "table/" + table + "/index/" + index
-	case strings.HasSuffix(sub, ":${WebSocketApi}/${StageName}/*/@connections/*"):
-		return "WebSocketApi/stage/@connections"
+	case strings.HasPrefix(sub, "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/"):
+		// One method per grant: a function that only posts may not close
+		// connections, nor read their details.
+		method, ok := strings.CutSuffix(strings.TrimPrefix(sub, "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/"), "/@connections/*")
+		if ok && (method == "POST" || method == "DELETE" || method == "GET") {
+			return "WebSocketApi/stage/" + method + "/@connections"
+		}
 	case strings.HasSuffix(sub, ":secret:${SecretsPrefix}*"):
 		return "secret/${SecretsPrefix}*"
 	case strings.HasSuffix(sub, ":event-bus/${EventBusName}"):
