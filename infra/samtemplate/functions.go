@@ -13,6 +13,9 @@ type Statement struct {
 	Effect    string
 	Actions   []string
 	Resources []any // template values: ARNs, {"Fn::GetAtt": ...}, {"Fn::Sub": ...}
+	// Condition is the statement's condition block (operator -> key ->
+	// value or values), nil when it has none.
+	Condition map[string]any
 }
 
 // PolicyStatements returns the inline policy statements of a function.
@@ -42,6 +45,7 @@ func (t *Template) PolicyStatements(function string) ([]Statement, error) {
 				return nil, fmt.Errorf("%s: statement %v is not an object", function, s)
 			}
 			st := Statement{Effect: fmt.Sprint(m["Effect"])}
+			st.Condition, _ = m["Condition"].(map[string]any)
 			st.Actions = stringList(m["Action"])
 			switch res := m["Resource"].(type) {
 			case []any:

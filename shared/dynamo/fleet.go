@@ -158,10 +158,14 @@ func (r *Registry) IndexLegacySatellites(ctx context.Context, now time.Time) (sa
 		return satellite.BackfillStep{Done: true}, nil
 	}
 	in := &dynamodb.ScanInput{
-		TableName:                 &r.tables.Satellites,
-		Limit:                     aws.Int32(cmp.Or(r.backfillScanLimit, defaultBackfillScanLimit)),
-		FilterExpression:          aws.String("#sk = :sat AND attribute_not_exists(#part)"),
-		ProjectionExpression:      aws.String("#pk"),
+		TableName:            &r.tables.Satellites,
+		Limit:                aws.Int32(cmp.Or(r.backfillScanLimit, defaultBackfillScanLimit)),
+		FilterExpression:     aws.String("#sk = :sat AND attribute_not_exists(#part)"),
+		ProjectionExpression: aws.String("#pk"),
+		// Stated, not implied by the projection: the sweep's grant of Scan
+		// requires it (with only these attributes), so no request can read
+		// whole satellite items with it.
+		Select:                    types.SelectSpecificAttributes,
 		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey, "#part": FleetIndexPartKey},
 		ExpressionAttributeValues: item{":sat": str(satelliteSort)},
 	}
