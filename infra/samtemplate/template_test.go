@@ -589,6 +589,51 @@ func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
 	}
 }
 
+// TestEveryFunctionRunsAsItsOwnRole checks each function names a role of
+// this stack (SAM then generates none: the role it would generate always
+// carries AWSLambdaBasicExecutionRole, which writes to any log group of the
+// account), used by no other function, that only Lambda may assume, with
+// no managed policy and no logs:CreateLogGroup. What each role grants is
+// checked against the function's requests by the IAM policy tests
+// (testenv.CheckPolicy), its log group included.
+func TestEveryFunctionRunsAsItsOwnRole(t *testing.T) {
+	tpl, _ := load(t)
+	used := map[string]string{}
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		t.Run(fn, func(t *testing.T) {
+			role, ok := tpl.Role(fn)
+			if !ok {
+				t.Fatalf("Role = %v, want !GetAtt <role>.Arn of a role of this stack", tpl.Resources[fn].Properties["Role"])
+			}
+			if other, ok := used[role]; ok {
+				t.Errorf("shares role %s with %s", role, other)
+			}
+			used[role] = fn
+			if p, ok := tpl.Resources[fn].Properties["Policies"]; ok {
+				t.Errorf("Policies %v beside a Role (SAM ignores them)", p)
+			}
+			rp := tpl.Resources[role].Properties
+			if got, want := jsonOf(t, rp["AssumeRolePolicyDocument"]), `{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}],"Version":"2012-10-17"}`; got != want {
+				t.Errorf("trust policy = %s, want %s", got, want)
+			}
+			if got := rp["ManagedPolicyArns"]; got != nil {
+				t.Errorf("managed policies %v, want none", got)
+			}
+			stmts, err := tpl.PolicyStatements(fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range stmts {
+				for _, a := range st.Actions {
+					if strings.HasPrefix(a, "logs:") && a != "logs:CreateLogStream" && a != "logs:PutLogEvents" {
+						t.Errorf("grants %s", a)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestBothAPIsWriteAccessLogs checks the WebSocket stage ($connect is
 // public: its access log is the record of who connected) and the admin API
 // log every request to a log group with retention, in JSON.

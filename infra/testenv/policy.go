@@ -30,9 +30,10 @@ func (g Grant) String() string {
 }
 
 // CheckPolicy compares the SDK calls a function made (recorded by calls, run
-// against the tables named in tableNames, logical id -> name) with the IAM
-// policy template.yaml gives it: every call must be granted, and every grant
-// must have been used. secretsPrefix is the SECRETS_PREFIX the function ran
+// against the tables named in tableNames, logical id -> name), and what
+// Lambda does with the function's role (LambdaGrants), with the IAM policy
+// template.yaml gives it: every call must be granted, and every grant must
+// have been used. secretsPrefix is the SECRETS_PREFIX the function ran
 // with.
 func CheckPolicy(t *testing.T, tpl *samtemplate.Template, function string, calls *Calls, tableNames map[string]string, secretsPrefix string) {
 	t.Helper()
@@ -40,7 +41,7 @@ func CheckPolicy(t *testing.T, tpl *samtemplate.Template, function string, calls
 	for id, name := range tableNames {
 		logical[name] = id
 	}
-	used := UsedGrants(t, calls, logical, secretsPrefix)
+	used := append(UsedGrants(t, calls, logical, secretsPrefix), LambdaGrants(t, tpl, function)...)
 	granted := TemplateGrants(t, tpl, function)
 	for _, g := range used {
 		if !slices.Contains(granted, g) {
@@ -246,6 +247,59 @@ func asStrings(v any) []string {
 	return []string{fmt.Sprint(v)}
 }
 
+// LambdaGrants names what Lambda itself does with a function's role, as the
+// function's template properties ask: write its logs to its own log group
+// (LoggingConfig.LogGroup), send a failed asynchronous invocation to its
+// EventInvokeConfig destination, and read the DynamoDB stream of an event
+// source mapping and send what it gave up on to the mapping's destination.
+func LambdaGrants(t *testing.T, tpl *samtemplate.Template, function string) []Grant {
+	t.Helper()
+	p := tpl.Resources[function].Properties
+	set := map[Grant]bool{}
+	lc, _ := p["LoggingConfig"].(map[string]any)
+	group, ok := samtemplate.Ref(lc["LogGroup"])
+	if !ok || tpl.Resources[group].Type != "AWS::Logs::LogGroup" {
+		t.Fatalf("%s logs to %v, not a log group of the template", function, lc["LogGroup"])
+	}
+	for _, action := range []string{"logs:CreateLogStream", "logs:PutLogEvents"} {
+		set[Grant{Action: action, Resource: "log-group/" + group}] = true
+	}
+	destinations := func(cfg any) {
+		dc, _ := cfg.(map[string]any)["DestinationConfig"].(map[string]any)
+		for _, kind := range []string{"OnSuccess", "OnFailure"} {
+			d, ok := dc[kind].(map[string]any)
+			if !ok {
+				continue
+			}
+			queue, attr, _ := samtemplate.GetAtt(d["Destination"])
+			if d["Type"] != "SQS" || attr != "Arn" || tpl.Resources[queue].Type != "AWS::SQS::Queue" {
+				t.Fatalf("%s: destination %v is not a queue of the template", function, d)
+			}
+			set[Grant{Action: "sqs:SendMessage", Resource: "queue/" + queue}] = true
+		}
+	}
+	if cfg, ok := p["EventInvokeConfig"].(map[string]any); ok {
+		destinations(cfg)
+	}
+	events, _ := p["Events"].(map[string]any)
+	for _, name := range slices.Sorted(maps.Keys(events)) {
+		ev, _ := events[name].(map[string]any)
+		if ev["Type"] != "DynamoDB" {
+			continue
+		}
+		props, _ := ev["Properties"].(map[string]any)
+		table, attr, _ := samtemplate.GetAtt(props["Stream"])
+		if attr != "StreamArn" {
+			t.Fatalf("%s: event %s reads %v, not a table's stream", function, name, props["Stream"])
+		}
+		for _, action := range []string{"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"} {
+			set[Grant{Action: action, Resource: "stream/" + table}] = true
+		}
+		destinations(props)
+	}
+	return sortedGrants(set)
+}
+
 // unscopedActions are the actions the functions call that IAM cannot scope
 // to a resource: only they may be granted on "*".
 var unscopedActions = map[string]bool{"secretsmanager:BatchGetSecretValue": true}
@@ -289,6 +343,9 @@ func symbolicResource(t *testing.T, tpl *samtemplate.Template, r any) string {
 	if r == "*" {
 		return "*"
 	}
+	if table, attr, ok := samtemplate.GetAtt(r); ok && attr == "StreamArn" {
+		return "stream/" + table
+	}
 	if res, attr, ok := samtemplate.GetAtt(r); ok && attr == "Arn" {
 		switch {
 		case strings.HasSuffix(res, "Bucket"):
@@ -310,6 +367,12 @@ func symbolicResource(t *testing.T, tpl *samtemplate.Template, r any) string {
 		if name, ok := samtemplate.Sub(tpl.Resources[fn].Properties["FunctionName"]); ok &&
 			sub == "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"+name {
 			return "function/" + fn
+		}
+	}
+	// A log group by name, with its streams (":*"), and no other.
+	if group, ok := strings.CutPrefix(sub, "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${"); ok {
+		if group, ok := strings.CutSuffix(group, "}:*"); ok && tpl.Resources[group].Type == "AWS::Logs::LogGroup" {
+			return "log-group/" + group
 		}
 	}
 	switch {
