@@ -675,30 +675,49 @@ func TestBothAPIsWriteAccessLogs(t *testing.T) {
 	}
 }
 
-// TestReservedConcurrencyIsOptional checks no function reserves concurrency
-// by default: Lambda keeps 10 unreserved, and new accounts often have a quota
-// of 10, so any reservation would fail their first deploy.
-func TestReservedConcurrencyIsOptional(t *testing.T) {
+// TestReservedConcurrencyBoundsThePublicFunctions checks every reservation
+// is a parameter that 0 turns off (Lambda's 0 would stop the function), and
+// that the functions anyone can reach ($connect, $default: no authorizer,
+// no WAF on a WebSocket API) reserve some by default: a reservation is also
+// a ceiling, so a flood cannot take the account's concurrency from its
+// other functions. The defaults together fit an account with the default
+// quota of 1,000, of which Lambda keeps 100 unreserved; the others reserve
+// none by default.
+func TestReservedConcurrencyBoundsThePublicFunctions(t *testing.T) {
 	tpl, _ := load(t)
+	reserved := 0.0
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		v, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]
-		if !ok {
-			continue
-		}
-		branches, _ := v.(map[string]any)["Fn::If"].([]any)
-		if len(branches) != 3 {
-			t.Errorf("%s reserves concurrency unconditionally: %v", fn, v)
-			continue
-		}
-		param, _ := samtemplate.Ref(branches[1])
-		if novalue, _ := samtemplate.Ref(branches[2]); novalue != "AWS::NoValue" || tpl.Parameters[param].Default != float64(0) {
-			t.Errorf("%s: reservation %v, want the parameter's value when set and none by default", fn, v)
-		}
+		public := fn == "ConnectFunction" || fn == "MessageFunction"
+		t.Run(fn, func(t *testing.T) {
+			if !ok {
+				if public || fn == "DisconnectFunction" || fn == "SweepFunction" {
+					t.Errorf("cannot be given reserved concurrency")
+				}
+				return
+			}
+			branches, _ := v.(map[string]any)["Fn::If"].([]any)
+			if len(branches) != 3 {
+				t.Fatalf("reserves concurrency unconditionally: %v", v)
+			}
+			cond, _ := branches[0].(string)
+			param, _ := samtemplate.Ref(branches[1])
+			novalue, _ := samtemplate.Ref(branches[2])
+			if got, want := jsonOf(t, tpl.Conditions[cond]), `{"Fn::Not":[{"Fn::Equals":[{"Ref":"`+param+`"},"0"]}]}`; got != want || novalue != "AWS::NoValue" {
+				t.Errorf("reservation %v under %s = %s; want the parameter's value unless it is 0", v, cond, got)
+			}
+			def, _ := tpl.Parameters[param].Default.(float64)
+			switch {
+			case public && def <= 0:
+				t.Errorf("%s defaults to %v: a public function reserves (and is bounded to) some concurrency by default", param, def)
+			case !public && def != 0:
+				t.Errorf("%s defaults to %v, want 0", param, def)
+			}
+			reserved += def
+		})
 	}
-	for _, fn := range []string{"DisconnectFunction", "SweepFunction"} {
-		if _, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]; !ok {
-			t.Errorf("%s cannot be given reserved concurrency", fn)
-		}
+	if reserved > 900 {
+		t.Errorf("the default reservations add up to %v; an account with the default quota of 1,000 can reserve 900", reserved)
 	}
 }
 
@@ -828,6 +847,8 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		want = append(want, "AWS/Lambda Errors "+fn, "AWS/Lambda Throttles "+fn)
 	}
+	// How near the public functions are to their reservations.
+	want = append(want, "AWS/Lambda ConcurrentExecutions ConnectFunction", "AWS/Lambda ConcurrentExecutions MessageFunction")
 	for _, table := range []string{"SatellitesTable", "ConnectionsTable", "ResultsTable"} {
 		want = append(want, "AWS/DynamoDB ReadThrottleEvents "+table, "AWS/DynamoDB WriteThrottleEvents "+table)
 	}
