@@ -31,6 +31,9 @@ type Template struct {
 type Parameter struct {
 	Type    string
 	Default any
+	// AllowedPattern is the regular expression CloudFormation holds a
+	// String parameter's value to ("" when it sets none).
+	AllowedPattern string
 }
 
 // Resource is one template resource.

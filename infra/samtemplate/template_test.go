@@ -227,6 +227,44 @@ func TestFunctionEnvironmentNamesTablesAndKnownVariables(t *testing.T) {
 	}
 }
 
+// TestSecretsPrefixCannotReachSiblingSecrets checks the SecretsPrefix
+// parameter ends in "/" (or is empty: no secret source, no grant): the
+// message function may read secret:<prefix>*, and a prefix such as
+// "checkstack/prod" would match "checkstack/prod-admin" too.
+func TestSecretsPrefixCannotReachSiblingSecrets(t *testing.T) {
+	tpl, _ := load(t)
+	p := tpl.Parameters["SecretsPrefix"]
+	pattern, err := regexp.Compile(p.AllowedPattern)
+	if p.AllowedPattern == "" || err != nil {
+		t.Fatalf("SecretsPrefix AllowedPattern %q: %v", p.AllowedPattern, err)
+	}
+	for value, want := range map[string]bool{
+		"": true, fmt.Sprint(p.Default): true, "team/prod/": true, "a/": true,
+		"checkstack/satellite-secrets": false, "prod": false, "/": false, "//": false,
+		"prod/*": false, "prod /": false,
+	} {
+		t.Run(fmt.Sprintf("%q", value), func(t *testing.T) {
+			if got := pattern.MatchString(value); got != want {
+				t.Errorf("AllowedPattern %q matches %q: %v, want %v", p.AllowedPattern, value, got, want)
+			}
+		})
+	}
+	granted := false
+	stmts, err := tpl.PolicyStatements("MessageFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stmts {
+		if slices.Contains(st.Actions, "secretsmanager:GetSecretValue") {
+			arn, _ := samtemplate.Sub(st.Resources[0])
+			granted = len(st.Resources) == 1 && strings.HasSuffix(arn, ":secret:${SecretsPrefix}*")
+		}
+	}
+	if !granted {
+		t.Errorf("GetSecretValue is not granted on secret:${SecretsPrefix}* alone")
+	}
+}
+
 func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 	tpl, _ := load(t)
 	p := tpl.Resources["ScriptPackagesBucket"].Properties
