@@ -43,6 +43,10 @@ type Resource struct {
 	Properties map[string]any
 	Metadata   map[string]any
 	DependsOn  any
+	// DeletionPolicy and UpdateReplacePolicy are what CloudFormation does
+	// with the resource when the stack deletes or replaces it ("" for its
+	// default, Delete).
+	DeletionPolicy, UpdateReplacePolicy string
 }
 
 // Load parses the template at path.

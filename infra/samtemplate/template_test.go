@@ -265,6 +265,29 @@ func TestSecretsPrefixCannotReachSiblingSecrets(t *testing.T) {
 	}
 }
 
+// TestDurableTablesAreProtected checks the tables whose items the stack
+// cannot rebuild (satellites with their tokens and assignments; results)
+// survive the stack's deletion and a replacement (Retain), can be restored
+// (point-in-time recovery), and refuse a DeleteTable from anyone while
+// deletion protection is on.
+func TestDurableTablesAreProtected(t *testing.T) {
+	tpl, _ := load(t)
+	for _, table := range []string{"SatellitesTable", "ResultsTable"} {
+		t.Run(table, func(t *testing.T) {
+			r := tpl.Resources[table]
+			if r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain" {
+				t.Errorf("DeletionPolicy %q, UpdateReplacePolicy %q; want Retain", r.DeletionPolicy, r.UpdateReplacePolicy)
+			}
+			if got := r.Properties["DeletionProtectionEnabled"]; got != true {
+				t.Errorf("DeletionProtectionEnabled = %v, want true", got)
+			}
+			if pitr, _ := r.Properties["PointInTimeRecoverySpecification"].(map[string]any); pitr["PointInTimeRecoveryEnabled"] != true {
+				t.Errorf("point-in-time recovery %v, want on", pitr)
+			}
+		})
+	}
+}
+
 func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 	tpl, _ := load(t)
 	p := tpl.Resources["ScriptPackagesBucket"].Properties
