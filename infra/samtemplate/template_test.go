@@ -315,6 +315,35 @@ func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 	}
 }
 
+// TestPackageBucketKeepsReplacedVersionsForAWhile checks the script-package
+// bucket is versioned (a blob or manifest overwritten, by a publish or by
+// anyone else with write access, can be restored) and that replaced
+// versions, and the delete markers left when they expire, go away on their
+// own, so that its cost stays bounded.
+func TestPackageBucketKeepsReplacedVersionsForAWhile(t *testing.T) {
+	tpl, _ := load(t)
+	p := tpl.Resources["ScriptPackagesBucket"].Properties
+	if v, _ := p["VersioningConfiguration"].(map[string]any); v["Status"] != "Enabled" {
+		t.Errorf("VersioningConfiguration = %v, want Enabled", p["VersioningConfiguration"])
+	}
+	lc, _ := p["LifecycleConfiguration"].(map[string]any)
+	expires, markers := false, false
+	for _, r := range asList(lc["Rules"]) {
+		r := r.(map[string]any)
+		if r["Status"] != "Enabled" || r["Prefix"] != nil || r["Filter"] != nil {
+			continue // a rule for part of the bucket only
+		}
+		if nve, _ := r["NoncurrentVersionExpiration"].(map[string]any); nve != nil {
+			days, _ := nve["NoncurrentDays"].(float64)
+			expires = days >= 1 && days <= 90
+		}
+		markers = markers || r["ExpiredObjectDeleteMarker"] == true
+	}
+	if !expires || !markers {
+		t.Errorf("lifecycle rules %v: want replaced versions expired within 90 days (%v) and expired delete markers removed (%v), bucket-wide", lc["Rules"], expires, markers)
+	}
+}
+
 func TestOutputsGiveBothURLs(t *testing.T) {
 	tpl, _ := load(t)
 	for name, want := range map[string]*regexp.Regexp{
