@@ -956,6 +956,53 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 	}
 }
 
+// TestAlarmTopicIsEncryptedWithAKeyCloudWatchMayUse checks the alarm
+// topic is encrypted with a customer managed key of this stack, rotated
+// yearly, that the account administers and CloudWatch may use to publish:
+// with the AWS managed key (alias/aws/sns), whose policy cannot be
+// changed, CloudWatch cannot publish and alarms notify nobody, silently.
+func TestAlarmTopicIsEncryptedWithAKeyCloudWatchMayUse(t *testing.T) {
+	tpl, _ := load(t)
+	key, ok := samtemplate.Ref(tpl.Resources["AlarmTopic"].Properties["KmsMasterKeyId"])
+	if !ok || tpl.Resources[key].Type != "AWS::KMS::Key" {
+		t.Fatalf("AlarmTopic KmsMasterKeyId = %v, want !Ref of a KMS key of this stack", tpl.Resources["AlarmTopic"].Properties["KmsMasterKeyId"])
+	}
+	p := tpl.Resources[key].Properties
+	if p["EnableKeyRotation"] != true {
+		t.Errorf("%s EnableKeyRotation = %v, want true", key, p["EnableKeyRotation"])
+	}
+	grants := map[string]string{}
+	for _, st := range asList(p["KeyPolicy"].(map[string]any)["Statement"]) {
+		st := st.(map[string]any)
+		if st["Effect"] != "Allow" || st["Resource"] != "*" {
+			t.Errorf("key policy statement %v", st)
+			continue
+		}
+		principal := jsonOf(t, st["Principal"])
+		var actions []string
+		for _, a := range asList(st["Action"]) {
+			actions = append(actions, a.(string))
+		}
+		if a, ok := st["Action"].(string); ok {
+			actions = append(actions, a)
+		}
+		slices.Sort(actions)
+		grants[principal] = strings.Join(actions, ",")
+	}
+	for principal, want := range map[string]string{
+		`{"AWS":{"Fn::Sub":"arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}`: "kms:*",
+		`{"Service":"cloudwatch.amazonaws.com"}`:                                  "kms:Decrypt,kms:GenerateDataKey*",
+	} {
+		if got := grants[principal]; got != want {
+			t.Errorf("key policy grants %s %q, want %q", principal, got, want)
+		}
+		delete(grants, principal)
+	}
+	if len(grants) != 0 {
+		t.Errorf("key policy also grants %v", grants)
+	}
+}
+
 // TestDashboardShowsTheFleetAtAGlance checks the dashboard body is valid
 // JSON once CloudFormation substitutes it, refers only to things the stack
 // has, reads only metrics the code emits, and shows every alarm.
