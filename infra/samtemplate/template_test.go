@@ -765,6 +765,27 @@ func TestBothAPIsWriteAccessLogs(t *testing.T) {
 	}
 }
 
+// TestTheAccountsLoggingRoleIsLeftAloneByDefault checks the stack sets the
+// API Gateway CloudWatch Logs role of the account (one per account and
+// region, which other APIs may rely on) only when asked to: by default an
+// existing role is not replaced.
+func TestTheAccountsLoggingRoleIsLeftAloneByDefault(t *testing.T) {
+	tpl, _ := load(t)
+	for _, id := range tpl.ResourcesOfType("AWS::ApiGateway::Account") {
+		cond := tpl.Resources[id].Condition
+		eq, _ := tpl.Conditions[cond].(map[string]any)["Fn::Equals"].([]any)
+		if len(eq) != 2 {
+			t.Errorf("%s is created under condition %q (%v), want one that compares a parameter", id, cond, tpl.Conditions[cond])
+			continue
+		}
+		param, _ := samtemplate.Ref(eq[0])
+		p, ok := tpl.Parameters[param]
+		if !ok || p.Default == eq[1] {
+			t.Errorf("%s is created when %s is %v; its default is %v: the account's role would be replaced by default", id, param, eq[1], p.Default)
+		}
+	}
+}
+
 // TestReservedConcurrencyBoundsThePublicFunctions checks every reservation
 // is a parameter that 0 turns off (Lambda's 0 would stop the function), and
 // that the functions anyone can reach ($connect, $default: no authorizer,
