@@ -13,19 +13,47 @@ type Statement struct {
 	Effect    string
 	Actions   []string
 	Resources []any // template values: ARNs, {"Fn::GetAtt": ...}, {"Fn::Sub": ...}
+	// Condition is the statement's condition block (operator -> key ->
+	// value or values), nil when it has none.
+	Condition map[string]any
 }
 
-// PolicyStatements returns the inline policy statements of a function.
-// Conditional statements (Fn::If) are taken on their true branch: the check
-// is against the template's defaults, where every optional feature is on.
+// Role returns the logical id of the AWS::IAM::Role a function runs as
+// (its Role is !GetAtt <role>.Arn); false when it names none, and SAM
+// generates one.
+func (t *Template) Role(function string) (string, bool) {
+	role, attr, ok := GetAtt(t.Resources[function].Properties["Role"])
+	if !ok || attr != "Arn" || t.Resources[role].Type != "AWS::IAM::Role" {
+		return "", false
+	}
+	return role, true
+}
+
+// PolicyStatements returns the inline policy statements of a function: its
+// role's policies when it names a role of the template, else its SAM
+// Policies. Conditional statements (Fn::If) are taken on their true
+// branch: the check is against the template's defaults, where every
+// optional feature is on.
 func (t *Template) PolicyStatements(function string) ([]Statement, error) {
 	r, ok := t.Resources[function]
 	if !ok || r.Type != "AWS::Serverless::Function" {
 		return nil, fmt.Errorf("template has no function %s", function)
 	}
-	policies, _ := r.Properties["Policies"].([]any)
+	var docs []any
+	if role, ok := t.Role(function); ok {
+		if _, sam := r.Properties["Policies"]; sam {
+			return nil, fmt.Errorf("%s: both a Role and Policies (SAM ignores the Policies)", function)
+		}
+		policies, _ := t.Resources[role].Properties["Policies"].([]any)
+		for _, p := range policies {
+			m, _ := p.(map[string]any)
+			docs = append(docs, m["PolicyDocument"])
+		}
+	} else {
+		docs, _ = r.Properties["Policies"].([]any)
+	}
 	var out []Statement
-	for _, p := range policies {
+	for _, p := range docs {
 		doc, ok := p.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("%s: policy %v is not an inline policy document", function, p)
@@ -42,6 +70,7 @@ func (t *Template) PolicyStatements(function string) ([]Statement, error) {
 				return nil, fmt.Errorf("%s: statement %v is not an object", function, s)
 			}
 			st := Statement{Effect: fmt.Sprint(m["Effect"])}
+			st.Condition, _ = m["Condition"].(map[string]any)
 			st.Actions = stringList(m["Action"])
 			switch res := m["Resource"].(type) {
 			case []any:

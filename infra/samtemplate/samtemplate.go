@@ -31,6 +31,9 @@ type Template struct {
 type Parameter struct {
 	Type    string
 	Default any
+	// AllowedPattern is the regular expression CloudFormation holds a
+	// String parameter's value to ("" when it sets none).
+	AllowedPattern string
 }
 
 // Resource is one template resource.
@@ -40,6 +43,10 @@ type Resource struct {
 	Properties map[string]any
 	Metadata   map[string]any
 	DependsOn  any
+	// DeletionPolicy and UpdateReplacePolicy are what CloudFormation does
+	// with the resource when the stack deletes or replaces it ("" for its
+	// default, Delete).
+	DeletionPolicy, UpdateReplacePolicy string
 }
 
 // Load parses the template at path.

@@ -227,6 +227,67 @@ func TestFunctionEnvironmentNamesTablesAndKnownVariables(t *testing.T) {
 	}
 }
 
+// TestSecretsPrefixCannotReachSiblingSecrets checks the SecretsPrefix
+// parameter ends in "/" (or is empty: no secret source, no grant): the
+// message function may read secret:<prefix>*, and a prefix such as
+// "checkstack/prod" would match "checkstack/prod-admin" too.
+func TestSecretsPrefixCannotReachSiblingSecrets(t *testing.T) {
+	tpl, _ := load(t)
+	p := tpl.Parameters["SecretsPrefix"]
+	pattern, err := regexp.Compile(p.AllowedPattern)
+	if p.AllowedPattern == "" || err != nil {
+		t.Fatalf("SecretsPrefix AllowedPattern %q: %v", p.AllowedPattern, err)
+	}
+	for value, want := range map[string]bool{
+		"": true, fmt.Sprint(p.Default): true, "team/prod/": true, "a/": true,
+		"checkstack/satellite-secrets": false, "prod": false, "/": false, "//": false,
+		"prod/*": false, "prod /": false,
+	} {
+		t.Run(fmt.Sprintf("%q", value), func(t *testing.T) {
+			if got := pattern.MatchString(value); got != want {
+				t.Errorf("AllowedPattern %q matches %q: %v, want %v", p.AllowedPattern, value, got, want)
+			}
+		})
+	}
+	granted := false
+	stmts, err := tpl.PolicyStatements("MessageFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stmts {
+		if slices.Contains(st.Actions, "secretsmanager:GetSecretValue") {
+			arn, _ := samtemplate.Sub(st.Resources[0])
+			granted = len(st.Resources) == 1 && strings.HasSuffix(arn, ":secret:${SecretsPrefix}*")
+		}
+	}
+	if !granted {
+		t.Errorf("GetSecretValue is not granted on secret:${SecretsPrefix}* alone")
+	}
+}
+
+// TestDurableTablesAreProtected checks the tables whose items the stack
+// cannot rebuild (satellites with their tokens and assignments; results)
+// survive the stack's deletion and a replacement (Retain), can be restored
+// (point-in-time recovery), and refuse a DeleteTable from anyone while
+// deletion protection is on.
+func TestDurableTablesAreProtected(t *testing.T) {
+	tpl, _ := load(t)
+	for _, table := range []string{"SatellitesTable", "ResultsTable"} {
+		t.Run(table, func(t *testing.T) {
+			r := tpl.Resources[table]
+			if r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain" {
+				t.Errorf("DeletionPolicy %q, UpdateReplacePolicy %q; want Retain", r.DeletionPolicy, r.UpdateReplacePolicy)
+			}
+			if got := r.Properties["DeletionProtectionEnabled"]; got != true {
+				t.Errorf("DeletionProtectionEnabled = %v, want true", got)
+			}
+			if pitr, _ := r.Properties["PointInTimeRecoverySpecification"].(map[string]any); pitr["PointInTimeRecoveryEnabled"] != true {
+				t.Errorf("point-in-time recovery %v, want on", pitr)
+			}
+		})
+	}
+}
+
 func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 	tpl, _ := load(t)
 	p := tpl.Resources["ScriptPackagesBucket"].Properties
@@ -251,6 +312,35 @@ func TestBucketIsPrivateEncryptedAndTLSOnly(t *testing.T) {
 	}
 	if !found {
 		t.Error("no statement denies requests without TLS")
+	}
+}
+
+// TestPackageBucketKeepsReplacedVersionsForAWhile checks the script-package
+// bucket is versioned (a blob or manifest overwritten, by a publish or by
+// anyone else with write access, can be restored) and that replaced
+// versions, and the delete markers left when they expire, go away on their
+// own, so that its cost stays bounded.
+func TestPackageBucketKeepsReplacedVersionsForAWhile(t *testing.T) {
+	tpl, _ := load(t)
+	p := tpl.Resources["ScriptPackagesBucket"].Properties
+	if v, _ := p["VersioningConfiguration"].(map[string]any); v["Status"] != "Enabled" {
+		t.Errorf("VersioningConfiguration = %v, want Enabled", p["VersioningConfiguration"])
+	}
+	lc, _ := p["LifecycleConfiguration"].(map[string]any)
+	expires, markers := false, false
+	for _, r := range asList(lc["Rules"]) {
+		r := r.(map[string]any)
+		if r["Status"] != "Enabled" || r["Prefix"] != nil || r["Filter"] != nil {
+			continue // a rule for part of the bucket only
+		}
+		if nve, _ := r["NoncurrentVersionExpiration"].(map[string]any); nve != nil {
+			days, _ := nve["NoncurrentDays"].(float64)
+			expires = days >= 1 && days <= 90
+		}
+		markers = markers || r["ExpiredObjectDeleteMarker"] == true
+	}
+	if !expires || !markers {
+		t.Errorf("lifecycle rules %v: want replaced versions expired within 90 days (%v) and expired delete markers removed (%v), bucket-wide", lc["Rules"], expires, markers)
 	}
 }
 
@@ -589,6 +679,51 @@ func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
 	}
 }
 
+// TestEveryFunctionRunsAsItsOwnRole checks each function names a role of
+// this stack (SAM then generates none: the role it would generate always
+// carries AWSLambdaBasicExecutionRole, which writes to any log group of the
+// account), used by no other function, that only Lambda may assume, with
+// no managed policy and no logs:CreateLogGroup. What each role grants is
+// checked against the function's requests by the IAM policy tests
+// (testenv.CheckPolicy), its log group included.
+func TestEveryFunctionRunsAsItsOwnRole(t *testing.T) {
+	tpl, _ := load(t)
+	used := map[string]string{}
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		t.Run(fn, func(t *testing.T) {
+			role, ok := tpl.Role(fn)
+			if !ok {
+				t.Fatalf("Role = %v, want !GetAtt <role>.Arn of a role of this stack", tpl.Resources[fn].Properties["Role"])
+			}
+			if other, ok := used[role]; ok {
+				t.Errorf("shares role %s with %s", role, other)
+			}
+			used[role] = fn
+			if p, ok := tpl.Resources[fn].Properties["Policies"]; ok {
+				t.Errorf("Policies %v beside a Role (SAM ignores them)", p)
+			}
+			rp := tpl.Resources[role].Properties
+			if got, want := jsonOf(t, rp["AssumeRolePolicyDocument"]), `{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"}}],"Version":"2012-10-17"}`; got != want {
+				t.Errorf("trust policy = %s, want %s", got, want)
+			}
+			if got := rp["ManagedPolicyArns"]; got != nil {
+				t.Errorf("managed policies %v, want none", got)
+			}
+			stmts, err := tpl.PolicyStatements(fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range stmts {
+				for _, a := range st.Actions {
+					if strings.HasPrefix(a, "logs:") && a != "logs:CreateLogStream" && a != "logs:PutLogEvents" {
+						t.Errorf("grants %s", a)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestBothAPIsWriteAccessLogs checks the WebSocket stage ($connect is
 // public: its access log is the record of who connected) and the admin API
 // log every request to a log group with retention, in JSON.
@@ -630,30 +765,70 @@ func TestBothAPIsWriteAccessLogs(t *testing.T) {
 	}
 }
 
-// TestReservedConcurrencyIsOptional checks no function reserves concurrency
-// by default: Lambda keeps 10 unreserved, and new accounts often have a quota
-// of 10, so any reservation would fail their first deploy.
-func TestReservedConcurrencyIsOptional(t *testing.T) {
+// TestTheAccountsLoggingRoleIsLeftAloneByDefault checks the stack sets the
+// API Gateway CloudWatch Logs role of the account (one per account and
+// region, which other APIs may rely on) only when asked to: by default an
+// existing role is not replaced.
+func TestTheAccountsLoggingRoleIsLeftAloneByDefault(t *testing.T) {
 	tpl, _ := load(t)
-	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
-		v, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]
-		if !ok {
+	for _, id := range tpl.ResourcesOfType("AWS::ApiGateway::Account") {
+		cond := tpl.Resources[id].Condition
+		eq, _ := tpl.Conditions[cond].(map[string]any)["Fn::Equals"].([]any)
+		if len(eq) != 2 {
+			t.Errorf("%s is created under condition %q (%v), want one that compares a parameter", id, cond, tpl.Conditions[cond])
 			continue
 		}
-		branches, _ := v.(map[string]any)["Fn::If"].([]any)
-		if len(branches) != 3 {
-			t.Errorf("%s reserves concurrency unconditionally: %v", fn, v)
-			continue
-		}
-		param, _ := samtemplate.Ref(branches[1])
-		if novalue, _ := samtemplate.Ref(branches[2]); novalue != "AWS::NoValue" || tpl.Parameters[param].Default != float64(0) {
-			t.Errorf("%s: reservation %v, want the parameter's value when set and none by default", fn, v)
+		param, _ := samtemplate.Ref(eq[0])
+		p, ok := tpl.Parameters[param]
+		if !ok || p.Default == eq[1] {
+			t.Errorf("%s is created when %s is %v; its default is %v: the account's role would be replaced by default", id, param, eq[1], p.Default)
 		}
 	}
-	for _, fn := range []string{"DisconnectFunction", "SweepFunction"} {
-		if _, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]; !ok {
-			t.Errorf("%s cannot be given reserved concurrency", fn)
-		}
+}
+
+// TestReservedConcurrencyBoundsThePublicFunctions checks every reservation
+// is a parameter that 0 turns off (Lambda's 0 would stop the function), and
+// that the functions anyone can reach ($connect, $default: no authorizer,
+// no WAF on a WebSocket API) reserve some by default: a reservation is also
+// a ceiling, so a flood cannot take the account's concurrency from its
+// other functions. The defaults together fit an account with the default
+// quota of 1,000, of which Lambda keeps 100 unreserved; the others reserve
+// none by default.
+func TestReservedConcurrencyBoundsThePublicFunctions(t *testing.T) {
+	tpl, _ := load(t)
+	reserved := 0.0
+	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+		v, ok := tpl.Resources[fn].Properties["ReservedConcurrentExecutions"]
+		public := fn == "ConnectFunction" || fn == "MessageFunction"
+		t.Run(fn, func(t *testing.T) {
+			if !ok {
+				if public || fn == "DisconnectFunction" || fn == "SweepFunction" {
+					t.Errorf("cannot be given reserved concurrency")
+				}
+				return
+			}
+			branches, _ := v.(map[string]any)["Fn::If"].([]any)
+			if len(branches) != 3 {
+				t.Fatalf("reserves concurrency unconditionally: %v", v)
+			}
+			cond, _ := branches[0].(string)
+			param, _ := samtemplate.Ref(branches[1])
+			novalue, _ := samtemplate.Ref(branches[2])
+			if got, want := jsonOf(t, tpl.Conditions[cond]), `{"Fn::Not":[{"Fn::Equals":[{"Ref":"`+param+`"},"0"]}]}`; got != want || novalue != "AWS::NoValue" {
+				t.Errorf("reservation %v under %s = %s; want the parameter's value unless it is 0", v, cond, got)
+			}
+			def, _ := tpl.Parameters[param].Default.(float64)
+			switch {
+			case public && def <= 0:
+				t.Errorf("%s defaults to %v: a public function reserves (and is bounded to) some concurrency by default", param, def)
+			case !public && def != 0:
+				t.Errorf("%s defaults to %v, want 0", param, def)
+			}
+			reserved += def
+		})
+	}
+	if reserved > 900 {
+		t.Errorf("the default reservations add up to %v; an account with the default quota of 1,000 can reserve 900", reserved)
 	}
 }
 
@@ -783,6 +958,8 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
 		want = append(want, "AWS/Lambda Errors "+fn, "AWS/Lambda Throttles "+fn)
 	}
+	// How near the public functions are to their reservations.
+	want = append(want, "AWS/Lambda ConcurrentExecutions ConnectFunction", "AWS/Lambda ConcurrentExecutions MessageFunction")
 	for _, table := range []string{"SatellitesTable", "ConnectionsTable", "ResultsTable"} {
 		want = append(want, "AWS/DynamoDB ReadThrottleEvents "+table, "AWS/DynamoDB WriteThrottleEvents "+table)
 	}
@@ -797,6 +974,53 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 		if !covered[w] {
 			t.Errorf("no alarm reads %s", w)
 		}
+	}
+}
+
+// TestAlarmTopicIsEncryptedWithAKeyCloudWatchMayUse checks the alarm
+// topic is encrypted with a customer managed key of this stack, rotated
+// yearly, that the account administers and CloudWatch may use to publish:
+// with the AWS managed key (alias/aws/sns), whose policy cannot be
+// changed, CloudWatch cannot publish and alarms notify nobody, silently.
+func TestAlarmTopicIsEncryptedWithAKeyCloudWatchMayUse(t *testing.T) {
+	tpl, _ := load(t)
+	key, ok := samtemplate.Ref(tpl.Resources["AlarmTopic"].Properties["KmsMasterKeyId"])
+	if !ok || tpl.Resources[key].Type != "AWS::KMS::Key" {
+		t.Fatalf("AlarmTopic KmsMasterKeyId = %v, want !Ref of a KMS key of this stack", tpl.Resources["AlarmTopic"].Properties["KmsMasterKeyId"])
+	}
+	p := tpl.Resources[key].Properties
+	if p["EnableKeyRotation"] != true {
+		t.Errorf("%s EnableKeyRotation = %v, want true", key, p["EnableKeyRotation"])
+	}
+	grants := map[string]string{}
+	for _, st := range asList(p["KeyPolicy"].(map[string]any)["Statement"]) {
+		st := st.(map[string]any)
+		if st["Effect"] != "Allow" || st["Resource"] != "*" {
+			t.Errorf("key policy statement %v", st)
+			continue
+		}
+		principal := jsonOf(t, st["Principal"])
+		var actions []string
+		for _, a := range asList(st["Action"]) {
+			actions = append(actions, a.(string))
+		}
+		if a, ok := st["Action"].(string); ok {
+			actions = append(actions, a)
+		}
+		slices.Sort(actions)
+		grants[principal] = strings.Join(actions, ",")
+	}
+	for principal, want := range map[string]string{
+		`{"AWS":{"Fn::Sub":"arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}`: "kms:*",
+		`{"Service":"cloudwatch.amazonaws.com"}`:                                  "kms:Decrypt,kms:GenerateDataKey*",
+	} {
+		if got := grants[principal]; got != want {
+			t.Errorf("key policy grants %s %q, want %q", principal, got, want)
+		}
+		delete(grants, principal)
+	}
+	if len(grants) != 0 {
+		t.Errorf("key policy also grants %v", grants)
 	}
 }
 

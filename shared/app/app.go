@@ -324,7 +324,9 @@ func (w *wiring) messageService() (*endpoint.Service, error) {
 		return nil, err
 	}
 	if objects != nil {
-		svc.Packages = packagecache.New(s3packages.New(objects), w.cfg.PackageCacheEntries, w.cfg.PackageCacheBytes)
+		store := s3packages.New(objects)
+		store.Log = w.opts.Log
+		svc.Packages = packagecache.New(store, w.cfg.PackageCacheEntries, w.cfg.PackageCacheBytes)
 	}
 	svc.Secrets = w.secretSource()
 	store, err := w.telemetryStore()
@@ -369,8 +371,9 @@ func (w *wiring) adminHandler() (*admin.Handler, error) {
 		return nil, err
 	}
 	if objects != nil {
-		svc.Packages = s3packages.New(objects)
-		svc.Publisher = s3packages.NewPublisher(objects)
+		store := s3packages.New(objects)
+		store.Log = w.opts.Log
+		svc.Packages, svc.Publisher = store, s3packages.NewPublisher(objects)
 	}
 	store, err := w.telemetryStore()
 	if err != nil {

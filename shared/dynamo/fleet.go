@@ -157,11 +157,15 @@ func (r *Registry) IndexLegacySatellites(ctx context.Context, now time.Time) (sa
 	if done, _ := progress["done"].(*types.AttributeValueMemberBOOL); done != nil && done.Value {
 		return satellite.BackfillStep{Done: true}, nil
 	}
+	// Select is stated, not left implied by the projection: the sweep's
+	// grant of Scan requires it (and these attributes only), so no request
+	// can read whole satellite items with it.
 	in := &dynamodb.ScanInput{
 		TableName:                 &r.tables.Satellites,
 		Limit:                     aws.Int32(cmp.Or(r.backfillScanLimit, defaultBackfillScanLimit)),
 		FilterExpression:          aws.String("#sk = :sat AND attribute_not_exists(#part)"),
 		ProjectionExpression:      aws.String("#pk"),
+		Select:                    types.SelectSpecificAttributes,
 		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey, "#part": FleetIndexPartKey},
 		ExpressionAttributeValues: item{":sat": str(satelliteSort)},
 	}

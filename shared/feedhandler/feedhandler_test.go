@@ -109,7 +109,7 @@ func TestARecordThatIsNotAResultDoesNotStopTheShard(t *testing.T) {
 // TestFeedPolicyGrantsExactlyWhatItCalls records the feed function's
 // requests and checks its IAM policy in template.yaml grants those and
 // nothing more. (Its reads of the stream are the event source mapping's,
-// which SAM grants with the DynamoDB event.)
+// which Lambda makes with the function's role: testenv.LambdaGrants.)
 func TestFeedPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 	srv, err := localaws.StartSQS("127.0.0.1:0")
 	if err != nil {

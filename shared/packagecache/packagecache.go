@@ -6,10 +6,11 @@
 // Everything kept is addressed by its content, so it never goes stale: a
 // manifest by its lockfile hash, a blob by its integrity. Only what was
 // verified against that address is kept (a manifest whose entries hash to
-// its lockfile hash, a blob whose content has its integrity); a manifest
-// stored under another name is served but read again every time. Answers
-// that something does not exist are never kept: it may be published a
-// moment later.
+// its lockfile hash, a blob whose content has its integrity). The S3 store
+// refuses a manifest stored under another name (it answers ENOTFOUND, as
+// for a hash nothing was published under); one another store returned
+// would be passed on, never kept. Answers that something does not exist
+// are never kept: it may be published a moment later.
 package packagecache
 
 import (

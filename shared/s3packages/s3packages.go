@@ -5,11 +5,13 @@
 package s3packages
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -30,7 +32,12 @@ const (
 const MaxManifestBytes = 8 << 20
 
 // Store implements satellite.PackageStore.
-type Store struct{ objects *s3objects.Bucket }
+type Store struct {
+	objects *s3objects.Bucket
+	// Log receives the error logged for a stored manifest that does not
+	// match the lockfile hash it is stored under; slog.Default() when nil.
+	Log *slog.Logger
+}
 
 var _ satellite.PackageStore = (*Store)(nil)
 
@@ -75,7 +82,11 @@ func notFound(err error) bool {
 	return e.Code == "NoSuchKey" || e.Code == "AccessDenied"
 }
 
-// Manifest implements satellite.PackageStore.
+// Manifest implements satellite.PackageStore. A manifest is served only
+// when its entries hash to the lockfile hash it is stored under (and its
+// document says that hash): anything else under that name (written by hand,
+// or by anyone but the publisher) is corrupt, logged as an error, and
+// answered ENOTFOUND, as if nothing were published under the hash.
 func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.ManifestEntry, error) {
 	key, err := ManifestKey(lockfileHash)
 	if err != nil {
@@ -92,6 +103,12 @@ func (s *Store) Manifest(ctx context.Context, lockfileHash string) ([]satellite.
 	var m scriptpkg.Manifest
 	if err := json.NewDecoder(io.LimitReader(body, MaxManifestBytes)).Decode(&m); err != nil {
 		return nil, satellite.Wrap(err, satellite.EINTERNAL, "decode manifest "+key)
+	}
+	if got := scriptpkg.LockfileHash(m.Entries); got != lockfileHash || m.LockfileHash != lockfileHash {
+		log := cmp.Or(s.Log, slog.Default())
+		log.LogAttrs(ctx, slog.LevelError, "stored manifest does not match its lockfile hash; not served",
+			slog.String("lockfileHash", lockfileHash), slog.String("entriesHash", got), slog.Int("entries", len(m.Entries)))
+		return nil, satellite.Errorf(satellite.ENOTFOUND, "no valid manifest for lockfile %s", lockfileHash)
 	}
 	return m.Entries, nil
 }

@@ -7,7 +7,9 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -173,6 +175,55 @@ func TestBlobSizeIsOneHeadAndReadBlobIsVerified(t *testing.T) {
 	}
 	if _, err := store.BlobSize(ctx, "sha512-notbase64!!"); satellite.ErrorCode(err) != satellite.EINVALID {
 		t.Errorf("BlobSize of a malformed integrity: %v, want EINVALID", err)
+	}
+}
+
+// TestManifestIsServedOnlyUnderItsOwnHash runs against the S3 server of
+// the test harness: a manifest is returned only when its entries hash to
+// the lockfile hash it is stored under and its document says that hash;
+// anything else stored under the name is answered as nothing published
+// (ENOTFOUND: satellites get empty entries) and logged as an error, with
+// the hashes and no entry.
+func TestManifestIsServedOnlyUnderItsOwnHash(t *testing.T) {
+	store, publisher, env, _ := newStore(t)
+	entries := []satellite.ManifestEntry{{Name: "probe", Version: "1.0.0", Integrity: scriptpkg.Integrity([]byte("probe"))}}
+	hash, err := publisher.PutManifest(ctx, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("published", func(t *testing.T) {
+		got, err := store.Manifest(ctx, hash)
+		if err != nil || !slices.Equal(got, entries) {
+			t.Errorf("Manifest = %v, %v; want %v", got, err, entries)
+		}
+	})
+	other := []satellite.ManifestEntry{{Name: "other", Version: "2.0.0", Integrity: scriptpkg.Integrity([]byte("other"))}}
+	for _, tc := range []struct {
+		name, under string
+		doc         scriptpkg.Manifest
+	}{
+		{"entries of another lockfile", "lock-named-by-hand", scriptpkg.Manifest{LockfileHash: "lock-named-by-hand", Entries: entries}},
+		{"another manifest over a published one", hash, scriptpkg.Manifest{LockfileHash: hash, Entries: other}},
+		{"a document naming another hash", scriptpkg.LockfileHash(other), scriptpkg.Manifest{LockfileHash: hash, Entries: other}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs testenv.SafeBuffer
+			store.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+			key, _ := s3packages.ManifestKey(tc.under)
+			doc, _ := json.Marshal(tc.doc)
+			env.PutObject(t, key, doc)
+			got, err := store.Manifest(ctx, tc.under)
+			if satellite.ErrorCode(err) != satellite.ENOTFOUND || got != nil {
+				t.Errorf("Manifest = %v, %v; want ENOTFOUND, as for a hash nothing was published under", got, err)
+			}
+			var line map[string]any
+			if err := json.Unmarshal([]byte(logs.String()), &line); err != nil || line["level"] != "ERROR" || line["lockfileHash"] != tc.under {
+				t.Errorf("log = %q (%v); want one error line naming lockfile %s", logs.String(), err, tc.under)
+			}
+			if strings.Contains(logs.String(), "sha512-") {
+				t.Errorf("log line carries the manifest's entries: %s", logs.String())
+			}
+		})
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 	"github.com/checkstack/satellite-backend/shared/satellite"
-	"github.com/checkstack/satellite-backend/shared/scriptpkg"
 )
 
 // withSecretsManager resolves secrets through the Secrets Manager adapter
@@ -64,8 +63,7 @@ func TestRequestBudgets(t *testing.T) {
 	small := h.publishBlob([]byte("tiny"))
 	large := h.publishBlob(randomBytes(t, 200<<10))
 	entries := []satellite.ManifestEntry{{Name: "tiny", Version: "1.0.0", Integrity: small}, {Name: "large", Version: "1.0.0", Integrity: large}}
-	lockfile := scriptpkg.LockfileHash(entries)
-	h.publishManifest(lockfile, entries)
+	lockfile := h.publishManifest(entries)
 	conn := h.open()
 
 	type counts struct{ dynamo, s3, secrets int }

@@ -36,13 +36,24 @@ func (h *harness) publishBlob(b []byte) string {
 	return in
 }
 
-func (h *harness) publishManifest(lockfileHash string, entries []satellite.ManifestEntry) {
+// publishManifest stores the manifest of entries under its lockfile hash,
+// as the admin API does, and returns the hash.
+func (h *harness) publishManifest(entries []satellite.ManifestEntry) string {
+	h.t.Helper()
+	hash := scriptpkg.LockfileHash(entries)
+	h.storeManifest(hash, scriptpkg.Manifest{LockfileHash: hash, Entries: entries})
+	return hash
+}
+
+// storeManifest stores doc under lockfileHash as it is, as anyone with
+// write access to the bucket could.
+func (h *harness) storeManifest(lockfileHash string, doc scriptpkg.Manifest) {
 	h.t.Helper()
 	key, err := s3packages.ManifestKey(lockfileHash)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	b, _ := json.Marshal(scriptpkg.Manifest{LockfileHash: lockfileHash, Entries: entries})
+	b, _ := json.Marshal(doc)
 	h.env.PutObject(h.t, key, b)
 }
 
@@ -69,14 +80,14 @@ func TestScriptPackageManifest(t *testing.T) {
 	tok := h.satellite("sat-pkg")
 	id := h.authenticate("sat-pkg", tok)
 	entries := []satellite.ManifestEntry{{Name: "probe-utils", Version: "1.2.0", Integrity: integrity([]byte("a"))}}
-	h.publishManifest("lock-1", entries)
+	lock := h.publishManifest(entries)
 
-	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-1"}))
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": lock}))
 	got := lastFrame(t, h, id)
 	b, _ := json.Marshal(got["entries"])
 	var gotEntries []satellite.ManifestEntry
 	_ = json.Unmarshal(b, &gotEntries)
-	if got["type"] != "script_package_manifest" || got["lockfileHash"] != "lock-1" || len(gotEntries) != 1 || gotEntries[0] != entries[0] {
+	if got["type"] != "script_package_manifest" || got["lockfileHash"] != lock || len(gotEntries) != 1 || gotEntries[0] != entries[0] {
 		t.Errorf("manifest reply = %v", got)
 	}
 
@@ -84,6 +95,14 @@ func TestScriptPackageManifest(t *testing.T) {
 	got = lastFrame(t, h, id)
 	if e, ok := got["entries"].([]any); !ok || len(e) != 0 || got["lockfileHash"] != "lock-unknown" {
 		t.Errorf("manifest for an unknown hash = %v, want empty entries", got)
+	}
+	// Entries stored under a hash they do not hash to are not served: the
+	// answer is the unknown hash's, and the backend logs the corruption.
+	h.storeManifest("lock-forged", scriptpkg.Manifest{LockfileHash: "lock-forged", Entries: entries})
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-forged"}))
+	got = lastFrame(t, h, id)
+	if e, ok := got["entries"].([]any); !ok || len(e) != 0 || got["lockfileHash"] != "lock-forged" || got["manifestUrl"] != nil {
+		t.Errorf("manifest stored under another hash = %v, want empty entries", got)
 	}
 	// A hash that is not a lockfile hash is an invalid frame, answered as
 	// an unknown one is (TestMalformedRequestsAreAnswered).
@@ -106,8 +125,8 @@ func TestLargeManifestIsServedByURL(t *testing.T) {
 	for i := 0; len(entries)*150 < protocol.MaxMessageBytes+10000; i++ {
 		entries = append(entries, satellite.ManifestEntry{Name: fmt.Sprintf("package-%04d", i), Version: "1.0.0", Integrity: integrity([]byte{byte(i), byte(i >> 8)})})
 	}
-	h.publishManifest("lock-big", entries)
-	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": "lock-big"}))
+	lock := h.publishManifest(entries)
+	h.send(testenv.Message(t, "manifest-request", id, map[string]any{"lockfileHash": lock}))
 	got := lastFrame(t, h, id)
 	url, _ := got["manifestUrl"].(string)
 	if url == "" || len(got["entries"].([]any)) != 0 {

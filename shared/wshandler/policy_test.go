@@ -38,8 +38,8 @@ func TestTemplatePoliciesGrantExactlyWhatFunctionsCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	small, large := h.publishBlob([]byte("x")), h.publishBlob(randomBytes(t, 200<<10))
-	h.publishManifest("lock-1", nil)
-	if err := h.env.Registry().SetDesiredLockfileHash(ctx, "lock-1"); err != nil {
+	lock := h.publishManifest(nil)
+	if err := h.env.Registry().SetDesiredLockfileHash(ctx, lock); err != nil {
 		t.Fatal(err)
 	}
 	id := h.authenticateWith("sat-iam", tok, nil)
@@ -48,7 +48,7 @@ func TestTemplatePoliciesGrantExactlyWhatFunctionsCall(t *testing.T) {
 		fields map[string]any
 	}{
 		{"heartbeat", nil}, {"result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}},
-		{"strategy-error", nil}, {"sync-state", nil}, {"manifest-request", map[string]any{"lockfileHash": "lock-1"}},
+		{"strategy-error", nil}, {"sync-state", nil}, {"manifest-request", map[string]any{"lockfileHash": lock}},
 		{"blob-request", map[string]any{"integrity": small}}, {"blob-request", map[string]any{"integrity": large}},
 		{"run-secrets", map[string]any{"configId": "cfg-1", "collectorId": "col"}},
 		{"config-secrets", map[string]any{"configId": "cfg-sec"}},

@@ -39,6 +39,7 @@ const (
 	metricPerMonth                 = 0.30 // custom metric (EMF), first 10,000
 	alarmPerMonth                  = 0.10
 	dashboardPerMonth              = 3.00
+	kmsKeyPerMonth                 = 1.00 // customer managed key (the alarm topic's); its requests are a few per alarm
 	sqsPerMillionRequests          = 0.40 // standard queue; each 64 KiB of a request's payload is one request
 	// CloudFront, North America and Europe (aws.amazon.com/cloudfront/pricing,
 	// read 2026-12): a WebSocket upgrade is one HTTPS request; bytes to
@@ -79,6 +80,7 @@ type scenario struct {
 	metricSeries    float64
 	alarms          float64
 	dashboards      float64
+	kmsKeys         float64
 	dynamoLatencyMs float64
 
 	// The results feed: the event source mapping's batching window (the
@@ -117,8 +119,8 @@ func main() {
 	flag.Float64Var(&sc.authReplyKB, "authenticated-kb", 2, "KB of the authenticated reply (assignments, sandbox policy)")
 	flag.Parse()
 	sc.emfLineBytes = 450
-	// Metric series from the metrics catalogue, alarms and dashboards from
-	// the template.
+	// Metric series from the metrics catalogue; alarms, dashboards and KMS
+	// keys from the template.
 	for _, m := range metrics.All {
 		sc.metricSeries += math.Max(1, float64(len(m.Values)))
 	}
@@ -148,6 +150,7 @@ func main() {
 		sc.frameBytes[name] = float64(len(ev.Body))
 	}
 	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
+	sc.kmsKeys = float64(len(tpl.ResourcesOfType("AWS::KMS::Key")))
 	if err := run(*dir, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "costmodel:", err)
 		os.Exit(1)
@@ -317,9 +320,9 @@ func run(dir string, sc scenario) error {
 		total += l.dollars
 	}
 	fmt.Printf("| %-34s | %-96s | %10.2f |\n", "total", fmt.Sprintf("per %.0f satellites", n), total)
-	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth
-	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard).\n",
-		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards)
+	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth + sc.kmsKeys*kmsKeyPerMonth
+	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard, %.0f KMS key).\n",
+		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards, sc.kmsKeys)
 	fmt.Printf("The feed's consumer receives %.1f GB a month: free within the region; from outside AWS, data transfer out adds about $%.2f (at $0.09/GB).\n", feedGB, feedGB*0.09)
 	fmt.Printf("Prices: %s.\n", pricesAsOf)
 	return nil
