@@ -123,6 +123,12 @@ FEEDBENCH_FLAGS ?=
 bench-feed: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## Results feed latency: from a result frame (through the core URL) to the result receivable on the feed queue, p50/p90/p99.
 	$(GO) run ./infra/cmd/feedbench $(FEEDBENCH_FLAGS)
 
+TELEMETRYBENCH_FLAGS ?=
+
+.PHONY: bench-telemetry
+bench-telemetry: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## Telemetry ack latency: one satellite keeping 4 batches in flight (each an S3 PUT) beside 50 heartbeating ones, p50/p90/p99 and the first acks.
+	$(GO) run ./infra/cmd/telemetrybench $(TELEMETRYBENCH_FLAGS)
+
 .PHONY: coldstart
 coldstart: $(TOOLS_BIN)/aws-lambda-rie ## Bootstrap sizes (linux/arm64) and init durations under aws-lambda-rie, per function.
 	$(GO) run ./infra/cmd/coldstart $(COLDSTART_FLAGS)
