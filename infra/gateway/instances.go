@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -61,7 +62,7 @@ func NewInstances(cfg InstanceConfig, functions map[string]StartInstance) *Insta
 	}
 	in := &Instances{cfg: cfg, pools: map[string]*instancePool{}, stop: make(chan struct{})}
 	for fn, start := range functions {
-		in.pools[fn] = &instancePool{function: fn, start: start, cfg: cfg, last: map[string]lastUse{}, released: make(chan struct{})}
+		in.pools[fn] = &instancePool{function: fn, start: start, cfg: cfg, last: map[string]lastUse{}}
 	}
 	if cfg.IdleTimeout > 0 {
 		in.done.Add(1)
@@ -101,6 +102,17 @@ func (in *Instances) Running() map[string]int {
 	return out
 }
 
+// Waiting reports how many events wait for an instance of each function.
+func (in *Instances) Waiting() map[string]int {
+	out := map[string]int{}
+	for fn, p := range in.pools {
+		p.mu.Lock()
+		out[fn] = len(p.queue)
+		p.mu.Unlock()
+	}
+	return out
+}
+
 func (in *Instances) reclaim() {
 	defer in.done.Done()
 	every := min(in.cfg.IdleTimeout/4, time.Second)
@@ -135,9 +147,8 @@ type instancePool struct {
 	closed bool
 	// last is the instance each connection's latest event went to.
 	last map[string]lastUse
-	// released is closed (and replaced) whenever an instance is returned or
-	// given up, waking events waiting for one.
-	released chan struct{}
+	// queue holds the events waiting for an instance, oldest first.
+	queue []chan struct{}
 }
 
 type instance struct {
@@ -175,56 +186,104 @@ func (p *instancePool) invoke(ctx context.Context, payload []byte) ([]byte, erro
 // acquire picks an idle instance other than the one that served key last,
 // or starts one, or waits for one to be released.
 func (p *instancePool) acquire(ctx context.Context, d *Dispatch, key string) (*instance, bool, error) {
+	// Events wait in arrival order: only the oldest waiting one may take
+	// an instance, so a busy function cannot overtake an event for ever.
+	w := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.queue = append(p.queue, w)
 	for {
-		p.mu.Lock()
 		if p.closed {
+			p.leave(w)
 			p.mu.Unlock()
 			return nil, false, &FunctionError{Function: p.function, Type: "ServiceException", Message: "stack stopped"}
 		}
-		avoid := ""
-		if key != "" {
-			avoid = p.last[key].id
-		}
-		pick := -1
-		for i, in := range p.idle {
-			if in.id != avoid {
-				pick = i
-				break
-			}
-		}
-		if pick < 0 && p.total < p.cfg.Max {
-			p.total++
-			p.seq++
-			id := p.function + "#" + strconv.Itoa(p.seq)
-			p.dispatched(d, key, id)
-			p.mu.Unlock()
-			inst, err := p.start(ctx, id)
-			if err != nil {
-				p.mu.Lock()
-				p.total--
-				p.signal()
+		if p.queue[0] == w {
+			if in, id, ok := p.take(d, key); ok {
+				p.leave(w)
 				p.mu.Unlock()
-				return nil, false, &FunctionError{Function: p.function, Type: "Runtime.InitError", Message: err.Error()}
+				if in != nil {
+					return in, false, nil
+				}
+				return p.startInstance(ctx, id)
 			}
-			p.cfg.Log.Debug("instance started", "function", p.function, "instance", id)
-			return &instance{Instance: inst, id: id}, true, nil
 		}
-		if pick < 0 && len(p.idle) > 0 {
-			pick = 0 // only the connection's last instance is free: no other choice
-		}
-		if pick >= 0 {
-			in := p.idle[pick]
-			p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
-			p.dispatched(d, key, in.id)
-			p.mu.Unlock()
-			return in, false, nil
-		}
-		wait := p.released
 		p.mu.Unlock()
 		select {
-		case <-wait:
+		case <-w:
 		case <-ctx.Done():
+			p.mu.Lock()
+			p.leave(w)
+			p.mu.Unlock()
 			return nil, false, &FunctionError{Function: p.function, Type: "Sandbox.Timedout", Message: "no instance became free before the timeout"}
+		}
+		p.mu.Lock()
+	}
+}
+
+// take gives the event an idle instance other than the one that served
+// key last, or reserves a new one (returning its id), or, at the
+// concurrency with only key's last instance idle, that one; false when
+// every instance is busy. p.mu is held.
+func (p *instancePool) take(d *Dispatch, key string) (*instance, string, bool) {
+	avoid := ""
+	if key != "" {
+		avoid = p.last[key].id
+	}
+	pick := -1
+	for i, in := range p.idle {
+		if in.id != avoid {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 && p.total < p.cfg.Max {
+		p.total++
+		p.seq++
+		id := p.function + "#" + strconv.Itoa(p.seq)
+		p.dispatched(d, key, id)
+		return nil, id, true
+	}
+	if pick < 0 && len(p.idle) > 0 {
+		pick = 0 // only the connection's last instance is free: no other choice
+	}
+	if pick < 0 {
+		return nil, "", false
+	}
+	in := p.idle[pick]
+	p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
+	p.dispatched(d, key, in.id)
+	return in, "", true
+}
+
+// startInstance runs the init of a reserved instance.
+func (p *instancePool) startInstance(ctx context.Context, id string) (*instance, bool, error) {
+	inst, err := p.start(ctx, id)
+	if err != nil {
+		p.mu.Lock()
+		p.total--
+		p.wake()
+		p.mu.Unlock()
+		return nil, false, &FunctionError{Function: p.function, Type: "Runtime.InitError", Message: err.Error()}
+	}
+	p.cfg.Log.Debug("instance started", "function", p.function, "instance", id)
+	return &instance{Instance: inst, id: id}, true, nil
+}
+
+// leave takes w out of the queue and lets the next event try; p.mu is
+// held.
+func (p *instancePool) leave(w chan struct{}) {
+	if i := slices.Index(p.queue, w); i >= 0 {
+		p.queue = slices.Delete(p.queue, i, i+1)
+	}
+	p.wake()
+}
+
+// wake tells the oldest waiting event to try again; p.mu is held.
+func (p *instancePool) wake() {
+	if len(p.queue) > 0 {
+		select {
+		case p.queue[0] <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -246,21 +305,15 @@ func (p *instancePool) release(in *instance, discard bool) {
 	p.mu.Lock()
 	if discard || p.closed {
 		p.total--
-		p.signal()
+		p.wake()
 		p.mu.Unlock()
 		in.Close()
 		return
 	}
 	in.lastUsed = now
 	p.idle = append(p.idle, in)
-	p.signal()
+	p.wake()
 	p.mu.Unlock()
-}
-
-// signal wakes waiting events; p.mu is held.
-func (p *instancePool) signal() {
-	close(p.released)
-	p.released = make(chan struct{})
 }
 
 func (p *instancePool) reclaimIdle(now time.Time) {
@@ -289,7 +342,7 @@ func (p *instancePool) reclaimIdle(now time.Time) {
 		}
 	}
 	if len(gone) > 0 {
-		p.signal()
+		p.wake()
 	}
 	p.mu.Unlock()
 	for _, in := range gone {
@@ -304,7 +357,12 @@ func (p *instancePool) close() {
 	idle := p.idle
 	p.idle = nil
 	p.total -= len(idle)
-	p.signal()
+	for _, w := range p.queue {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
 	p.mu.Unlock()
 	for _, in := range idle {
 		in.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,5 +210,50 @@ func TestInstancesOfInProcessHandlersShareNothing(t *testing.T) {
 	}
 	if want := []string{"false", "false", "true"}; got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Errorf("cache hits = %v, want %v (two instances, each with its own memory)", got, want)
+	}
+}
+
+func TestEventsWaitingForAnInstanceAreServedInArrivalOrder(t *testing.T) {
+	var mu sync.Mutex
+	var served []string
+	hold := make(chan struct{})
+	starts := map[string]gateway.StartInstance{"Fn": func(context.Context, string) (gateway.Instance, error) {
+		return gateway.NewInProcessInstance("Fn", func(_ context.Context, ev map[string]string) (string, error) {
+			<-hold
+			mu.Lock()
+			served = append(served, ev["n"])
+			mu.Unlock()
+			return ev["n"], nil
+		}), nil
+	}}
+	in := gateway.NewInstances(gateway.InstanceConfig{Max: 1}, starts)
+	defer in.Stop()
+
+	var wg sync.WaitGroup
+	invoke := func(n string) {
+		defer wg.Done()
+		if _, err := in.Invoke(context.Background(), "Fn", []byte(`{"n":"`+n+`"}`)); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go invoke("first")
+	for in.Running()["Fn"] < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	want := []string{"first"}
+	for i := range 6 {
+		n := strconv.Itoa(i)
+		want = append(want, n)
+		wg.Add(1)
+		go invoke(n)
+		for in.Waiting()["Fn"] < i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(hold)
+	wg.Wait()
+	if got := strings.Join(served, ","); got != strings.Join(want, ",") {
+		t.Errorf("served %s, want arrival order %s", got, strings.Join(want, ","))
 	}
 }
