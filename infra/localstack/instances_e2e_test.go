@@ -9,6 +9,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/testenv"
 )
 
 func TestFramesMeetManyInstancesInProcess(t *testing.T) {
@@ -26,8 +27,8 @@ func TestFramesMeetManyInstancesUnderRuntimeEmulator(t *testing.T) {
 // the connection. Every frame must still do what it does on one warm
 // instance.
 func framesMeetManyInstances(t *testing.T, mode localstack.Mode, idle time.Duration) {
-	// Four instances: one more than the frames this test has in flight, so
-	// a frame never has to take the instance of the one before it.
+	// Four instances: more than the frames this test has in flight, so a
+	// frame never has to take the instance of the one before it.
 	var mu sync.Mutex
 	var calls []gateway.Invocation
 	s, _ := startStackWithLogs(t, mode, func(o *localstack.Options) {
@@ -50,6 +51,20 @@ func framesMeetManyInstances(t *testing.T, mode localstack.Mode, idle time.Durat
 			"executedAt": time.Now().UTC().Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)})
 		c.send(map[string]any{"type": "request_run_secrets", "requestId": "r", "configId": "cfg-web", "collectorId": "col-plain", "runId": "x"})
 		c.expect("run_secrets")
+		// The round's heartbeat and result have no answer: wait for their
+		// invocations, so that frames in flight never outnumber the
+		// instances and each frame can be given a new one.
+		testenv.Eventually(t, "the round's frames handled", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, inv := range calls {
+				if inv.Route == "$default" {
+					n++
+				}
+			}
+			return n == 1+3*(i+1)
+		})
 		if i%2 == 1 {
 			// Idle long enough for every instance to be reclaimed.
 			deadline := time.Now().Add(30 * time.Second)
