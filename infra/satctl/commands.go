@@ -32,8 +32,8 @@ Commands:
         latest status of each capability.
   update ID [--name NAME] [--region REGION] [--tag k=v]... [--clear-tags]
             [--offline-threshold 10m | --clear-offline-threshold]
-        Change a satellite. The threshold (2m to 24h) overrides the default
-        45 s; it applies from the satellite's next heartbeat.
+        Change a satellite. The threshold (15s to 24h) overrides the default
+        45 s; it applies at once.
   rotate-token ID
         Issue a new token. The old one stops working at once; the satellite's
         live connection is sent shutdown and closed.

@@ -13,7 +13,7 @@ func cmdCreate(fs *flag.FlagSet) func(*env) error {
 	region := fs.String("region", "", "satellite region (where it runs), e.g. eu-central-1")
 	tg := tags{}
 	fs.Var(tg, "tag", "tag key=value (repeatable)")
-	threshold := fs.Duration("offline-threshold", 0, "offline threshold override, 2m to 24h")
+	threshold := fs.Duration("offline-threshold", 0, "offline threshold override, 15s to 24h")
 	return func(e *env) error {
 		body := map[string]any{"name": *name, "region": *region, "tags": tg}
 		if *threshold > 0 {
@@ -133,7 +133,7 @@ func cmdUpdate(fs *flag.FlagSet) func(*env) error {
 	tg := tags{}
 	fs.Var(tg, "tag", "tag key=value (repeatable; replaces all tags)")
 	clearTags := fs.Bool("clear-tags", false, "remove all tags")
-	threshold := fs.Duration("offline-threshold", 0, "offline threshold override, 2m to 24h")
+	threshold := fs.Duration("offline-threshold", 0, "offline threshold override, 15s to 24h")
 	clearThreshold := fs.Bool("clear-offline-threshold", false, "back to the default threshold")
 	return func(e *env) error {
 		id, err := e.id()

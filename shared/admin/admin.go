@@ -25,9 +25,12 @@ import (
 // than an authentication takes from reading the state to answering.
 const DefaultPushSettle = 2 * time.Second
 
-// Threshold bounds of a per-satellite offline threshold override.
+// Threshold bounds of a per-satellite offline threshold override, as
+// upstream Checkstack's (OfflineThresholdMsSchema in
+// core/satellite-common/src/schemas.ts): at least one heartbeat interval, at
+// most a day.
 const (
-	MinOfflineThreshold = 2 * time.Minute
+	MinOfflineThreshold = satellite.AgentHeartbeatInterval
 	MaxOfflineThreshold = 24 * time.Hour
 )
 

@@ -195,7 +195,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{map[string]any{"name": "x"}, 422, "region is required"},
 		{map[string]any{"name": "x", "region": "EU Central"}, 422, "region must be lower-case"},
 		{map[string]any{"name": "x", "region": "r", "tags": []string{"a"}}, 422, "tags must be an object"},
-		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": 1000}, 422, "offlineThresholdMs must be between 120000"},
+		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": 1000}, 422, "offlineThresholdMs must be between 15000"},
 		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": 90000000}, 422, "offlineThresholdMs must be between"},
 		{map[string]any{"name": "x", "region": "r", "offlineThresholdMs": "2m"}, 422, "offlineThresholdMs must be a whole number"},
 		{map[string]any{"name": "x", "region": "r", "token": "mine"}, 422, `unknown field "token"`},
@@ -230,6 +230,48 @@ func TestValidationNamesTheField(t *testing.T) {
 	for _, q := range []map[string]string{{}, {"configId": "c"}, {"configId": "c", "systemId": "s", "limit": "0"}, {"configId": "c", "systemId": "s", "limit": "x"}} {
 		if code, out := h.call("GET", "/results", nil, q, nil); code != 422 {
 			t.Errorf("GET /results %v: %d %v", q, code, out)
+		}
+	}
+}
+
+// TestOfflineThresholdBounds checks the range upstream Checkstack accepts
+// (OfflineThresholdMsSchema: one heartbeat interval to 24 h, both ends
+// included), on create and on update.
+func TestOfflineThresholdBounds(t *testing.T) {
+	h := newHarness(t)
+	id, _ := h.create("Bounds")
+	p := map[string]string{"satelliteId": id}
+	for _, tc := range []struct {
+		ms   int64
+		want int
+	}{
+		{15000, http.StatusCreated},
+		{14999, http.StatusUnprocessableEntity},
+		{86400000, http.StatusCreated},
+		{86400001, http.StatusUnprocessableEntity},
+		{30000, http.StatusCreated},
+		{60000, http.StatusCreated},
+	} {
+		code, out := h.call("POST", "/satellites", nil, nil, map[string]any{"name": "x", "region": "r", "offlineThresholdMs": tc.ms})
+		if code != tc.want {
+			t.Errorf("POST offlineThresholdMs %d: %d %v, want %d", tc.ms, code, out, tc.want)
+		}
+		if code == http.StatusCreated && out["satellite"].(map[string]any)["offlineThresholdMs"] != float64(tc.ms) {
+			t.Errorf("POST offlineThresholdMs %d: stored %v", tc.ms, out["satellite"])
+		}
+		if code == http.StatusUnprocessableEntity && !strings.Contains(errorMessage(out), "offlineThresholdMs must be between 15000 (15 s) and 86400000 (24 h)") {
+			t.Errorf("POST offlineThresholdMs %d: %q", tc.ms, errorMessage(out))
+		}
+		want := tc.want
+		if want == http.StatusCreated {
+			want = http.StatusOK
+		}
+		code, out = h.call("PATCH", "/satellites/{satelliteId}", p, nil, map[string]any{"offlineThresholdMs": tc.ms})
+		if code != want {
+			t.Errorf("PATCH offlineThresholdMs %d: %d %v, want %d", tc.ms, code, out, want)
+		}
+		if code == http.StatusOK && out["offlineThresholdMs"] != float64(tc.ms) {
+			t.Errorf("PATCH offlineThresholdMs %d: answered %v", tc.ms, out["offlineThresholdMs"])
 		}
 	}
 }

@@ -373,7 +373,7 @@ func decodeThreshold(fields map[string]json.RawMessage) (*time.Duration, bool, e
 	// The range is checked on the number as sent: converted first, a huge
 	// value would wrap around into the range.
 	if ms < float64(MinOfflineThreshold.Milliseconds()) || ms > float64(MaxOfflineThreshold.Milliseconds()) {
-		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be between %d (2 min) and %d (24 h)", MinOfflineThreshold.Milliseconds(), MaxOfflineThreshold.Milliseconds())
+		return nil, false, satellite.Errorf(satellite.EINVALID, "offlineThresholdMs must be between %d (15 s) and %d (24 h)", MinOfflineThreshold.Milliseconds(), MaxOfflineThreshold.Milliseconds())
 	}
 	d := time.Duration(ms) * time.Millisecond
 	return &d, false, nil

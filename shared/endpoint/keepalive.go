@@ -10,8 +10,8 @@ import (
 )
 
 // AgentHeartbeatInterval is how often the Checkstack satellite agent
-// heartbeats (HEARTBEAT_INTERVAL_MS in the agent, fixed).
-const AgentHeartbeatInterval = 15 * time.Second
+// heartbeats (satellite.AgentHeartbeatInterval).
+const AgentHeartbeatInterval = satellite.AgentHeartbeatInterval
 
 // keepaliveDue reports whether a heartbeat API Gateway received at `at`,
 // on a connection it accepted at `opened`, is answered with a keepalive:

@@ -15,6 +15,14 @@ import (
 // heartbeat when it has no per-satellite override.
 const DefaultOfflineThreshold = 45 * time.Second
 
+// AgentHeartbeatInterval is how often the Checkstack satellite agent
+// heartbeats (HEARTBEAT_INTERVAL_MS in upstream's
+// core/satellite-common/src/constants.ts, fixed). It is the shortest offline
+// threshold an operator may set (a shorter one reads a healthy satellite
+// offline between two heartbeats) and what the live index's rounding is
+// sized against.
+const AgentHeartbeatInterval = 15 * time.Second
+
 // MaxConnectionDuration is API Gateway's hard limit on one WebSocket
 // connection. Connection records live a little longer than this so that a
 // record whose $disconnect never arrived still expires on its own.
