@@ -41,6 +41,9 @@ type Schedule struct {
 	Name       string // the event's name in the template
 	Expression string // rate(...) or cron(...)
 	Every      time.Duration
+	// Timeout is the function's Timeout: an invocation's deadline, as
+	// Lambda gives it to an asynchronous (scheduled) event.
+	Timeout time.Duration
 }
 
 // LoadAPI reads the template's only WebSocket API.
@@ -168,7 +171,7 @@ func LoadSchedules(tpl *samtemplate.Template) ([]Schedule, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.%s: %w", fn, name, err)
 			}
-			out = append(out, Schedule{Function: fn, Name: name, Expression: expr, Every: every})
+			out = append(out, Schedule{Function: fn, Name: name, Expression: expr, Every: every, Timeout: tpl.Timeout(fn)})
 		}
 	}
 	return out, nil

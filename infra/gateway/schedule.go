@@ -33,13 +33,27 @@ func (g *Gateway) runSchedule(s Schedule) {
 		case <-g.stop:
 			return
 		case <-tick.C:
-			g.FireSchedule(context.Background(), s)
+			// Shutdown ends a run still going (the sweep waits between its
+			// passes).
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				select {
+				case <-g.stop:
+					cancel()
+				case <-done:
+				}
+			}()
+			g.FireSchedule(ctx, s)
+			close(done)
+			cancel()
 		}
 	}
 }
 
 // FireSchedule invokes a scheduled function once with a Scheduled Event,
-// as EventBridge would.
+// as EventBridge would, with the function's Timeout as its deadline (the
+// integration timeout when the schedule has none).
 func (g *Gateway) FireSchedule(ctx context.Context, s Schedule) error {
 	now := g.cfg.Now().UTC()
 	payload, _ := json.Marshal(scheduledEvent{
@@ -48,7 +62,11 @@ func (g *Gateway) FireSchedule(ctx context.Context, s Schedule) error {
 		Resources: []string{fmt.Sprintf("arn:aws:events:%s:123456789012:rule/%s-%s", g.cfg.Region, s.Function, s.Name)},
 		Detail:    json.RawMessage("{}"),
 	})
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.IntegrationTimeout)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = g.cfg.IntegrationTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	started := time.Now()
 	d := &Dispatch{}

@@ -21,7 +21,6 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localstack"
 	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -416,12 +415,12 @@ func connectionIDs(t *testing.T, s *localstack.Stack, satelliteID string) []stri
 }
 
 // TestSweepRunsOnItsSchedule: the gateway runs the template's scheduled
-// sweep; a satellite that stops heartbeating is reported lost.
+// sweep, its passes spread over the sped-up schedule; a satellite that stops
+// heartbeating is reported lost once its exact deadline has passed.
 func TestSweepRunsOnItsSchedule(t *testing.T) {
 	env := testenv.New(t)
-	// The functions' clock, moved past the deadline below: the live index
-	// rounds deadlines up to dynamo.DeadlineStep (a minute), which the
-	// test should not wait out.
+	// The functions' clock, moved past the deadline below, which the test
+	// should not wait out.
 	clock := testenv.NewClock(time.Now())
 	s, err := localstack.Start(ctx, localstack.Options{
 		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
@@ -439,12 +438,12 @@ func TestSweepRunsOnItsSchedule(t *testing.T) {
 	c := dial(t, satelliteURL(t, s))
 	c.send(map[string]any{"type": "authenticate", "clientId": "sat-quiet", "token": tok})
 	c.expect("authenticated")
-	// No heartbeat follows. Until the rounded deadline no sweep finds it.
+	// No heartbeat follows. Until its deadline no pass finds it.
 	time.Sleep(500 * time.Millisecond)
 	if got := events(t, s, "sat-quiet"); slices.Contains(got, "satellite.heartbeat_lost") {
 		t.Fatalf("events %v before the deadline", got)
 	}
-	clock.Advance(time.Second + dynamo.DeadlineStep)
+	clock.Advance(time.Second + time.Millisecond)
 	testenv.Eventually(t, "heartbeat_lost from the scheduled sweep", func() bool {
 		return slices.Contains(events(t, s, "sat-quiet"), "satellite.heartbeat_lost")
 	})

@@ -35,6 +35,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 // Mode says how functions run.
@@ -88,7 +89,8 @@ type Options struct {
 	// MaxInFlight bounds the frames of one connection handled at once
 	// (gateway.DefaultMaxInFlight when zero).
 	MaxInFlight int
-	// ScheduleEvery overrides the template's schedule rates (tests).
+	// ScheduleEvery overrides the template's schedule rates (tests); with
+	// functions in process, the sweep's passes are spread over it.
 	ScheduleEvery time.Duration
 	// Now is the clock of functions run in process (tests); time.Now when
 	// nil.
@@ -567,6 +569,9 @@ func (s *Stack) startFunctions(ctx context.Context, opts Options, tpl *samtempla
 					Endpoints:     app.Endpoints{DynamoDB: s.DynamoDBEndpoint, S3: s.S3Endpoint, Lambda: s.LambdaURL, SQS: s.SQSEndpoint},
 					MetricsOutput: opts.FunctionLog,
 					Now:           opts.Now,
+					// Schedules sped up: the sweep's passes too, so an
+					// invocation still ends by the next.
+					SweepPassEvery: opts.ScheduleEvery / sweep.Passes,
 				})
 				if err != nil {
 					return nil, err

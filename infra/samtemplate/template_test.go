@@ -18,6 +18,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/metrics"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 func load(t *testing.T) (*samtemplate.Template, string) {
@@ -419,6 +420,25 @@ func TestAdminRoutesMatchTheHandler(t *testing.T) {
 	auth := tpl.Resources["AdminApi"].Properties["Auth"].(map[string]any)
 	if auth["DefaultAuthorizer"] != "AWS_IAM" || auth["EnableIamAuthorizer"] != true {
 		t.Errorf("admin API auth = %v, want DefaultAuthorizer AWS_IAM with EnableIamAuthorizer true", auth)
+	}
+}
+
+// TestSweepTimeoutCoversItsPasses checks the sweep's schedule and timeout
+// against its passes: the schedule's rate is sweep.Passes passes of
+// sweep.PassEvery, and the function's Timeout leaves the last pass its whole
+// budget (it ends when the next invocation's first pass is due) and the
+// DeadlineMargin after it, so the deadline never cuts a pass short.
+func TestSweepTimeoutCoversItsPasses(t *testing.T) {
+	tpl, _ := load(t)
+	fn := tpl.Resources["SweepFunction"].Properties
+	p := fn["Events"].(map[string]any)["EveryMinute"].(map[string]any)["Properties"].(map[string]any)
+	expr, _ := p["Schedule"].(string)
+	period := time.Duration(sweep.Passes) * sweep.PassEvery
+	if expr != fmt.Sprintf("rate(%d minute)", int(period/time.Minute)) {
+		t.Errorf("sweep schedule %q, want a rate of %d passes of %s", expr, sweep.Passes, sweep.PassEvery)
+	}
+	if got := tpl.Timeout("SweepFunction"); got < period+sweep.DeadlineMargin {
+		t.Errorf("SweepFunction timeout %s, want at least %s: %d passes of %s and the deadline margin %s", got, period+sweep.DeadlineMargin, sweep.Passes, sweep.PassEvery, sweep.DeadlineMargin)
 	}
 }
 

@@ -241,7 +241,7 @@ func TestListingPagesStayUnderTheirByteBound(t *testing.T) {
 	longError, lockfile := heavy(2048), strings.Repeat("f", 200)
 	for _, id := range ids {
 		conn := h.connect(id, "")
-		if _, err := reg.RecordHeartbeat(ctx, id, conn, heavy(64), caps, h.now); err != nil {
+		if _, err := reg.RecordHeartbeat(ctx, id, conn, heavy(64), caps, 0, h.now); err != nil {
 			t.Fatal(err)
 		}
 		if err := reg.SaveSyncState(ctx, id, satellite.SyncState{Status: satellite.SyncError, LockfileHash: &lockfile, ErrorMessage: longError, ReportedAt: h.now}); err != nil {
@@ -262,7 +262,7 @@ func TestListingPagesStayUnderTheirByteBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := h.connect(typical.ID, "")
-	if _, err := reg.RecordHeartbeat(ctx, typical.ID, conn, "1.4.2", []string{"scripts", "scrape", "telemetry"}, h.now); err != nil {
+	if _, err := reg.RecordHeartbeat(ctx, typical.ID, conn, "1.4.2", []string{"scripts", "scrape", "telemetry"}, 0, h.now); err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.SaveSyncState(ctx, typical.ID, satellite.SyncState{Status: satellite.SyncReady, LockfileHash: &lockfile, ReportedAt: h.now}); err != nil {

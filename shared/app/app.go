@@ -70,6 +70,10 @@ type Options struct {
 	// PushSettle is the admin API's wait before a change's second push
 	// (admin.Service.PushSettle); admin.DefaultPushSettle when zero.
 	PushSettle time.Duration
+	// SweepPassEvery spaces the sweep's passes within one invocation
+	// (sweep.Sweeper.PassEvery); sweep.PassEvery when zero. The local
+	// stack shortens it with its schedules.
+	SweepPassEvery time.Duration
 }
 
 // Endpoints are base URLs of AWS services or their local stand-ins.
@@ -352,7 +356,7 @@ func (w *wiring) sweeper() (*sweep.Sweeper, error) {
 	return &sweep.Sweeper{
 		Store: w.dynamoRegistry(), Sender: w.pushSender(), ManagementURL: w.cfg.ManagementURL, Now: w.opts.Now, Log: w.opts.Log,
 		UnauthenticatedDeadline: w.cfg.UnauthenticatedDeadline, RepublishAfter: w.cfg.RepublishAfter,
-		Metrics: w.metrics,
+		Metrics: w.metrics, PassEvery: w.opts.SweepPassEvery,
 	}, nil
 }
 

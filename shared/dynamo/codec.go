@@ -57,6 +57,8 @@ func connectionFrom(it item) satellite.Connection {
 		ConnectedAt:     getMillis(it, "connectedAt"),
 		AuthenticatedAt: getMillis(it, "authenticatedAt"),
 		TokenGeneration: getNum(it, "tokenGeneration"),
+
+		OfflineThreshold: time.Duration(getNum(it, connectionThresholdAttr)) * time.Millisecond,
 	}
 	if exp := getNum(it, ConnectionsTTLAttribute); exp != 0 {
 		c.ExpiresAt = time.Unix(exp, 0).UTC()

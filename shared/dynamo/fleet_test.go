@@ -324,7 +324,7 @@ func TestFleetIndexIsWrittenOnlyWhenASatelliteIsCreated(t *testing.T) {
 
 	calls.Reset()
 	// Within the live index's deadline step, so that it does not move.
-	if _, err := reg.RecordHeartbeat(ctx, "sat-1", "conn-1", "1.0.0", []string{"scrape"}, at); err != nil {
+	if _, err := reg.RecordHeartbeat(ctx, "sat-1", "conn-1", "1.0.0", []string{"scrape"}, 0, at); err != nil {
 		t.Fatal(err)
 	}
 	hash := "lock-1"

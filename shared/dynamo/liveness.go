@@ -18,15 +18,16 @@ import (
 )
 
 // liveness is the update of every heartbeat: a fresh heartbeat, in the
-// sparse live index at the moment the satellite will go stale, rounded up to
-// DeadlineStep (:deadlineFrom is now rounded up).
+// sparse live index at the moment the satellite will go stale, rounded down
+// (:liveFrom is now rounded down to the satellite's LiveStep; the threshold
+// is the item's own).
 //
 // The heartbeat's time is heartbeatAttr, which the live index does not
 // project: stacks created before this version project lastHeartbeatAt
 // (legacyHeartbeatAttr) into it, and DynamoDB cannot change an index's
 // projection in place, so the attribute moved instead (a heartbeat that
 // changed a projected attribute would write the index every time).
-const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :deadlineFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :liveFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
 
 // The satellite item's attribute holding its last heartbeat, and the one
 // that held it before (still read, and removed at the next disconnect).
@@ -35,31 +36,60 @@ const (
 	legacyHeartbeatAttr = "lastHeartbeatAt"
 )
 
-// DeadlineStep is the resolution of the deadline in the live index. A
-// heartbeat rounds the moment its satellite would go stale up to the next
-// multiple of it, so the index key of a satellite heartbeating every 15 s
-// moves once a minute, and the sweep finds a stopped satellite at most one
-// step after its exact deadline (lastHeartbeatAt + threshold, which the
-// admin API's status reads).
-const DeadlineStep = time.Minute
+// connectionThresholdAttr is the connection record's copy of its
+// satellite's threshold override (satellite.Connection.OfflineThreshold).
+const connectionThresholdAttr = "offlineThresholdMs"
 
-// deadlineFrom is now rounded up to DeadlineStep.
-func deadlineFrom(now time.Time) time.Time {
-	t := now.Truncate(DeadlineStep)
-	if t.Before(now) {
-		t = t.Add(DeadlineStep)
+// MaxLiveStep is the longest LiveStep: a satellite's key in the live index
+// is never more than this before its exact deadline.
+const MaxLiveStep = time.Minute
+
+// LiveStep is the step to which a heartbeat rounds its time down before it
+// adds the satellite's threshold to make its key in the live index
+// (staleAt). The key is therefore never after the exact deadline
+// (heartbeat + threshold, which the admin API's status reads) and at most
+// one step before it: a sweep pass reading staleAt < now finds every
+// satellite past its exact deadline, and reads the item to tell those from
+// the ones whose deadline is still ahead.
+//
+// The step is the longest of MaxLiveStep, 30 s and 15 s that is at most
+// threshold - satellite.AgentHeartbeatInterval. Then the key of a satellite
+// heartbeating on time stays after every moment before its next heartbeat,
+// so no pass reads a healthy satellite, while the key moves (a delete and a
+// put in the index, two write units) as rarely as that allows: once a
+// minute from a 75 s threshold, every 30 s from 45 s (the default), on
+// every heartbeat below that (where a threshold under 30 s also makes a
+// pass read the satellite now and then).
+func LiveStep(threshold time.Duration) time.Duration {
+	if threshold <= 0 {
+		threshold = satellite.DefaultOfflineThreshold
 	}
-	return t
+	for _, step := range []time.Duration{MaxLiveStep, 30 * time.Second} {
+		if step <= threshold-satellite.AgentHeartbeatInterval {
+			return step
+		}
+	}
+	return 15 * time.Second
+}
+
+// liveFrom is now rounded down to the step of a satellite with threshold
+// (see LiveStep).
+func liveFrom(now time.Time, threshold time.Duration) time.Time {
+	return now.Truncate(LiveStep(threshold))
 }
 
 // connectedEdge is liveness plus the connected edge: authentication and a
 // restoring heartbeat.
 const connectedEdge = liveness + ", lastConnectionEvent = :connected"
 
-func connectedValues(satelliteID string, now time.Time) item {
+// connectedValues are liveness's values for a heartbeat at now of a
+// satellite whose threshold is thought to be threshold (0: the default). It
+// only picks the rounding step: the key adds the threshold stored on the
+// item, so a wrong guess never makes it later than the exact deadline.
+func connectedValues(satelliteID string, threshold time.Duration, now time.Time) item {
 	return item{
 		":now":              millis(now),
-		":deadlineFrom":     millis(deadlineFrom(now)),
+		":liveFrom":         millis(liveFrom(now, threshold)),
 		":connected":        str(string(satellite.EdgeConnected)),
 		":shard":            str(liveShard(satelliteID)),
 		":defaultThreshold": num(satellite.DefaultOfflineThreshold.Milliseconds()),
@@ -70,7 +100,7 @@ func connectedValues(satelliteID string, now time.Time) item {
 func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (satellite.LifecycleEvent, error) {
 	edge := satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
 	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
-	for k, v := range connectedValues(sat.ID, now) {
+	for k, v := range connectedValues(sat.ID, sat.OfflineThreshold, now) {
 		satValues[k] = v
 	}
 	satValues[":conn"] = str(connectionID)
@@ -84,13 +114,23 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	default:
 		remove += ", " + capabilitiesAttr
 	}
+	// The record carries the satellite's threshold override, as it carries
+	// its name: a heartbeat rounds its key in the live index by it (see
+	// LiveStep) without reading the satellite.
+	recordSet, recordValues := "", item{
+		":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
+		":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
+	}
+	if sat.OfflineThreshold > 0 {
+		recordSet, recordValues[":threshold"] = ", "+connectionThresholdAttr+" = :threshold", num(sat.OfflineThreshold.Milliseconds())
+	}
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName: &r.tables.Connections,
 				Key:       item{ConnectionsPartitionKey: str(connectionID)},
 				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"tokenGeneration = :gen, #expiry = :expiry REMOVE #unauth, lastSatelliteId"),
+					"tokenGeneration = :gen, #expiry = :expiry" + recordSet + " REMOVE #unauth, lastSatelliteId"),
 				// The record must exist: one that is gone belongs to a closed
 				// connection (its $disconnect, or the sweep, removed it), and
 				// binding would bring it back.
@@ -100,10 +140,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
 				},
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-				ExpressionAttributeValues: item{
-					":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-					":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
-				},
+				ExpressionAttributeValues:           recordValues,
 			}},
 			{Update: &types.Update{
 				TableName:                 &r.tables.Satellites,
@@ -164,9 +201,9 @@ func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satellite
 //
 // A heartbeat from a connection whose close was already processed is refused
 // (ECONFLICT).
-func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, now time.Time) (satellite.HeartbeatOutcome, error) {
+func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, threshold time.Duration, now time.Time) (satellite.HeartbeatOutcome, error) {
 	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
-	base := connectedValues(satelliteID, now)
+	base := connectedValues(satelliteID, threshold, now)
 	base[":conn"] = str(connectionID)
 	base[":version"] = str(version)
 	// What every path writes besides liveness: the agent's version, and its
@@ -379,33 +416,72 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 	return closed, nil
 }
 
-// OnlineSatelliteIDs returns the satellites whose heartbeat deadline in the
-// live index is still ahead (the index's deadline is rounded up to
-// DeadlineStep, so a satellite stays listed up to a minute past its exact
-// one).
+// OnlineSatelliteIDs returns the satellites online at now: marked connected
+// and not past their exact deadline (heartbeat + threshold, as the admin
+// API's status reads it). The live index keys each satellite at most
+// MaxLiveStep before that deadline, so one query per shard from now -
+// MaxLiveStep returns every one of them; those keyed before now (a satellite
+// that has missed heartbeats, never one heartbeating on time) are read to
+// see which are still within their exact deadline.
 func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error) {
 	var ids []string
+	var doubtful []item
 	for _, shard := range LiveShardKeys() {
 		err := r.queryAll(ctx, &dynamodb.QueryInput{
 			TableName:                 &r.tables.Satellites,
 			IndexName:                 aws.String(LiveIndex),
-			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
+			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :from"),
 			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
-		}, func(it item) error { ids = append(ids, satelliteIDOf(it)); return nil })
+			ExpressionAttributeValues: item{":shard": str(shard), ":from": millis(now.Add(-MaxLiveStep))},
+		}, func(it item) error {
+			if getMillis(it, LiveIndexSortKey).Before(now) {
+				doubtful = append(doubtful, item{SatellitesPartitionKey: it[SatellitesPartitionKey], SatellitesSortKey: it[SatellitesSortKey]})
+			} else {
+				ids = append(ids, satelliteIDOf(it))
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, internal(err, "list online satellites")
+		}
+	}
+	items, err := r.batchGet(ctx, r.tables.Satellites, doubtful, false)
+	if err != nil {
+		return nil, internal(err, "list online satellites")
+	}
+	for _, it := range items {
+		if live, at := liveDeadline(it); live && !at.Before(now) {
+			ids = append(ids, satelliteIDOf(it))
 		}
 	}
 	sort.Strings(ids)
 	return ids, nil
 }
 
-// StaleSatellites returns the satellites still marked connected whose
-// heartbeat deadline is before now. It reads only those: one query per live
-// shard over the sparse index (keys only), bounded by the deadline, then
-// their satellite items in batches. A satellite whose item shows a
-// deadline still ahead (a heartbeat after the index was read) is left out.
+// liveDeadline reads a satellite item's exact heartbeat deadline: its
+// heartbeat plus its threshold, or, for an item written before heartbeats
+// were stored as heartbeatAttr, its key in the live index (then rounded up
+// past the deadline). live is false when the item is no longer in the live
+// index.
+func liveDeadline(it item) (live bool, deadline time.Time) {
+	at := getMillis(it, LiveIndexSortKey)
+	if at.IsZero() || getStr(it, LiveIndexPartKey) == "" {
+		return false, time.Time{}
+	}
+	if hb := getMillis(it, heartbeatAttr); !hb.IsZero() {
+		return true, hb.Add(satellite.Satellite{OfflineThreshold: time.Duration(getNum(it, "offlineThresholdMs")) * time.Millisecond}.Threshold())
+	}
+	return true, at
+}
+
+// StaleSatellites returns the satellites still marked connected whose exact
+// heartbeat deadline is before now. It reads only satellites that missed
+// heartbeats: one query per live shard over the sparse index, bounded by
+// now (a satellite's key there is at most MaxLiveStep before its exact
+// deadline, never after it), then their items in batches, which tell the
+// ones past their exact deadline from the ones whose deadline is still
+// ahead (left for a later pass). A satellite whose item shows a heartbeat
+// after the index was read is left out too.
 func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
 	var keys []item
 	for _, shard := range LiveShardKeys() {
@@ -427,11 +503,12 @@ func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satell
 	}
 	out := make([]satellite.Stale, 0, len(items))
 	for _, it := range items {
+		live, deadline := liveDeadline(it)
 		at := getMillis(it, LiveIndexSortKey)
-		if at.IsZero() || !at.Before(now) || getStr(it, LiveIndexPartKey) == "" {
+		if !live || !at.Before(now) || !deadline.Before(now) {
 			continue
 		}
-		out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: at})
+		out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: at, HeartbeatAt: getMillis(it, heartbeatAttr)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].StaleAt.Before(out[j].StaleAt) })
 	return out, nil
@@ -444,9 +521,12 @@ func satelliteIDOf(it item) string {
 }
 
 // CountOnline returns how many satellites are online at now: marked
-// connected in the live index with a deadline not yet passed. It counts
-// (Select COUNT) rather than reads items, but DynamoDB still bills the index
-// items it counts: about 0.5 read units per 4 KB of index, once per sweep.
+// connected in the live index with a key not yet passed. It counts (Select
+// COUNT) rather than reads items, but DynamoDB still bills the index items
+// it counts: about 0.5 read units per 4 KB of index, once per count. A
+// satellite that has missed heartbeats may leave the count up to
+// MaxLiveStep before its exact deadline (OnlineSatelliteIDs reads those
+// items; a gauge need not).
 func (r *Registry) CountOnline(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for _, shard := range LiveShardKeys() {
@@ -479,10 +559,10 @@ func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Tim
 	}, fn)
 }
 
-// MaxStalePerShard bounds the stale satellites one sweep reads from each
-// live shard, oldest deadline first: after a mass disconnect a sweep reads
-// and handles at most LiveShards times this many (8,000), well inside its
-// deadline, and leaves the rest, still in the index, to the next minute's.
+// MaxStalePerShard bounds the satellites one sweep pass reads from each live
+// shard, oldest key first: after a mass disconnect a pass reads and handles
+// at most LiveShards times this many (8,000), well inside its budget, and
+// leaves the rest, still in the index, to the next pass.
 const MaxStalePerShard = 1000
 
 // errEnough stops a query whose reader has what it needs.
@@ -497,7 +577,9 @@ func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
 
 // MarkHeartbeatLost moves a stale satellite to heartbeat_lost, out of the
 // live index, and records the edge in its outbox, in one write conditional
-// on the satellite still being connected with the deadline the sweep read.
+// on the satellite still being connected with the key and the heartbeat the
+// sweep read (the key alone may survive a heartbeat the sweep's eventually
+// consistent read missed: a heartbeat moves it only once per LiveStep).
 // won is false when another writer got there first (another sweep, or a
 // heartbeat that arrived meanwhile); then it must not publish. An earlier
 // attempt of this write whose answer was lost is recognised by its edge.
@@ -509,15 +591,19 @@ func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now
 	}
 	writer := newWriter()
 	recordEdge, names, values := edgeWrite(edge, writer)
-	names["#shard"], names["#at"] = LiveIndexPartKey, LiveIndexSortKey
+	names["#shard"], names["#at"], names["#hb"] = LiveIndexPartKey, LiveIndexSortKey, heartbeatAttr
 	values[":lost"] = str(string(satellite.EdgeHeartbeatLost))
 	values[":connected"] = str(string(satellite.EdgeConnected))
 	values[":now"], values[":observed"] = millis(now), millis(s.StaleAt)
+	heartbeat := "attribute_not_exists(#hb)"
+	if !s.HeartbeatAt.IsZero() {
+		heartbeat, values[":heartbeat"] = "#hb = :heartbeat", millis(s.HeartbeatAt)
+	}
 	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &r.tables.Satellites,
 		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
 		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + recordEdge + " REMOVE #shard, #at"),
-		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now"),
+		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now AND " + heartbeat),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,

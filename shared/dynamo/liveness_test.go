@@ -2,6 +2,8 @@ package dynamo_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +51,7 @@ func TestHeartbeatAdoptionRetriesAfterLosingARace(t *testing.T) {
 			bound(t, other, satelliteID, satelliteID+"-C", now)
 		}, "C"},
 		{"a concurrent heartbeat of the same connection adopts it first", func(t *testing.T, other *dynamo.Registry, satelliteID string) {
-			out, err := other.RecordHeartbeat(ctx, satelliteID, satelliteID+"-A", "1.0.0", nil, now)
+			out, err := other.RecordHeartbeat(ctx, satelliteID, satelliteID+"-A", "1.0.0", nil, 0, now)
 			if err != nil || !out.Restored {
 				t.Fatalf("the concurrent heartbeat: %+v, %v; want it to adopt", out, err)
 			}
@@ -75,7 +77,7 @@ func TestHeartbeatAdoptionRetriesAfterLosingARace(t *testing.T) {
 					tc.meanwhile(t, other, id)
 				}
 			})
-			out, err := reg.RecordHeartbeat(ctx, id, id+"-A", "1.0.0", nil, now.Add(time.Second))
+			out, err := reg.RecordHeartbeat(ctx, id, id+"-A", "1.0.0", nil, 0, now.Add(time.Second))
 			if err != nil {
 				t.Fatalf("heartbeat after losing the adoption race: %v", err)
 			}
@@ -96,5 +98,95 @@ func TestHeartbeatAdoptionRetriesAfterLosingARace(t *testing.T) {
 				t.Errorf("last heartbeat %s, want the heartbeat's %s", sat.LastHeartbeatAt, now.Add(time.Second))
 			}
 		})
+	}
+}
+
+// TestLiveIndexKeysNeverAfterTheDeadline checks the live index against the
+// exact deadline (heartbeat + threshold): a satellite is stale from 1 ms
+// after it, not a step later, and online until it, even while its key in
+// the index (rounded down) has passed. The threshold a heartbeat is given
+// only picks the rounding: a wrong one (the connection's copy, stale after
+// an operator's change) moves nothing past the deadline.
+func TestLiveIndexKeysNeverAfterTheDeadline(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	reg := env.Registry()
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name            string
+		threshold, hint time.Duration
+	}{
+		{"default threshold", 0, 0},
+		{"15 s threshold", 15 * time.Second, 15 * time.Second},
+		{"10 min threshold", 10 * time.Minute, 10 * time.Minute},
+		{"45 s threshold, heartbeat told 24 h", 0, 24 * time.Hour},
+		{"24 h threshold, heartbeat told 15 s", 24 * time.Hour, 15 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "sat-" + strings.ReplaceAll(tc.name, " ", "-")
+			if err := reg.CreateSatellite(ctx, satellite.Satellite{ID: id, Name: "Edge", Region: "eu-west-1", TokenHash: "h", CreatedAt: t0, OfflineThreshold: tc.threshold}); err != nil {
+				t.Fatal(err)
+			}
+			bound(t, reg, id, id+"-A", t0)
+			last := t0.Add(37 * time.Second)
+			if _, err := reg.RecordHeartbeat(ctx, id, id+"-A", "1.0.0", nil, tc.hint, last); err != nil {
+				t.Fatal(err)
+			}
+			deadline := last.Add(satellite.Satellite{OfflineThreshold: tc.threshold}.Threshold())
+			stale := func(now time.Time) bool {
+				found, err := reg.StaleSatellites(ctx, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.ContainsFunc(found, func(s satellite.Stale) bool { return s.Satellite.ID == id })
+			}
+			online := func(now time.Time) bool {
+				ids, err := reg.OnlineSatelliteIDs(ctx, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return slices.Contains(ids, id)
+			}
+			for _, at := range []time.Time{last, deadline.Add(-dynamo.MaxLiveStep), deadline.Add(-time.Second), deadline} {
+				if stale(at) || !online(at) {
+					t.Errorf("at %s, deadline %s: stale %v, online %v; want online", at.Format(time.TimeOnly), deadline.Format(time.TimeOnly), stale(at), online(at))
+				}
+			}
+			if at := deadline.Add(time.Millisecond); !stale(at) || online(at) {
+				t.Errorf("1 ms after the deadline: stale %v, online %v; want stale", stale(at), online(at))
+			}
+		})
+	}
+}
+
+// TestMarkHeartbeatLostLosesToAHeartbeatTheSweepDidNotSee: the sweep reads
+// satellites eventually consistently, and a heartbeat moves the key in the
+// live index only once per step. A heartbeat the sweep's read missed, which
+// left the key where it was, must still make the sweep's write lose.
+func TestMarkHeartbeatLostLosesToAHeartbeatTheSweepDidNotSee(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t)
+	reg := env.Registry()
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	const id = "sat-missed"
+	if err := reg.CreateSatellite(ctx, satellite.Satellite{ID: id, Name: "Edge", Region: "eu-west-1", TokenHash: "h", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	bound(t, reg, id, id+"-A", t0.Add(time.Second)) // deadline t0 + 46 s
+	found, err := reg.StaleSatellites(ctx, t0.Add(50*time.Second))
+	if err != nil || len(found) != 1 {
+		t.Fatalf("stale at t0 + 50 s: %v, %v; want the satellite", found, err)
+	}
+	// The heartbeat the read did not show: same 30 s step, so the same key.
+	if _, err := reg.RecordHeartbeat(ctx, id, id+"-A", "1.0.0", nil, 0, t0.Add(29*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	won, _, err := reg.MarkHeartbeatLost(ctx, found[0], t0.Add(50*time.Second))
+	if err != nil || won {
+		t.Fatalf("mark lost over a heartbeat it did not see: won %v, %v; want lost to the heartbeat", won, err)
+	}
+	sat, _, err := reg.Satellite(ctx, id)
+	if err != nil || sat.LastConnectionEvent != satellite.EdgeConnected {
+		t.Errorf("satellite %s, %v; want still connected", sat.LastConnectionEvent, err)
 	}
 }

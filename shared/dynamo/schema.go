@@ -34,12 +34,13 @@ const (
 
 	// LiveIndex is a sparse index over satellites currently marked connected
 	// (only they carry liveShard), sorted by the moment they go stale, so a
-	// sweep reads only the stale ones. It projects no attribute a heartbeat
-	// changes (see heartbeatAttr), and the deadline it sorts by is rounded
-	// up to DeadlineStep: a heartbeat that leaves the key where it was
-	// writes nothing to the index, so a
+	// sweep reads only the satellites that missed heartbeats. It projects no
+	// attribute a heartbeat changes (see heartbeatAttr), and the deadline it
+	// sorts by is rounded down to the satellite's LiveStep: a heartbeat that
+	// leaves the key where it was writes nothing to the index, so a
 	// satellite heartbeating every 15 s moves its index entry (a delete and
-	// a put) once a minute rather than on every heartbeat.
+	// a put) every 30 s at the default threshold, once a minute from a 75 s
+	// one, rather than on every heartbeat.
 	LiveIndex        = "LiveByStaleAt"
 	LiveIndexPartKey = "liveShard"
 	LiveIndexSortKey = "staleAt"

@@ -20,7 +20,7 @@ import (
 // CreateSatellite, OpenConnection, BindConnection and ConfirmEdge write.
 func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite, connectedAt time.Time) error {
 	byTable := map[string][]types.WriteRequest{}
-	values := connectedValues("", connectedAt)
+	values := connectedValues("", 0, connectedAt)
 	for _, s := range sats {
 		conn := "conn-" + s.ID
 		// As created, then as an authentication binds it.
@@ -29,11 +29,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 		state[heartbeatAttr] = values[":now"]
 		state["lastConnectionEvent"] = values[":connected"]
 		state[LiveIndexPartKey] = str(liveShard(s.ID))
-		threshold := satellite.DefaultOfflineThreshold
-		if s.OfflineThreshold > 0 {
-			threshold = s.OfflineThreshold
-		}
-		state[LiveIndexSortKey] = millis(deadlineFrom(connectedAt).Add(threshold))
+		state[LiveIndexSortKey] = millis(liveFrom(connectedAt, s.OfflineThreshold).Add(s.Threshold()))
 		record := item{
 			ConnectionsPartitionKey:     str(conn),
 			UnauthenticatedIndexSortKey: millis(connectedAt),
@@ -44,6 +40,9 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 			"authenticatedAt":           millis(connectedAt),
 			"tokenGeneration":           num(s.TokenGeneration),
 			ExpiryIndexPartKey:          str(expiryShard(conn)),
+		}
+		if s.OfflineThreshold > 0 {
+			record[connectionThresholdAttr] = num(s.OfflineThreshold.Milliseconds())
 		}
 		byTable[r.tables.Satellites] = append(byTable[r.tables.Satellites],
 			types.WriteRequest{PutRequest: &types.PutRequest{Item: state}},

@@ -532,7 +532,7 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 	bound := satellite.Connection{
 		ID: c.ID, SatelliteID: sat.ID, SatelliteName: sat.Name, SatelliteRegion: sat.Region,
 		ConnectedAt: record.ConnectedAt, AuthenticatedAt: now, ExpiresAt: record.ExpiresAt,
-		TokenGeneration: sat.TokenGeneration,
+		TokenGeneration: sat.TokenGeneration, OfflineThreshold: sat.OfflineThreshold,
 	}
 	if bound.ExpiresAt.IsZero() {
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
@@ -590,7 +590,7 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 	if m.Capabilities != nil && s.capabilities().changed(c.ID, m.Capabilities) {
 		capabilities = m.Capabilities
 	}
-	out, err := s.Registry.RecordHeartbeat(ctx, conn.SatelliteID, c.ID, m.Version, capabilities, now)
+	out, err := s.Registry.RecordHeartbeat(ctx, conn.SatelliteID, c.ID, m.Version, capabilities, conn.OfflineThreshold, now)
 	if err != nil {
 		return err
 	}

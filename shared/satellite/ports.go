@@ -58,9 +58,14 @@ type Registry interface {
 	// was something else, and reports that in the outcome. A satellite with
 	// no current connection adopts connectionID only while its record is
 	// live and bound to the satellite. capabilities, when not nil, replace
-	// the stored ones in the same write. ECONFLICT when connectionID is
-	// closed; ENOTFOUND when the satellite no longer exists.
-	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, now time.Time) (HeartbeatOutcome, error)
+	// the stored ones in the same write. threshold is the satellite's
+	// offline threshold override as its connection knows it
+	// (Connection.OfflineThreshold; 0 for the default): it tunes how often
+	// the write moves the satellite in the sweep's index, never the
+	// deadline, which uses the stored threshold. ECONFLICT when
+	// connectionID is closed; ENOTFOUND when the satellite no longer
+	// exists.
+	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, threshold time.Duration, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
 	// to r.SatelliteID at that moment, under r.TokenGeneration. EFORBIDDEN
 	// when it is not assigned; EUNAUTHENTICATED when the satellite's token
@@ -203,7 +208,14 @@ type BackfillStep struct {
 // Stale is a satellite found past its heartbeat deadline.
 type Stale struct {
 	Satellite Satellite
-	StaleAt   time.Time // the deadline it passed, as read
+	// StaleAt is its key in the store's index of deadlines, as read: at
+	// most its exact deadline (Satellite.LastHeartbeatAt plus its
+	// threshold), which has passed.
+	StaleAt time.Time
+	// HeartbeatAt is the heartbeat that deadline was computed from, as read
+	// (zero when the store holds none in its current form: StaleAt is
+	// then the deadline).
+	HeartbeatAt time.Time
 }
 
 // HeartbeatOutcome reports what a heartbeat changed.

@@ -209,9 +209,16 @@ type Connection struct {
 	// result can be labelled without reading the satellite item.
 	SatelliteName   string
 	SatelliteRegion string
-	ConnectedAt     time.Time
-	AuthenticatedAt time.Time
-	ExpiresAt       time.Time
+	// OfflineThreshold is the satellite's threshold override when the
+	// connection authenticated (0: none), copied so that a heartbeat can
+	// round its key in the sweep's index without reading the satellite. A
+	// later change by an operator makes it stale until the satellite
+	// reconnects, which costs index writes or sweep reads, never a late or
+	// early heartbeat_lost.
+	OfflineThreshold time.Duration
+	ConnectedAt      time.Time
+	AuthenticatedAt  time.Time
+	ExpiresAt        time.Time
 }
 
 // Authenticated reports whether a satellite has authenticated on c.

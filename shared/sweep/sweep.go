@@ -2,7 +2,10 @@
 // heartbeat stopped to heartbeat_lost (exactly one event per edge, however
 // many sweeps run at once), republishes edges whose publication a crashed
 // sweep never confirmed, closes connections that never authenticated, and
-// removes connection records past their expiry.
+// removes connection records past their expiry. One scheduled invocation a
+// minute runs Passes passes PassEvery apart: the first does all of it, the
+// others look only for satellites past their deadline, so heartbeat_lost
+// comes at most about PassEvery after the deadline.
 package sweep
 
 import (
@@ -23,8 +26,9 @@ import (
 // Defaults.
 const (
 	DefaultUnauthenticatedDeadline = 30 * time.Second
-	// DefaultRepublishAfter must exceed the sweep's own run time, so that a
-	// sweep never republishes an edge another running sweep is publishing.
+	// DefaultRepublishAfter must exceed a pass's run time (at most
+	// PassEvery plus DeadlineMargin), so that a sweep never republishes an
+	// edge another running pass is publishing.
 	DefaultRepublishAfter = 2 * time.Minute
 	// DefaultConcurrency bounds the satellites and connections one sweep
 	// works on at once.
@@ -32,7 +36,7 @@ const (
 	// DeadlineMargin is how long before its invocation's deadline a sweep
 	// stops starting work: what it has not reached stays where it is (a
 	// stale satellite in the live index, an edge in the outbox, a
-	// connection record) for the next scheduled sweep.
+	// connection record) for the next pass.
 	DeadlineMargin = 10 * time.Second
 	// OnlineEvery is how often the gauge of satellites online is taken: by
 	// the sweeps of the first minute of each such period, one datapoint per
@@ -44,6 +48,14 @@ const (
 	// takes (each scans at most 1,000 items of the Satellites table), so
 	// that the backfill of a large table spreads over several sweeps.
 	BackfillSteps = 20
+	// PassEvery is how often the sweep looks for satellites past their
+	// deadline, as upstream Checkstack checks liveness (every
+	// HEARTBEAT_INTERVAL_MS). A schedule runs at most once a minute, so
+	// one invocation runs Passes passes this far apart.
+	PassEvery = 15 * time.Second
+	// Passes is how many passes one scheduled invocation runs: Passes x
+	// PassEvery is the schedule's rate (a minute).
+	Passes = 4
 )
 
 // Sweeper runs one sweep per call.
@@ -65,13 +77,21 @@ type Sweeper struct {
 	// Metrics receives the sweep's duration, the stale satellites it found
 	// and the satellites online; nil records nothing.
 	Metrics *metrics.Recorder
+	// PassEvery and Passes schedule an invocation's passes (Run); zero
+	// means the package's. The local stack, whose schedules may run faster
+	// than the template's rate, shortens PassEvery with them.
+	PassEvery time.Duration
+	Passes    int
+	// Sleep waits d or until ctx is done, between passes (a timer when
+	// nil). Tests move their clock instead.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	// indexed is set once a step of the fleet index backfill found it
 	// done: a warm instance then skips even the read that says so.
 	indexed atomic.Bool
 }
 
-// Report says what one sweep did.
+// Report says what one sweep pass did.
 type Report struct {
 	Stale                 int // satellites read as stale
 	HeartbeatLost         int // edges this sweep won and published
@@ -87,11 +107,23 @@ type Report struct {
 	Indexed int
 }
 
-// Sweep runs once. Every step is attempted; the first error is returned after
+// Sweep runs one full pass, the first of an invocation: everything the
+// sweep does. Every step is attempted; the first error is returned after
 // all ran, so a scheduler retries the sweep (which is idempotent). Work is
 // spread over Concurrency workers and stops DeadlineMargin before ctx's
-// deadline; what is left is the next sweep's.
+// deadline; what is left is the next pass's.
 func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
+	return s.pass(ctx, true)
+}
+
+// StalePass runs one of an invocation's later passes: satellites past their
+// deadline and the publication of their edges, nothing else. Like Sweep it
+// is idempotent and stops DeadlineMargin before ctx's deadline.
+func (s *Sweeper) StalePass(ctx context.Context) (Report, error) {
+	return s.pass(ctx, false)
+}
+
+func (s *Sweeper) pass(ctx context.Context, full bool) (Report, error) {
 	now := s.Now()
 	r := Report{Online: -1}
 	var errs []error
@@ -99,21 +131,23 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		s.Metrics.Add(metrics.SweepDuration, "", float64(s.Now().Sub(now).Milliseconds()))
 	}()
 
-	// Edges recorded but not confirmed published: their writer failed to
-	// publish them, or died first.
-	cutoff := now.Add(-s.RepublishAfter)
-	pending, err := s.Store.PendingEdges(ctx, cutoff)
-	errs = append(errs, err)
-	var republish []satellite.LifecycleEvent
-	for _, sat := range pending {
-		for _, e := range sat.PendingEvents() {
-			if e.At.Before(cutoff) { // else its writer may still be publishing it
-				republish = append(republish, e)
+	if full {
+		// Edges recorded but not confirmed published: their writer failed
+		// to publish them, or died first.
+		cutoff := now.Add(-s.RepublishAfter)
+		pending, err := s.Store.PendingEdges(ctx, cutoff)
+		errs = append(errs, err)
+		var republish []satellite.LifecycleEvent
+		for _, sat := range pending {
+			for _, e := range sat.PendingEvents() {
+				if e.At.Before(cutoff) { // else its writer may still be publishing it
+					republish = append(republish, e)
+				}
 			}
 		}
+		published, perrs, deferred := s.publish(ctx, republish)
+		r.Republished, r.Deferred, errs = published, r.Deferred+deferred, append(errs, perrs...)
 	}
-	published, perrs, deferred := s.publish(ctx, republish)
-	r.Republished, r.Deferred, errs = published, r.Deferred+deferred, append(errs, perrs...)
 
 	stale, err := s.Store.StaleSatellites(ctx, now)
 	errs = append(errs, err)
@@ -136,9 +170,31 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	}
 	// An edge not published here (an error, or the deadline) stays in the
 	// outbox: a later sweep republishes it.
-	published, perrs, deferred = s.publish(ctx, lost)
+	published, perrs, deferred := s.publish(ctx, lost)
 	r.HeartbeatLost, r.Deferred, errs = published, r.Deferred+deferred, append(errs, perrs...)
+	s.Metrics.Add(metrics.StaleSatellites, "", float64(r.Stale))
 
+	if full {
+		errs = append(errs, s.connections(ctx, now, &r)...)
+		r.Indexed = s.backfillFleetIndex(ctx, now)
+	}
+	level := slog.LevelInfo
+	if r.Deferred > 0 {
+		level = slog.LevelWarn
+	}
+	s.Log.LogAttrs(ctx, level, "sweep done", slog.Bool("full", full),
+		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
+		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired),
+		slog.Int("deferred", r.Deferred), slog.Int("online", r.Online), slog.Int("indexed", r.Indexed))
+	return r, errors.Join(errs...)
+}
+
+// connections is the full pass's work on connections and the fleet gauge:
+// it closes connections that never authenticated, takes the gauge of
+// satellites online once per OnlineEvery, and removes expired connection
+// records.
+func (s *Sweeper) connections(ctx context.Context, now time.Time, r *Report) []error {
+	var errs []error
 	unauth, err := s.Store.UnauthenticatedConnections(ctx, now.Add(-s.UnauthenticatedDeadline))
 	errs = append(errs, err)
 	var closed atomic.Int64
@@ -178,7 +234,6 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 			s.Metrics.Add(metrics.SatellitesOnline, "", float64(r.Online))
 		}
 	}
-	s.Metrics.Add(metrics.StaleSatellites, "", float64(r.Stale))
 
 	expired, err := s.Store.ExpiredConnections(ctx, now)
 	errs = append(errs, err)
@@ -190,18 +245,87 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		removed.Add(1)
 		return nil
 	})
-	r.RemovedExpired, r.Deferred, errs = int(removed.Load()), r.Deferred+deferred, append(errs, eerrs...)
+	r.RemovedExpired, r.Deferred = int(removed.Load()), r.Deferred+deferred
+	return append(errs, eerrs...)
+}
 
-	r.Indexed = s.backfillFleetIndex(ctx, now)
-	level := slog.LevelInfo
-	if r.Deferred > 0 {
-		level = slog.LevelWarn
+// Run runs one scheduled invocation's passes: Passes of them, PassEvery
+// apart from scheduled (the schedule's time, the event's; the start when
+// zero or ahead), the first a full Sweep and the others StalePass. A pass
+// starts no work after the next one's slot, and the last none after
+// scheduled + Passes x PassEvery, when the next invocation's first pass is
+// due: passes never overlap unless EventBridge delivers late or twice, and
+// then only the idempotent writes meet. A delivery later than a slot skips
+// that slot (its pass runs at once, covering it); one a whole schedule
+// period late runs one full pass, so that sweeps still run when every
+// delivery is late. No pass starts within DeadlineMargin of ctx's
+// deadline. It returns every pass's errors, joined, after the last.
+func (s *Sweeper) Run(ctx context.Context, scheduled time.Time) error {
+	every, passes := s.PassEvery, s.Passes
+	if every <= 0 {
+		every = PassEvery
 	}
-	s.Log.LogAttrs(ctx, level, "sweep done",
-		slog.Int("stale", r.Stale), slog.Int("heartbeatLost", r.HeartbeatLost), slog.Int("republished", r.Republished),
-		slog.Int("closedUnauthenticated", r.ClosedUnauthenticated), slog.Int("removedExpired", r.RemovedExpired),
-		slog.Int("deferred", r.Deferred), slog.Int("online", r.Online), slog.Int("indexed", r.Indexed))
-	return r, errors.Join(errs...)
+	if passes <= 0 {
+		passes = Passes
+	}
+	period := time.Duration(passes) * every
+	start := s.Now()
+	anchor := scheduled
+	switch {
+	case anchor.IsZero() || anchor.After(start):
+		anchor = start
+	case start.Sub(anchor) >= period:
+		anchor = start.Add(every - period) // one pass, ending one PassEvery from now
+	}
+	// The last moment a pass may start, on the sweep's clock: DeadlineMargin
+	// before the invocation's deadline.
+	var latest time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		latest = start.Add(time.Until(deadline) - DeadlineMargin)
+	}
+	var errs []error
+	for k, first := int(start.Sub(anchor)/every), true; k < passes; k++ {
+		slot, end := anchor.Add(time.Duration(k)*every), anchor.Add(time.Duration(k+1)*every)
+		if !first {
+			if !latest.IsZero() && !slot.Before(latest) {
+				s.Log.LogAttrs(ctx, slog.LevelWarn, "sweep passes cut short by the invocation's deadline", slog.Int("passesLeft", passes-k))
+				break
+			}
+			if wait := slot.Sub(s.Now()); wait > 0 {
+				if err := s.sleep(ctx, wait); err != nil {
+					break
+				}
+			}
+			if !s.Now().Before(end) {
+				continue // the previous pass ran into this one's slot: the next covers it
+			}
+		}
+		passCtx, cancel := context.WithDeadline(ctx, time.Now().Add(end.Sub(s.Now())+DeadlineMargin))
+		var err error
+		if first {
+			_, err = s.Sweep(passCtx)
+		} else {
+			_, err = s.StalePass(passCtx)
+		}
+		cancel()
+		errs = append(errs, err)
+		first = false
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sweeper) sleep(ctx context.Context, d time.Duration) error {
+	if s.Sleep != nil {
+		return s.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // backfillFleetIndex takes up to BackfillSteps steps of the backfill that
@@ -322,12 +446,14 @@ func (s *Sweeper) publish(ctx context.Context, es []satellite.LifecycleEvent) (p
 	return int(done.Load()), errs, deferred
 }
 
-// Handle is the Lambda handler for the EventBridge schedule. A failed sweep
-// returns an error: the invocation counts as failed (SweepFailuresAlarm) and
-// its event goes to the failure queue. Lambda does not retry it (the
-// template sets no async retries): the next scheduled sweep is the retry.
-func (s *Sweeper) Handle(ctx context.Context, _ events.CloudWatchEvent) error {
-	_, err := s.Sweep(ctx)
+// Handle is the Lambda handler for the EventBridge schedule: it runs the
+// invocation's passes (Run) from the event's time. A failed pass makes the
+// invocation fail once the last pass ran: it counts as failed
+// (SweepFailuresAlarm) and its event goes to the failure queue. Lambda does
+// not retry it (the template sets no async retries): the next pass is the
+// retry.
+func (s *Sweeper) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
+	err := s.Run(ctx, ev.Time)
 	s.Metrics.FlushAll()
 	return err
 }

@@ -134,7 +134,7 @@ func TestRaceLateHeartbeatAfterOwnDisconnect(t *testing.T) {
 	// The message function read the connection record just before the close
 	// was processed; its heartbeat write lands after the $disconnect.
 	h.close(id)
-	out, err := h.env.Registry().RecordHeartbeat(ctx, "sat-late", id, "1.0.0", nil, h.clock.Now())
+	out, err := h.env.Registry().RecordHeartbeat(ctx, "sat-late", id, "1.0.0", nil, 0, h.clock.Now())
 	if satellite.ErrorCode(err) != satellite.ECONFLICT {
 		t.Fatalf("late heartbeat write: %+v, %v; want ECONFLICT", out, err)
 	}

@@ -33,7 +33,7 @@ func main() {
 	maxDuration := fs.Duration("max-duration", 2*time.Hour, "close connections older than this (API Gateway: 2h)")
 	instances := fs.Int("instances", localstack.DefaultInstances, "instances per function, in process or under rie: each with its own memory, one event at a time, started on demand; a connection's next frame goes to another instance whenever one is free or may start")
 	instanceIdle := fs.Duration("instance-idle", localstack.DefaultInstanceIdle, "reclaim an instance idle this long, so connections meet cold starts (0: never)")
-	scheduleEvery := fs.Duration("schedule-every", 0, "run scheduled functions this often instead of their template rate")
+	scheduleEvery := fs.Duration("schedule-every", 0, "run scheduled functions this often instead of their template rate (in process, the sweep's four passes are spread over it)")
 	quiet := fs.Bool("quiet", false, "do not print the functions' JSON logs")
 	level := fs.String("log-level", "INFO", "functions' log level")
 	duplicates := fs.Float64("async-duplicates", 0.01, "share of asynchronous Lambda events delivered twice, as Lambda now and then does (0 to 1)")
