@@ -216,6 +216,18 @@ func (t *Template) Timeout(function string) time.Duration {
 	return 3 * time.Second
 }
 
+// MemorySize returns a function's MemorySize in MB, its own or the
+// Globals', and Lambda's default of 128 MB when neither sets one.
+func (t *Template) MemorySize(function string) float64 {
+	g, _ := t.Globals["Function"].(map[string]any)
+	for _, v := range []any{t.Resources[function].Properties["MemorySize"], g["MemorySize"]} {
+		if n, ok := v.(float64); ok && n > 0 {
+			return n
+		}
+	}
+	return 128
+}
+
 // Lambda's defaults for asynchronous invocations.
 const (
 	DefaultAsyncRetries = 2

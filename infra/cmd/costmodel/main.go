@@ -1,9 +1,11 @@
 // Command costmodel prints what the backend costs per month per 1,000
 // satellites, multiplied out from the per-message figures the tests measure
-// (make cost runs TestRequestBudgets and TestHeartbeatCapacityInSteadyState
-// with COST_FIGURES_DIR set, then this program): requests, capacity units
-// and handler durations per message type, the size of a stored result.
-// Prices are AWS list prices, in one table below with their date.
+// (make cost runs TestRequestBudgets, TestHeartbeatCapacityInSteadyState
+// and TestSweepReadsGrowWithStaleSatellitesNotTheFleet with
+// COST_FIGURES_DIR set, then this program): requests, capacity units and
+// handler durations per message type, the size of a stored result, and
+// what the heartbeat sweep's passes read and take. Prices are AWS list
+// prices, in one table below with their date.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/shared/metrics"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 // Prices: AWS list prices in us-east-1, on-demand, without free tiers, as
@@ -96,6 +99,11 @@ type scenario struct {
 	blobBytes   float64
 	frameBytes  map[string]float64 // the fixtures' frames, by type
 	authReplyKB float64
+
+	// The heartbeat sweep: its function's memory and the rate of its
+	// schedule (one invocation of sweep.Passes passes).
+	sweepMemory float64
+	sweepEvery  time.Duration
 }
 
 const month = 30 * 24 * time.Hour
@@ -148,6 +156,13 @@ func main() {
 			fail(err)
 		}
 		sc.frameBytes[name] = float64(len(ev.Body))
+	}
+	sc.sweepMemory = tpl.MemorySize("SweepFunction")
+	sc.sweepEvery = time.Minute
+	if ev, ok := tpl.Resources["SweepFunction"].Properties["Events"].(map[string]any)["EveryMinute"].(map[string]any); ok {
+		if p, ok := ev["Properties"].(map[string]any); ok && p["Schedule"] != "rate(1 minute)" {
+			fail(fmt.Errorf("SweepFunction's schedule is %v: this model knows rate(1 minute)", p["Schedule"]))
+		}
 	}
 	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
 	sc.kmsKeys = float64(len(tpl.ResourcesOfType("AWS::KMS::Key")))
@@ -203,6 +218,42 @@ func feedLine(sc scenario, results, entryBytes float64) (line, float64) {
 	return line{"Results feed (SQS, feed function)", detail, dollars}, results * entryBytes / 1e9
 }
 
+// sweepCost is what the heartbeat sweep costs a month: one scheduled
+// invocation per sc.sweepEvery, of sweep.Passes passes sweep.PassEvery
+// apart (passes > 1) or of one pass (passes == 1, as before the 15 s
+// passes), from the figures TestSweepReadsGrowWithStaleSatellitesNotTheFleet
+// measured with nothing stale: what a full pass (the first) and a later one
+// read and take, and the online gauge. Lambda bills the waits between
+// passes. An empty Query reads nothing, and DynamoDB Local reports 0 units
+// for it, but AWS bills it the minimum read (0.5 unit, eventually
+// consistent): each query counts at least that. On AWS a pass waits at
+// least sc.dynamoLatencyMs for each of its queries, which run one after
+// the other.
+type sweepCost struct {
+	invocations, gbSeconds, readUnits, dollars float64
+}
+
+func sweepCostOf(f map[string]float64, sc scenario, passes int) sweepCost {
+	invocations := month.Seconds() / sc.sweepEvery.Seconds()
+	fullRead := math.Max(f["fullPassReadUnits"], 0.5*f["fullPassQueries"])
+	laterRead := math.Max(f["laterPassReadUnits"], 0.5*f["laterPassRequests"])
+	fullMs := math.Max(f["fullPassMs"], f["fullPassRequests"]*sc.dynamoLatencyMs)
+	laterMs := math.Max(f["laterPassMs"], f["laterPassRequests"]*sc.dynamoLatencyMs)
+	later := float64(passes - 1)
+	// Passes start PassEvery apart and each ends well before the next
+	// slot: an invocation lasts until the last pass ends.
+	seconds := fullMs / 1000
+	if passes > 1 {
+		seconds = later*sweep.PassEvery.Seconds() + laterMs/1000
+	}
+	c := sweepCost{invocations: invocations}
+	c.gbSeconds = invocations * seconds * sc.sweepMemory / 1024
+	gauges := month.Seconds() / sweep.OnlineEvery.Seconds()
+	c.readUnits = invocations*(fullRead+later*laterRead) + gauges*f["gaugeReadUnits"]/f["gaugeSatellites"]*sc.satellites
+	c.dollars = invocations/1e6*lambdaPerMillionRequests + c.gbSeconds*lambdaPerGBSecondArm + c.readUnits/1e6*dynamoPerMillionRRU
+	return c
+}
+
 func run(dir string, sc scenario) error {
 	var msgs map[string]figure
 	if err := readJSON(filepath.Join(dir, "messages.json"), &msgs); err != nil {
@@ -210,6 +261,10 @@ func run(dir string, sc scenario) error {
 	}
 	var hb map[string]float64
 	if err := readJSON(filepath.Join(dir, "heartbeat.json"), &hb); err != nil {
+		return err
+	}
+	var sweepFigures map[string]float64
+	if err := readJSON(filepath.Join(dir, "sweep.json"), &sweepFigures); err != nil {
 		return err
 	}
 	// The steady-state heartbeat (ten minutes of them): the index moves once
@@ -321,8 +376,11 @@ func run(dir string, sc scenario) error {
 	}
 	fmt.Printf("| %-34s | %-96s | %10.2f |\n", "total", fmt.Sprintf("per %.0f satellites", n), total)
 	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth + sc.kmsKeys*kmsKeyPerMonth
-	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard, %.0f KMS key).\n",
-		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards, sc.kmsKeys)
+	sw, once := sweepCostOf(sweepFigures, sc, sweep.Passes), sweepCostOf(sweepFigures, sc, 1)
+	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard, %.0f KMS key, the heartbeat sweep).\n",
+		total/n, fixed+sw.dollars, sc.metricSeries, sc.alarms, sc.dashboards, sc.kmsKeys)
+	fmt.Printf("Heartbeat sweep: %.0f invocations of %d passes %s apart: %.0f GB-s at %.0f MB, arm64 (the waits between passes are billed), %.2f M read units: $%.2f a month; one pass a minute would be %.0f GB-s, %.2f M read units: $%.2f.\n",
+		sw.invocations, sweep.Passes, sweep.PassEvery, sw.gbSeconds, sc.sweepMemory, sw.readUnits/1e6, sw.dollars, once.gbSeconds, once.readUnits/1e6, once.dollars)
 	fmt.Printf("The feed's consumer receives %.1f GB a month: free within the region; from outside AWS, data transfer out adds about $%.2f (at $0.09/GB).\n", feedGB, feedGB*0.09)
 	fmt.Printf("Prices: %s.\n", pricesAsOf)
 	return nil
