@@ -111,7 +111,7 @@ cost: tools ## The cost model: $/month per 1,000 satellites, from per-message an
 	$(GO) run ./infra/cmd/costmodel -figures $(BUILD_DIR)/cost $(COST_FLAGS)
 
 .PHONY: bench-sweep
-bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## One heartbeat sweep over 100,000 satellites in DynamoDB Local, 1,000 of them stale (SWEEPBENCH_FLAGS="-satellites N -stale M").
+bench-sweep: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## The heartbeat sweep's passes, each with its 15 s budget, over 100,000 satellites in DynamoDB Local, 1,000 of them stale (SWEEPBENCH_FLAGS="-satellites N -stale M -pass-budget D").
 	$(GO) run ./infra/cmd/sweepbench $(SWEEPBENCH_FLAGS)
 
 .PHONY: bench-refresh
