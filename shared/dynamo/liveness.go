@@ -117,12 +117,13 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	// The record carries the satellite's threshold override, as it carries
 	// its name: a heartbeat rounds its key in the live index by it (see
 	// LiveStep) without reading the satellite.
-	recordSet, recordValues := "", item{
+	recordSet, recordRemove, recordValues := "", ", "+connectionThresholdAttr, item{
 		":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
 		":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
 	}
 	if sat.OfflineThreshold > 0 {
-		recordSet, recordValues[":threshold"] = ", "+connectionThresholdAttr+" = :threshold", num(sat.OfflineThreshold.Milliseconds())
+		recordSet, recordRemove = ", "+connectionThresholdAttr+" = :threshold", ""
+		recordValues[":threshold"] = num(sat.OfflineThreshold.Milliseconds())
 	}
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
@@ -130,7 +131,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				TableName: &r.tables.Connections,
 				Key:       item{ConnectionsPartitionKey: str(connectionID)},
 				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"tokenGeneration = :gen, #expiry = :expiry" + recordSet + " REMOVE #unauth, lastSatelliteId"),
+					"tokenGeneration = :gen, #expiry = :expiry" + recordSet + " REMOVE #unauth, lastSatelliteId" + recordRemove),
 				// The record must exist: one that is gone belongs to a closed
 				// connection (its $disconnect, or the sweep, removed it), and
 				// binding would bring it back.
