@@ -538,7 +538,12 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
 	}
 	s.cache().put(bound, now)
-	s.capabilities().remember(c.ID, m.Capabilities)
+	if m.Capabilities != nil {
+		// Without the field nothing is known of what the connection
+		// reports: its first heartbeat that carries a list writes it, even
+		// an empty one.
+		s.capabilities().remember(c.ID, m.Capabilities)
+	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)),
 		slog.Bool("sandboxPolicy", policy != nil), slog.Any("capabilities", m.Capabilities))

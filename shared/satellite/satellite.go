@@ -91,7 +91,8 @@ type Satellite struct {
 	// authority (results, run secrets) even before it is closed.
 	TokenGeneration int64
 	// Capabilities is what the agent last said it offers (authenticate or
-	// heartbeat), sorted; nil when it never said.
+	// heartbeat), sorted; nil when it never said, empty when it said it
+	// offers nothing. A frame without the field leaves it as it is.
 	Capabilities []string
 	// CapabilityConfigs are the operator's configs per capability kind,
 	// read with the satellite (Registry.Satellite).
