@@ -124,8 +124,9 @@ type Fleet interface {
 	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
 	// SetDesiredLockfileHash records the published script-package lockfile.
 	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
-	// LatestResults returns up to limit results of a check, newest first:
-	// of every environment, or of environmentID's only when it is not nil.
+	// LatestResults returns up to limit results of a check, newest first
+	// by Result.OrderedAt: of every environment, or of environmentID's
+	// only when it is not nil.
 	LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]Result, error)
 	// SetSandboxPolicy stores the fleet-wide sandbox policy.
 	SetSandboxPolicy(ctx context.Context, policy json.RawMessage, now time.Time) error
