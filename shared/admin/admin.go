@@ -411,10 +411,15 @@ type ResultView struct {
 	Result        any                   `json:"result"`
 	ExecutedAt    time.Time             `json:"executedAt"`
 	ReceivedAt    time.Time             `json:"receivedAt"`
+	// ClockSkewMs is present only on a result dated more than 5 minutes
+	// ahead of receivedAt (the satellite's clock runs fast): how far ahead,
+	// in milliseconds. Such a result is listed by its receivedAt.
+	ClockSkewMs int64 `json:"clockSkewMs,omitempty"`
 }
 
-// Results returns the latest limit results of a check, newest first: of
-// every environment, or of environmentID's only when it is not nil.
+// Results returns the latest limit results of a check, newest first (a
+// result dated ahead of the backend's clock by its receipt): of every
+// environment, or of environmentID's only when it is not nil.
 func (s *Service) Results(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]ResultView, error) {
 	rs, err := s.Registry.LatestResults(ctx, configID, systemID, environmentID, limit)
 	if err != nil {
@@ -423,7 +428,7 @@ func (s *Service) Results(ctx context.Context, configID, systemID string, enviro
 	out := make([]ResultView, 0, len(rs))
 	for _, r := range rs {
 		v := ResultView{ConfigID: r.ConfigID, SystemID: r.SystemID, EnvironmentID: r.EnvironmentID, SatelliteID: r.SatelliteID, Source: r.Source,
-			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt}
+			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt, ClockSkewMs: r.ClockSkewMs}
 		if r.Detail != nil {
 			v.Result = rawJSON(r.Detail)
 		}

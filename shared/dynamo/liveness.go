@@ -76,13 +76,12 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 	satValues[":conn"] = str(connectionID)
 	satValues[":hash"] = str(verifiedHash)
 	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE closedConnectionId, authFailures, authFailedAt"
-	switch {
-	case slices.Equal(capabilities, sat.Capabilities):
-	case len(capabilities) > 0:
+	// nil keeps what is stored (an agent that does not send the field); a
+	// list, even an empty one, replaces it. An empty list is stored as one,
+	// so "said it offers nothing" stays apart from "never said".
+	if capabilities != nil && (sat.Capabilities == nil || !slices.Equal(capabilities, sat.Capabilities)) {
 		set += ", " + capabilitiesAttr + " = :caps"
 		satValues[":caps"] = stringList(capabilities)
-	default:
-		remove += ", " + capabilitiesAttr
 	}
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{

@@ -538,7 +538,12 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
 	}
 	s.cache().put(bound, now)
-	s.capabilities().remember(c.ID, m.Capabilities)
+	if m.Capabilities != nil {
+		// Without the field nothing is known of what the connection
+		// reports: its first heartbeat that carries a list writes it, even
+		// an empty one.
+		s.capabilities().remember(c.ID, m.Capabilities)
+	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)),
 		slog.Bool("sandboxPolicy", policy != nil), slog.Any("capabilities", m.Capabilities))
@@ -612,16 +617,23 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 	return nil
 }
 
-// MaxClockSkew is how far in the future a result's executedAt may be.
+// MaxClockSkew is how far ahead of the backend's clock a result's
+// executedAt may be and still order the result among its check's results.
+// A result dated further ahead is stored all the same (as upstream stores
+// it), ordered by when it was received and marked with how far ahead it
+// was: otherwise a satellite whose clock runs fast would make each of its
+// results read as the check's latest for as long as its clock is ahead.
 const MaxClockSkew = 5 * time.Minute
 
 func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Result) error {
 	now := s.Now()
-	// A result dated outside its retention, or in the future, would be
-	// dropped at once or read as "the latest" for weeks.
-	if m.ExecutedAt.Before(now.Add(-s.ResultRetention)) || m.ExecutedAt.After(now.Add(MaxClockSkew)) {
-		return satellite.Errorf(satellite.EINVALID, "invalid result frame: field \"executedAt\" %s is not within the retention (%s) before now or %s after",
-			m.ExecutedAt.Format(time.RFC3339), s.ResultRetention, MaxClockSkew)
+	if m.ExecutedAt.Before(now.Add(-s.ResultRetention)) {
+		return satellite.Errorf(satellite.EINVALID, "invalid result frame: field \"executedAt\" %s is older than the result retention (%s): "+
+			"nothing that old is kept (is the satellite's clock behind?)", m.ExecutedAt.Format(time.RFC3339), s.ResultRetention)
+	}
+	var skewMs int64
+	if ahead := m.ExecutedAt.Sub(now); ahead > MaxClockSkew {
+		skewMs = ahead.Milliseconds() // over 300,000: the mark orders it by its receipt
 	}
 	err := s.Registry.RecordResult(ctx, satellite.Result{
 		ID:          c.RequestID,
@@ -637,13 +649,22 @@ func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection,
 		EnvironmentID: m.EnvironmentID,
 		ReceivedAt:    now,
 		ExpiresAt:     now.Add(s.ResultRetention),
+		ClockSkewMs:   skewMs,
 
 		TokenGeneration: conn.TokenGeneration,
 	})
-	if err == nil {
-		s.Metrics.Count(metrics.ResultsStored, "")
+	if err != nil {
+		return err
 	}
-	return err
+	s.Metrics.Count(metrics.ResultsStored, "")
+	if skewMs > 0 {
+		s.Metrics.Count(metrics.ResultsClockSkewed, "")
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "result dated ahead of the backend's clock; ordered by its receipt",
+			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
+			slog.String("configId", m.ConfigID), slog.String("systemId", m.SystemID),
+			slog.String("executedAt", m.ExecutedAt.Format(time.RFC3339Nano)), slog.Int64("clockSkewMs", skewMs))
+	}
+	return nil
 }
 
 // maxLoggedMessage bounds how much of a satellite-supplied message is logged.

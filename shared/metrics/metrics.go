@@ -77,6 +77,11 @@ var (
 	FeedFailures = Metric{Name: "FeedFailures", Unit: Count}
 )
 
+// ResultsClockSkewed counts the stored results dated more than
+// endpoint.MaxClockSkew ahead of the backend's clock (the satellite's clock
+// runs fast): stored all the same, ordered by their receipt.
+var ResultsClockSkewed = Metric{Name: "ResultsClockSkewed", Unit: Count, Routine: true}
+
 // Dimension values shared by several metrics.
 const (
 	OK     = "ok"
@@ -99,7 +104,7 @@ const (
 
 // All lists every metric.
 var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches,
-	ResultsFed, FeedMessages, FeedFailures}
+	ResultsFed, FeedMessages, FeedFailures, ResultsClockSkewed}
 
 // maxSamples is EMF's limit of values per metric in one line.
 const maxSamples = 100

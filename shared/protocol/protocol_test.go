@@ -336,6 +336,42 @@ func TestBadCapabilitiesNeverFailTheFrame(t *testing.T) {
 	}
 }
 
+// TestCapabilitiesAbsentAndEmptyDiffer checks the parsed frame tells a
+// frame without capabilities (nil: the stored list is kept) from one with
+// an empty list (not nil: the stored list is cleared).
+func TestCapabilitiesAbsentAndEmptyDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		wantNil     bool
+	}{
+		{"absent", ``, true},
+		{"null", `,"capabilities":null`, true},
+		{"not a list", `,"capabilities":"scrape"`, true},
+		{"empty", `,"capabilities":[]`, false},
+		{"nothing but bad names", `,"capabilities":["log receivers"]`, false},
+	} {
+		for _, frame := range []string{
+			`{"type":"authenticate","clientId":"a","token":"t"` + tc.field + `}`,
+			`{"type":"heartbeat","version":"1","uptimeSeconds":1` + tc.field + `}`,
+		} {
+			msg, err := protocol.Parse([]byte(frame))
+			if err != nil {
+				t.Fatalf("%s: %v", frame, err)
+			}
+			var caps []string
+			switch m := msg.(type) {
+			case *protocol.Authenticate:
+				caps = m.Capabilities
+			case *protocol.Heartbeat:
+				caps = m.Capabilities
+			}
+			if got := caps == nil; got != tc.wantNil || len(caps) != 0 {
+				t.Errorf("%s: %s: capabilities %#v, want nil %v", tc.name, msg.Type(), caps, tc.wantNil)
+			}
+		}
+	}
+}
+
 // TestAnswerRefused checks the answer to a refused request carries the
 // field it is matched on exactly as the frame wrote it, and that there is
 // none when that field is not a string.

@@ -40,8 +40,9 @@ type Registry interface {
 	// satellite's current connection with a fresh heartbeat and the connected
 	// edge, recorded in the outbox, in one atomic write, and returns that
 	// edge. The write only succeeds if the satellite still has tokenHash
-	// verifiedHash. capabilities are what the agent said it offers (nil:
-	// nothing); they are written in the same request when they differ from
+	// verifiedHash. capabilities are what the agent said it offers: nil
+	// when the frame had none, which keeps the stored list; a list, even an
+	// empty one, replaces it, in the same request, when it differs from
 	// sat.Capabilities. ECONFLICT when the connection is already bound;
 	// EGONE when its record is gone; EUNAUTHENTICATED when the satellite was
 	// deleted or its token rotated since it was read.
@@ -57,8 +58,8 @@ type Registry interface {
 	// connected edge (recorded in the outbox) when the satellite's last edge
 	// was something else, and reports that in the outcome. A satellite with
 	// no current connection adopts connectionID only while its record is
-	// live and bound to the satellite. capabilities, when not nil, replace
-	// the stored ones in the same write. ECONFLICT when connectionID is
+	// live and bound to the satellite. capabilities, when not nil (even
+	// empty), replace the stored ones in the same write; nil keeps them. ECONFLICT when connectionID is
 	// closed; ENOTFOUND when the satellite no longer exists.
 	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
@@ -123,8 +124,9 @@ type Fleet interface {
 	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
 	// SetDesiredLockfileHash records the published script-package lockfile.
 	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
-	// LatestResults returns up to limit results of a check, newest first:
-	// of every environment, or of environmentID's only when it is not nil.
+	// LatestResults returns up to limit results of a check, newest first
+	// by Result.OrderedAt: of every environment, or of environmentID's
+	// only when it is not nil.
 	LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]Result, error)
 	// SetSandboxPolicy stores the fleet-wide sandbox policy.
 	SetSandboxPolicy(ctx context.Context, policy json.RawMessage, now time.Time) error

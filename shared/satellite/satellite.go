@@ -91,7 +91,8 @@ type Satellite struct {
 	// authority (results, run secrets) even before it is closed.
 	TokenGeneration int64
 	// Capabilities is what the agent last said it offers (authenticate or
-	// heartbeat), sorted; nil when it never said.
+	// heartbeat), sorted; nil when it never said, empty when it said it
+	// offers nothing. A frame without the field leaves it as it is.
 	Capabilities []string
 	// CapabilityConfigs are the operator's configs per capability kind,
 	// read with the satellite (Registry.Satellite).
@@ -247,10 +248,28 @@ type Result struct {
 	// EnvironmentID is the environment of the run; nil for an
 	// environment-less run. It must be one its assignment lists.
 	EnvironmentID *string
-	ExecutedAt    time.Time
-	ReceivedAt    time.Time
-	ExpiresAt     time.Time
+	// ExecutedAt is when the satellite ran the check, by its clock, as
+	// sent; ReceivedAt when the backend accepted the result.
+	ExecutedAt time.Time
+	ReceivedAt time.Time
+	ExpiresAt  time.Time
+	// ClockSkewMs marks a result dated too far ahead of the backend's
+	// clock to be ordered by its ExecutedAt: how far ahead of ReceivedAt
+	// it was, in milliseconds; 0 for any other result. A marked result is
+	// ordered by its ReceivedAt (see OrderedAt).
+	ClockSkewMs int64
 	// TokenGeneration is the generation the reporting connection
 	// authenticated with: a result of a revoked connection is refused.
 	TokenGeneration int64
+}
+
+// OrderedAt is when the result happened for ordering a check's results
+// (which one is the latest): its ExecutedAt, or its ReceivedAt when it is
+// marked as dated ahead, so that a satellite whose clock runs fast never
+// makes its results read as the latest for as long as its clock is ahead.
+func (r Result) OrderedAt() time.Time {
+	if r.ClockSkewMs > 0 {
+		return r.ReceivedAt
+	}
+	return r.ExecutedAt
 }
