@@ -242,8 +242,9 @@ func TestCurrentProtocolCommands(t *testing.T) {
 		return path
 	}
 
-	// No policy yet: satellites are told nothing and stay fail-closed.
-	if code, out, _ := run(t, api, "", "sandbox-policy", "get"); code != 0 || !strings.Contains(out, "fail-closed") {
+	// No policy set yet: the template's default (upstream's shipped
+	// profile) is in force, and get says so.
+	if code, out, _ := run(t, api, "", "sandbox-policy", "get"); code != 0 || !strings.Contains(out, "DefaultSandboxPolicy") || !strings.Contains(out, `"onUnavailable": "fail"`) {
 		t.Errorf("sandbox-policy get: %d %q", code, out)
 	}
 	if code, out, errOut := run(t, api, "", "sandbox-policy", "set", "--file", write("policy.json", `{"egress":{"allow":["example.com:443"]}}`)); code != 0 || !strings.Contains(out, `"example.com:443"`) {

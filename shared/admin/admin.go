@@ -46,6 +46,9 @@ type Service struct {
 	// telemetry storage is not configured.
 	Telemetry      satellite.TelemetryArchive
 	TelemetryKinds []string
+	// DefaultSandboxPolicy is the policy in force while none is set (nil:
+	// none); GET /sandbox-policy shows it as the endpoint sends it.
+	DefaultSandboxPolicy json.RawMessage
 	// PushSettle is how long a change's second push waits for
 	// authentications that read the state before the change to answer
 	// (0: no wait; the functions use DefaultPushSettle). A fan-out's late

@@ -460,6 +460,9 @@ func (r *Registry) Settings(ctx context.Context) (satellite.Settings, error) {
 				st.LockfileHash = &h
 			}
 		case sandboxSort:
+			// Set, whatever it holds: a policy that cannot be read back
+			// must not give way to the default.
+			st.SandboxPolicySet = true
 			st.SandboxPolicy = json.RawMessage(getStr(it, "policy"))
 			st.SandboxPolicyUpdatedAt = getMillis(it, "updatedAt")
 		}
