@@ -141,6 +141,11 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no satellite") || !strings.Contains(errOut, "404") {
 		t.Errorf("get after delete: exit %d, %q; want 1 with the API's message", code, errOut)
 	}
+	// The local stack's event log has its satellite.removed.
+	log, err := os.ReadFile(stack.EventsFile)
+	if err != nil || !regexp.MustCompile(`"detailType":"satellite.removed".*"satelliteId":"`+id+`"`).Match(log) {
+		t.Errorf("event log (%v):\n%s\nwant satellite.removed of %s", err, log, id)
+	}
 }
 
 // TestPublishFollowsTheRefresh publishes to satellites on real sockets

@@ -80,6 +80,11 @@ const (
 	FleetIndexSortKey = SatellitesPartitionKey
 	// FleetIndexPart is the one value of FleetIndexPartKey.
 	FleetIndexPart = "fleet"
+
+	// SatellitesTTLAttribute holds the epoch second after which an item is
+	// gone. Only removal records carry it, and only once their edges are
+	// confirmed published (see removalKeep).
+	SatellitesTTLAttribute = "expiresAt"
 )
 
 // Connections table: one item per WebSocket connection.
@@ -158,6 +163,11 @@ const (
 	// partition (not the settings partition every authentication reads).
 	migrationPart     = "MIGRATION"
 	fleetBackfillSort = "FLEET_INDEX"
+	// A deleted satellite's removal record, in a partition of its own
+	// (nothing that reads a satellite's partition sees it): the outbox of
+	// its removed edge and of the edges still pending when it was deleted.
+	removalPrefix = "REMOVED#"
+	removalSort   = "REMOVED"
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }
