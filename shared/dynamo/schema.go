@@ -4,10 +4,11 @@
 // and in template.yaml (a test keeps the two in step).
 //
 // Files follow the tables: connections.go (connection records);
-// satellites.go, assignments.go, liveness.go, edges.go and fleet.go (the
-// satellites table: satellite items, assignment sets, heartbeats and
-// connection edges, the edge outbox, and the paged fleet listing with its
-// backfill); results.go; codec.go (items to values); registry.go (the
+// satellites.go, assignments.go, liveness.go, edges.go, removal.go and
+// fleet.go (the satellites table: satellite items, assignment sets,
+// heartbeats and connection edges, the edge outbox, a deleted satellite's
+// removal record, and the paged fleet listing with its backfill);
+// results.go; codec.go (items to values); registry.go (the
 // client, transactions and shared helpers).
 package dynamo
 
