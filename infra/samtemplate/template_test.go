@@ -156,7 +156,7 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 				dynamo.LiveIndex:   {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey},
 				dynamo.OutboxIndex: {dynamo.OutboxIndexPartKey, dynamo.OutboxIndexSortKey},
 				dynamo.FleetIndex:  {dynamo.FleetIndexPartKey, dynamo.FleetIndexSortKey},
-			}, ""},
+			}, dynamo.SatellitesTTLAttribute},
 		{"ConnectionsTable", []string{dynamo.ConnectionsPartitionKey},
 			map[string][]string{
 				dynamo.BySatelliteIndex:     {dynamo.BySatelliteIndexPartKey},

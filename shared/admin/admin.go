@@ -46,6 +46,9 @@ type Service struct {
 	// telemetry storage is not configured.
 	Telemetry      satellite.TelemetryArchive
 	TelemetryKinds []string
+	// DefaultSandboxPolicy is the policy in force while none is set (nil:
+	// none); GET /sandbox-policy shows it as the endpoint sends it.
+	DefaultSandboxPolicy json.RawMessage
 	// PushSettle is how long a change's second push waits for
 	// authentications that read the state before the change to answer
 	// (0: no wait; the functions use DefaultPushSettle). A fan-out's late
@@ -257,7 +260,9 @@ func (s *Service) RotateToken(ctx context.Context, id string) (Rotated, error) {
 // records. It first tombstones the satellite (no token matches it, and its
 // connections lose their authority), so a reconnect between the shutdown and
 // the deletion cannot authenticate; then shuts its connections down; then
-// deletes.
+// deletes, recording the satellite.removed edge in the same write, and
+// publishes it. The edge is delivered at least once, as every lifecycle
+// edge: one this request fails to publish the sweep publishes again.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := s.Registry.SetTokenHash(ctx, id, ""); err != nil {
 		return err
@@ -267,10 +272,12 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		// has no authority and cannot come back.
 		s.Log.LogAttrs(ctx, slog.LevelError, "shutdown before deletion incomplete", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
-	if err := s.Registry.DeleteSatellite(ctx, id, s.Now()); err != nil {
+	edge, err := s.Registry.DeleteSatellite(ctx, id, s.Now())
+	if err != nil {
 		return err
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite deleted", slog.String("satelliteId", id))
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite deleted", slog.String("satelliteId", id), slog.String("edgeId", edge.ID))
+	s.Push.Sender.Publish(ctx, edge)
 	return nil
 }
 

@@ -79,8 +79,8 @@ func wroteEdge(it item, id, writer string) bool {
 
 // ConfirmEdge implements satellite.Registry: it removes a published edge
 // from the satellite's outbox, and the satellite from the Outbox index when
-// it was the last. Confirming an edge twice, or of a deleted satellite,
-// changes nothing.
+// it was the last; once the satellite is deleted, from its removal record's
+// (confirmRemovalEdge). Confirming an edge twice changes nothing.
 func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
 	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
 	names := map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID}
@@ -98,14 +98,20 @@ func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) 
 	// Not the only pending edge (or already confirmed): remove just this
 	// one; the satellite stays in the index for the others.
 	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &r.tables.Satellites,
-		Key:                      key,
-		UpdateExpression:         aws.String("REMOVE #edges.#edge"),
-		ConditionExpression:      aws.String("attribute_exists(#edges.#edge)"),
-		ExpressionAttributeNames: names,
+		TableName:                           &r.tables.Satellites,
+		Key:                                 key,
+		UpdateExpression:                    aws.String("REMOVE #edges.#edge"),
+		ConditionExpression:                 aws.String("attribute_exists(#edges.#edge)"),
+		ExpressionAttributeNames:            names,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if conditionFailed(err) {
-		return nil
+	if it, failed := conditionFailure(err); failed {
+		if len(it) == 0 {
+			// No satellite item: it was deleted, and its pending edges
+			// moved to its removal record.
+			return r.confirmRemovalEdge(ctx, satelliteID, edgeID)
+		}
+		return nil // confirmed already
 	}
 	return internal(err, "confirm published edge")
 }

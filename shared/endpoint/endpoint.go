@@ -57,6 +57,9 @@ type Service struct {
 	// SlowFrame is the time after which a frame's phases are logged at
 	// WARN rather than DEBUG (the SlowFrame constant when zero).
 	SlowFrame time.Duration
+	// DefaultSandboxPolicy is the sandbox policy authenticated carries
+	// while no policy is set (a JSON object; nil: none).
+	DefaultSandboxPolicy json.RawMessage
 
 	once     sync.Once
 	bindings *bindings
@@ -741,19 +744,17 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 	return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, Data: &encoded})
 }
 
-// sandboxPolicy returns the policy to send, nil when none is set. A stored
-// policy that is not a JSON object is never sent (the satellite stays
-// fail-closed) and is logged.
+// sandboxPolicy returns the policy to send: the one set, else
+// DefaultSandboxPolicy; nil when there is neither. A stored policy that is
+// not a JSON object is never sent, nor replaced by the default (the
+// satellite stays fail-closed), and is logged.
 func (s *Service) sandboxPolicy(ctx context.Context, st satellite.Settings) json.RawMessage {
-	if len(st.SandboxPolicy) == 0 {
-		return nil
-	}
-	var probe map[string]json.RawMessage
-	if json.Unmarshal(st.SandboxPolicy, &probe) != nil || probe == nil {
+	policy, _, err := st.SandboxPolicyInForce(s.DefaultSandboxPolicy)
+	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "stored sandbox policy is not a JSON object; omitted")
 		return nil
 	}
-	return st.SandboxPolicy
+	return policy
 }
 
 // capabilitiesDropped logs what of a frame's capabilities was left out.

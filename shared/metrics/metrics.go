@@ -59,7 +59,7 @@ var (
 		Values: append(append([]string(nil), protocol.InboundTypes...), FrameInvalid)}
 	Authentications = Metric{Name: "Authentications", Unit: Count, Dimension: "Outcome", Values: []string{OK, Failed}}
 	Edges           = Metric{Name: "Edges", Unit: Count, Dimension: "Edge",
-		Values: []string{string(satellite.EdgeConnected), string(satellite.EdgeDisconnected), string(satellite.EdgeHeartbeatLost)}}
+		Values: []string{string(satellite.EdgeConnected), string(satellite.EdgeDisconnected), string(satellite.EdgeHeartbeatLost), string(satellite.EdgeRemoved)}}
 	Pushes          = Metric{Name: "Pushes", Unit: Count, Dimension: "Outcome", Values: []string{Sent, Gone, Failed}, Routine: true}
 	ResultsStored   = Metric{Name: "ResultsStored", Unit: Count, Routine: true}
 	SweepDuration   = Metric{Name: "SweepDuration", Unit: Milliseconds, Sample: true}

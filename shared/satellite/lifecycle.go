@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// LifecycleEvent is a satellite.connected, satellite.disconnected or
-// satellite.heartbeat_lost event.
+// LifecycleEvent is a satellite.connected, satellite.disconnected,
+// satellite.heartbeat_lost or satellite.removed event.
 type LifecycleEvent struct {
 	// ID is stable per edge: publishing the same edge twice (a retry, two
 	// sweeps, a recovered crash) gives the same id, so consumers can drop
@@ -24,7 +24,8 @@ type LifecycleEvent struct {
 
 // EdgeID derives an edge's id from what makes the edge unique: the
 // satellite, the edge, and a discriminator (the connection for connected and
-// disconnected, the heartbeat deadline that passed for heartbeat_lost).
+// disconnected, the heartbeat deadline that passed for heartbeat_lost, the
+// satellite's creation for removed).
 func EdgeID(satelliteID string, edge Edge, discriminator string) string {
 	sum := sha256.Sum256([]byte(satelliteID + "\x00" + string(edge) + "\x00" + discriminator))
 	return hex.EncodeToString(sum[:16])
@@ -71,7 +72,8 @@ func NewLifecycleEvent(edge Edge, discriminator string, sat Satellite, lastSeen,
 	}
 }
 
-// Status is the status a satellite has just after taking the edge.
+// Status is the status a satellite has just after taking the edge (a
+// removed satellite is offline).
 func (e Edge) Status() Status {
 	if e == EdgeConnected {
 		return StatusOnline

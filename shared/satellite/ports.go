@@ -47,7 +47,9 @@ type Registry interface {
 	// EGONE when its record is gone; EUNAUTHENTICATED when the satellite was
 	// deleted or its token rotated since it was read.
 	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, capabilities []string, now time.Time) (LifecycleEvent, error)
-	// ConfirmEdge removes a published edge from the satellite's outbox.
+	// ConfirmEdge removes a published edge from the satellite's outbox, or
+	// from its removal record's once it was deleted (see DeleteSatellite).
+	// Confirming an edge twice changes nothing.
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnbindConnection undoes BindConnection's mark on the connection record
 	// (not the satellite's state) and its claimed attempt, so that a
@@ -120,8 +122,13 @@ type Fleet interface {
 	// its live connection records.
 	RelabelConnections(ctx context.Context, satelliteID, name, region string, now time.Time) error
 	// DeleteSatellite removes a satellite, its assignments and its
-	// connection records. ENOTFOUND when it does not exist.
-	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
+	// connection records, and returns its removed edge. The edge is
+	// recorded in the write that deletes the satellite, in a removal
+	// record's outbox that outlives it (with the edges still pending on the
+	// satellite): the caller publishes and confirms it, and what stays
+	// unconfirmed the sweep publishes again, as every edge. ENOTFOUND when
+	// it does not exist.
+	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) (LifecycleEvent, error)
 	// SetDesiredLockfileHash records the published script-package lockfile.
 	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
 	// LatestResults returns up to limit results of a check, newest first
@@ -173,10 +180,13 @@ type SweepStore interface {
 	// deadline read. won is false when another writer got there first;
 	// then the caller must not publish.
 	MarkHeartbeatLost(ctx context.Context, s Stale, now time.Time) (won bool, edge LifecycleEvent, err error)
-	// PendingEdges returns the satellites holding an edge recorded before
-	// before that is not confirmed published.
+	// PendingEdges returns the satellites (and removal records of deleted
+	// ones) holding an edge recorded before before that is not confirmed
+	// published.
 	PendingEdges(ctx context.Context, before time.Time) ([]Satellite, error)
-	// ConfirmEdge removes a published edge from the satellite's outbox.
+	// ConfirmEdge removes a published edge from the satellite's outbox, or
+	// from its removal record's once it was deleted (see DeleteSatellite).
+	// Confirming an edge twice changes nothing.
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnauthenticatedConnections returns connections opened before before
 	// that have not authenticated.

@@ -24,14 +24,18 @@ const MaxConnectionDuration = 2 * time.Hour
 // treated as gone: past the 2 h maximum, with margin for clock skew.
 const ConnectionRecordTTL = MaxConnectionDuration + 10*time.Minute
 
-// Edge is a lifecycle edge, stored as a satellite's lastConnectionEvent.
+// Edge is a lifecycle edge. The connection edges are stored as a
+// satellite's lastConnectionEvent; EdgeRemoved is its deletion.
 type Edge string
 
-// Lifecycle edges from PROTOCOL.md.
+// Lifecycle edges: the connection edges from PROTOCOL.md, and the removal
+// of a satellite (upstream Checkstack's satellite.removed), which the core
+// uses to scrub the satellite from its assignments.
 const (
 	EdgeConnected     Edge = "connected"
 	EdgeDisconnected  Edge = "disconnected"
 	EdgeHeartbeatLost Edge = "heartbeat_lost"
+	EdgeRemoved       Edge = "removed"
 )
 
 // EventType is the lifecycle event name ("satellite.connected", ...) that the

@@ -507,7 +507,7 @@ func TestCapabilityStatusesAreBounded(t *testing.T) {
 		t.Errorf("dropped = %v", dropped)
 	}
 	// A deleted satellite's late status creates nothing.
-	if err := h.env.Registry().DeleteSatellite(ctx, "sat-many", h.clock.Now()); err != nil {
+	if _, err := h.env.Registry().DeleteSatellite(ctx, "sat-many", h.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.env.Registry().SaveCapabilityStatus(ctx, "sat-many", satellite.CapabilityStatus{Kind: "late", Payload: json.RawMessage(`{}`), ReportedAt: h.clock.Now()}); satellite.ErrorCode(err) != satellite.ENOTFOUND {
