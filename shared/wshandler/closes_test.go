@@ -16,10 +16,10 @@ import (
 
 // API Gateway reports how a connection closed in its $disconnect event:
 // requestContext.disconnectStatusCode and disconnectReason. A message over
-// its 128 KB limit closes the connection with 1009 (AWS: "Quotas for
-// configuring and running a WebSocket API in API Gateway": "If a larger
-// message (or larger frame size) is received, the connection is closed
-// with code 1009"). These tests deliver such events through the
+// its 128 KB limit closes the connection with 1009 (AWS, "Quotas for
+// configuring and running a WebSocket API in API Gateway": message payload
+// size 128 KB, and a footnote: a larger message or frame closes the
+// connection with code 1009). These tests deliver such events through the
 // disconnect function and read what the backend made of them: the event
 // log (as raw JSON, every field it holds), the metric lines and the logs.
 
@@ -295,5 +295,19 @@ func TestRepublishedEdgesKeepTheirMarks(t *testing.T) {
 	}
 	if d := events[2].Detail; events[2].DetailType != "satellite.connected" || d["flapping"] != true || d["reconnectAfterMs"] != float64(1000) {
 		t.Errorf("republished %s %v; want connected, flapping, 1000 ms after the close", events[2].DetailType, d)
+	}
+}
+
+// TestAuthenticatedAdvertisesTheMessageLimit: authenticated tells the agent
+// the largest message it may send, the limit API Gateway closes a
+// connection over (an extension: older agents ignore unknown fields).
+func TestAuthenticatedAdvertisesTheMessageLimit(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-limit")
+	id := h.open()
+	h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-limit", "token": tok}))
+	frames := h.mgmt.Frames(t, id)
+	if len(frames) != 1 || frames[0]["type"] != "authenticated" || frames[0]["maxMessageBytes"] != float64(131072) {
+		t.Errorf("frames %v; want authenticated with maxMessageBytes 131072", frames)
 	}
 }
