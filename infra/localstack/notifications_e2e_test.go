@@ -216,9 +216,8 @@ func TestConnectivityNotificationsFromTheEventLog(t *testing.T) {
 	batch := `{"type":"telemetry_batch","batchId":"0","kind":"logstream","payload":["` + strings.Repeat("x", 200<<10) + `"]}`
 	for range 3 { // the stock agent's oversized batch, again and again
 		n := count("satellite.disconnected")
-		if err := c.conn.Write(ctx, websocket.MessageText, []byte(batch)); err != nil {
-			t.Fatal(err)
-		}
+		// (The gateway may close the socket before the write ends.)
+		_ = c.conn.Write(ctx, websocket.MessageText, []byte(batch))
 		testenv.Eventually(t, "the 1009 close's edge", func() bool { return count("satellite.disconnected") == n+1 })
 		clock.Advance(time.Second)
 		c = connect()

@@ -91,10 +91,10 @@ func TestTheStockAgentsOversizedBatchesThroughTheGateway(t *testing.T) {
 		if auth["maxMessageBytes"] != float64(131072) {
 			t.Errorf("authenticated = %v; want maxMessageBytes 131072", auth)
 		}
-		if err := c.conn.Write(ctx, websocket.MessageText, batch); err != nil {
-			t.Fatalf("round %d: write: %v", round, err)
-		}
-		if _, err := c.read(); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		// The gateway closes the socket once it has read past the limit,
+		// maybe before the whole message is written: the write can fail.
+		werr := c.conn.Write(ctx, websocket.MessageText, batch)
+		if _, err := c.read(); werr == nil && websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 			t.Fatalf("round %d: after %d bytes: %v; want the connection closed with 1009", round, len(batch), err)
 		}
 		testenv.Eventually(t, "the close handled", func() bool {

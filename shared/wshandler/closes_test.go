@@ -154,7 +154,7 @@ func TestRepeatedOversizedClosesAreCountedAndLoggedOnceAnHour(t *testing.T) {
 		t.Errorf("OversizedMessageCloses = %v, want 5", got)
 	}
 	line := h.logLines("satellite sends messages over the limit")[0]
-	if line["satelliteId"] != "sat-1009" || line["warning"] != satellite.OversizedMessagesWarning || line["level"] != "WARN" {
+	if line["satelliteId"] != "sat-1009" || line["warning"] != "messages over API Gateway's 128 KB limit: the agent's telemetry batch size must be lowered" || line["level"] != "WARN" {
 		t.Errorf("log line %v", line)
 	}
 
@@ -181,8 +181,9 @@ func TestRepeatedOversizedClosesAreCountedAndLoggedOnceAnHour(t *testing.T) {
 		}
 	}
 
-	// A reconnect long after the last close is an ordinary one.
-	h.clock.Advance(satellite.FlapWindow + time.Second)
+	// A reconnect long after the last close (past the 30 s flap window)
+	// is an ordinary one.
+	h.clock.Advance(31 * time.Second)
 	h.authenticate("sat-1009", tok)
 	events = h.rawEvents("sat-1009")
 	if last := events[len(events)-1]; last.DetailType != "satellite.connected" || last.Detail["flapping"] != nil {
