@@ -422,6 +422,9 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, sta
 			edge.LastSeenAt = getMillis(it, lastSeenAttr)
 			closed.Disconnected, closed.Edge = true, edge
 			if status.MessageTooBig() {
+				// The record before is the one after less this close; the
+				// close before the last is unknown, so this rare path may
+				// log once more than once an hour.
 				after := satelliteFrom(it).Oversized
 				closed.Oversized = &satellite.OversizedClose{
 					Before: satellite.OversizedMessages{Closes: after.Closes - 1, LastAt: after.PreviousAt}, After: after,
