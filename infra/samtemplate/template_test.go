@@ -971,6 +971,7 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 		"AWS/ApiGateway 5xx AdminApi",
 		metrics.Namespace+" Authentications AWS::StackName",
 		metrics.Namespace+" SatellitesOnline AWS::StackName",
+		metrics.Namespace+" OversizedMessageCloses AWS::StackName",
 	)
 	for _, w := range want {
 		if !covered[w] {

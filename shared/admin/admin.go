@@ -73,11 +73,29 @@ type View struct {
 	SyncState           *SyncStateView    `json:"syncState"`
 	// Capabilities is what the agent last said it offers (null: never).
 	Capabilities []string `json:"capabilities"`
+	// OversizedMessages is the record of the satellite's connections API
+	// Gateway closed for a message over 128 KB (1009); absent when none.
+	OversizedMessages *OversizedView `json:"oversizedMessages,omitempty"`
+	// Warnings say, in words, what an operator should act on; absent when
+	// nothing.
+	Warnings []string `json:"warnings,omitempty"`
 	// Assignments, CapabilityConfigs and CapabilityStatuses are set on a
 	// single satellite's view, not in lists.
 	Assignments        *[]satellite.Assignment `json:"assignments,omitempty"`
 	CapabilityConfigs  *[]CapabilityConfigView `json:"capabilityConfigs,omitempty"`
 	CapabilityStatuses *[]CapabilityStatusView `json:"capabilityStatuses,omitempty"`
+}
+
+// OversizedView is a satellite's record of closes for oversized messages.
+// Marked: its last two came within an hour of each other, the last less
+// than a day ago (satellite.OversizedMessages.MarkedAt); its warning is
+// then among the view's Warnings.
+type OversizedView struct {
+	Closes     int64      `json:"closes"`
+	LastAt     time.Time  `json:"lastAt"`
+	PreviousAt *time.Time `json:"previousAt"`
+	Marked     bool       `json:"marked"`
+	LimitBytes int        `json:"limitBytes"`
 }
 
 // SyncStateView is a satellite's reported script-package state.
@@ -110,6 +128,17 @@ func (s *Service) view(sat satellite.Satellite, assignments []satellite.Assignme
 	}
 	if st := sat.SyncState; st != nil {
 		v.SyncState = &SyncStateView{LockfileHash: st.LockfileHash, Status: st.Status, ErrorMessage: st.ErrorMessage, ReportedAt: st.ReportedAt}
+	}
+	if o := sat.Oversized; o.Closes > 0 {
+		ov := &OversizedView{Closes: o.Closes, LastAt: o.LastAt, Marked: o.MarkedAt(s.Now()), LimitBytes: protocol.MaxMessageBytes}
+		if !o.PreviousAt.IsZero() {
+			prev := o.PreviousAt
+			ov.PreviousAt = &prev
+		}
+		v.OversizedMessages = ov
+		if ov.Marked {
+			v.Warnings = append(v.Warnings, satellite.OversizedMessagesWarning)
+		}
 	}
 	return v
 }

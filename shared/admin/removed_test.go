@@ -164,7 +164,7 @@ func TestSatelliteRemovedIsDeliveredAtLeastOnce(t *testing.T) {
 		Now: func() time.Time { return h.now }, Log: log, Endpoints: app.Endpoints{EventBridge: refusing.URL},
 		APIOptions: []func(*middleware.Stack) error{onRemoval(func() {
 			var err error
-			if closed, err = reg.CloseConnection(ctx, conn, h.now); err != nil || !closed.Disconnected {
+			if closed, err = reg.CloseConnection(ctx, conn, satellite.CloseStatus{}, h.now); err != nil || !closed.Disconnected {
 				t.Errorf("close during the deletion: %+v, %v", closed, err)
 			}
 		})},

@@ -52,6 +52,9 @@ func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map
 	if !e.LastSeenAt.IsZero() {
 		entry["lastSeenAt"] = millis(e.LastSeenAt)
 	}
+	for k, v := range edgeMarksItem(e.EdgeMarks) {
+		entry[k] = v
+	}
 	set = pendingEdgesAttr + ".#edge = :edge, " +
 		outboxShardAttr + " = if_not_exists(" + outboxShardAttr + ", :outboxShard), " +
 		outboxAtAttr + " = if_not_exists(" + outboxAtAttr + ", :edgeAt)"
@@ -62,6 +65,31 @@ func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map
 		":edgeAt":      millis(e.At),
 	}
 	return set, names, values
+}
+
+// edgeMarksItem is how an outbox entry keeps an edge's marks: only those
+// that apply, so a routine edge's entry is as small as before.
+func edgeMarksItem(m satellite.EdgeMarks) item {
+	out := item{}
+	if m.CloseCode != 0 {
+		out["closeCode"] = num(int64(m.CloseCode))
+	}
+	if m.Recovered {
+		out["recovered"] = boolean(true)
+	}
+	if m.Flapping {
+		out["reconnectAfterMs"] = num(m.ReconnectAfter.Milliseconds())
+	}
+	return out
+}
+
+// edgeMarksFrom reads the marks of an outbox entry.
+func edgeMarksFrom(entry item) satellite.EdgeMarks {
+	m := satellite.EdgeMarks{CloseCode: int(getNum(entry, "closeCode")), Recovered: getBool(entry, "recovered")}
+	if _, ok := entry["reconnectAfterMs"]; ok {
+		m.Flapping, m.ReconnectAfter = true, time.Duration(getNum(entry, "reconnectAfterMs"))*time.Millisecond
+	}
+	return m
 }
 
 // wroteEdge reports whether a satellite item (as a failed condition returned

@@ -134,6 +134,8 @@ type Conn struct {
 	ConnectedAt time.Time
 	// Client is where the connection comes from; set on connect only.
 	Client Client
+	// Close is how the connection closed; set on disconnect only.
+	Close satellite.CloseStatus
 }
 
 // Client is where a connection comes from, as its handshake shows it.
@@ -180,16 +182,35 @@ func (s *Service) Connect(ctx context.Context, c Conn) error {
 }
 
 // Disconnect handles a closed connection. A stale disconnect, after the
-// satellite reconnected, changes nothing.
+// satellite reconnected, changes nothing but the record of oversized
+// messages: a close with 1009 (a message over API Gateway's limit) is
+// recorded on its satellite either way, counted when it repeats within an
+// hour (OversizedMessageCloses), and logged at most once a clock hour per
+// satellite, not once a reconnect.
 func (s *Service) Disconnect(ctx context.Context, c Conn) error {
 	s.cache().forget(c.ID)
 	s.capabilities().forget(c.ID)
-	err := s.Sender.ConnectionClosed(ctx, c.ID)
+	closed, err := s.Sender.Disconnected(ctx, c.ID, c.Close)
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "disconnect not recorded",
-			slog.String("connectionId", c.ID), slog.String("error", err.Error()))
+			slog.String("connectionId", c.ID), slog.Int("closeCode", c.Close.Code), slog.String("error", err.Error()))
+		return err
 	}
-	return err
+	if closed.SatelliteID == "" {
+		s.Log.LogAttrs(ctx, slog.LevelDebug, "unauthenticated connection closed",
+			slog.String("connectionId", c.ID), slog.Int("closeCode", c.Close.Code), slog.String("closeReason", c.Close.Reason))
+	}
+	if o := closed.Oversized; o != nil && o.After.Repeated() {
+		s.Metrics.Count(metrics.OversizedMessageCloses, "")
+		if satellite.FirstRepeatedInHour(o.Before, o.After) {
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "satellite sends messages over the limit",
+				slog.String("satelliteId", closed.SatelliteID), slog.String("connectionId", c.ID),
+				slog.String("warning", satellite.OversizedMessagesWarning),
+				slog.Int64("oversizedCloses", o.After.Closes), slog.Time("previousAt", o.After.PreviousAt),
+				slog.Int("limitBytes", protocol.MaxMessageBytes))
+		}
+	}
+	return nil
 }
 
 // Receive handles one frame. Only failures of the backend itself are returned;

@@ -75,6 +75,10 @@ var (
 	ResultsFed   = Metric{Name: "ResultsFed", Unit: Count, Routine: true}
 	FeedMessages = Metric{Name: "FeedMessages", Unit: Count, Routine: true}
 	FeedFailures = Metric{Name: "FeedFailures", Unit: Count}
+	// OversizedMessageCloses counts connections API Gateway closed with
+	// 1009 (a message over its 128 KB limit) within an hour of their
+	// satellite's previous such close: an agent whose messages cannot pass.
+	OversizedMessageCloses = Metric{Name: "OversizedMessageCloses", Unit: Count}
 )
 
 // ResultsClockSkewed counts the stored results dated more than
@@ -104,7 +108,7 @@ const (
 
 // All lists every metric.
 var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches,
-	ResultsFed, FeedMessages, FeedFailures, ResultsClockSkewed}
+	ResultsFed, FeedMessages, FeedFailures, ResultsClockSkewed, OversizedMessageCloses}
 
 // maxSamples is EMF's limit of values per metric in one line.
 const maxSamples = 100

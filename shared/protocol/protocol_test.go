@@ -174,9 +174,9 @@ func TestOutboundFieldNames(t *testing.T) {
 		frame any
 		want  string
 	}{
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[]}`},
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null}`},
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, json.RawMessage(`{"egress":"deny"}`)), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"sandboxPolicy":{"egress":"deny"}}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"maxMessageBytes":131072}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null,"maxMessageBytes":131072}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, json.RawMessage(`{"egress":"deny"}`)), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"sandboxPolicy":{"egress":"deny"},"maxMessageBytes":131072}`},
 		{protocol.NewSandboxPolicy(json.RawMessage(`{"egress":"deny"}`)), `{"type":"sandbox_policy","policy":{"egress":"deny"}}`},
 		{protocol.ConfigSecrets{Type: protocol.TypeConfigSecrets, RequestID: "r", Strategy: map[string]string{"auth.password": "p"}, Collectors: map[string]map[string]string{"c1": {"headers[0].value": "v"}}},
 			`{"type":"config_secrets","requestId":"r","strategy":{"auth.password":"p"},"collectors":{"c1":{"headers[0].value":"v"}}}`},

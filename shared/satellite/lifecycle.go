@@ -20,6 +20,7 @@ type LifecycleEvent struct {
 	Status      Status
 	LastSeenAt  time.Time // zero when never seen
 	At          time.Time // when the edge happened
+	EdgeMarks
 }
 
 // EdgeID derives an edge's id from what makes the edge unique: the
@@ -39,10 +40,12 @@ type PendingEdge struct {
 	Edge       Edge
 	At         time.Time
 	LastSeenAt time.Time
+	EdgeMarks
 }
 
 // LifecyclePayload is the documented event payload:
-// {satelliteId, name, region, status, lastSeenAt}, plus edgeId.
+// {satelliteId, name, region, status, lastSeenAt}, plus edgeId, plus the
+// edge's marks, each present only when it applies.
 type LifecyclePayload struct {
 	EdgeID      string  `json:"edgeId"`
 	SatelliteID string  `json:"satelliteId"`
@@ -50,14 +53,32 @@ type LifecyclePayload struct {
 	Region      string  `json:"region"`
 	Status      Status  `json:"status"`
 	LastSeenAt  *string `json:"lastSeenAt"` // ISO 8601, null when never seen
+	// CloseCode and Reason: a disconnected edge's close, as $disconnect
+	// reported it (Reason only for CloseMessageTooBig: message_too_big).
+	CloseCode int    `json:"closeCode,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// Recovered: a connected edge that ends a heartbeat_lost.
+	Recovered bool `json:"recovered,omitempty"`
+	// Flapping and ReconnectAfterMs: a connected edge within FlapWindow of
+	// a close for a message over the limit.
+	Flapping         bool   `json:"flapping,omitempty"`
+	ReconnectAfterMs *int64 `json:"reconnectAfterMs,omitempty"`
 }
 
 // Payload returns the event's documented payload.
 func (e LifecycleEvent) Payload() LifecyclePayload {
-	p := LifecyclePayload{EdgeID: e.ID, SatelliteID: e.SatelliteID, Name: e.Name, Region: e.Region, Status: e.Status}
+	p := LifecyclePayload{EdgeID: e.ID, SatelliteID: e.SatelliteID, Name: e.Name, Region: e.Region, Status: e.Status,
+		CloseCode: e.CloseCode, Recovered: e.Recovered, Flapping: e.Flapping}
 	if !e.LastSeenAt.IsZero() {
 		s := e.LastSeenAt.UTC().Format(time.RFC3339Nano)
 		p.LastSeenAt = &s
+	}
+	if e.CloseCode == CloseMessageTooBig {
+		p.Reason = ReasonMessageTooBig
+	}
+	if e.Flapping {
+		ms := e.ReconnectAfter.Milliseconds()
+		p.ReconnectAfterMs = &ms
 	}
 	return p
 }
@@ -88,7 +109,7 @@ func (s Satellite) PendingEvents() []LifecycleEvent {
 	for _, p := range s.Pending {
 		out = append(out, LifecycleEvent{
 			ID: p.ID, Edge: p.Edge, SatelliteID: s.ID, Name: s.Name, Region: s.Region,
-			Status: p.Edge.Status(), LastSeenAt: p.LastSeenAt, At: p.At,
+			Status: p.Edge.Status(), LastSeenAt: p.LastSeenAt, At: p.At, EdgeMarks: p.EdgeMarks,
 		})
 	}
 	return out

@@ -84,9 +84,12 @@ type Registry interface {
 	// kinds.
 	SaveCapabilityStatus(ctx context.Context, satelliteID string, st CapabilityStatus) error
 	// CloseConnection moves the satellite to the disconnected edge (recorded
-	// in the outbox) if the connection was its current one, then deletes the
-	// connection record. Closing an unknown connection is not an error.
-	CloseConnection(ctx context.Context, connectionID string, now time.Time) (Closed, error)
+	// in the outbox, with the close's code) if the connection was its
+	// current one, then deletes the connection record. A close with
+	// CloseMessageTooBig of a connection bound to a satellite is recorded on
+	// the satellite (OversizedMessages) whether or not it was the current
+	// one. Closing an unknown connection is not an error.
+	CloseConnection(ctx context.Context, connectionID string, status CloseStatus, now time.Time) (Closed, error)
 	// SatelliteConnections returns the ids of the live connections bound to a
 	// satellite (its current one and any older one not yet closed).
 	SatelliteConnections(ctx context.Context, satelliteID string, now time.Time) ([]string, error)
@@ -235,6 +238,15 @@ type Closed struct {
 	Disconnected bool
 	// Edge is the disconnected edge recorded when Disconnected.
 	Edge LifecycleEvent
+	// Oversized is set when the close, with CloseMessageTooBig, was
+	// recorded on the satellite.
+	Oversized *OversizedClose
+}
+
+// OversizedClose is a satellite's record of oversized-message closes
+// before and after one more.
+type OversizedClose struct {
+	Before, After OversizedMessages
 }
 
 // TelemetryLedger remembers, across function instances, which telemetry

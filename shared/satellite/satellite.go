@@ -94,6 +94,13 @@ type Satellite struct {
 	// once the satellite's has moved on, the connection's frames have no
 	// authority (results, run secrets) even before it is closed.
 	TokenGeneration int64
+	// HeartbeatLostAt is when the sweep found the satellite's heartbeats
+	// stopped (heartbeat_lost), kept through a disconnect until its next
+	// connected edge, which is then marked recovered; zero otherwise.
+	HeartbeatLostAt time.Time
+	// Oversized records its connections closed for a message over API
+	// Gateway's limit.
+	Oversized OversizedMessages
 	// Capabilities is what the agent last said it offers (authenticate or
 	// heartbeat), sorted; nil when it never said, empty when it said it
 	// offers nothing. A frame without the field leaves it as it is.

@@ -81,6 +81,7 @@ type scenario struct {
 	alarms          float64
 	dashboards      float64
 	kmsKeys         float64
+	optionalKmsKeys float64
 	dynamoLatencyMs float64
 
 	// The results feed: the event source mapping's batching window (the
@@ -150,7 +151,15 @@ func main() {
 		sc.frameBytes[name] = float64(len(ev.Body))
 	}
 	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
-	sc.kmsKeys = float64(len(tpl.ResourcesOfType("AWS::KMS::Key")))
+	// Keys created only when an option is on (the connectivity
+	// notifications' topic key) are left out of the fixed cost.
+	for _, id := range tpl.ResourcesOfType("AWS::KMS::Key") {
+		if tpl.Resources[id].Condition == "" {
+			sc.kmsKeys++
+		} else {
+			sc.optionalKmsKeys++
+		}
+	}
 	if err := run(*dir, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "costmodel:", err)
 		os.Exit(1)
@@ -323,6 +332,9 @@ func run(dir string, sc scenario) error {
 	fixed := sc.metricSeries*metricPerMonth + sc.alarms*alarmPerMonth + sc.dashboards*dashboardPerMonth + sc.kmsKeys*kmsKeyPerMonth
 	fmt.Printf("\nPer satellite: $%.4f a month. Per stack, whatever the fleet: $%.2f a month (%.0f metric series at most, %.0f alarms, %.0f dashboard, %.0f KMS key).\n",
 		total/n, fixed, sc.metricSeries, sc.alarms, sc.dashboards, sc.kmsKeys)
+	if sc.optionalKmsKeys > 0 {
+		fmt.Printf("Connectivity notifications, when on, add %.0f KMS key ($%.2f a month) and their SNS deliveries.\n", sc.optionalKmsKeys, sc.optionalKmsKeys*kmsKeyPerMonth)
+	}
 	fmt.Printf("The feed's consumer receives %.1f GB a month: free within the region; from outside AWS, data transfer out adds about $%.2f (at $0.09/GB).\n", feedGB, feedGB*0.09)
 	fmt.Printf("Prices: %s.\n", pricesAsOf)
 	return nil

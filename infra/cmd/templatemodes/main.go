@@ -1,8 +1,8 @@
 // Command templatemodes writes template.yaml and the satellite endpoint's
 // nested template once per deployment mode (no custom domain, a custom
 // domain, a custom domain with Route 53 records, a new account, each way
-// of treating the account's API Gateway logging role, the partitions
-// without CloudFront), each with that mode's
+// of treating the account's API Gateway logging role, connectivity
+// notifications, the partitions without CloudFront), each with that mode's
 // parameter values as defaults, and prints one line per file to lint:
 // "<mode> <file> <regions>" (regions comma-separated, "-" for the linter's
 // default). .ci/run lints every line with samlint, so every mode passes the
@@ -57,6 +57,9 @@ var modes = []mode{
 	// account has, or touch nothing.
 	{name: "logging-role-create", main: map[string]string{"ApiGatewayLoggingRole": "create"}},
 	{name: "logging-role-existing", main: map[string]string{"ApiGatewayLoggingRole": "existing"}},
+	// Connectivity notifications on: their rules, topic, key and
+	// subscription exist.
+	{name: "connectivity-notifications", main: map[string]string{"ConnectivityNotificationEmail": "ops@example.com"}},
 	// No CloudFront (Functions) there: the stack deploys without the
 	// satellite endpoint.
 	{name: "other-partitions", main: map[string]string{}, regions: []string{"cn-north-1", "us-gov-west-1"}},
