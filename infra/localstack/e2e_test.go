@@ -310,7 +310,11 @@ func countOf(s []string, v string) int {
 // TestReconnectStorm drops 50 satellites at once; they reconnect together,
 // racing their old connections' $disconnect.
 func TestReconnectStorm(t *testing.T) {
-	s := startStack(t, localstack.InProcess)
+	// Fifty satellites heartbeating every second and reconnecting at once:
+	// Lambda scales out for that, so the stack may run more instances than
+	// its default four (which would queue the storm behind one another on
+	// a loaded machine).
+	s, _ := startStackWithLogs(t, localstack.InProcess, func(o *localstack.Options) { o.Instances = 16 })
 	const n = 50
 	type entry struct {
 		id  string

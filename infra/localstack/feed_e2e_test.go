@@ -265,6 +265,79 @@ func TestAFailingConsumerLosesNothing(t *testing.T) {
 	}
 }
 
+// TestAResultDatedAheadIsStoredAndFed sends, through the core URL, a
+// result dated an hour ahead of the backend's clock (a satellite whose
+// clock runs fast) and then one on time: both are stored and fed, the one
+// dated ahead marked with clockSkewMs and never listed as the latest,
+// counted in ResultsClockSkewed.
+func TestAResultDatedAheadIsStoredAndFed(t *testing.T) {
+	s, logs := startStackWithLogs(t, localstack.InProcess)
+	tok := createSatellite(t, s, "sat-fast", feedCheck)
+	c := dial(t, satelliteURL(t, s))
+	c.send(map[string]any{"type": "authenticate", "clientId": "sat-fast", "token": tok})
+	c.expect("authenticated")
+	result := func(at time.Time) string {
+		executed := at.UTC().Format(time.RFC3339Nano)
+		c.send(map[string]any{"type": "result", "configId": "cfg-feed", "systemId": "sys-feed", "status": "healthy", "executedAt": executed})
+		return executed
+	}
+	stored := func(n int) func() bool {
+		return func() bool {
+			rs, err := s.Registry.LatestResults(ctx, "cfg-feed", "sys-feed", nil, 10)
+			return err == nil && len(rs) == n
+		}
+	}
+	sent := time.Now()
+	ahead := result(sent.Add(time.Hour))
+	testenv.Eventually(t, "the result dated ahead stored", stored(1))
+	onTime := result(time.Now())
+	testenv.Eventually(t, "the result on time stored", stored(2))
+
+	// GET /results: the one on time is the latest; the one dated ahead is
+	// listed by its receipt, marked.
+	view := admin(t, s, "GET", "/results?configId=cfg-feed&systemId=sys-feed", nil)
+	listed, _ := view["results"].([]any)
+	if len(listed) != 2 {
+		t.Fatalf("GET /results lists %v", view)
+	}
+	latest, skewed := listed[0].(map[string]any), listed[1].(map[string]any)
+	if latest["executedAt"] != onTime || latest["clockSkewMs"] != nil {
+		t.Errorf("latest = %v, want the result on time, unmarked", latest)
+	}
+	skewMs, _ := skewed["clockSkewMs"].(float64)
+	if skewed["executedAt"] != ahead || skewMs < float64((time.Hour-time.Minute).Milliseconds()) || skewMs > float64(time.Hour.Milliseconds()) {
+		t.Errorf("dated ahead = %v, want executedAt %s as sent and clockSkewMs about an hour", skewed, ahead)
+	}
+
+	// The feed carries both, the one dated ahead with its mark.
+	feed := newFeedConsumer(t, s)
+	got := map[string]map[string]any{}
+	for deadline := time.Now().Add(60 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+		for _, m := range feed.receive(feed.url, 30) {
+			var doc struct{ Results []map[string]any }
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &doc); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range doc.Results {
+				got[e["executedAt"].(string)] = e
+			}
+			if _, err := feed.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(feed.url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if e, ok := got[ahead]; !ok || e["clockSkewMs"] != skewMs || e["receivedAt"] != skewed["receivedAt"] {
+		t.Errorf("the feed carried the result dated ahead as %v, want clockSkewMs %v", e, skewMs)
+	}
+	if e, ok := got[onTime]; !ok || e["clockSkewMs"] != nil {
+		t.Errorf("the feed carried the result on time as %v", e)
+	}
+	testenv.Eventually(t, "the message function's metrics written", func() bool {
+		return strings.Contains(logs.String(), `"ResultsClockSkewed"`)
+	})
+	checkMetricsAgainstREADME(t, logs.String(), []string{"ResultsStored", "ResultsClockSkewed"})
+}
+
 func mustTime(t *testing.T, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse(time.RFC3339Nano, s)

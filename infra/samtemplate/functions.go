@@ -29,18 +29,21 @@ func (t *Template) Role(function string) (string, bool) {
 	return role, true
 }
 
-// PolicyStatements returns the inline policy statements of a function: its
-// role's policies when it names a role of the template, else its SAM
+// PolicyStatements returns the inline policy statements of a function (a
+// SAM function, or a plain AWS::Lambda::Function, which must name a role):
+// its role's policies when it names a role of the template, else its SAM
 // Policies. Conditional statements (Fn::If) are taken on their true
 // branch: the check is against the template's defaults, where every
 // optional feature is on.
 func (t *Template) PolicyStatements(function string) ([]Statement, error) {
 	r, ok := t.Resources[function]
-	if !ok || r.Type != "AWS::Serverless::Function" {
+	if !ok || (r.Type != "AWS::Serverless::Function" && r.Type != "AWS::Lambda::Function") {
 		return nil, fmt.Errorf("template has no function %s", function)
 	}
 	var docs []any
-	if role, ok := t.Role(function); ok {
+	if role, ok := t.Role(function); !ok && r.Type == "AWS::Lambda::Function" {
+		return nil, fmt.Errorf("%s: Role = %v, want !GetAtt <role>.Arn of a role of this stack", function, r.Properties["Role"])
+	} else if ok {
 		if _, sam := r.Properties["Policies"]; sam {
 			return nil, fmt.Errorf("%s: both a Role and Policies (SAM ignores the Policies)", function)
 		}

@@ -34,6 +34,8 @@ type Parameter struct {
 	// AllowedPattern is the regular expression CloudFormation holds a
 	// String parameter's value to ("" when it sets none).
 	AllowedPattern string
+	// AllowedValues are the values CloudFormation accepts (nil: any).
+	AllowedValues []any
 }
 
 // Resource is one template resource.

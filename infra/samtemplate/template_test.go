@@ -157,7 +157,7 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 				dynamo.LiveIndex:   {dynamo.LiveIndexPartKey, dynamo.LiveIndexSortKey},
 				dynamo.OutboxIndex: {dynamo.OutboxIndexPartKey, dynamo.OutboxIndexSortKey},
 				dynamo.FleetIndex:  {dynamo.FleetIndexPartKey, dynamo.FleetIndexSortKey},
-			}, ""},
+			}, dynamo.SatellitesTTLAttribute},
 		{"ConnectionsTable", []string{dynamo.ConnectionsPartitionKey},
 			map[string][]string{
 				dynamo.BySatelliteIndex:     {dynamo.BySatelliteIndexPartKey},
@@ -669,7 +669,7 @@ func refsIn(v any) []string {
 func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
 	tpl, _ := load(t)
 	groups := map[string]string{}
-	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+	for _, fn := range allFunctions(tpl) {
 		lc, _ := tpl.Resources[fn].Properties["LoggingConfig"].(map[string]any)
 		group, _ := samtemplate.Ref(lc["LogGroup"])
 		r := tpl.Resources[group]
@@ -682,7 +682,7 @@ func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
 		}
 		groups[group] = fn
 		for _, ref := range refsIn(r.Properties) {
-			if tpl.Resources[ref].Type == "AWS::Serverless::Function" {
+			if slices.Contains(allFunctions(tpl), ref) {
 				t.Errorf("log group %s refers to function %s, so it is created after the function can write", group, ref)
 			}
 		}
@@ -699,17 +699,24 @@ func TestEveryFunctionLogsToALogGroupTheStackCreatesFirst(t *testing.T) {
 	}
 }
 
+// allFunctions returns the SAM functions and the plain Lambda functions
+// (the custom resource's inline code).
+func allFunctions(tpl *samtemplate.Template) []string {
+	return append(tpl.ResourcesOfType("AWS::Serverless::Function"), tpl.ResourcesOfType("AWS::Lambda::Function")...)
+}
+
 // TestEveryFunctionRunsAsItsOwnRole checks each function names a role of
 // this stack (SAM then generates none: the role it would generate always
 // carries AWSLambdaBasicExecutionRole, which writes to any log group of the
 // account), used by no other function, that only Lambda may assume, with
 // no managed policy and no logs:CreateLogGroup. What each role grants is
 // checked against the function's requests by the IAM policy tests
-// (testenv.CheckPolicy), its log group included.
+// (testenv.CheckPolicy), its log group included; the custom resource's by
+// TestLoggingRoleSetterIsLeastPrivilege.
 func TestEveryFunctionRunsAsItsOwnRole(t *testing.T) {
 	tpl, _ := load(t)
 	used := map[string]string{}
-	for _, fn := range tpl.ResourcesOfType("AWS::Serverless::Function") {
+	for _, fn := range allFunctions(tpl) {
 		t.Run(fn, func(t *testing.T) {
 			role, ok := tpl.Role(fn)
 			if !ok {
@@ -774,7 +781,8 @@ func TestBothAPIsWriteAccessLogs(t *testing.T) {
 		t.Errorf("WebSocket access log does not record the connectionId")
 	}
 	// WebSocket logging needs the account's API Gateway CloudWatch role,
-	// which the stack sets (when asked to) before the stage.
+	// which the stack sets (auto: when none is set; create: whatever is
+	// set) before the stage (TestApiGatewayLoggingRoleModes).
 	deps := stage.DependsOn.([]any)
 	if !slices.Contains(deps, any("ApiGatewayAccountSettingsReady")) {
 		t.Errorf("stage does not wait for the account's API Gateway logging role: DependsOn %v", deps)
@@ -785,23 +793,17 @@ func TestBothAPIsWriteAccessLogs(t *testing.T) {
 	}
 }
 
-// TestTheAccountsLoggingRoleIsLeftAloneByDefault checks the stack sets the
-// API Gateway CloudWatch Logs role of the account (one per account and
+// TestTheAccountsLoggingRoleIsLeftAloneByDefault checks the stack replaces
+// the API Gateway CloudWatch Logs role of the account (one per account and
 // region, which other APIs may rely on) only when asked to: by default an
-// existing role is not replaced.
+// existing role is not replaced (auto sets one only where none is set:
+// TestLoggingRoleIsSetOnlyWhenNoneIsSet).
 func TestTheAccountsLoggingRoleIsLeftAloneByDefault(t *testing.T) {
 	tpl, _ := load(t)
+	d := deploy(t, tpl, nil)
 	for _, id := range tpl.ResourcesOfType("AWS::ApiGateway::Account") {
-		cond := tpl.Resources[id].Condition
-		eq, _ := tpl.Conditions[cond].(map[string]any)["Fn::Equals"].([]any)
-		if len(eq) != 2 {
-			t.Errorf("%s is created under condition %q (%v), want one that compares a parameter", id, cond, tpl.Conditions[cond])
-			continue
-		}
-		param, _ := samtemplate.Ref(eq[0])
-		p, ok := tpl.Parameters[param]
-		if !ok || p.Default == eq[1] {
-			t.Errorf("%s is created when %s is %v; its default is %v: the account's role would be replaced by default", id, param, eq[1], p.Default)
+		if d.exists(t, id) {
+			t.Errorf("%s, which replaces the account's role, is created by default (condition %s)", id, tpl.Resources[id].Condition)
 		}
 	}
 }
@@ -989,6 +991,7 @@ func TestAlarmsCoverTheBackendAndNotifyTheTopic(t *testing.T) {
 		"AWS/ApiGateway 5xx AdminApi",
 		metrics.Namespace+" Authentications AWS::StackName",
 		metrics.Namespace+" SatellitesOnline AWS::StackName",
+		metrics.Namespace+" OversizedMessageCloses AWS::StackName",
 	)
 	for _, w := range want {
 		if !covered[w] {

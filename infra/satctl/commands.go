@@ -60,8 +60,9 @@ Commands:
   sandbox-policy get | set --file FILE [--no-wait] [--wait-timeout 15m]
         Show or set the fleet-wide script sandbox policy (a JSON object). Every
         connected satellite gets it from a job satctl follows as publish's,
-        every later one on authenticate; until one is set, satellites run
-        scripts fail-closed.
+        every later one on authenticate; until one is set, satellites get
+        the deployment's default (get says which is in force), or with none
+        run scripts fail-closed.
   fan-out JOB_ID
         Show a push job's progress (a publish's refresh, a sandbox policy):
         sent/total, gone, failed, and whether it is done.

@@ -52,17 +52,13 @@ func cmdSandboxPolicy(fs *flag.FlagSet) func(*env) error {
 				return err
 			}
 		}
-		var out struct {
-			Policy    json.RawMessage `json:"policy"`
-			UpdatedAt *time.Time      `json:"updatedAt"`
-			Push      *fanoutView     `json:"push"`
-		}
+		var out policyView
 		_ = json.Unmarshal(raw, &out)
 		if out.Push == nil || *wait.noWait {
 			if e.json {
 				return e.printJSON(raw)
 			}
-			return e.printPolicy(out.UpdatedAt, out.Policy, out.Push)
+			return e.printPolicy(out)
 		}
 		if !e.json {
 			fmt.Fprintf(e.out, "updated %s; push job %s started on %s\n", out.UpdatedAt.UTC().Format(time.RFC3339), out.Push.JobID, plural(out.Push.Segments, "segment"))
@@ -85,17 +81,36 @@ func cmdSandboxPolicy(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
-// printPolicy prints the policy and when it was set.
-func (e *env) printPolicy(updatedAt *time.Time, policy json.RawMessage, push *fanoutView) error {
-	if updatedAt == nil {
+// policyView is the answer of GET and PUT /sandbox-policy.
+type policyView struct {
+	Policy    json.RawMessage `json:"policy"`
+	UpdatedAt *time.Time      `json:"updatedAt"`
+	// Source is "set", "default" or "none" (absent from a backend older
+	// than the default policy: "set" when UpdatedAt is, else "none").
+	Source  string      `json:"source"`
+	Warning string      `json:"warning"`
+	Push    *fanoutView `json:"push"`
+}
+
+// printPolicy prints the policy in force and where it comes from.
+func (e *env) printPolicy(v policyView) error {
+	switch {
+	case v.Source == "default":
+		fmt.Fprintln(e.out, "no policy set: the deployment's default (DefaultSandboxPolicy) is in force; satellites are sent")
+		return e.printJSON(v.Policy)
+	case v.UpdatedAt == nil:
 		fmt.Fprintln(e.out, "no sandbox policy set: satellites run scripts fail-closed (egress denied)")
 		return nil
 	}
-	fmt.Fprintf(e.out, "updated %s\n", updatedAt.UTC().Format(time.RFC3339))
-	if push != nil {
-		fmt.Fprintf(e.out, "push job %s started; follow it with: satctl fan-out %s\n", push.JobID, push.JobID)
+	fmt.Fprintf(e.out, "updated %s\n", v.UpdatedAt.UTC().Format(time.RFC3339))
+	if v.Push != nil {
+		fmt.Fprintf(e.out, "push job %s started; follow it with: satctl fan-out %s\n", v.Push.JobID, v.Push.JobID)
 	}
-	return e.printJSON(policy)
+	if v.Warning != "" {
+		fmt.Fprintf(e.out, "warning: %s\n", v.Warning)
+		return nil
+	}
+	return e.printJSON(v.Policy)
 }
 
 // cmdCapability is `satctl capability set ID KIND --file FILE` and

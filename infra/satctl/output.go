@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
 func (e *env) printJSON(raw json.RawMessage) error {
@@ -26,7 +28,21 @@ func (e *env) printSatellite(raw json.RawMessage) error {
 	var s satelliteView
 	_ = json.Unmarshal(raw, &s)
 	e.table(satelliteHeader, [][]string{s.row()})
+	e.printWarnings(s)
 	return nil
+}
+
+// printWarnings prints what the API says an operator should act on, one
+// line each, with the record behind it.
+func (e *env) printWarnings(s satelliteView) {
+	for _, w := range s.Warnings {
+		line := "WARNING: " + w
+		if o := s.OversizedMessages; o != nil && o.Marked && w == satellite.OversizedMessagesWarning {
+			line += fmt.Sprintf(" (%d connections closed with 1009, the last at %s; the limit is %d bytes a message)",
+				o.Closes, o.LastAt.UTC().Format(time.RFC3339), o.LimitBytes)
+		}
+		fmt.Fprintln(e.out, line)
+	}
 }
 
 func (e *env) table(header []string, rows [][]string) {
@@ -52,7 +68,14 @@ type satelliteView struct {
 	Capabilities        []string               `json:"capabilities"`
 	CapabilityConfigs   []capabilityConfigView `json:"capabilityConfigs"`
 	CapabilityStatuses  []capabilityStatusView `json:"capabilityStatuses"`
-	Assignments         []struct {
+	OversizedMessages   *struct {
+		Closes     int64     `json:"closes"`
+		LastAt     time.Time `json:"lastAt"`
+		Marked     bool      `json:"marked"`
+		LimitBytes int       `json:"limitBytes"`
+	} `json:"oversizedMessages"`
+	Warnings    []string `json:"warnings"`
+	Assignments []struct {
 		ConfigID        string  `json:"configId"`
 		SystemID        string  `json:"systemId"`
 		StrategyID      string  `json:"strategyId"`

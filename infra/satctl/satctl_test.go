@@ -141,6 +141,11 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no satellite") || !strings.Contains(errOut, "404") {
 		t.Errorf("get after delete: exit %d, %q; want 1 with the API's message", code, errOut)
 	}
+	// The local stack's event log has its satellite.removed.
+	log, err := os.ReadFile(stack.EventsFile)
+	if err != nil || !regexp.MustCompile(`"detailType":"satellite.removed".*"satelliteId":"`+id+`"`).Match(log) {
+		t.Errorf("event log (%v):\n%s\nwant satellite.removed of %s", err, log, id)
+	}
 }
 
 // TestPublishFollowsTheRefresh publishes to satellites on real sockets
@@ -242,8 +247,9 @@ func TestCurrentProtocolCommands(t *testing.T) {
 		return path
 	}
 
-	// No policy yet: satellites are told nothing and stay fail-closed.
-	if code, out, _ := run(t, api, "", "sandbox-policy", "get"); code != 0 || !strings.Contains(out, "fail-closed") {
+	// No policy set yet: the template's default (upstream's shipped
+	// profile) is in force, and get says so.
+	if code, out, _ := run(t, api, "", "sandbox-policy", "get"); code != 0 || !strings.Contains(out, "DefaultSandboxPolicy") || !strings.Contains(out, `"onUnavailable": "fail"`) {
 		t.Errorf("sandbox-policy get: %d %q", code, out)
 	}
 	if code, out, errOut := run(t, api, "", "sandbox-policy", "set", "--file", write("policy.json", `{"egress":{"allow":["example.com:443"]}}`)); code != 0 || !strings.Contains(out, `"example.com:443"`) {

@@ -96,6 +96,7 @@ func cmdGet(fs *flag.FlagSet) func(*env) error {
 		var s satelliteView
 		_ = json.Unmarshal(raw, &s)
 		e.table(satelliteHeader, [][]string{s.row()})
+		e.printWarnings(s)
 		rows := [][]string{}
 		for _, a := range s.Assignments {
 			envs := make([]string, 0, len(a.Environments))

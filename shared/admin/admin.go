@@ -49,6 +49,9 @@ type Service struct {
 	// telemetry storage is not configured.
 	Telemetry      satellite.TelemetryArchive
 	TelemetryKinds []string
+	// DefaultSandboxPolicy is the policy in force while none is set (nil:
+	// none); GET /sandbox-policy shows it as the endpoint sends it.
+	DefaultSandboxPolicy json.RawMessage
 	// PushSettle is how long a change's second push waits for
 	// authentications that read the state before the change to answer
 	// (0: no wait; the functions use DefaultPushSettle). A fan-out's late
@@ -73,11 +76,29 @@ type View struct {
 	SyncState           *SyncStateView    `json:"syncState"`
 	// Capabilities is what the agent last said it offers (null: never).
 	Capabilities []string `json:"capabilities"`
+	// OversizedMessages is the record of the satellite's connections API
+	// Gateway closed for a message over 128 KB (1009); absent when none.
+	OversizedMessages *OversizedView `json:"oversizedMessages,omitempty"`
+	// Warnings say, in words, what an operator should act on; absent when
+	// nothing.
+	Warnings []string `json:"warnings,omitempty"`
 	// Assignments, CapabilityConfigs and CapabilityStatuses are set on a
 	// single satellite's view, not in lists.
 	Assignments        *[]satellite.Assignment `json:"assignments,omitempty"`
 	CapabilityConfigs  *[]CapabilityConfigView `json:"capabilityConfigs,omitempty"`
 	CapabilityStatuses *[]CapabilityStatusView `json:"capabilityStatuses,omitempty"`
+}
+
+// OversizedView is a satellite's record of closes for oversized messages.
+// Marked: its last two came within an hour of each other, the last less
+// than a day ago (satellite.OversizedMessages.MarkedAt); its warning is
+// then among the view's Warnings.
+type OversizedView struct {
+	Closes     int64      `json:"closes"`
+	LastAt     time.Time  `json:"lastAt"`
+	PreviousAt *time.Time `json:"previousAt"`
+	Marked     bool       `json:"marked"`
+	LimitBytes int        `json:"limitBytes"`
 }
 
 // SyncStateView is a satellite's reported script-package state.
@@ -110,6 +131,17 @@ func (s *Service) view(sat satellite.Satellite, assignments []satellite.Assignme
 	}
 	if st := sat.SyncState; st != nil {
 		v.SyncState = &SyncStateView{LockfileHash: st.LockfileHash, Status: st.Status, ErrorMessage: st.ErrorMessage, ReportedAt: st.ReportedAt}
+	}
+	if o := sat.Oversized; o.Closes > 0 {
+		ov := &OversizedView{Closes: o.Closes, LastAt: o.LastAt, Marked: o.MarkedAt(s.Now()), LimitBytes: protocol.MaxMessageBytes}
+		if !o.PreviousAt.IsZero() {
+			prev := o.PreviousAt
+			ov.PreviousAt = &prev
+		}
+		v.OversizedMessages = ov
+		if ov.Marked {
+			v.Warnings = append(v.Warnings, satellite.OversizedMessagesWarning)
+		}
 	}
 	return v
 }
@@ -260,7 +292,9 @@ func (s *Service) RotateToken(ctx context.Context, id string) (Rotated, error) {
 // records. It first tombstones the satellite (no token matches it, and its
 // connections lose their authority), so a reconnect between the shutdown and
 // the deletion cannot authenticate; then shuts its connections down; then
-// deletes.
+// deletes, recording the satellite.removed edge in the same write, and
+// publishes it. The edge is delivered at least once, as every lifecycle
+// edge: one this request fails to publish the sweep publishes again.
 func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := s.Registry.SetTokenHash(ctx, id, ""); err != nil {
 		return err
@@ -270,10 +304,12 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		// has no authority and cannot come back.
 		s.Log.LogAttrs(ctx, slog.LevelError, "shutdown before deletion incomplete", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
-	if err := s.Registry.DeleteSatellite(ctx, id, s.Now()); err != nil {
+	edge, err := s.Registry.DeleteSatellite(ctx, id, s.Now())
+	if err != nil {
 		return err
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite deleted", slog.String("satelliteId", id))
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite deleted", slog.String("satelliteId", id), slog.String("edgeId", edge.ID))
+	s.Push.Sender.Publish(ctx, edge)
 	return nil
 }
 
@@ -414,10 +450,15 @@ type ResultView struct {
 	Result        any                   `json:"result"`
 	ExecutedAt    time.Time             `json:"executedAt"`
 	ReceivedAt    time.Time             `json:"receivedAt"`
+	// ClockSkewMs is present only on a result dated more than 5 minutes
+	// ahead of receivedAt (the satellite's clock runs fast): how far ahead,
+	// in milliseconds. Such a result is listed by its receivedAt.
+	ClockSkewMs int64 `json:"clockSkewMs,omitempty"`
 }
 
-// Results returns the latest limit results of a check, newest first: of
-// every environment, or of environmentID's only when it is not nil.
+// Results returns the latest limit results of a check, newest first (a
+// result dated ahead of the backend's clock by its receipt): of every
+// environment, or of environmentID's only when it is not nil.
 func (s *Service) Results(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]ResultView, error) {
 	rs, err := s.Registry.LatestResults(ctx, configID, systemID, environmentID, limit)
 	if err != nil {
@@ -426,7 +467,7 @@ func (s *Service) Results(ctx context.Context, configID, systemID string, enviro
 	out := make([]ResultView, 0, len(rs))
 	for _, r := range rs {
 		v := ResultView{ConfigID: r.ConfigID, SystemID: r.SystemID, EnvironmentID: r.EnvironmentID, SatelliteID: r.SatelliteID, Source: r.Source,
-			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt}
+			Status: r.Status, LatencyMs: r.LatencyMs, ExecutedAt: r.ExecutedAt, ReceivedAt: r.ReceivedAt, ClockSkewMs: r.ClockSkewMs}
 		if r.Detail != nil {
 			v.Result = rawJSON(r.Detail)
 		}

@@ -73,12 +73,18 @@ func (s *Service) DeleteCapabilityConfig(ctx context.Context, id, kind string) e
 	return s.Registry.DeleteCapabilityConfig(ctx, id, kind)
 }
 
-// SandboxPolicyView is the fleet-wide sandbox policy.
+// SandboxPolicyView is the fleet-wide sandbox policy in force.
 type SandboxPolicyView struct {
-	// Policy is null when none was ever set: satellites then run scripts
-	// fail-closed.
-	Policy    rawJSON    `json:"policy"`
+	// Policy is what satellites are sent: the policy set, else the
+	// deployment's default; null when there is neither (satellites then
+	// run scripts fail-closed), or when the policy set cannot be read.
+	Policy rawJSON `json:"policy"`
+	// UpdatedAt is when the policy was set; null while none was.
 	UpdatedAt *time.Time `json:"updatedAt"`
+	// Source says where Policy comes from: "set", "default" or "none".
+	Source satellite.PolicySource `json:"source"`
+	// Warning says why a policy that was set is not in force.
+	Warning string `json:"warning,omitempty"`
 	// Push is the fan-out job pushing the policy set by this request, as
 	// started (its late pass is the second push to connections that
 	// authenticated around the change).
@@ -92,16 +98,24 @@ func (v SandboxPolicyView) location() string {
 	return v.Push.location()
 }
 
-// SandboxPolicy returns the fleet-wide sandbox policy.
+// SandboxPolicy returns the fleet-wide sandbox policy in force, as
+// authenticated carries it, and where it comes from.
 func (s *Service) SandboxPolicy(ctx context.Context) (SandboxPolicyView, error) {
 	st, err := s.Registry.Settings(ctx)
 	if err != nil {
 		return SandboxPolicyView{}, err
 	}
-	v := SandboxPolicyView{Policy: rawJSON("null")}
-	if len(st.SandboxPolicy) > 0 {
+	policy, source, err := st.SandboxPolicyInForce(s.DefaultSandboxPolicy)
+	v := SandboxPolicyView{Policy: rawJSON("null"), Source: source}
+	if policy != nil {
+		v.Policy = rawJSON(policy)
+	}
+	if st.SandboxPolicySet {
 		at := st.SandboxPolicyUpdatedAt
-		v.Policy, v.UpdatedAt = rawJSON(st.SandboxPolicy), &at
+		v.UpdatedAt = &at
+	}
+	if err != nil {
+		v.Warning = satellite.ErrorMessage(err) + ": satellites are sent none (they run scripts fail-closed), never the default; set it again"
 	}
 	return v, nil
 }
@@ -134,7 +148,7 @@ func (s *Service) SetSandboxPolicy(ctx context.Context, policy json.RawMessage) 
 			satellite.ErrorMessage(err)+"): satellites get it when they next authenticate; set it again to push it now")
 	}
 	view := fanoutView(job)
-	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Push: &view}, nil
+	return SandboxPolicyView{Policy: rawJSON(policy), UpdatedAt: &now, Source: satellite.PolicySet, Push: &view}, nil
 }
 
 // MaxTelemetryDays bounds how far back a telemetry listing reaches.

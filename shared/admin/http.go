@@ -478,7 +478,7 @@ func decodeAssignments(req events.APIGatewayV2HTTPRequest) ([]satellite.Assignme
 	// A satellite receives its whole set in one message (authenticated,
 	// config_updated), which API Gateway limits to 128 KB.
 	frame, _ := json.Marshal(protocol.NewConfigUpdated(out, protocol.LockfileHash{Configured: true, Hash: &maxHash}))
-	if len(frame)+len(`"satelliteId":"","type":"authenticated"`)+128 > protocol.MaxMessageBytes {
+	if len(frame)+len(`"satelliteId":"","type":"authenticated","maxMessageBytes":131072`)+128 > protocol.MaxMessageBytes {
 		return nil, satellite.Errorf(satellite.EINVALID, "assignments take %d bytes; a satellite receives them in one message of at most %d", len(frame), protocol.MaxMessageBytes)
 	}
 	return out, nil

@@ -270,7 +270,7 @@ func TestListingPagesStayUnderTheirByteBound(t *testing.T) {
 	}
 	small, _ := json.Marshal(h.page("/satellites", 1, "")["satellites"].([]any)[0])
 	t.Logf("typical satellite view: %d bytes of JSON: %s", len(small), small)
-	if err := reg.DeleteSatellite(ctx, typical.ID, h.now); err != nil {
+	if _, err := reg.DeleteSatellite(ctx, typical.ID, h.now); err != nil {
 		t.Fatal(err)
 	}
 

@@ -269,6 +269,8 @@ func (w *wiring) endpointService() *endpoint.Service {
 		KeepaliveEvery:  w.cfg.KeepaliveEvery,
 		SlowFrame:       w.opts.SlowFrame,
 		Metrics:         w.metrics,
+
+		DefaultSandboxPolicy: w.cfg.DefaultSandboxPolicy,
 	}
 }
 
@@ -369,7 +371,8 @@ func (w *wiring) adminHandler() (*admin.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Fanout: starter, Now: w.opts.Now, Log: w.opts.Log, PushSettle: w.opts.PushSettle}
+	svc := &admin.Service{Registry: w.dynamoRegistry(), Push: pushes, Fanout: starter, Now: w.opts.Now, Log: w.opts.Log, PushSettle: w.opts.PushSettle,
+		DefaultSandboxPolicy: w.cfg.DefaultSandboxPolicy}
 	objects, err := w.packageObjects()
 	if err != nil {
 		return nil, err

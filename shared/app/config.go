@@ -7,6 +7,8 @@
 package app
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/secretcache"
 	"github.com/checkstack/satellite-backend/shared/sweep"
 )
@@ -70,6 +73,11 @@ type Config struct {
 	// FanoutSegments is FANOUT_SEGMENTS (4, at most 64): parallel workers
 	// per fan-out job.
 	FanoutSegments int
+
+	// DefaultSandboxPolicy is DEFAULT_SANDBOX_POLICY, compacted: the
+	// sandbox policy satellites are sent while no operator has set one (a
+	// JSON object); nil (the variable empty) sends none until one is set.
+	DefaultSandboxPolicy json.RawMessage
 
 	// ResultsFeedQueueURL is RESULTS_FEED_QUEUE_URL: the SQS queue the
 	// feed function sends stored results to. The feed function needs it.
@@ -212,6 +220,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			cfg.TelemetryKinds = append(cfg.TelemetryKinds, k)
 		}
 	}
+	if v := strings.TrimSpace(getenv("DEFAULT_SANDBOX_POLICY")); v != "" {
+		policy, err := parseSandboxPolicy(v)
+		if err != nil {
+			problems = append(problems, "DEFAULT_SANDBOX_POLICY (the DefaultSandboxPolicy parameter) "+err.Error())
+		}
+		cfg.DefaultSandboxPolicy = policy
+	}
 	if v := strings.TrimSpace(getenv("METRICS_PERIOD_SECONDS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -246,6 +261,33 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return cfg, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return cfg, nil
+}
+
+// parseSandboxPolicy checks a default sandbox policy as PUT /sandbox-policy
+// checks a policy (a JSON object, at most satellite.MaxSandboxPolicyBytes
+// compacted, nested at most protocol.MaxResultDepth levels) and returns it
+// compacted. A function whose default is not one fails to start rather
+// than send satellites something it cannot vouch for.
+func parseSandboxPolicy(v string) (json.RawMessage, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &probe); err != nil || probe == nil {
+		reason := "it is null"
+		if err != nil {
+			reason = err.Error()
+		}
+		return nil, fmt.Errorf("must be a JSON object (or empty for none): %s", reason)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(v)); err != nil {
+		return nil, fmt.Errorf("must be a JSON object: %w", err)
+	}
+	if compact.Len() > satellite.MaxSandboxPolicyBytes {
+		return nil, fmt.Errorf("is %d bytes, over the %d byte limit of a sandbox policy", compact.Len(), satellite.MaxSandboxPolicyBytes)
+	}
+	if protocol.Depth(compact.Bytes()) > protocol.MaxResultDepth {
+		return nil, fmt.Errorf("nests deeper than %d levels", protocol.MaxResultDepth)
+	}
+	return compact.Bytes(), nil
 }
 
 // normaliseLevel maps Lambda's TRACE and FATAL onto slog's levels.

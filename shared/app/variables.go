@@ -35,6 +35,7 @@ var Variables = []Variable{
 	{"JOBS_TABLE", "(admin and fan-out functions)", "DynamoDB table of fan-out jobs: an item per job with its progress (TTL on expiresAt)."},
 	{"FANOUT_FUNCTION", "(admin and fan-out functions)", "Function that runs fan-out tasks: the admin function starts jobs on it, and it hands the rest of a segment on to itself."},
 	{"FANOUT_SEGMENTS", "4", "Parallel workers per fan-out job (at most 64): the connections are scanned in this many segments."},
+	{"DEFAULT_SANDBOX_POLICY", "empty", "Sandbox policy (a JSON object, at most 16 KB) that authenticated carries while no policy is set with PUT /sandbox-policy; a set policy always wins. The template sets the DefaultSandboxPolicy parameter (upstream Checkstack's shipped default). Empty: none until one is set (satellites run scripts fail-closed). A value that is not a JSON object stops the function from starting."},
 	{"RESULTS_FEED_QUEUE_URL", "(feed function)", "SQS queue the feed function sends every stored result to (the results feed the core consumes)."},
 	{"UNAUTHENTICATED_DEADLINE_SECONDS", "30", "The sweep closes connections that have not authenticated after this long."},
 	{"REPUBLISH_AFTER_SECONDS", "120", "The sweep publishes again a lifecycle edge whose publication was not confirmed after this long (longer than a sweep runs)."},

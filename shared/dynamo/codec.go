@@ -87,6 +87,10 @@ func satelliteFrom(it item) satellite.Satellite {
 	}
 	s.Pending = pendingEdgesFrom(it)
 	s.Capabilities = stringsFrom(it, capabilitiesAttr)
+	s.HeartbeatLostAt = getMillis(it, heartbeatLostAttr)
+	s.Oversized = satellite.OversizedMessages{
+		Closes: getNum(it, oversizedClosesAttr), LastAt: getMillis(it, oversizedAtAttr), PreviousAt: getMillis(it, oversizedPrevAtAttr),
+	}
 	// Satellites stored before the profile item held their tags and sync
 	// state here; withProfile overrides them with the profile's.
 	readProfile(&s, it)
@@ -140,6 +144,7 @@ func pendingEdgesFrom(it item) []satellite.PendingEdge {
 		p := satellite.PendingEdge{
 			ID: id, Edge: satellite.Edge(getStr(entry.Value, "edge")),
 			At: getMillis(entry.Value, "at"), LastSeenAt: getMillis(entry.Value, "lastSeenAt"),
+			EdgeMarks: edgeMarksFrom(entry.Value),
 		}
 		if p.LastSeenAt.IsZero() && p.Edge == satellite.EdgeDisconnected {
 			p.LastSeenAt = lastSeen

@@ -52,6 +52,9 @@ func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map
 	if !e.LastSeenAt.IsZero() {
 		entry["lastSeenAt"] = millis(e.LastSeenAt)
 	}
+	for k, v := range edgeMarksItem(e.EdgeMarks) {
+		entry[k] = v
+	}
 	set = pendingEdgesAttr + ".#edge = :edge, " +
 		outboxShardAttr + " = if_not_exists(" + outboxShardAttr + ", :outboxShard), " +
 		outboxAtAttr + " = if_not_exists(" + outboxAtAttr + ", :edgeAt)"
@@ -62,6 +65,31 @@ func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map
 		":edgeAt":      millis(e.At),
 	}
 	return set, names, values
+}
+
+// edgeMarksItem is how an outbox entry keeps an edge's marks: only those
+// that apply, so a routine edge's entry is as small as before.
+func edgeMarksItem(m satellite.EdgeMarks) item {
+	out := item{}
+	if m.CloseCode != 0 {
+		out["closeCode"] = num(int64(m.CloseCode))
+	}
+	if m.Recovered {
+		out["recovered"] = boolean(true)
+	}
+	if m.Flapping {
+		out["reconnectAfterMs"] = num(m.ReconnectAfter.Milliseconds())
+	}
+	return out
+}
+
+// edgeMarksFrom reads the marks of an outbox entry.
+func edgeMarksFrom(entry item) satellite.EdgeMarks {
+	m := satellite.EdgeMarks{CloseCode: int(getNum(entry, "closeCode")), Recovered: getBool(entry, "recovered")}
+	if _, ok := entry["reconnectAfterMs"]; ok {
+		m.Flapping, m.ReconnectAfter = true, time.Duration(getNum(entry, "reconnectAfterMs"))*time.Millisecond
+	}
+	return m
 }
 
 // wroteEdge reports whether a satellite item (as a failed condition returned
@@ -79,8 +107,8 @@ func wroteEdge(it item, id, writer string) bool {
 
 // ConfirmEdge implements satellite.Registry: it removes a published edge
 // from the satellite's outbox, and the satellite from the Outbox index when
-// it was the last. Confirming an edge twice, or of a deleted satellite,
-// changes nothing.
+// it was the last; once the satellite is deleted, from its removal record's
+// (confirmRemovalEdge). Confirming an edge twice changes nothing.
 func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
 	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
 	names := map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID}
@@ -98,14 +126,20 @@ func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) 
 	// Not the only pending edge (or already confirmed): remove just this
 	// one; the satellite stays in the index for the others.
 	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &r.tables.Satellites,
-		Key:                      key,
-		UpdateExpression:         aws.String("REMOVE #edges.#edge"),
-		ConditionExpression:      aws.String("attribute_exists(#edges.#edge)"),
-		ExpressionAttributeNames: names,
+		TableName:                           &r.tables.Satellites,
+		Key:                                 key,
+		UpdateExpression:                    aws.String("REMOVE #edges.#edge"),
+		ConditionExpression:                 aws.String("attribute_exists(#edges.#edge)"),
+		ExpressionAttributeNames:            names,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if conditionFailed(err) {
-		return nil
+	if it, failed := conditionFailure(err); failed {
+		if len(it) == 0 {
+			// No satellite item: it was deleted, and its pending edges
+			// moved to its removal record.
+			return r.confirmRemovalEdge(ctx, satelliteID, edgeID)
+		}
+		return nil // confirmed already
 	}
 	return internal(err, "confirm published edge")
 }

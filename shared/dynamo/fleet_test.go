@@ -211,7 +211,7 @@ func TestListingCoversEverySatelliteOnceInOrderLegacyIncluded(t *testing.T) {
 	}
 
 	// A page starting after a satellite deleted meanwhile resumes after it.
-	if err := reg.DeleteSatellite(ctx, "sat-05-legacy", at); err != nil {
+	if _, err := reg.DeleteSatellite(ctx, "sat-05-legacy", at); err != nil {
 		t.Fatal(err)
 	}
 	page, err := reg.ListSatellites(ctx, "sat-05-legacy", 2)

@@ -40,6 +40,24 @@ const (
 // satellite's threshold override (satellite.Connection.OfflineThreshold).
 const connectionThresholdAttr = "offlineThresholdMs"
 
+// The satellite item's marks of what its connections went through: when
+// its heartbeats were found lost (until its next connected edge), and its
+// connections closed for a message over API Gateway's limit (a count, the
+// latest and the one before).
+const (
+	heartbeatLostAttr   = "heartbeatLostAt"
+	oversizedClosesAttr = "oversizedCloses"
+	oversizedAtAttr     = "oversizedAt"
+	oversizedPrevAtAttr = "oversizedPrevAt"
+)
+
+// oversizedWrite records one more close for a message over the limit at
+// :now, moving the latest to the one before (:never, 0, when there was
+// none); DynamoDB evaluates every operand against the item before the
+// update.
+const oversizedWrite = oversizedPrevAtAttr + " = if_not_exists(" + oversizedAtAttr + ", :never), " + oversizedAtAttr + " = :now, " +
+	oversizedClosesAttr + " = if_not_exists(" + oversizedClosesAttr + ", :never) + :one"
+
 // MaxLiveStep is the longest LiveStep: a satellite's key in the live index
 // is never more than this before its exact deadline.
 const MaxLiveStep = time.Minute
@@ -96,23 +114,47 @@ func connectedValues(satelliteID string, threshold time.Duration, now time.Time)
 	}
 }
 
-// BindConnection implements satellite.Registry.
+// BindConnection implements satellite.Registry. The connected edge is
+// marked as sat shows the satellite (satellite.ReconnectMarks); the write
+// is conditional on the heartbeat-loss mark being still as sat shows it,
+// and is made again when a sweep marked the satellite lost meanwhile, so a
+// loss the sweep reported is always followed by a connected edge marked
+// recovered.
 func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (satellite.LifecycleEvent, error) {
-	edge := satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
+	for attempt := 0; ; attempt++ {
+		edge, lost, err := r.bindConnection(ctx, connectionID, sat, verifiedHash, capabilities, now)
+		if lost == nil || attempt == 3 {
+			return edge, err
+		}
+		sat.HeartbeatLostAt = *lost
+	}
+}
+
+// bindConnection makes one attempt of BindConnection. lost is set, to the
+// heartbeat-loss mark as stored, when that mark alone refused the write.
+func (r *Registry) bindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (edge satellite.LifecycleEvent, lost *time.Time, err error) {
+	edge = satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
+	edge.EdgeMarks = sat.ReconnectMarks(now)
 	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
 	for k, v := range connectedValues(sat.ID, sat.OfflineThreshold, now) {
 		satValues[k] = v
 	}
 	satValues[":conn"] = str(connectionID)
 	satValues[":hash"] = str(verifiedHash)
-	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE closedConnectionId, authFailures, authFailedAt"
-	switch {
-	case slices.Equal(capabilities, sat.Capabilities):
-	case len(capabilities) > 0:
+	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE closedConnectionId, authFailures, authFailedAt, "+heartbeatLostAttr
+	condition := "attribute_exists(pk) AND tokenHash = :hash AND "
+	if sat.HeartbeatLostAt.IsZero() {
+		condition += "attribute_not_exists(" + heartbeatLostAttr + ")"
+	} else {
+		condition += heartbeatLostAttr + " = :lostAt"
+		satValues[":lostAt"] = millis(sat.HeartbeatLostAt)
+	}
+	// nil keeps what is stored (an agent that does not send the field); a
+	// list, even an empty one, replaces it. An empty list is stored as one,
+	// so "said it offers nothing" stays apart from "never said".
+	if capabilities != nil && (sat.Capabilities == nil || !slices.Equal(capabilities, sat.Capabilities)) {
 		set += ", " + capabilitiesAttr + " = :caps"
 		satValues[":caps"] = stringList(capabilities)
-	default:
-		remove += ", " + capabilitiesAttr
 	}
 	// The record carries the satellite's threshold override, as it carries
 	// its name: a heartbeat rounds its key in the live index by it (see
@@ -125,7 +167,7 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 		recordSet, recordRemove = ", "+connectionThresholdAttr+" = :threshold", ""
 		recordValues[":threshold"] = num(sat.OfflineThreshold.Milliseconds())
 	}
-	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
+	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Update: &types.Update{
 				TableName: &r.tables.Connections,
@@ -144,26 +186,30 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 				ExpressionAttributeValues:           recordValues,
 			}},
 			{Update: &types.Update{
-				TableName:                 &r.tables.Satellites,
-				Key:                       item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:          aws.String(set + remove),
-				ConditionExpression:       aws.String("attribute_exists(pk) AND tokenHash = :hash"),
-				ExpressionAttributeNames:  edgeNames,
-				ExpressionAttributeValues: satValues,
+				TableName:                           &r.tables.Satellites,
+				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
+				UpdateExpression:                    aws.String(set + remove),
+				ConditionExpression:                 aws.String(condition),
+				ExpressionAttributeNames:            edgeNames,
+				ExpressionAttributeValues:           satValues,
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
 		},
 	})
 	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
 		switch {
 		case failed[0] && len(reasons[0].Item) == 0:
-			return edge, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
+			return edge, nil, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
 		case failed[0]:
-			return edge, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
+			return edge, nil, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
+		case failed[1] && len(reasons[1].Item) > 0 && getStr(reasons[1].Item, "tokenHash") == verifiedHash:
+			at := getMillis(reasons[1].Item, heartbeatLostAttr)
+			return edge, &at, satellite.Errorf(satellite.ECONFLICT, "satellite %s was found lost while it authenticated", sat.ID)
 		case failed[1]:
-			return edge, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
+			return edge, nil, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
 		}
 	}
-	return edge, internal(err, "bind connection")
+	return edge, nil, internal(err, "bind connection")
 }
 
 // UnbindConnection implements satellite.Registry.
@@ -275,16 +321,17 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 		case sat.ConnectionID != "":
 			// Marked heartbeat_lost with a current connection: restore the
 			// edge and keep the connection.
-			restore.Name, restore.Region = sat.Name, sat.Region
+			// The sweep marked it heartbeat_lost, so this edge ends the loss.
+			restore.Name, restore.Region, restore.Recovered = sat.Name, sat.Region, true
 			recordEdge, names, values := edgeWrite(restore, writer)
 			values[":current"] = str(sat.ConnectionID)
-			if it, err = update(setVersion+connectedEdge+", "+recordEdge,
+			if it, err = update(setVersion+connectedEdge+", "+recordEdge+" REMOVE "+heartbeatLostAttr,
 				"lastConnectionEvent <> :connected AND connectionId = :current", names, values); err == nil {
 				return restored(sat)
 			}
 		default:
 			// No current connection: adopt this one, if it is live.
-			restore.Name, restore.Region = sat.Name, sat.Region
+			restore.Name, restore.Region, restore.Recovered = sat.Name, sat.Region, !sat.HeartbeatLostAt.IsZero()
 			if r.beforeAdopt != nil {
 				r.beforeAdopt()
 			}
@@ -334,7 +381,7 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 			TableName: &r.tables.Satellites,
 			Key:       key,
 			UpdateExpression: aws.String(setVersion + "connectionId = :conn, " + connectedEdge + ", " + recordEdge +
-				" REMOVE closedConnectionId"),
+				" REMOVE closedConnectionId, " + heartbeatLostAttr),
 			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
 				"(attribute_not_exists(closedConnectionId) OR closedConnectionId <> :closed)"),
 			ExpressionAttributeNames:  names,
@@ -359,7 +406,11 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 // satellite is updated before the record is deleted: a close that dies
 // between the two leaves a record the sweep removes later (closing it again
 // changes nothing), never a satellite connected to a closed connection.
-func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now time.Time) (satellite.Closed, error) {
+//
+// A close for a message over the limit is recorded on the satellite in the
+// same write; only when the connection was no longer the current one (its
+// satellite reconnected first) does recording it take a write of its own.
+func (r *Registry) CloseConnection(ctx context.Context, connectionID string, status satellite.CloseStatus, now time.Time) (satellite.Closed, error) {
 	key := item{ConnectionsPartitionKey: str(connectionID)}
 	rec, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Connections, Key: key, ConsistentRead: aws.Bool(true)})
 	if err != nil {
@@ -374,20 +425,26 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 		closed.SatelliteID = getStr(rec.Item, "lastSatelliteId")
 	}
 	if closed.SatelliteID != "" {
+		satKey := item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)}
 		sat := satellite.Satellite{ID: closed.SatelliteID, Name: conn.SatelliteName, Region: conn.SatelliteRegion}
 		edge := satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, sat, time.Time{}, now)
+		edge.CloseCode = status.Code
 		writer := newWriter()
 		recordEdge, names, values := edgeWrite(edge, writer)
 		values[":disconnected"] = str(string(satellite.EdgeDisconnected))
 		values[":conn"] = str(connectionID)
 		values[":now"] = millis(now)
 		values[":never"] = num(0)
+		set := "SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
+			lastSeenAttr + " = if_not_exists(" + heartbeatAttr + ", :never), " + recordEdge
+		if status.MessageTooBig() {
+			set += ", " + oversizedWrite
+			values[":one"] = num(1)
+		}
 		upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: &r.tables.Satellites,
-			Key:       item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)},
-			UpdateExpression: aws.String("SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
-				lastSeenAttr + " = if_not_exists(" + heartbeatAttr + ", :never), " + recordEdge +
-				" REMOVE " + heartbeatAttr + ", " + legacyHeartbeatAttr + ", connectionId, liveShard, staleAt"),
+			TableName:                           &r.tables.Satellites,
+			Key:                                 satKey,
+			UpdateExpression:                    aws.String(set + " REMOVE " + heartbeatAttr + ", " + legacyHeartbeatAttr + ", connectionId, liveShard, staleAt"),
 			ConditionExpression:                 aws.String("connectionId = :conn"),
 			ExpressionAttributeNames:            names,
 			ExpressionAttributeValues:           values,
@@ -401,6 +458,21 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 			// lost, and with it the last heartbeat.
 			edge.LastSeenAt = getMillis(it, lastSeenAttr)
 			closed.Disconnected, closed.Edge = true, edge
+			if status.MessageTooBig() {
+				// The record before is the one after less this close; the
+				// close before the last is unknown, so this rare path may
+				// log once more than once an hour.
+				after := satelliteFrom(it).Oversized
+				closed.Oversized = &satellite.OversizedClose{
+					Before: satellite.OversizedMessages{Closes: after.Closes - 1, LastAt: after.PreviousAt}, After: after,
+				}
+			}
+		case failed && status.MessageTooBig() && len(it) > 0:
+			// Not the satellite's current connection: its state stays, but
+			// the close still says what its agent sends.
+			if closed.Oversized, err = r.recordOversized(ctx, satKey, now); err != nil {
+				return closed, err
+			}
 		case failed:
 			// Not the satellite's current connection: nothing to change.
 		case err != nil:
@@ -409,12 +481,36 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, now
 			old := satelliteFrom(upd.Attributes)
 			edge.Name, edge.Region, edge.LastSeenAt = old.Name, old.Region, old.LastHeartbeatAt
 			closed.Disconnected, closed.Edge = true, edge
+			if status.MessageTooBig() {
+				closed.Oversized = &satellite.OversizedClose{Before: old.Oversized, After: old.Oversized.Closed(now)}
+			}
 		}
 	}
 	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.tables.Connections, Key: key}); err != nil {
 		return closed, internal(err, "delete connection record")
 	}
 	return closed, nil
+}
+
+// recordOversized records a close for a message over the limit on a
+// satellite, if it still exists, and returns its record before and after.
+func (r *Registry) recordOversized(ctx context.Context, key item, now time.Time) (*satellite.OversizedClose, error) {
+	upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &r.tables.Satellites,
+		Key:                       key,
+		UpdateExpression:          aws.String("SET " + oversizedWrite),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: item{":now": millis(now), ":never": num(0), ":one": num(1)},
+		ReturnValues:              types.ReturnValueAllOld,
+	})
+	if conditionFailed(err) {
+		return nil, nil // deleted meanwhile
+	}
+	if err != nil {
+		return nil, internal(err, "record oversized message close")
+	}
+	before := satelliteFrom(upd.Attributes).Oversized
+	return &satellite.OversizedClose{Before: before, After: before.Closed(now)}, nil
 }
 
 // OnlineSatelliteIDs returns the satellites online at now: marked connected
@@ -603,7 +699,7 @@ func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now
 	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &r.tables.Satellites,
 		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + recordEdge + " REMOVE #shard, #at"),
+		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + heartbeatLostAttr + " = :now, " + recordEdge + " REMOVE #shard, #at"),
 		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now AND " + heartbeat),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,

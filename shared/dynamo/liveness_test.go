@@ -68,7 +68,7 @@ func TestHeartbeatAdoptionRetriesAfterLosingARace(t *testing.T) {
 			// satellite has no current connection, A is alive and bound.
 			bound(t, reg, id, id+"-A", now)
 			bound(t, reg, id, id+"-B", now)
-			if _, err := reg.CloseConnection(ctx, id+"-B", now); err != nil {
+			if _, err := reg.CloseConnection(ctx, id+"-B", satellite.CloseStatus{}, now); err != nil {
 				t.Fatal(err)
 			}
 			fired := 0

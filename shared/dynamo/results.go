@@ -16,13 +16,18 @@ import (
 // resultTimeFormat sorts lexicographically in time order.
 const resultTimeFormat = "2006-01-02T15:04:05.000000000Z"
 
+// clockSkewAttr holds Result.ClockSkewMs, only on a result dated ahead.
+const clockSkewAttr = "clockSkewMs"
+
 // RecordResult implements satellite.Registry. The assignment check and the
 // write are one transaction, so a result is authorised against the
-// assignments at the moment it is stored.
+// assignments at the moment it is stored. Its sort key starts with its
+// OrderedAt, so that LatestResults, newest first, never puts a result dated
+// ahead of the backend's clock before those received after it.
 func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error {
 	it := item{
 		ResultsPartitionKey: str(checkKey(res.ConfigID, res.SystemID)),
-		ResultsSortKey:      str(res.ExecutedAt.UTC().Format(resultTimeFormat) + "#" + keyPart(res.SatelliteID) + "#" + res.ID),
+		ResultsSortKey:      str(res.OrderedAt().UTC().Format(resultTimeFormat) + "#" + keyPart(res.SatelliteID) + "#" + res.ID),
 		"configId":          str(res.ConfigID),
 		"systemId":          str(res.SystemID),
 		"satelliteId":       str(res.SatelliteID),
@@ -37,6 +42,9 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	}
 	if res.Detail != nil {
 		it["result"] = str(string(res.Detail))
+	}
+	if res.ClockSkewMs > 0 {
+		it[clockSkewAttr] = num(res.ClockSkewMs)
 	}
 	// The assignment must exist under the connection's token generation
 	// and, for a run in an environment, list that environment.
@@ -102,7 +110,7 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 
 // ResultFromItem decodes a stored result, as a read or a stream record of
 // the Results table gives it. Its ID is the last part of the sort key
-// (executedAt#satellite#id: neither of the first two holds a "#"); a
+// (orderedAt#satellite#id: neither of the first two holds a "#"); a
 // malformed item decodes to what it holds.
 func ResultFromItem(it map[string]types.AttributeValue) satellite.Result {
 	res := satellite.Result{
@@ -128,6 +136,7 @@ func ResultFromItem(it map[string]types.AttributeValue) satellite.Result {
 		res.Detail = []byte(d)
 	}
 	res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, "executedAt"))
+	res.ClockSkewMs = getNum(it, clockSkewAttr)
 	if exp := getNum(it, ResultsTTLAttribute); exp != 0 {
 		res.ExpiresAt = time.Unix(exp, 0).UTC()
 	}

@@ -4,10 +4,11 @@
 // and in template.yaml (a test keeps the two in step).
 //
 // Files follow the tables: connections.go (connection records);
-// satellites.go, assignments.go, liveness.go, edges.go and fleet.go (the
-// satellites table: satellite items, assignment sets, heartbeats and
-// connection edges, the edge outbox, and the paged fleet listing with its
-// backfill); results.go; codec.go (items to values); registry.go (the
+// satellites.go, assignments.go, liveness.go, edges.go, removal.go and
+// fleet.go (the satellites table: satellite items, assignment sets,
+// heartbeats and connection edges, the edge outbox, a deleted satellite's
+// removal record, and the paged fleet listing with its backfill);
+// results.go; codec.go (items to values); registry.go (the
 // client, transactions and shared helpers).
 package dynamo
 
@@ -81,6 +82,11 @@ const (
 	FleetIndexSortKey = SatellitesPartitionKey
 	// FleetIndexPart is the one value of FleetIndexPartKey.
 	FleetIndexPart = "fleet"
+
+	// SatellitesTTLAttribute holds the epoch second after which an item is
+	// gone. Only removal records carry it, and only once their edges are
+	// confirmed published (see removalKeep).
+	SatellitesTTLAttribute = "expiresAt"
 )
 
 // Connections table: one item per WebSocket connection.
@@ -159,6 +165,11 @@ const (
 	// partition (not the settings partition every authentication reads).
 	migrationPart     = "MIGRATION"
 	fleetBackfillSort = "FLEET_INDEX"
+	// A deleted satellite's removal record, in a partition of its own
+	// (nothing that reads a satellite's partition sees it): the outbox of
+	// its removed edge and of the edges still pending when it was deleted.
+	removalPrefix = "REMOVED#"
+	removalSort   = "REMOVED"
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }

@@ -57,6 +57,9 @@ type Service struct {
 	// SlowFrame is the time after which a frame's phases are logged at
 	// WARN rather than DEBUG (the SlowFrame constant when zero).
 	SlowFrame time.Duration
+	// DefaultSandboxPolicy is the sandbox policy authenticated carries
+	// while no policy is set (a JSON object; nil: none).
+	DefaultSandboxPolicy json.RawMessage
 
 	once     sync.Once
 	bindings *bindings
@@ -131,6 +134,8 @@ type Conn struct {
 	ConnectedAt time.Time
 	// Client is where the connection comes from; set on connect only.
 	Client Client
+	// Close is how the connection closed; set on disconnect only.
+	Close satellite.CloseStatus
 }
 
 // Client is where a connection comes from, as its handshake shows it.
@@ -177,16 +182,35 @@ func (s *Service) Connect(ctx context.Context, c Conn) error {
 }
 
 // Disconnect handles a closed connection. A stale disconnect, after the
-// satellite reconnected, changes nothing.
+// satellite reconnected, changes nothing but the record of oversized
+// messages: a close with 1009 (a message over API Gateway's limit) is
+// recorded on its satellite either way, counted when it repeats within an
+// hour (OversizedMessageCloses), and logged at most once a clock hour per
+// satellite, not once a reconnect.
 func (s *Service) Disconnect(ctx context.Context, c Conn) error {
 	s.cache().forget(c.ID)
 	s.capabilities().forget(c.ID)
-	err := s.Sender.ConnectionClosed(ctx, c.ID)
+	closed, err := s.Sender.Disconnected(ctx, c.ID, c.Close)
 	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "disconnect not recorded",
-			slog.String("connectionId", c.ID), slog.String("error", err.Error()))
+			slog.String("connectionId", c.ID), slog.Int("closeCode", c.Close.Code), slog.String("error", err.Error()))
+		return err
 	}
-	return err
+	if closed.SatelliteID == "" {
+		s.Log.LogAttrs(ctx, slog.LevelDebug, "unauthenticated connection closed",
+			slog.String("connectionId", c.ID), slog.Int("closeCode", c.Close.Code), slog.String("closeReason", c.Close.Reason))
+	}
+	if o := closed.Oversized; o != nil && o.After.Repeated() {
+		s.Metrics.Count(metrics.OversizedMessageCloses, "")
+		if satellite.FirstRepeatedInHour(o.Before, o.After) {
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "satellite sends messages over the limit",
+				slog.String("satelliteId", closed.SatelliteID), slog.String("connectionId", c.ID),
+				slog.String("warning", satellite.OversizedMessagesWarning),
+				slog.Int64("oversizedCloses", o.After.Closes), slog.Time("previousAt", o.After.PreviousAt),
+				slog.Int("limitBytes", protocol.MaxMessageBytes))
+		}
+	}
+	return nil
 }
 
 // Receive handles one frame. Only failures of the backend itself are returned;
@@ -538,7 +562,12 @@ func (s *Service) authenticate(ctx context.Context, c Conn, record satellite.Con
 		bound.ExpiresAt = now.Add(satellite.ConnectionRecordTTL)
 	}
 	s.cache().put(bound, now)
-	s.capabilities().remember(c.ID, m.Capabilities)
+	if m.Capabilities != nil {
+		// Without the field nothing is known of what the connection
+		// reports: its first heartbeat that carries a list writes it, even
+		// an empty one.
+		s.capabilities().remember(c.ID, m.Capabilities)
+	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite authenticated",
 		slog.String("connectionId", c.ID), slog.String("satelliteId", sat.ID), slog.Int("assignments", len(assignments)),
 		slog.Bool("sandboxPolicy", policy != nil), slog.Any("capabilities", m.Capabilities))
@@ -612,16 +641,23 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 	return nil
 }
 
-// MaxClockSkew is how far in the future a result's executedAt may be.
+// MaxClockSkew is how far ahead of the backend's clock a result's
+// executedAt may be and still order the result among its check's results.
+// A result dated further ahead is stored all the same (as upstream stores
+// it), ordered by when it was received and marked with how far ahead it
+// was: otherwise a satellite whose clock runs fast would make each of its
+// results read as the check's latest for as long as its clock is ahead.
 const MaxClockSkew = 5 * time.Minute
 
 func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.Result) error {
 	now := s.Now()
-	// A result dated outside its retention, or in the future, would be
-	// dropped at once or read as "the latest" for weeks.
-	if m.ExecutedAt.Before(now.Add(-s.ResultRetention)) || m.ExecutedAt.After(now.Add(MaxClockSkew)) {
-		return satellite.Errorf(satellite.EINVALID, "invalid result frame: field \"executedAt\" %s is not within the retention (%s) before now or %s after",
-			m.ExecutedAt.Format(time.RFC3339), s.ResultRetention, MaxClockSkew)
+	if m.ExecutedAt.Before(now.Add(-s.ResultRetention)) {
+		return satellite.Errorf(satellite.EINVALID, "invalid result frame: field \"executedAt\" %s is older than the result retention (%s): "+
+			"nothing that old is kept (is the satellite's clock behind?)", m.ExecutedAt.Format(time.RFC3339), s.ResultRetention)
+	}
+	var skewMs int64
+	if ahead := m.ExecutedAt.Sub(now); ahead > MaxClockSkew {
+		skewMs = ahead.Milliseconds() // over 300,000: the mark orders it by its receipt
 	}
 	err := s.Registry.RecordResult(ctx, satellite.Result{
 		ID:          c.RequestID,
@@ -637,13 +673,22 @@ func (s *Service) result(ctx context.Context, c Conn, conn satellite.Connection,
 		EnvironmentID: m.EnvironmentID,
 		ReceivedAt:    now,
 		ExpiresAt:     now.Add(s.ResultRetention),
+		ClockSkewMs:   skewMs,
 
 		TokenGeneration: conn.TokenGeneration,
 	})
-	if err == nil {
-		s.Metrics.Count(metrics.ResultsStored, "")
+	if err != nil {
+		return err
 	}
-	return err
+	s.Metrics.Count(metrics.ResultsStored, "")
+	if skewMs > 0 {
+		s.Metrics.Count(metrics.ResultsClockSkewed, "")
+		s.Log.LogAttrs(ctx, slog.LevelWarn, "result dated ahead of the backend's clock; ordered by its receipt",
+			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID),
+			slog.String("configId", m.ConfigID), slog.String("systemId", m.SystemID),
+			slog.String("executedAt", m.ExecutedAt.Format(time.RFC3339Nano)), slog.Int64("clockSkewMs", skewMs))
+	}
+	return nil
 }
 
 // maxLoggedMessage bounds how much of a satellite-supplied message is logged.
@@ -720,19 +765,17 @@ func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) err
 	return s.reply(ctx, c, protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity, Data: &encoded})
 }
 
-// sandboxPolicy returns the policy to send, nil when none is set. A stored
-// policy that is not a JSON object is never sent (the satellite stays
-// fail-closed) and is logged.
+// sandboxPolicy returns the policy to send: the one set, else
+// DefaultSandboxPolicy; nil when there is neither. A stored policy that is
+// not a JSON object is never sent, nor replaced by the default (the
+// satellite stays fail-closed), and is logged.
 func (s *Service) sandboxPolicy(ctx context.Context, st satellite.Settings) json.RawMessage {
-	if len(st.SandboxPolicy) == 0 {
-		return nil
-	}
-	var probe map[string]json.RawMessage
-	if json.Unmarshal(st.SandboxPolicy, &probe) != nil || probe == nil {
+	policy, _, err := st.SandboxPolicyInForce(s.DefaultSandboxPolicy)
+	if err != nil {
 		s.Log.LogAttrs(ctx, slog.LevelError, "stored sandbox policy is not a JSON object; omitted")
 		return nil
 	}
-	return st.SandboxPolicy
+	return policy
 }
 
 // capabilitiesDropped logs what of a frame's capabilities was left out.

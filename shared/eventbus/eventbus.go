@@ -12,7 +12,8 @@ import (
 )
 
 // Source is the EventBridge source of every lifecycle event. Detail types are
-// satellite.connected, satellite.disconnected and satellite.heartbeat_lost.
+// satellite.connected, satellite.disconnected, satellite.heartbeat_lost and
+// satellite.removed.
 const Source = "checkstack.satellites"
 
 // Bus implements satellite.LifecycleSink.

@@ -59,7 +59,7 @@ var (
 		Values: append(append([]string(nil), protocol.InboundTypes...), FrameInvalid)}
 	Authentications = Metric{Name: "Authentications", Unit: Count, Dimension: "Outcome", Values: []string{OK, Failed}}
 	Edges           = Metric{Name: "Edges", Unit: Count, Dimension: "Edge",
-		Values: []string{string(satellite.EdgeConnected), string(satellite.EdgeDisconnected), string(satellite.EdgeHeartbeatLost)}}
+		Values: []string{string(satellite.EdgeConnected), string(satellite.EdgeDisconnected), string(satellite.EdgeHeartbeatLost), string(satellite.EdgeRemoved)}}
 	Pushes          = Metric{Name: "Pushes", Unit: Count, Dimension: "Outcome", Values: []string{Sent, Gone, Failed}, Routine: true}
 	ResultsStored   = Metric{Name: "ResultsStored", Unit: Count, Routine: true}
 	SweepDuration   = Metric{Name: "SweepDuration", Unit: Milliseconds, Sample: true}
@@ -75,7 +75,16 @@ var (
 	ResultsFed   = Metric{Name: "ResultsFed", Unit: Count, Routine: true}
 	FeedMessages = Metric{Name: "FeedMessages", Unit: Count, Routine: true}
 	FeedFailures = Metric{Name: "FeedFailures", Unit: Count}
+	// OversizedMessageCloses counts connections API Gateway closed with
+	// 1009 (a message over its 128 KB limit) within an hour of their
+	// satellite's previous such close: an agent whose messages cannot pass.
+	OversizedMessageCloses = Metric{Name: "OversizedMessageCloses", Unit: Count}
 )
+
+// ResultsClockSkewed counts the stored results dated more than
+// endpoint.MaxClockSkew ahead of the backend's clock (the satellite's clock
+// runs fast): stored all the same, ordered by their receipt.
+var ResultsClockSkewed = Metric{Name: "ResultsClockSkewed", Unit: Count, Routine: true}
 
 // Dimension values shared by several metrics.
 const (
@@ -99,7 +108,7 @@ const (
 
 // All lists every metric.
 var All = []Metric{Frames, Authentications, Edges, Pushes, ResultsStored, SweepDuration, StaleSatellites, SatellitesOnline, TelemetryBatches,
-	ResultsFed, FeedMessages, FeedFailures}
+	ResultsFed, FeedMessages, FeedFailures, ResultsClockSkewed, OversizedMessageCloses}
 
 // maxSamples is EMF's limit of values per metric in one line.
 const maxSamples = 100

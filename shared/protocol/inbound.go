@@ -101,7 +101,9 @@ type Authenticate struct {
 	ClientID string
 	Token    string // plaintext; never logged
 	// Capabilities is what the agent offers, sorted and without
-	// duplicates; nil when the frame has none (an older agent).
+	// duplicates. nil when the frame has none (absent, null, or not a
+	// list: an older agent build omits it), which keeps the stored list;
+	// never nil when the frame has a list, so an empty list clears it.
 	Capabilities []string
 	// CapabilitiesDropped says what of the capabilities was left out ("" when
 	// nothing): they are optional, so a bad list never fails the frame.
@@ -113,7 +115,7 @@ type Heartbeat struct {
 	Version       string
 	UptimeSeconds float64
 	// Capabilities repeats authenticate's list so that a change converges
-	// without a reconnect; nil when the frame has none.
+	// without a reconnect; nil when the frame has none, as in Authenticate.
 	Capabilities        []string
 	CapabilitiesDropped string
 }
@@ -516,10 +518,12 @@ func (r *reader) name(field string) string {
 }
 
 // capabilities is the optional list of names, sorted and without
-// duplicates; nil when absent or null. Capabilities are optional, so a bad
-// list never makes the frame invalid: a value that is not an array of
-// strings counts as absent, names that are not names are left out, and so
-// are those past MaxCapabilities. dropped says what was left out.
+// duplicates; nil when absent or null, and never nil when the frame has a
+// list (nil keeps the stored list, an empty one clears it). Capabilities
+// are optional, so a bad list never makes the frame invalid: a value that
+// is not an array of strings counts as absent, names that are not names are
+// left out, and so are those past MaxCapabilities. dropped says what was
+// left out.
 func (r *reader) capabilities() (list []string, dropped string) {
 	raw, ok := r.fields["capabilities"]
 	if !ok || isNull(raw) {

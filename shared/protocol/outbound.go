@@ -66,12 +66,18 @@ type Authenticated struct {
 	// none is set (or it could not be read): the satellite then stays
 	// fail-closed.
 	SandboxPolicy json.RawMessage `json:"sandboxPolicy,omitempty"`
+	// MaxMessageBytes is this backend's extension: the largest message
+	// the satellite may send (MaxMessageBytes, API Gateway's limit); a
+	// larger one closes its connection with 1009. An agent that knows the
+	// field sizes its telemetry batches under it; older agents ignore it.
+	MaxMessageBytes int `json:"maxMessageBytes,omitempty"`
 }
 
 // NewAuthenticated builds an authenticated reply; policy is nil when there
-// is none to send.
+// is none to send. It always advertises MaxMessageBytes.
 func NewAuthenticated(satelliteID string, assignments []satellite.Assignment, hash LockfileHash, policy json.RawMessage) Authenticated {
-	return Authenticated{Type: TypeAuthenticated, SatelliteID: satelliteID, Assignments: nonNil(assignments), ScriptPackagesLockfileHash: hash.field(), SandboxPolicy: policy}
+	return Authenticated{Type: TypeAuthenticated, SatelliteID: satelliteID, Assignments: nonNil(assignments), ScriptPackagesLockfileHash: hash.field(),
+		SandboxPolicy: policy, MaxMessageBytes: MaxMessageBytes}
 }
 
 // AuthFailed precedes closing a connection that failed authentication.

@@ -174,9 +174,9 @@ func TestOutboundFieldNames(t *testing.T) {
 		frame any
 		want  string
 	}{
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[]}`},
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null}`},
-		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, json.RawMessage(`{"egress":"deny"}`)), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"sandboxPolicy":{"egress":"deny"}}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"maxMessageBytes":131072}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{Configured: true}, nil), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"scriptPackagesLockfileHash":null,"maxMessageBytes":131072}`},
+		{protocol.NewAuthenticated("sat-1", nil, protocol.LockfileHash{}, json.RawMessage(`{"egress":"deny"}`)), `{"type":"authenticated","satelliteId":"sat-1","assignments":[],"sandboxPolicy":{"egress":"deny"},"maxMessageBytes":131072}`},
 		{protocol.NewSandboxPolicy(json.RawMessage(`{"egress":"deny"}`)), `{"type":"sandbox_policy","policy":{"egress":"deny"}}`},
 		{protocol.ConfigSecrets{Type: protocol.TypeConfigSecrets, RequestID: "r", Strategy: map[string]string{"auth.password": "p"}, Collectors: map[string]map[string]string{"c1": {"headers[0].value": "v"}}},
 			`{"type":"config_secrets","requestId":"r","strategy":{"auth.password":"p"},"collectors":{"c1":{"headers[0].value":"v"}}}`},
@@ -331,6 +331,42 @@ func TestBadCapabilitiesNeverFailTheFrame(t *testing.T) {
 			got, _ := json.Marshal(caps)
 			if (tc.want != "" && string(got) != tc.want) || (tc.want == "" && len(caps) != protocol.MaxCapabilities) || !strings.Contains(dropped, tc.dropped) || (tc.dropped == "") != (dropped == "") {
 				t.Errorf("%s: capabilities %s, dropped %q; want %s, %q", tc.caps, got, dropped, tc.want, tc.dropped)
+			}
+		}
+	}
+}
+
+// TestCapabilitiesAbsentAndEmptyDiffer checks the parsed frame tells a
+// frame without capabilities (nil: the stored list is kept) from one with
+// an empty list (not nil: the stored list is cleared).
+func TestCapabilitiesAbsentAndEmptyDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		wantNil     bool
+	}{
+		{"absent", ``, true},
+		{"null", `,"capabilities":null`, true},
+		{"not a list", `,"capabilities":"scrape"`, true},
+		{"empty", `,"capabilities":[]`, false},
+		{"nothing but bad names", `,"capabilities":["log receivers"]`, false},
+	} {
+		for _, frame := range []string{
+			`{"type":"authenticate","clientId":"a","token":"t"` + tc.field + `}`,
+			`{"type":"heartbeat","version":"1","uptimeSeconds":1` + tc.field + `}`,
+		} {
+			msg, err := protocol.Parse([]byte(frame))
+			if err != nil {
+				t.Fatalf("%s: %v", frame, err)
+			}
+			var caps []string
+			switch m := msg.(type) {
+			case *protocol.Authenticate:
+				caps = m.Capabilities
+			case *protocol.Heartbeat:
+				caps = m.Capabilities
+			}
+			if got := caps == nil; got != tc.wantNil || len(caps) != 0 {
+				t.Errorf("%s: %s: capabilities %#v, want nil %v", tc.name, msg.Type(), caps, tc.wantNil)
 			}
 		}
 	}

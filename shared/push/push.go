@@ -69,25 +69,39 @@ func (s *Sender) Close(ctx context.Context, managementURL, connectionID string) 
 // ConnectionClosed records that connectionID is closed: its record goes away
 // and, only if it was its satellite's current connection, the satellite moves
 // to the disconnected edge and satellite.disconnected is emitted. Closing a
-// connection twice, or a stale one, changes nothing the second time.
+// connection twice, or a stale one, changes nothing the second time. It is
+// for closes nobody reported a status of (a post found the connection gone,
+// a record expired); $disconnect's go through Disconnected.
 func (s *Sender) ConnectionClosed(ctx context.Context, connectionID string) error {
-	closed, err := s.Registry.CloseConnection(ctx, connectionID, s.Now())
+	_, err := s.Disconnected(ctx, connectionID, satellite.CloseStatus{})
+	return err
+}
+
+// Disconnected is ConnectionClosed for a close whose status API Gateway
+// reported: the disconnected edge carries its code, and a close for a
+// message over the limit is recorded on the satellite. It returns what the
+// close changed.
+func (s *Sender) Disconnected(ctx context.Context, connectionID string, status satellite.CloseStatus) (satellite.Closed, error) {
+	closed, err := s.Registry.CloseConnection(ctx, connectionID, status, s.Now())
 	if err != nil {
-		return err
+		return closed, err
 	}
 	attrs := []slog.Attr{slog.String("connectionId", connectionID)}
 	if closed.SatelliteID != "" {
 		attrs = append(attrs, slog.String("satelliteId", closed.SatelliteID))
 	}
+	if status.Code != 0 {
+		attrs = append(attrs, slog.Int("closeCode", status.Code), slog.String("closeReason", status.Reason))
+	}
 	if !closed.Disconnected {
 		if closed.SatelliteID != "" {
 			s.Log.LogAttrs(ctx, slog.LevelInfo, "stale connection closed; satellite state unchanged", attrs...)
 		}
-		return nil
+		return closed, nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "satellite disconnected", attrs...)
 	s.Publish(ctx, closed.Edge)
-	return nil
+	return closed, nil
 }
 
 // Publish publishes a lifecycle edge recorded in its satellite's outbox and

@@ -60,6 +60,11 @@ type Entry struct {
 	// Result is the result object as the satellite sent it; null when it
 	// sent none.
 	Result json.RawMessage `json:"result"`
+	// ClockSkewMs is present only on a result whose executedAt was more
+	// than 5 minutes ahead of receivedAt (the satellite's clock runs fast):
+	// how far ahead, in milliseconds. Left out otherwise, so the messages
+	// of a fleet with good clocks stay the size they were.
+	ClockSkewMs int64 `json:"clockSkewMs,omitempty"`
 }
 
 // EntryOf is the feed's form of a stored result.
@@ -77,6 +82,7 @@ func EntryOf(r satellite.Result) Entry {
 		ExecutedAt:    r.ExecutedAt.UTC().Format(time.RFC3339Nano),
 		ReceivedAt:    r.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		Result:        json.RawMessage("null"),
+		ClockSkewMs:   r.ClockSkewMs,
 	}
 	if len(r.Detail) > 0 && json.Valid(r.Detail) {
 		e.Result = json.RawMessage(r.Detail)

@@ -124,6 +124,20 @@ func TestEntryFields(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want null", k, v, ok)
 		}
 	}
+	// clockSkewMs marks the exception, a result dated ahead: present only
+	// on it, so a fleet with good clocks sends messages of the same size.
+	if v, ok := m["clockSkewMs"]; ok {
+		t.Errorf("clockSkewMs = %v on a result not dated ahead, want it left out", v)
+	}
+	skewed := result(9, "")
+	skewed.Result.ExecutedAt = skewed.Result.ReceivedAt.Add(time.Hour)
+	skewed.Result.ClockSkewMs = time.Hour.Milliseconds()
+	b, _ = json.Marshal(resultsfeed.EntryOf(skewed.Result))
+	m = map[string]any{}
+	_ = json.Unmarshal(b, &m)
+	if m["clockSkewMs"] != float64(3_600_000) || m["executedAt"] != "2026-12-03T09:00:09.5Z" || m["sequence"] != resultsfeed.Sequence(skewed.Result.ReceivedAt, "req-0009=") {
+		t.Errorf("a result dated an hour ahead: clockSkewMs %v executedAt %v sequence %v", m["clockSkewMs"], m["executedAt"], m["sequence"])
+	}
 }
 
 func TestSequenceOrdersByReceiptThenId(t *testing.T) {

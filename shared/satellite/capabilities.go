@@ -54,7 +54,9 @@ type Settings struct {
 	// nothing is published.
 	LockfileHash *string
 	// SandboxPolicy is the script sandbox policy (a JSON object), nil when
-	// never set.
+	// never set. SandboxPolicySet says an operator stored one, even one
+	// that does not read back as a JSON object (see SandboxPolicyInForce).
 	SandboxPolicy          json.RawMessage
+	SandboxPolicySet       bool
 	SandboxPolicyUpdatedAt time.Time
 }

@@ -40,13 +40,16 @@ type Registry interface {
 	// satellite's current connection with a fresh heartbeat and the connected
 	// edge, recorded in the outbox, in one atomic write, and returns that
 	// edge. The write only succeeds if the satellite still has tokenHash
-	// verifiedHash. capabilities are what the agent said it offers (nil:
-	// nothing); they are written in the same request when they differ from
+	// verifiedHash. capabilities are what the agent said it offers: nil
+	// when the frame had none, which keeps the stored list; a list, even an
+	// empty one, replaces it, in the same request, when it differs from
 	// sat.Capabilities. ECONFLICT when the connection is already bound;
 	// EGONE when its record is gone; EUNAUTHENTICATED when the satellite was
 	// deleted or its token rotated since it was read.
 	BindConnection(ctx context.Context, connectionID string, sat Satellite, verifiedHash string, capabilities []string, now time.Time) (LifecycleEvent, error)
-	// ConfirmEdge removes a published edge from the satellite's outbox.
+	// ConfirmEdge removes a published edge from the satellite's outbox, or
+	// from its removal record's once it was deleted (see DeleteSatellite).
+	// Confirming an edge twice changes nothing.
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnbindConnection undoes BindConnection's mark on the connection record
 	// (not the satellite's state) and its claimed attempt, so that a
@@ -57,8 +60,8 @@ type Registry interface {
 	// connected edge (recorded in the outbox) when the satellite's last edge
 	// was something else, and reports that in the outcome. A satellite with
 	// no current connection adopts connectionID only while its record is
-	// live and bound to the satellite. capabilities, when not nil, replace
-	// the stored ones in the same write. threshold is the satellite's
+	// live and bound to the satellite. capabilities, when not nil (even
+	// empty), replace the stored ones in the same write; nil keeps them. threshold is the satellite's
 	// offline threshold override as its connection knows it
 	// (Connection.OfflineThreshold; 0 for the default): it tunes how often
 	// the write moves the satellite in the sweep's index, never the
@@ -86,9 +89,12 @@ type Registry interface {
 	// kinds.
 	SaveCapabilityStatus(ctx context.Context, satelliteID string, st CapabilityStatus) error
 	// CloseConnection moves the satellite to the disconnected edge (recorded
-	// in the outbox) if the connection was its current one, then deletes the
-	// connection record. Closing an unknown connection is not an error.
-	CloseConnection(ctx context.Context, connectionID string, now time.Time) (Closed, error)
+	// in the outbox, with the close's code) if the connection was its
+	// current one, then deletes the connection record. A close with
+	// CloseMessageTooBig of a connection bound to a satellite is recorded on
+	// the satellite (OversizedMessages) whether or not it was the current
+	// one. Closing an unknown connection is not an error.
+	CloseConnection(ctx context.Context, connectionID string, status CloseStatus, now time.Time) (Closed, error)
 	// SatelliteConnections returns the ids of the live connections bound to a
 	// satellite (its current one and any older one not yet closed).
 	SatelliteConnections(ctx context.Context, satelliteID string, now time.Time) ([]string, error)
@@ -124,12 +130,18 @@ type Fleet interface {
 	// its live connection records.
 	RelabelConnections(ctx context.Context, satelliteID, name, region string, now time.Time) error
 	// DeleteSatellite removes a satellite, its assignments and its
-	// connection records. ENOTFOUND when it does not exist.
-	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) error
+	// connection records, and returns its removed edge. The edge is
+	// recorded in the write that deletes the satellite, in a removal
+	// record's outbox that outlives it (with the edges still pending on the
+	// satellite): the caller publishes and confirms it, and what stays
+	// unconfirmed the sweep publishes again, as every edge. ENOTFOUND when
+	// it does not exist.
+	DeleteSatellite(ctx context.Context, satelliteID string, now time.Time) (LifecycleEvent, error)
 	// SetDesiredLockfileHash records the published script-package lockfile.
 	SetDesiredLockfileHash(ctx context.Context, lockfileHash string) error
-	// LatestResults returns up to limit results of a check, newest first:
-	// of every environment, or of environmentID's only when it is not nil.
+	// LatestResults returns up to limit results of a check, newest first
+	// by Result.OrderedAt: of every environment, or of environmentID's
+	// only when it is not nil.
 	LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]Result, error)
 	// SetSandboxPolicy stores the fleet-wide sandbox policy.
 	SetSandboxPolicy(ctx context.Context, policy json.RawMessage, now time.Time) error
@@ -176,10 +188,13 @@ type SweepStore interface {
 	// deadline read. won is false when another writer got there first;
 	// then the caller must not publish.
 	MarkHeartbeatLost(ctx context.Context, s Stale, now time.Time) (won bool, edge LifecycleEvent, err error)
-	// PendingEdges returns the satellites holding an edge recorded before
-	// before that is not confirmed published.
+	// PendingEdges returns the satellites (and removal records of deleted
+	// ones) holding an edge recorded before before that is not confirmed
+	// published.
 	PendingEdges(ctx context.Context, before time.Time) ([]Satellite, error)
-	// ConfirmEdge removes a published edge from the satellite's outbox.
+	// ConfirmEdge removes a published edge from the satellite's outbox, or
+	// from its removal record's once it was deleted (see DeleteSatellite).
+	// Confirming an edge twice changes nothing.
 	ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error
 	// UnauthenticatedConnections returns connections opened before before
 	// that have not authenticated.
@@ -235,6 +250,15 @@ type Closed struct {
 	Disconnected bool
 	// Edge is the disconnected edge recorded when Disconnected.
 	Edge LifecycleEvent
+	// Oversized is set when the close, with CloseMessageTooBig, was
+	// recorded on the satellite.
+	Oversized *OversizedClose
+}
+
+// OversizedClose is a satellite's record of oversized-message closes
+// before and after one more.
+type OversizedClose struct {
+	Before, After OversizedMessages
 }
 
 // TelemetryLedger remembers, across function instances, which telemetry

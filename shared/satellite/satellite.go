@@ -32,14 +32,18 @@ const MaxConnectionDuration = 2 * time.Hour
 // treated as gone: past the 2 h maximum, with margin for clock skew.
 const ConnectionRecordTTL = MaxConnectionDuration + 10*time.Minute
 
-// Edge is a lifecycle edge, stored as a satellite's lastConnectionEvent.
+// Edge is a lifecycle edge. The connection edges are stored as a
+// satellite's lastConnectionEvent; EdgeRemoved is its deletion.
 type Edge string
 
-// Lifecycle edges from PROTOCOL.md.
+// Lifecycle edges: the connection edges from PROTOCOL.md, and the removal
+// of a satellite (upstream Checkstack's satellite.removed), which the core
+// uses to scrub the satellite from its assignments.
 const (
 	EdgeConnected     Edge = "connected"
 	EdgeDisconnected  Edge = "disconnected"
 	EdgeHeartbeatLost Edge = "heartbeat_lost"
+	EdgeRemoved       Edge = "removed"
 )
 
 // EventType is the lifecycle event name ("satellite.connected", ...) that the
@@ -98,8 +102,16 @@ type Satellite struct {
 	// once the satellite's has moved on, the connection's frames have no
 	// authority (results, run secrets) even before it is closed.
 	TokenGeneration int64
+	// HeartbeatLostAt is when the sweep found the satellite's heartbeats
+	// stopped (heartbeat_lost), kept through a disconnect until its next
+	// connected edge, which is then marked recovered; zero otherwise.
+	HeartbeatLostAt time.Time
+	// Oversized records its connections closed for a message over API
+	// Gateway's limit.
+	Oversized OversizedMessages
 	// Capabilities is what the agent last said it offers (authenticate or
-	// heartbeat), sorted; nil when it never said.
+	// heartbeat), sorted; nil when it never said, empty when it said it
+	// offers nothing. A frame without the field leaves it as it is.
 	Capabilities []string
 	// CapabilityConfigs are the operator's configs per capability kind,
 	// read with the satellite (Registry.Satellite).
@@ -262,10 +274,28 @@ type Result struct {
 	// EnvironmentID is the environment of the run; nil for an
 	// environment-less run. It must be one its assignment lists.
 	EnvironmentID *string
-	ExecutedAt    time.Time
-	ReceivedAt    time.Time
-	ExpiresAt     time.Time
+	// ExecutedAt is when the satellite ran the check, by its clock, as
+	// sent; ReceivedAt when the backend accepted the result.
+	ExecutedAt time.Time
+	ReceivedAt time.Time
+	ExpiresAt  time.Time
+	// ClockSkewMs marks a result dated too far ahead of the backend's
+	// clock to be ordered by its ExecutedAt: how far ahead of ReceivedAt
+	// it was, in milliseconds; 0 for any other result. A marked result is
+	// ordered by its ReceivedAt (see OrderedAt).
+	ClockSkewMs int64
 	// TokenGeneration is the generation the reporting connection
 	// authenticated with: a result of a revoked connection is refused.
 	TokenGeneration int64
+}
+
+// OrderedAt is when the result happened for ordering a check's results
+// (which one is the latest): its ExecutedAt, or its ReceivedAt when it is
+// marked as dated ahead, so that a satellite whose clock runs fast never
+// makes its results read as the latest for as long as its clock is ahead.
+func (r Result) OrderedAt() time.Time {
+	if r.ClockSkewMs > 0 {
+		return r.ReceivedAt
+	}
+	return r.ExecutedAt
 }

@@ -100,10 +100,63 @@ func TestCapabilitiesAreStoredWhenTheyChange(t *testing.T) {
 	if got := h.stored("sat-caps").Capabilities; strings.Join(got, ",") != "scrape" {
 		t.Errorf("from another instance: %v", got)
 	}
-	// An older agent reconnecting without capabilities offers none.
+	// An older agent reconnecting without capabilities keeps them.
 	h.authenticate("sat-caps", tok)
-	if got := h.stored("sat-caps").Capabilities; len(got) != 0 {
+	if got := h.stored("sat-caps").Capabilities; strings.Join(got, ",") != "scrape" {
 		t.Errorf("after an authenticate without capabilities: %v", got)
+	}
+}
+
+// TestCapabilitiesAbsentKeepEmptyClears checks capabilities as upstream
+// stores them: a frame without the field (an older agent build) keeps the
+// stored list, an explicit list replaces it, an empty one clears it.
+func TestCapabilitiesAbsentKeepEmptyClears(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-keep")
+	stored := func(when string, want string) {
+		t.Helper()
+		got := h.stored("sat-keep").Capabilities
+		if strings.Join(got, ",") != want || got == nil {
+			t.Errorf("%s: stored %#v, want [%s]", when, got, want)
+		}
+	}
+	heartbeat := func(id string, caps any) {
+		t.Helper()
+		h.send(testenv.Message(t, "heartbeat", id, map[string]any{"capabilities": caps}))
+	}
+
+	h.authenticateWith("sat-keep", tok, map[string]any{"capabilities": []string{"a", "b"}})
+	stored("authenticate with [a b]", "a,b")
+	h.authenticateWith("sat-keep", tok, nil)
+	stored("reconnected without the field", "a,b")
+	id := h.authenticateWith("sat-keep", tok, map[string]any{"capabilities": nil})
+	stored("reconnected with null", "a,b")
+	heartbeat(id, testenv.Absent)
+	stored("a heartbeat without the field", "a,b")
+	// The instance that bound the connection without capabilities knows
+	// nothing it reported: an empty list is written, not taken for a repeat.
+	heartbeat(id, []string{})
+	stored("a heartbeat with []", "")
+	heartbeat(id, []string{"b", "a"})
+	stored("a heartbeat with [b a]", "a,b")
+
+	h.authenticateWith("sat-keep", tok, map[string]any{"capabilities": []string{}})
+	stored("reconnected with []", "")
+	h.authenticateWith("sat-keep", tok, nil)
+	stored("then without the field", "")
+	h.authenticateWith("sat-keep", tok, map[string]any{"capabilities": []string{"a"}})
+	stored("then with [a]", "a")
+
+	// A satellite that never said (null in its view) and authenticates with
+	// [] said it offers nothing: [] is stored.
+	fresh := h.satellite("sat-none")
+	h.authenticateWith("sat-none", fresh, nil)
+	if got := h.stored("sat-none").Capabilities; got != nil {
+		t.Errorf("never said: %#v, want nil", got)
+	}
+	h.authenticateWith("sat-none", fresh, map[string]any{"capabilities": []string{}})
+	if got := h.stored("sat-none").Capabilities; got == nil || len(got) != 0 {
+		t.Errorf("said []: %#v, want []", got)
 	}
 }
 
@@ -454,7 +507,7 @@ func TestCapabilityStatusesAreBounded(t *testing.T) {
 		t.Errorf("dropped = %v", dropped)
 	}
 	// A deleted satellite's late status creates nothing.
-	if err := h.env.Registry().DeleteSatellite(ctx, "sat-many", h.clock.Now()); err != nil {
+	if _, err := h.env.Registry().DeleteSatellite(ctx, "sat-many", h.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.env.Registry().SaveCapabilityStatus(ctx, "sat-many", satellite.CapabilityStatus{Kind: "late", Payload: json.RawMessage(`{}`), ReportedAt: h.clock.Now()}); satellite.ErrorCode(err) != satellite.ENOTFOUND {

@@ -2,16 +2,20 @@ package wshandler_test
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
+	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -162,10 +166,10 @@ func TestSyncStatesHandledOutOfOrderKeepTheLatest(t *testing.T) {
 	}
 }
 
-// TestResultsOutsideTheirWindowAreDropped checks executedAt must fall within
-// [now - retention, now + 5 min]: a result dated 9999-12-31 would otherwise
-// be "the latest result" of its check for its whole retention.
-func TestResultsOutsideTheirWindowAreDropped(t *testing.T) {
+// TestResultsOlderThanTheRetentionAreDropped checks a result dated before
+// the result retention is dropped with its reason logged: the store keeps
+// nothing that old.
+func TestResultsOlderThanTheRetentionAreDropped(t *testing.T) {
 	h := newHarness(t)
 	tok := h.satellite("sat-when", assignment(t, "cfg-1", "sys-1"))
 	id := h.authenticate("sat-when", tok)
@@ -173,23 +177,144 @@ func TestResultsOutsideTheirWindowAreDropped(t *testing.T) {
 	send := func(at time.Time) {
 		h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-1", "executedAt": at.Format(time.RFC3339Nano)}))
 	}
-	for _, at := range []time.Time{
-		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
-		now.Add(endpoint.MaxClockSkew + time.Second),
-		now.Add(-30*24*time.Hour - time.Second),
-	} {
-		send(at)
-	}
+	send(now.Add(-30*24*time.Hour - time.Second))
 	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(results) != 0 {
-		t.Fatalf("%d results outside the window stored", len(results))
+		t.Fatalf("%d results older than the retention stored", len(results))
 	}
-	if dropped := h.logLines("frame dropped"); len(dropped) != 3 || !strings.Contains(dropped[0]["reason"].(string), "executedAt") {
-		t.Errorf("dropped = %v, want 3 warnings naming executedAt", dropped)
+	dropped := h.logLines("frame dropped")
+	if len(dropped) != 1 || !strings.Contains(dropped[0]["reason"].(string), "executedAt") || !strings.Contains(dropped[0]["reason"].(string), "retention") ||
+		dropped[0]["satelliteId"] != "sat-when" {
+		t.Errorf("dropped = %v, want one warning naming executedAt and the retention", dropped)
 	}
-	for _, at := range []time.Time{now.Add(endpoint.MaxClockSkew), now.Add(-30*24*time.Hour + time.Second)} {
-		send(at)
+	send(now.Add(-30*24*time.Hour + time.Second))
+	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(results) != 1 || h.mgmt.Closed(id) {
+		t.Errorf("%d results at the retention's edge stored (closed %v), want 1", len(results), h.mgmt.Closed(id))
 	}
-	if results, _ := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10); len(results) != 2 || h.mgmt.Closed(id) {
-		t.Errorf("%d results at the window's edges stored (closed %v), want 2", len(results), h.mgmt.Closed(id))
+}
+
+// withMetrics sends the functions' metric lines to w.
+func withMetrics(w io.Writer) harnessOption {
+	return func(_ *app.Config, o *app.Options) { o.MetricsOutput = w }
+}
+
+// counted sums the values of one metric in EMF lines.
+func counted(t *testing.T, lines, name string) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(lines, "\n") {
+		decoded, _ := metrics.Decode([]byte(line))
+		for _, m := range decoded {
+			if m.Name == name {
+				for _, v := range m.Values {
+					sum += v
+				}
+			}
+		}
 	}
+	return sum
+}
+
+// resultsView answers GET /results of a check through the admin function.
+func (h *harness) resultsView(configID, systemID string) []map[string]any {
+	h.t.Helper()
+	adm := h.build("admin")
+	req := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "GET /results", RawPath: "/results",
+		QueryStringParameters: map[string]string{"configId": configID, "systemId": systemID, "limit": "100"},
+	}
+	req.RequestContext.HTTP.Method, req.RequestContext.HTTP.Path = "GET", "/results"
+	resp, err := adm.Admin.Handle(ctx, req)
+	if err != nil || resp.StatusCode != 200 {
+		h.t.Fatalf("GET /results: %d %s %v", resp.StatusCode, resp.Body, err)
+	}
+	var out struct{ Results []map[string]any }
+	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
+		h.t.Fatal(err)
+	}
+	return out.Results
+}
+
+// TestResultsDatedAheadAreStoredButNeverPinTheLatest checks a satellite
+// whose clock runs fast loses no result, as upstream: a result dated more
+// than MaxClockSkew ahead is stored, ordered by when it was received (so it
+// never reads as the check's latest for as long as its clock is ahead),
+// marked with how far ahead it was, counted and logged. Up to MaxClockSkew
+// ahead a result is ordered by its executedAt, as before.
+func TestResultsDatedAheadAreStoredButNeverPinTheLatest(t *testing.T) {
+	var metricLines testenv.SafeBuffer
+	h := newHarness(t, withMetrics(&metricLines))
+	tok := h.satellite("sat-fast", assignment(t, "cfg-1", "sys-1"))
+	id := h.authenticate("sat-fast", tok)
+	send := func(at time.Time) {
+		t.Helper()
+		h.send(testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-1", "executedAt": at.Format(time.RFC3339Nano)}))
+	}
+	t0 := h.clock.Now()
+	farAhead := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	send(t0.Add(-10 * time.Second)) // on time
+	send(t0.Add(time.Hour))         // an hour ahead, received at t0
+	h.clock.Advance(time.Second)
+	send(farAhead) // received at t0+1s
+	h.clock.Advance(time.Second)
+	onTime := h.clock.Now().Add(-500 * time.Millisecond) // t0+1.5s
+	send(onTime)
+
+	type row struct {
+		executed, received time.Time
+		skewMs             float64 // 0: not marked
+	}
+	want := []row{ // newest first
+		{onTime, t0.Add(2 * time.Second), 0},
+		{farAhead, t0.Add(time.Second), float64(farAhead.Sub(t0.Add(time.Second)).Milliseconds())},
+		{t0.Add(time.Hour), t0, float64(time.Hour.Milliseconds())},
+		{t0.Add(-10 * time.Second), t0, 0},
+	}
+	check := func(when string, want []row) {
+		t.Helper()
+		results, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view := h.resultsView("cfg-1", "sys-1")
+		if len(results) != len(want) || len(view) != len(want) {
+			t.Fatalf("%s: %d results stored (%d shown), want %d", when, len(results), len(view), len(want))
+		}
+		for i, w := range want {
+			r, v := results[i], view[i]
+			skew, marked := v["clockSkewMs"].(float64)
+			if !r.ExecutedAt.Equal(w.executed) || !r.ReceivedAt.Equal(w.received) || skew != w.skewMs || marked != (w.skewMs != 0) {
+				t.Errorf("%s: result %d executed %v received %v clockSkewMs %v (%v); want %v, %v, %v",
+					when, i, r.ExecutedAt, r.ReceivedAt, v["clockSkewMs"], marked, w.executed, w.received, w.skewMs)
+			}
+			if v["executedAt"] != w.executed.Format(time.RFC3339Nano) {
+				t.Errorf("%s: result %d shows executedAt %v, want it as sent (%s)", when, i, v["executedAt"], w.executed.Format(time.RFC3339Nano))
+			}
+		}
+	}
+	check("dated ahead", want)
+	if got := counted(t, metricLines.String(), "ResultsClockSkewed"); got != 2 {
+		t.Errorf("ResultsClockSkewed counted %v, want 2", got)
+	}
+	if got := counted(t, metricLines.String(), "ResultsStored"); got != 4 {
+		t.Errorf("ResultsStored counted %v, want 4", got)
+	}
+	logged := h.logLines("result dated ahead of the backend's clock; ordered by its receipt")
+	if len(logged) != 2 || logged[0]["satelliteId"] != "sat-fast" || logged[0]["clockSkewMs"] != float64(time.Hour.Milliseconds()) {
+		t.Errorf("logged %v, want a warning per result naming the satellite and the skew", logged)
+	}
+	if dropped := h.logLines("frame dropped"); len(dropped) != 0 {
+		t.Errorf("dropped %v", dropped)
+	}
+
+	// The rule against pinning stays: up to MaxClockSkew ahead a result is
+	// ordered by its executedAt (it may read as the latest for at most that
+	// long); a second further and it is ordered by its receipt.
+	edge := h.clock.Now().Add(endpoint.MaxClockSkew)
+	send(edge)
+	past := h.clock.Now().Add(endpoint.MaxClockSkew + time.Second)
+	send(past)
+	check("at the edge", append([]row{
+		{edge, t0.Add(2 * time.Second), 0},
+		{past, t0.Add(2 * time.Second), float64((endpoint.MaxClockSkew + time.Second).Milliseconds())},
+	}, want...))
 }

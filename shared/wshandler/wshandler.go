@@ -98,5 +98,10 @@ func (h *Handler) Message(ctx context.Context, req events.APIGatewayWebsocketPro
 // Disconnect handles $disconnect.
 func (h *Handler) Disconnect(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	defer h.Service.Metrics.Flush()
-	return respond(h.Service.Disconnect(ctx, h.conn(req)))
+	c := h.conn(req)
+	c.Close.Code = int(req.RequestContext.DisconnectStatusCode)
+	if r := req.RequestContext.DisconnectReason; r != nil {
+		c.Close.Reason = *r
+	}
+	return respond(h.Service.Disconnect(ctx, c))
 }

@@ -84,6 +84,7 @@ type scenario struct {
 	alarms          float64
 	dashboards      float64
 	kmsKeys         float64
+	optionalKmsKeys float64
 	dynamoLatencyMs float64
 
 	// The results feed: the event source mapping's batching window (the
@@ -165,7 +166,15 @@ func main() {
 		}
 	}
 	sc.dashboards = float64(len(tpl.ResourcesOfType("AWS::CloudWatch::Dashboard")))
-	sc.kmsKeys = float64(len(tpl.ResourcesOfType("AWS::KMS::Key")))
+	// Keys created only when an option is on (the connectivity
+	// notifications' topic key) are left out of the fixed cost.
+	for _, id := range tpl.ResourcesOfType("AWS::KMS::Key") {
+		if tpl.Resources[id].Condition == "" {
+			sc.kmsKeys++
+		} else {
+			sc.optionalKmsKeys++
+		}
+	}
 	if err := run(*dir, sc); err != nil {
 		fmt.Fprintln(os.Stderr, "costmodel:", err)
 		os.Exit(1)
@@ -381,6 +390,9 @@ func run(dir string, sc scenario) error {
 		total/n, fixed+sw.dollars, sc.metricSeries, sc.alarms, sc.dashboards, sc.kmsKeys)
 	fmt.Printf("Heartbeat sweep: %.0f invocations of %d passes %s apart: %.0f GB-s at %.0f MB, arm64 (the waits between passes are billed), %.2f M read units: $%.2f a month; one pass a minute would be %.0f GB-s, %.2f M read units: $%.2f.\n",
 		sw.invocations, sweep.Passes, sweep.PassEvery, sw.gbSeconds, sc.sweepMemory, sw.readUnits/1e6, sw.dollars, once.gbSeconds, once.readUnits/1e6, once.dollars)
+	if sc.optionalKmsKeys > 0 {
+		fmt.Printf("Connectivity notifications, when on, add %.0f KMS key ($%.2f a month) and their SNS deliveries.\n", sc.optionalKmsKeys, sc.optionalKmsKeys*kmsKeyPerMonth)
+	}
 	fmt.Printf("The feed's consumer receives %.1f GB a month: free within the region; from outside AWS, data transfer out adds about $%.2f (at $0.09/GB).\n", feedGB, feedGB*0.09)
 	fmt.Printf("Prices: %s.\n", pricesAsOf)
 	return nil

@@ -1,7 +1,8 @@
 // Command templatemodes writes template.yaml and the satellite endpoint's
 // nested template once per deployment mode (no custom domain, a custom
-// domain, a custom domain with Route 53 records, a new account, the
-// partitions without CloudFront), each with that mode's
+// domain, a custom domain with Route 53 records, a new account, each way
+// of treating the account's API Gateway logging role, connectivity
+// notifications, the partitions without CloudFront), each with that mode's
 // parameter values as defaults, and prints one line per file to lint:
 // "<mode> <file> <regions>" (regions comma-separated, "-" for the linter's
 // default). .ci/run lints every line with samlint, so every mode passes the
@@ -47,12 +48,18 @@ var modes = []mode{
 		main:   map[string]string{"SatelliteDomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
 		nested: map[string]string{"DomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
 	},
-	// A new account: no API Gateway CloudWatch Logs role yet (the stack
-	// creates one and sets it; the default leaves the account's alone),
-	// and a concurrency quota too small for any reservation.
-	{name: "new-account", main: map[string]string{
-		"ApiGatewayLoggingRole": "create", "ConnectReservedConcurrency": "0", "MessageReservedConcurrency": "0",
-	}},
+	// A new account: a concurrency quota too small for any reservation
+	// (and no API Gateway CloudWatch Logs role yet, which the default,
+	// auto, sets).
+	{name: "new-account", main: map[string]string{"ConnectReservedConcurrency": "0", "MessageReservedConcurrency": "0"}},
+	// The other ways of treating the account's API Gateway CloudWatch
+	// Logs role (the default is auto): set the stack's whatever the
+	// account has, or touch nothing.
+	{name: "logging-role-create", main: map[string]string{"ApiGatewayLoggingRole": "create"}},
+	{name: "logging-role-existing", main: map[string]string{"ApiGatewayLoggingRole": "existing"}},
+	// Connectivity notifications on: their rules, topic, key and
+	// subscription exist.
+	{name: "connectivity-notifications", main: map[string]string{"ConnectivityNotificationEmail": "ops@example.com"}},
 	// No CloudFront (Functions) there: the stack deploys without the
 	// satellite endpoint.
 	{name: "other-partitions", main: map[string]string{}, regions: []string{"cn-north-1", "us-gov-west-1"}},

@@ -20,6 +20,11 @@ export interface FeedResult {
   receivedAt: string;
   /** The result object as the satellite sent it. */
   result: Record<string, unknown> | null;
+  /**
+   * Only on a result whose executedAt was more than 5 minutes ahead of
+   * receivedAt (the satellite's clock runs fast): how far ahead, in ms.
+   */
+  clockSkewMs?: number;
 }
 
 /** One SQS message of the feed. */
