@@ -28,7 +28,7 @@ type StartInstance func(ctx context.Context, id string) (Instance, error)
 type InstanceConfig struct {
 	// Max is the most instances one function runs at once: its concurrency.
 	// An event that finds all of them busy waits for one (Lambda would
-	// throttle it; see the README). 1 when below 1.
+	// throttle it; see docs/LOCAL.md). 1 when below 1.
 	Max int
 	// IdleTimeout reclaims an instance unused for this long, so the next
 	// event of a connection may meet a cold start. Never when zero.

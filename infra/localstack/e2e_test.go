@@ -284,12 +284,12 @@ func endToEnd(t *testing.T, mode localstack.Mode) {
 	}
 
 	// The functions' metric lines, as CloudWatch would read them from their
-	// logs, match the README's table. The disconnect function writes its
+	// logs, match the metrics table of docs/OPERATIONS.md. The disconnect function writes its
 	// metrics at the end of its invocation, after the event above.
 	testenv.Eventually(t, "the disconnect function's metrics written", func() bool {
 		return strings.Contains(logs.String(), `"Edge":"disconnected"`)
 	})
-	checkMetricsAgainstREADME(t, logs.String(), []string{
+	checkMetricsAgainstDocs(t, logs.String(), []string{
 		"Frames FrameType=authenticate", "Frames FrameType=heartbeat", "Frames FrameType=result",
 		"Frames FrameType=request_run_secrets", "Frames FrameType=request_script_package_blob",
 		"Authentications Outcome=ok", "Authentications Outcome=failed",

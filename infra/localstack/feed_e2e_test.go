@@ -335,7 +335,7 @@ func TestAResultDatedAheadIsStoredAndFed(t *testing.T) {
 	testenv.Eventually(t, "the message function's metrics written", func() bool {
 		return strings.Contains(logs.String(), `"ResultsClockSkewed"`)
 	})
-	checkMetricsAgainstREADME(t, logs.String(), []string{"ResultsStored", "ResultsClockSkewed"})
+	checkMetricsAgainstDocs(t, logs.String(), []string{"ResultsStored", "ResultsClockSkewed"})
 }
 
 func mustTime(t *testing.T, s string) time.Time {

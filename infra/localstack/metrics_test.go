@@ -13,8 +13,8 @@ import (
 	"github.com/checkstack/satellite-backend/shared/metrics"
 )
 
-// readmeMetric is one row of the README's metrics table.
-type readmeMetric struct {
+// documentedMetric is one row of the metrics table in docs/OPERATIONS.md.
+type documentedMetric struct {
 	unit       string
 	dimensions []string
 	values     []string
@@ -22,26 +22,26 @@ type readmeMetric struct {
 
 var backticked = regexp.MustCompile("`([^`]+)`")
 
-// readmeMetrics reads the table under "### Metrics" in the README.
-func readmeMetrics(t *testing.T) map[string]readmeMetric {
+// documentedMetrics reads the table under "## Metrics" in docs/OPERATIONS.md.
+func documentedMetrics(t *testing.T) map[string]documentedMetric {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "OPERATIONS.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n### Metrics\n")
+	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
 	if !ok {
-		t.Fatal("README has no Metrics section")
+		t.Fatal("docs/OPERATIONS.md has no Metrics section")
 	}
 	section, _, _ = strings.Cut(section, "\n#")
-	out := map[string]readmeMetric{}
+	out := map[string]documentedMetric{}
 	for _, line := range strings.Split(section, "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) < 7 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
 			continue
 		}
 		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
-		row := readmeMetric{unit: strings.TrimSpace(cells[2])}
+		row := documentedMetric{unit: strings.TrimSpace(cells[2])}
 		for _, m := range backticked.FindAllStringSubmatch(cells[3], -1) {
 			row.dimensions = append(row.dimensions, m[1])
 		}
@@ -53,13 +53,14 @@ func readmeMetrics(t *testing.T) map[string]readmeMetric {
 	return out
 }
 
-// checkMetricsAgainstREADME decodes every EMF line in logs and checks each
+// checkMetricsAgainstDocs decodes every EMF line in logs and checks each
 // metric's namespace, name, unit, dimensions and dimension values against
-// the README's table (and the table against the code's catalogue). want
+// the metrics table of docs/OPERATIONS.md (and the table against the code's
+// catalogue). want
 // names metrics the run must have produced, as "Name" or "Name Dim=value".
-func checkMetricsAgainstREADME(t *testing.T, logs string, want []string) {
+func checkMetricsAgainstDocs(t *testing.T, logs string, want []string) {
 	t.Helper()
-	documented := readmeMetrics(t)
+	documented := documentedMetrics(t)
 	for _, m := range metrics.All {
 		row, ok := documented[m.Name]
 		wantDims := []string{metrics.StackDimension}
@@ -68,16 +69,16 @@ func checkMetricsAgainstREADME(t *testing.T, logs string, want []string) {
 		}
 		switch {
 		case !ok:
-			t.Errorf("README's metrics table does not list %s", m.Name)
+			t.Errorf("docs/OPERATIONS.md's metrics table does not list %s", m.Name)
 		case row.unit != string(m.Unit) || !slices.Equal(row.dimensions, wantDims):
-			t.Errorf("README lists %s as %s %v; the code emits %s %v", m.Name, row.unit, row.dimensions, m.Unit, wantDims)
+			t.Errorf("docs/OPERATIONS.md lists %s as %s %v; the code emits %s %v", m.Name, row.unit, row.dimensions, m.Unit, wantDims)
 		case m.Name == metrics.Frames.Name:
 			// "each inbound frame type, `invalid`"
 			if !slices.Equal(row.values, []string{metrics.FrameInvalid}) {
-				t.Errorf("README lists Frames values %v", row.values)
+				t.Errorf("docs/OPERATIONS.md lists Frames values %v", row.values)
 			}
 		case !slices.Equal(row.values, m.Values):
-			t.Errorf("README lists %s values %v; the code emits %v", m.Name, row.values, m.Values)
+			t.Errorf("docs/OPERATIONS.md lists %s values %v; the code emits %v", m.Name, row.values, m.Values)
 		}
 	}
 	catalogue := map[string]metrics.Metric{}
@@ -85,7 +86,7 @@ func checkMetricsAgainstREADME(t *testing.T, logs string, want []string) {
 		catalogue[m.Name] = m
 	}
 	if len(documented) != len(metrics.All) {
-		t.Errorf("README lists %d metrics, the code emits %d", len(documented), len(metrics.All))
+		t.Errorf("docs/OPERATIONS.md lists %d metrics, the code emits %d", len(documented), len(metrics.All))
 	}
 
 	seen := map[string]bool{}
@@ -115,7 +116,7 @@ func checkMetricsAgainstREADME(t *testing.T, logs string, want []string) {
 			documentedDims := append([]string(nil), row.dimensions...)
 			sort.Strings(documentedDims)
 			if !slices.Equal(dims, documentedDims) || string(m.Unit) != row.unit {
-				t.Errorf("%s emitted as %s %v, README says %s %v", m.Name, m.Unit, dims, row.unit, row.dimensions)
+				t.Errorf("%s emitted as %s %v, docs/OPERATIONS.md says %s %v", m.Name, m.Unit, dims, row.unit, row.dimensions)
 			}
 			seen[m.Name] = true
 			for d, v := range m.Dimensions {

@@ -118,7 +118,7 @@ func TestTheStockAgentsOversizedBatchesThroughTheGateway(t *testing.T) {
 	testenv.Eventually(t, "the last close's metric written", func() bool {
 		return emfSum(logs.String(), "OversizedMessageCloses") == rounds-1
 	})
-	checkMetricsAgainstREADME(t, logs.String(), []string{"OversizedMessageCloses", "Edges Edge=disconnected"})
+	checkMetricsAgainstDocs(t, logs.String(), []string{"OversizedMessageCloses", "Edges Edge=disconnected"})
 	if n := strings.Count(logs.String(), `"msg":"satellite sends messages over the limit"`); n != 1 {
 		t.Errorf("logged %d times, want once", n)
 	}

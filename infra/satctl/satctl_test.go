@@ -47,8 +47,8 @@ func runJSON(t *testing.T, endpoint string, args ...string) map[string]any {
 	return v
 }
 
-// TestOperatorLifecycleThroughTheLocalGateway is the README's operator
-// walk-through, with satctl against the local stack and a simulated
+// TestOperatorLifecycleThroughTheLocalGateway is the operator walk-through
+// of docs/OPERATIONS.md (satctl), with satctl against the local stack and a simulated
 // satellite on a real socket.
 func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	env := testenv.New(t)

@@ -23,8 +23,8 @@ import (
 	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
-// Config is everything the functions read from their environment. The README
-// lists each variable.
+// Config is everything the functions read from their environment. The
+// configuration table of docs/DEPLOY.md lists each variable.
 type Config struct {
 	Region string // AWS_REGION
 

@@ -117,13 +117,15 @@ func TestLoadConfigLogLevelFromLambda(t *testing.T) {
 	}
 }
 
-func TestREADMEDocumentsEveryVariable(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestConfigurationTableListsEveryVariable checks the configuration table of
+// docs/DEPLOY.md against Variables.
+func TestConfigurationTableListsEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "DEPLOY.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows := map[string]bool{}
-	for _, line := range strings.Split(string(readme), "\n") {
+	for _, line := range strings.Split(string(doc), "\n") {
 		if strings.HasPrefix(line, "| `") {
 			name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
 			rows[name] = true
@@ -131,7 +133,7 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	}
 	for _, v := range app.Variables {
 		if !rows[v.Name] {
-			t.Errorf("README's configuration table does not list %s", v.Name)
+			t.Errorf("docs/DEPLOY.md's configuration table does not list %s", v.Name)
 		}
 	}
 }

@@ -7,8 +7,8 @@ type Variable struct {
 	Description string
 }
 
-// Variables lists every environment variable the functions read. The README's
-// configuration table and template.yaml are checked against it.
+// Variables lists every environment variable the functions read. The
+// configuration table of docs/DEPLOY.md and template.yaml are checked against it.
 var Variables = []Variable{
 	{"SATELLITES_TABLE", "(required)", "DynamoDB table of satellites, their assignments and the desired script-package lockfile."},
 	{"CONNECTIONS_TABLE", "(required)", "DynamoDB table of WebSocket connections (TTL on expiresAt)."},

@@ -34,8 +34,8 @@ const (
 	Milliseconds Unit = "Milliseconds"
 )
 
-// Metric describes one metric. The README's metrics table is checked against
-// All.
+// Metric describes one metric. The metrics table of docs/OPERATIONS.md is
+// checked against All.
 type Metric struct {
 	Name string
 	Unit Unit

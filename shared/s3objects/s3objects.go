@@ -1,6 +1,6 @@
 // Package s3objects reads, writes, lists and presigns the objects of one S3
 // bucket through the project's SigV4 client (no S3 service client: see the
-// README's Cold start).
+// Cold start in docs/COST.md).
 package s3objects
 
 import (

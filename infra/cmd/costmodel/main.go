@@ -25,7 +25,7 @@ import (
 
 // Prices: AWS list prices in us-east-1, on-demand, without free tiers, as
 // published in 2025 (DynamoDB's after its November 2024 reduction).
-// Update them here; the README's table is this program's output.
+// Update them here; the table in docs/COST.md is this program's output.
 const (
 	pricesAsOf = "AWS list prices, us-east-1, 2025 (DynamoDB on-demand after the November 2024 reduction); free tiers left out"
 
