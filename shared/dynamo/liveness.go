@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,7 +23,7 @@ import (
 // (legacyHeartbeatAttr) into it, and DynamoDB cannot change an index's
 // projection in place, so the attribute moved instead (a heartbeat that
 // changed a projected attribute would write the index every time).
-const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :liveFrom + if_not_exists(offlineThresholdMs, :defaultThreshold)"
+const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :liveFrom + if_not_exists(" + satelliteThresholdAttr + ", :defaultThreshold)"
 
 // The satellite item's attribute holding its last heartbeat, and the one
 // that held it before (still read, and removed at the next disconnect).
@@ -36,9 +32,24 @@ const (
 	legacyHeartbeatAttr = "lastHeartbeatAt"
 )
 
+// satelliteThresholdAttr is the satellite item's threshold override
+// (satellite.Satellite.OfflineThreshold), which liveness adds to a
+// heartbeat to make its key in the live index.
+const satelliteThresholdAttr = "offlineThresholdMs"
+
 // connectionThresholdAttr is the connection record's copy of its
 // satellite's threshold override (satellite.Connection.OfflineThreshold).
 const connectionThresholdAttr = "offlineThresholdMs"
+
+// closedConnectionAttr is the satellite item's last closed connection: a
+// heartbeat from that connection is refused and cannot make it current
+// again.
+const closedConnectionAttr = "closedConnectionId"
+
+// lastSatelliteAttr is the connection record's satellite after it was
+// unbound, so that the close of the connection still finds the satellite
+// whose current connection it is.
+const lastSatelliteAttr = "lastSatelliteId"
 
 // The satellite item's marks of what its connections went through: when
 // its heartbeats were found lost (until its next connected edge), and its
@@ -50,13 +61,6 @@ const (
 	oversizedAtAttr     = "oversizedAt"
 	oversizedPrevAtAttr = "oversizedPrevAt"
 )
-
-// oversizedWrite records one more close for a message over the limit at
-// :now, moving the latest to the one before (:never, 0, when there was
-// none); DynamoDB evaluates every operand against the item before the
-// update.
-const oversizedWrite = oversizedPrevAtAttr + " = if_not_exists(" + oversizedAtAttr + ", :never), " + oversizedAtAttr + " = :now, " +
-	oversizedClosesAttr + " = if_not_exists(" + oversizedClosesAttr + ", :never) + :one"
 
 // MaxLiveStep is the longest LiveStep: a satellite's key in the live index
 // is never more than this before its exact deadline.
@@ -112,122 +116,6 @@ func connectedValues(satelliteID string, threshold time.Duration, now time.Time)
 		":shard":            str(liveShard(satelliteID)),
 		":defaultThreshold": num(satellite.DefaultOfflineThreshold.Milliseconds()),
 	}
-}
-
-// BindConnection implements satellite.Registry. The connected edge is
-// marked as sat shows the satellite (satellite.ReconnectMarks); the write
-// is conditional on the heartbeat-loss mark being still as sat shows it,
-// and is made again when a sweep marked the satellite lost meanwhile, so a
-// loss the sweep reported is always followed by a connected edge marked
-// recovered.
-func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (satellite.LifecycleEvent, error) {
-	for attempt := 0; ; attempt++ {
-		edge, lost, err := r.bindConnection(ctx, connectionID, sat, verifiedHash, capabilities, now)
-		if lost == nil || attempt == 3 {
-			return edge, err
-		}
-		sat.HeartbeatLostAt = *lost
-	}
-}
-
-// bindConnection makes one attempt of BindConnection. lost is set, to the
-// heartbeat-loss mark as stored, when that mark alone refused the write.
-func (r *Registry) bindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (edge satellite.LifecycleEvent, lost *time.Time, err error) {
-	edge = satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
-	edge.EdgeMarks = sat.ReconnectMarks(now)
-	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
-	for k, v := range connectedValues(sat.ID, sat.OfflineThreshold, now) {
-		satValues[k] = v
-	}
-	satValues[":conn"] = str(connectionID)
-	satValues[":hash"] = str(verifiedHash)
-	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE closedConnectionId, authFailures, authFailedAt, "+heartbeatLostAttr
-	condition := "attribute_exists(pk) AND tokenHash = :hash AND "
-	if sat.HeartbeatLostAt.IsZero() {
-		condition += "attribute_not_exists(" + heartbeatLostAttr + ")"
-	} else {
-		condition += heartbeatLostAttr + " = :lostAt"
-		satValues[":lostAt"] = millis(sat.HeartbeatLostAt)
-	}
-	// nil keeps what is stored (an agent that does not send the field); a
-	// list, even an empty one, replaces it. An empty list is stored as one,
-	// so "said it offers nothing" stays apart from "never said".
-	if capabilities != nil && (sat.Capabilities == nil || !slices.Equal(capabilities, sat.Capabilities)) {
-		set += ", " + capabilitiesAttr + " = :caps"
-		satValues[":caps"] = stringList(capabilities)
-	}
-	// The record carries the satellite's threshold override, as it carries
-	// its name: a heartbeat rounds its key in the live index by it (see
-	// LiveStep) without reading the satellite.
-	recordSet, recordRemove, recordValues := "", ", "+connectionThresholdAttr, item{
-		":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-		":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
-	}
-	if sat.OfflineThreshold > 0 {
-		recordSet, recordRemove = ", "+connectionThresholdAttr+" = :threshold", ""
-		recordValues[":threshold"] = num(sat.OfflineThreshold.Milliseconds())
-	}
-	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName: &r.tables.Connections,
-				Key:       item{ConnectionsPartitionKey: str(connectionID)},
-				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"tokenGeneration = :gen, #expiry = :expiry" + recordSet + " REMOVE #unauth, lastSatelliteId" + recordRemove),
-				// The record must exist: one that is gone belongs to a closed
-				// connection (its $disconnect, or the sweep, removed it), and
-				// binding would bring it back.
-				ConditionExpression: aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
-				ExpressionAttributeNames: map[string]string{
-					"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey,
-					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
-				},
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-				ExpressionAttributeValues:           recordValues,
-			}},
-			{Update: &types.Update{
-				TableName:                           &r.tables.Satellites,
-				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:                    aws.String(set + remove),
-				ConditionExpression:                 aws.String(condition),
-				ExpressionAttributeNames:            edgeNames,
-				ExpressionAttributeValues:           satValues,
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
-		},
-	})
-	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
-		switch {
-		case failed[0] && len(reasons[0].Item) == 0:
-			return edge, nil, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
-		case failed[0]:
-			return edge, nil, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
-		case failed[1] && len(reasons[1].Item) > 0 && getStr(reasons[1].Item, "tokenHash") == verifiedHash:
-			at := getMillis(reasons[1].Item, heartbeatLostAttr)
-			return edge, &at, satellite.Errorf(satellite.ECONFLICT, "satellite %s was found lost while it authenticated", sat.ID)
-		case failed[1]:
-			return edge, nil, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s was deleted or its token rotated", sat.ID)
-		}
-	}
-	return edge, nil, internal(err, "bind connection")
-}
-
-// UnbindConnection implements satellite.Registry.
-func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satelliteID string) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.tables.Connections,
-		Key:       item{ConnectionsPartitionKey: str(connectionID)},
-		// lastSatelliteId lets the close of this connection still find the
-		// satellite whose current connection it is.
-		UpdateExpression:          aws.String("SET #unauth = :unauth, lastSatelliteId = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt, authAttemptAt"),
-		ConditionExpression:       aws.String("#sid = :sid"),
-		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
-		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard(connectionID))},
-	})
-	if conditionFailed(err) {
-		return nil
-	}
-	return internal(err, "unbind connection")
 }
 
 // RecordHeartbeat implements satellite.Registry.
@@ -307,9 +195,9 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 			// An earlier attempt of this write restored the edge; its answer
 			// was lost.
 			return restored(sat)
-		case getStr(it, "closedConnectionId") == connectionID:
+		case getStr(it, closedConnectionAttr) == connectionID:
 			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "connection %s was already closed", connectionID)
-		case attempt == 4:
+		case attempt == heartbeatRetries:
 			return satellite.HeartbeatOutcome{}, satellite.Errorf(satellite.ECONFLICT, "satellite %s kept changing while its heartbeat was recorded", satelliteID)
 		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID == connectionID:
 			it, err = steady() // restored by another heartbeat meanwhile
@@ -381,9 +269,9 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 			TableName: &r.tables.Satellites,
 			Key:       key,
 			UpdateExpression: aws.String(setVersion + "connectionId = :conn, " + connectedEdge + ", " + recordEdge +
-				" REMOVE closedConnectionId, " + heartbeatLostAttr),
+				" REMOVE " + closedConnectionAttr + ", " + heartbeatLostAttr),
 			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
-				"(attribute_not_exists(closedConnectionId) OR closedConnectionId <> :closed)"),
+				"(attribute_not_exists(" + closedConnectionAttr + ") OR " + closedConnectionAttr + " <> :closed)"),
 			ExpressionAttributeNames:  names,
 			ExpressionAttributeValues: values,
 		}},
@@ -403,313 +291,3 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 // CloseConnection implements satellite.Registry. The disconnect edge is
 // guarded by connectionId = the closing connection, so a stale $disconnect
 // that arrives after the satellite reconnected changes nothing. The
-// satellite is updated before the record is deleted: a close that dies
-// between the two leaves a record the sweep removes later (closing it again
-// changes nothing), never a satellite connected to a closed connection.
-//
-// A close for a message over the limit is recorded on the satellite in the
-// same write; only when the connection was no longer the current one (its
-// satellite reconnected first) does recording it take a write of its own.
-func (r *Registry) CloseConnection(ctx context.Context, connectionID string, status satellite.CloseStatus, now time.Time) (satellite.Closed, error) {
-	key := item{ConnectionsPartitionKey: str(connectionID)}
-	rec, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &r.tables.Connections, Key: key, ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return satellite.Closed{}, internal(err, "read connection record")
-	}
-	if rec.Item == nil {
-		return satellite.Closed{}, nil // closed already
-	}
-	conn := connectionFrom(rec.Item)
-	closed := satellite.Closed{SatelliteID: conn.SatelliteID}
-	if closed.SatelliteID == "" {
-		closed.SatelliteID = getStr(rec.Item, "lastSatelliteId")
-	}
-	if closed.SatelliteID != "" {
-		satKey := item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)}
-		sat := satellite.Satellite{ID: closed.SatelliteID, Name: conn.SatelliteName, Region: conn.SatelliteRegion}
-		edge := satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, sat, time.Time{}, now)
-		edge.CloseCode = status.Code
-		writer := newWriter()
-		recordEdge, names, values := edgeWrite(edge, writer)
-		values[":disconnected"] = str(string(satellite.EdgeDisconnected))
-		values[":conn"] = str(connectionID)
-		values[":now"] = millis(now)
-		values[":never"] = num(0)
-		set := "SET lastConnectionEvent = :disconnected, closedConnectionId = :conn, lastDisconnectedAt = :now, " +
-			lastSeenAttr + " = if_not_exists(" + heartbeatAttr + ", :never), " + recordEdge
-		if status.MessageTooBig() {
-			set += ", " + oversizedWrite
-			values[":one"] = num(1)
-		}
-		upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                           &r.tables.Satellites,
-			Key:                                 satKey,
-			UpdateExpression:                    aws.String(set + " REMOVE " + heartbeatAttr + ", " + legacyHeartbeatAttr + ", connectionId, liveShard, staleAt"),
-			ConditionExpression:                 aws.String("connectionId = :conn"),
-			ExpressionAttributeNames:            names,
-			ExpressionAttributeValues:           values,
-			ReturnValues:                        types.ReturnValueAllOld,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
-		it, failed := conditionFailure(err)
-		switch {
-		case failed && wroteEdge(it, edge.ID, writer):
-			// An earlier attempt of this write made the edge; its answer was
-			// lost, and with it the last heartbeat.
-			edge.LastSeenAt = getMillis(it, lastSeenAttr)
-			closed.Disconnected, closed.Edge = true, edge
-			if status.MessageTooBig() {
-				// The record before is the one after less this close; the
-				// close before the last is unknown, so this rare path may
-				// log once more than once an hour.
-				after := satelliteFrom(it).Oversized
-				closed.Oversized = &satellite.OversizedClose{
-					Before: satellite.OversizedMessages{Closes: after.Closes - 1, LastAt: after.PreviousAt}, After: after,
-				}
-			}
-		case failed && status.MessageTooBig() && len(it) > 0:
-			// Not the satellite's current connection: its state stays, but
-			// the close still says what its agent sends.
-			if closed.Oversized, err = r.recordOversized(ctx, satKey, now); err != nil {
-				return closed, err
-			}
-		case failed:
-			// Not the satellite's current connection: nothing to change.
-		case err != nil:
-			return closed, internal(err, "mark satellite disconnected")
-		default:
-			old := satelliteFrom(upd.Attributes)
-			edge.Name, edge.Region, edge.LastSeenAt = old.Name, old.Region, old.LastHeartbeatAt
-			closed.Disconnected, closed.Edge = true, edge
-			if status.MessageTooBig() {
-				closed.Oversized = &satellite.OversizedClose{Before: old.Oversized, After: old.Oversized.Closed(now)}
-			}
-		}
-	}
-	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.tables.Connections, Key: key}); err != nil {
-		return closed, internal(err, "delete connection record")
-	}
-	return closed, nil
-}
-
-// recordOversized records a close for a message over the limit on a
-// satellite, if it still exists, and returns its record before and after.
-func (r *Registry) recordOversized(ctx context.Context, key item, now time.Time) (*satellite.OversizedClose, error) {
-	upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       key,
-		UpdateExpression:          aws.String("SET " + oversizedWrite),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: item{":now": millis(now), ":never": num(0), ":one": num(1)},
-		ReturnValues:              types.ReturnValueAllOld,
-	})
-	if conditionFailed(err) {
-		return nil, nil // deleted meanwhile
-	}
-	if err != nil {
-		return nil, internal(err, "record oversized message close")
-	}
-	before := satelliteFrom(upd.Attributes).Oversized
-	return &satellite.OversizedClose{Before: before, After: before.Closed(now)}, nil
-}
-
-// OnlineSatelliteIDs returns the satellites online at now: marked connected
-// and not past their exact deadline (heartbeat + threshold, as the admin
-// API's status reads it). The live index keys each satellite at most
-// MaxLiveStep before that deadline, so one query per shard from now -
-// MaxLiveStep returns every one of them; those keyed before now (a satellite
-// that has missed heartbeats, never one heartbeating on time) are read to
-// see which are still within their exact deadline.
-func (r *Registry) OnlineSatelliteIDs(ctx context.Context, now time.Time) ([]string, error) {
-	var ids []string
-	var doubtful []item
-	for _, shard := range LiveShardKeys() {
-		err := r.queryAll(ctx, &dynamodb.QueryInput{
-			TableName:                 &r.tables.Satellites,
-			IndexName:                 aws.String(LiveIndex),
-			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :from"),
-			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-			ExpressionAttributeValues: item{":shard": str(shard), ":from": millis(now.Add(-MaxLiveStep))},
-		}, func(it item) error {
-			if getMillis(it, LiveIndexSortKey).Before(now) {
-				doubtful = append(doubtful, item{SatellitesPartitionKey: it[SatellitesPartitionKey], SatellitesSortKey: it[SatellitesSortKey]})
-			} else {
-				ids = append(ids, satelliteIDOf(it))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, internal(err, "list online satellites")
-		}
-	}
-	items, err := r.batchGet(ctx, r.tables.Satellites, doubtful, false)
-	if err != nil {
-		return nil, internal(err, "list online satellites")
-	}
-	for _, it := range items {
-		if live, at := liveDeadline(it); live && !at.Before(now) {
-			ids = append(ids, satelliteIDOf(it))
-		}
-	}
-	sort.Strings(ids)
-	return ids, nil
-}
-
-// liveDeadline reads a satellite item's exact heartbeat deadline: its
-// heartbeat plus its threshold, or, for an item written before heartbeats
-// were stored as heartbeatAttr, its key in the live index (then rounded up
-// past the deadline). live is false when the item is no longer in the live
-// index.
-func liveDeadline(it item) (live bool, deadline time.Time) {
-	at := getMillis(it, LiveIndexSortKey)
-	if at.IsZero() || getStr(it, LiveIndexPartKey) == "" {
-		return false, time.Time{}
-	}
-	if hb := getMillis(it, heartbeatAttr); !hb.IsZero() {
-		return true, hb.Add(satellite.Satellite{OfflineThreshold: time.Duration(getNum(it, "offlineThresholdMs")) * time.Millisecond}.Threshold())
-	}
-	return true, at
-}
-
-// StaleSatellites returns the satellites still marked connected whose exact
-// heartbeat deadline is before now. It reads only satellites that missed
-// heartbeats: one query per live shard over the sparse index, bounded by
-// now (a satellite's key there is at most MaxLiveStep before its exact
-// deadline, never after it), then their items in batches, which tell the
-// ones past their exact deadline from the ones whose deadline is still
-// ahead (left for a later pass). A satellite whose item shows a heartbeat
-// after the index was read is left out too.
-func (r *Registry) StaleSatellites(ctx context.Context, now time.Time) ([]satellite.Stale, error) {
-	var keys []item
-	for _, shard := range LiveShardKeys() {
-		n := 0
-		err := r.queryIndex(ctx, shard, now, func(it item) error {
-			keys = append(keys, item{SatellitesPartitionKey: it[SatellitesPartitionKey], SatellitesSortKey: it[SatellitesSortKey]})
-			if n++; n == MaxStalePerShard {
-				return errEnough
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errEnough) {
-			return nil, internal(err, "read stale satellites")
-		}
-	}
-	items, err := r.batchGet(ctx, r.tables.Satellites, keys, false)
-	if err != nil {
-		return nil, internal(err, "read stale satellites")
-	}
-	out := make([]satellite.Stale, 0, len(items))
-	for _, it := range items {
-		live, deadline := liveDeadline(it)
-		at := getMillis(it, LiveIndexSortKey)
-		if !live || !at.Before(now) || !deadline.Before(now) {
-			continue
-		}
-		out = append(out, satellite.Stale{Satellite: satelliteFrom(it), StaleAt: at, HeartbeatAt: getMillis(it, heartbeatAttr)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].StaleAt.Before(out[j].StaleAt) })
-	return out, nil
-}
-
-// satelliteIDOf is the satellite id of an item of its partition (an index
-// that projects keys only has no satelliteId attribute).
-func satelliteIDOf(it item) string {
-	return strings.TrimPrefix(getStr(it, SatellitesPartitionKey), satellitePrefix)
-}
-
-// CountOnline returns how many satellites are online at now: marked
-// connected in the live index with a key not yet passed. It counts (Select
-// COUNT) rather than reads items, but DynamoDB still bills the index items
-// it counts: about 0.5 read units per 4 KB of index, once per count. A
-// satellite that has missed heartbeats may leave the count up to
-// MaxLiveStep before its exact deadline (OnlineSatelliteIDs reads those
-// items; a gauge need not).
-func (r *Registry) CountOnline(ctx context.Context, now time.Time) (int, error) {
-	total := 0
-	for _, shard := range LiveShardKeys() {
-		pages := dynamodb.NewQueryPaginator(r.db, &dynamodb.QueryInput{
-			TableName:                 &r.tables.Satellites,
-			IndexName:                 aws.String(LiveIndex),
-			Select:                    types.SelectCount,
-			KeyConditionExpression:    aws.String("#shard = :shard AND #at >= :now"),
-			ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-			ExpressionAttributeValues: item{":shard": str(shard), ":now": millis(now)},
-		})
-		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
-			if err != nil {
-				return 0, internal(err, "count satellites online")
-			}
-			total += int(page.Count)
-		}
-	}
-	return total, nil
-}
-
-func (r *Registry) queryIndex(ctx context.Context, shard string, before time.Time, fn func(item) error) error {
-	return r.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 &r.tables.Satellites,
-		IndexName:                 aws.String(LiveIndex),
-		KeyConditionExpression:    aws.String("#shard = :shard AND #at < :before"),
-		ExpressionAttributeNames:  map[string]string{"#shard": LiveIndexPartKey, "#at": LiveIndexSortKey},
-		ExpressionAttributeValues: item{":shard": str(shard), ":before": millis(before)},
-	}, fn)
-}
-
-// MaxStalePerShard bounds the satellites one sweep pass reads from each live
-// shard, oldest key first: after a mass disconnect a pass reads and handles
-// at most LiveShards times this many (8,000), well inside its budget, and
-// leaves the rest, still in the index, to the next pass.
-const MaxStalePerShard = 1000
-
-// errEnough stops a query whose reader has what it needs.
-var errEnough = errors.New("enough")
-
-// HeartbeatLostEdgeID is the id of the heartbeat_lost edge of a satellite
-// that passed deadline staleAt: every sweep that sees the same edge computes
-// the same id.
-func HeartbeatLostEdgeID(satelliteID string, staleAt time.Time) string {
-	return satellite.EdgeID(satelliteID, satellite.EdgeHeartbeatLost, strconv.FormatInt(staleAt.UnixMilli(), 10))
-}
-
-// MarkHeartbeatLost moves a stale satellite to heartbeat_lost, out of the
-// live index, and records the edge in its outbox, in one write conditional
-// on the satellite still being connected with the key and the heartbeat the
-// sweep read (the key alone may survive a heartbeat the sweep's eventually
-// consistent read missed: a heartbeat moves it only once per LiveStep).
-// won is false when another writer got there first (another sweep, or a
-// heartbeat that arrived meanwhile); then it must not publish. An earlier
-// attempt of this write whose answer was lost is recognised by its edge.
-func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now time.Time) (won bool, edge satellite.LifecycleEvent, err error) {
-	edge = satellite.LifecycleEvent{
-		ID: HeartbeatLostEdgeID(s.Satellite.ID, s.StaleAt), Edge: satellite.EdgeHeartbeatLost, SatelliteID: s.Satellite.ID,
-		Name: s.Satellite.Name, Region: s.Satellite.Region, Status: satellite.StatusOffline,
-		LastSeenAt: s.Satellite.LastHeartbeatAt, At: now,
-	}
-	writer := newWriter()
-	recordEdge, names, values := edgeWrite(edge, writer)
-	names["#shard"], names["#at"], names["#hb"] = LiveIndexPartKey, LiveIndexSortKey, heartbeatAttr
-	values[":lost"] = str(string(satellite.EdgeHeartbeatLost))
-	values[":connected"] = str(string(satellite.EdgeConnected))
-	values[":now"], values[":observed"] = millis(now), millis(s.StaleAt)
-	heartbeat := "attribute_not_exists(#hb)"
-	if !s.HeartbeatAt.IsZero() {
-		heartbeat, values[":heartbeat"] = "#hb = :heartbeat", millis(s.HeartbeatAt)
-	}
-	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Satellites,
-		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + heartbeatLostAttr + " = :now, " + recordEdge + " REMOVE #shard, #at"),
-		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now AND " + heartbeat),
-		ExpressionAttributeNames:            names,
-		ExpressionAttributeValues:           values,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if it, failed := conditionFailure(err); failed {
-		return wroteEdge(it, edge.ID, writer), edge, nil
-	}
-	if err != nil {
-		return false, edge, internal(err, "mark heartbeat lost")
-	}
-	return true, edge, nil
-}

@@ -28,7 +28,9 @@ type API interface {
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
-// Tables names the three tables.
+// Tables names the three tables the Registry reads and writes: satellites,
+// connections and results. (The telemetry and jobs tables are
+// TelemetryLedger's and FanoutJobs', each given its own table name.)
 type Tables struct {
 	Satellites  string
 	Connections string
@@ -52,6 +54,46 @@ var (
 	_ satellite.Registry   = (*Registry)(nil)
 	_ satellite.Fleet      = (*Registry)(nil)
 	_ satellite.SweepStore = (*Registry)(nil)
+)
+
+// Retry limits. A retry here follows a write that lost to a concurrent one
+// (or keys DynamoDB left unprocessed); the limits only keep a contended or
+// throttled loop finite and short enough for the Lambda's budget, and the
+// caller's error (ECONFLICT or EINTERNAL) is safe to retry.
+const (
+	// transactAttempts: a TransactionConflict lasts only as long as the other
+	// request writing the item; four attempts with the doubling, jittered
+	// delay of transact (5, 10, 20 ms plus as much again at most) wait up to
+	// about 70 ms, longer than such a write takes.
+	transactAttempts = 4
+	// unprocessedAttempts: BatchGetItem requests (batchGet, the telemetry
+	// ledger) for keys DynamoDB left unprocessed; with the 10<<attempt ms
+	// back-off five requests wait 20+40+80+160 = 300 ms in all: long enough
+	// for a burst of throttling to pass, short enough for a request path.
+	unprocessedAttempts = 5
+	// seedWriteAttempts: seed's BatchWriteItem requests write a whole fleet
+	// at once, off any request path, so they may wait longer for throttling
+	// to pass (10<<attempt ms: about 1.3 s over eight requests).
+	seedWriteAttempts = 8
+	// bindRetries: BindConnection writes again only when a sweep marked the
+	// satellite lost between the authentication's read and its write; that
+	// takes the satellite missing its deadline each time, so three in a row
+	// means something else is wrong.
+	bindRetries = 3
+	// heartbeatRetries: each retry of RecordHeartbeat follows another
+	// writer's change to the satellite item (a heartbeat, a close, a sweep,
+	// an authentication), each moving it along its few paths (steady, older
+	// connection, restore, adopt); four such losses in a row is contention,
+	// answered ECONFLICT, and the agent's next heartbeat tries again.
+	heartbeatRetries = 4
+	// tokenRotationRetries: SetTokenHash reads again when the satellite's
+	// token or assignment set changed meanwhile, an admin's write racing
+	// another admin write: rare, so three retries.
+	tokenRotationRetries = 3
+	// deleteRetries: removeSatelliteItem reads the satellite again when its
+	// outbox changed meanwhile; a satellite that keeps connecting and
+	// disconnecting moves its outbox a few times during a deletion.
+	deleteRetries = 4
 )
 
 // NewRegistry returns a registry over the given tables.
@@ -85,7 +127,7 @@ func cancelled(err error) (failed []bool, reasons []types.CancellationReason, ok
 // input it is given, and a retry carrying the cancelled attempt's token is,
 // to DynamoDB, the same request again.
 func (r *Registry) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
-	return transact(ctx, r.db, in, 4)
+	return transact(ctx, r.db, in, transactAttempts)
 }
 
 // transact runs a transaction up to attempts times while it is cancelled
@@ -196,7 +238,7 @@ func (r *Registry) batchGet(ctx context.Context, table string, keys []item, cons
 		chunk := keys[:min(len(keys), maxBatchGet)]
 		keys = keys[len(chunk):]
 		for attempt := 0; len(chunk) > 0; attempt++ {
-			if attempt == 5 {
+			if attempt == unprocessedAttempts {
 				return nil, errors.New("DynamoDB kept keys unprocessed")
 			}
 			if attempt > 0 {

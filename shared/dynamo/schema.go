@@ -1,15 +1,22 @@
 // Package dynamo is the DynamoDB adapter of satellite.Registry: satellites
 // with their assignments, connection records, results and the desired
-// script-package lockfile, in three tables whose key schema is declared here
-// and in template.yaml (a test keeps the two in step).
+// script-package lockfile, in the three tables Tables names (satellites,
+// connections, results); beside it, TelemetryLedger keeps telemetry
+// budgets and batch marks in the telemetry table, and FanoutJobs keeps
+// fan-out jobs in the jobs table. The key schema of all five is declared
+// here and in template.yaml (a test keeps the two in step).
 //
 // Files follow the tables: connections.go (connection records);
-// satellites.go, assignments.go, liveness.go, edges.go, removal.go and
-// fleet.go (the satellites table: satellite items, assignment sets,
-// heartbeats and connection edges, the edge outbox, a deleted satellite's
-// removal record, and the paged fleet listing with its backfill);
-// results.go; codec.go (items to values); registry.go (the
-// client, transactions and shared helpers).
+// satellites.go, tokens.go, deletion.go, settings.go, assignments.go,
+// capabilities.go, liveness.go, bind.go, closes.go, lost.go, edges.go,
+// removal.go and fleet.go (the satellites table: satellite items, their
+// tokens, their deletion, the fleet settings, assignment sets, capability
+// statuses, heartbeats, binding and closing connections, heartbeat loss
+// and the online query, the edge outbox, a deleted satellite's removal
+// record, and the paged fleet listing with its backfill); results.go;
+// telemetry.go; fanoutjobs.go; seed.go (fleets for benchmarks); codec.go
+// (items to values); registry.go (the client, transactions, retry limits
+// and shared helpers).
 package dynamo
 
 import (

@@ -54,7 +54,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 			chunk := writes[:min(len(writes), 25)]
 			writes = writes[len(chunk):]
 			for attempt := 0; len(chunk) > 0; attempt++ {
-				if attempt == 8 {
+				if attempt == seedWriteAttempts {
 					return errors.New("seed: DynamoDB kept items unprocessed")
 				}
 				out, err := r.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: chunk}})

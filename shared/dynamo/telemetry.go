@@ -121,7 +121,7 @@ func (l *TelemetryLedger) read(ctx context.Context, satelliteID string, batch it
 		l.table: {Keys: []item{batch}, ConsistentRead: aws.Bool(true)},
 	}
 	for attempt := 0; len(request) > 0; attempt++ {
-		if attempt == 5 {
+		if attempt == unprocessedAttempts {
 			return nil, nil, errors.New("DynamoDB kept keys unprocessed")
 		}
 		if attempt > 0 {
