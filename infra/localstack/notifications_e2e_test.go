@@ -160,7 +160,7 @@ func TestConnectivityNotificationsFromTheEventLog(t *testing.T) {
 	var logs testenv.SafeBuffer
 	s, err := localstack.Start(ctx, localstack.Options{
 		DynamoDBEndpoint: env.DynamoDBEndpoint, TableNames: env.TableNames, S3Endpoint: env.S3Endpoint, Bucket: env.Bucket, TelemetryBucket: env.TelemetryBucket,
-		ScheduleEvery: 100 * time.Millisecond, Now: clock.Now, Log: &logs, FunctionLog: &logs,
+		ScheduleEvery: 2 * time.Second, Now: clock.Now, Log: &logs, FunctionLog: &logs,
 	})
 	if err != nil {
 		t.Fatal(err)
