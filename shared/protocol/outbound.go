@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -256,36 +257,17 @@ func InlineBlobFits(integrity string, size int64) bool {
 	return int64(len(b))+encoded <= MaxMessageBytes
 }
 
+// frameType is an outbound frame's wire type: every frame carries it in
+// its Type field, so no list of frame types has to be kept in step.
 func frameType(frame any) string {
-	switch f := frame.(type) {
-	case Authenticated:
-		return f.Type
-	case ConfigUpdated:
-		return f.Type
-	case ScriptPackageManifest:
-		return f.Type
-	case ScriptPackageBlob:
-		return f.Type
-	case refusedManifest:
-		return f.Type
-	case refusedBlob:
-		return f.Type
-	case refusedRequest:
-		return f.Type
-	case RunSecrets:
-		return f.Type
-	case ConfigSecrets:
-		return f.Type
-	case CapabilityConfig:
-		return f.Type
-	case CapabilitySecretResponse:
-		return f.Type
-	case SandboxPolicyPush:
-		return f.Type
-	case TelemetryAck:
-		return f.Type
-	case Keepalive:
-		return f.Type
+	v := reflect.ValueOf(frame)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("Type"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
+			return f.String()
+		}
 	}
 	return fmt.Sprintf("%T", frame)
 }

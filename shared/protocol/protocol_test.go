@@ -415,3 +415,30 @@ func TestAnswerRefused(t *testing.T) {
 		})
 	}
 }
+
+// An outbound frame over the limit is refused naming its wire type, for
+// every frame type (the three below were named by their Go type before).
+func TestOversizedFramesAreNamedByTheirType(t *testing.T) {
+	big := strings.Repeat("x", protocol.MaxMessageBytes)
+	for _, f := range []any{protocol.NewAuthFailed(big), protocol.NewShutdown(big), protocol.NewRefreshScriptPackages(big), protocol.NewKeepalive()} {
+		b, err := protocol.Encode(f)
+		if b != nil && err == nil {
+			continue // the keepalive fits
+		}
+		if want := mustType(t, f); !strings.HasPrefix(satellite.ErrorMessage(err), want+" frame") {
+			t.Errorf("error %q, want it to start with %q", satellite.ErrorMessage(err), want+" frame")
+		}
+	}
+}
+
+func mustType(t *testing.T, f any) string {
+	t.Helper()
+	var v struct {
+		Type string `json:"type"`
+	}
+	b, _ := json.Marshal(f)
+	if err := json.Unmarshal(b, &v); err != nil || v.Type == "" {
+		t.Fatalf("%T has no type: %s", f, b)
+	}
+	return v.Type
+}
