@@ -75,6 +75,10 @@ dev: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar $(TOOLS_BIN)/aws-lambda-rie #
 	$(GO) build -o $(BUILD_DIR)/devstack ./infra/cmd/devstack
 	exec $(BUILD_DIR)/devstack -addr $(DEV_ADDR) $(if $(PERSIST),-persist $(PERSIST)) $(DEV_FLAGS)
 
+.PHONY: test-short
+test-short: ## The tests that need no servers (no Java, no built functions, no Node.js): go test -short, about a minute.
+	$(GO) test -short -count=1 ./...
+
 .PHONY: test
 test: tools ## Install what the tests need, then run every test and a short fuzz of frame parsing.
 	$(GO) test -count=1 ./...

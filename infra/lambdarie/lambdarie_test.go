@@ -39,6 +39,7 @@ var built struct {
 // architecture so the binaries run here (deployments build linux/arm64).
 func buildFunctions(t *testing.T) string {
 	t.Helper()
+	testenv.NeedsServers(t)
 	built.once.Do(func() { built.dir, built.err = lambdarie.Build(testenv.RepoRoot(t), runtime.GOARCH) })
 	if built.err != nil {
 		t.Fatal(built.err)

@@ -1,6 +1,7 @@
 package localstack_test
 
 import (
+	"github.com/checkstack/satellite-backend/infra/testenv"
 	"testing"
 
 	"github.com/checkstack/satellite-backend/infra/localstack"
@@ -10,6 +11,7 @@ import (
 // bucket, secrets and the demo satellite survive a restart, and the demo
 // token is new each time (the old one stops working).
 func TestPersistKeepsStateAcrossRestarts(t *testing.T) {
+	testenv.NeedsServers(t)
 	dir := t.TempDir()
 	first, err := localstack.Start(ctx, localstack.Options{DataDir: dir, Seed: true})
 	if err != nil {

@@ -43,6 +43,16 @@ var servers struct {
 
 // Main runs a package's tests with the shared servers and stops them after,
 // then runs after. Use it as the package's TestMain.
+// NeedsServers skips a test under -short: `go test -short ./...` runs only
+// the tests that need no DynamoDB Local (Java), S3 server, built bootstrap
+// or Node.js.
+func NeedsServers(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("an integration test (DynamoDB Local, the S3 server, built functions): not run with -short")
+	}
+}
+
 func Main(m *testing.M, after ...func()) {
 	code := m.Run()
 	for _, f := range after {
@@ -127,6 +137,7 @@ type Env struct {
 // New creates fresh tables and a fresh bucket for one test.
 func New(tb testing.TB) *Env {
 	tb.Helper()
+	NeedsServers(tb)
 	if err := start(); err != nil {
 		tb.Fatalf("test servers: %v", err)
 	}
