@@ -13,25 +13,46 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// Routes are the HTTP API's route keys, as template.yaml declares them.
-var Routes = []string{
-	"POST /satellites",
-	"GET /satellites",
-	"GET /satellites/online",
-	"GET /satellites/{satelliteId}",
-	"PATCH /satellites/{satelliteId}",
-	"DELETE /satellites/{satelliteId}",
-	"POST /satellites/{satelliteId}/token",
-	"PUT /satellites/{satelliteId}/assignments",
-	"POST /script-packages",
-	"GET /script-packages",
-	"GET /results",
-	"GET /sandbox-policy",
-	"PUT /sandbox-policy",
-	"PUT /satellites/{satelliteId}/capabilities/{kind}",
-	"DELETE /satellites/{satelliteId}/capabilities/{kind}",
-	"GET /telemetry",
-	"GET /fan-outs/{jobId}",
+// A route is one admin API route: its key ("METHOD /path", as template.yaml
+// declares it and API Gateway sends it as RouteKey) and the method that
+// serves it.
+type route struct {
+	key   string
+	serve func(*Handler, context.Context, events.APIGatewayV2HTTPRequest) (int, any, error)
+}
+
+// routeTable is the admin API: every route, once, with its handler. Routes
+// is derived from it.
+var routeTable = []route{
+	{"POST /satellites", (*Handler).createSatellite},
+	{"GET /satellites", (*Handler).listSatellites},
+	{"GET /satellites/online", (*Handler).onlineSatellites},
+	{"GET /satellites/{satelliteId}", (*Handler).getSatellite},
+	{"PATCH /satellites/{satelliteId}", (*Handler).updateSatellite},
+	{"DELETE /satellites/{satelliteId}", (*Handler).deleteSatellite},
+	{"POST /satellites/{satelliteId}/token", (*Handler).rotateToken},
+	{"PUT /satellites/{satelliteId}/assignments", (*Handler).assign},
+	{"POST /script-packages", (*Handler).publishPackages},
+	{"GET /script-packages", (*Handler).listPackages},
+	{"GET /results", (*Handler).listResults},
+	{"GET /sandbox-policy", (*Handler).getSandboxPolicy},
+	{"PUT /sandbox-policy", (*Handler).setSandboxPolicy},
+	{"PUT /satellites/{satelliteId}/capabilities/{kind}", (*Handler).setCapabilityConfig},
+	{"DELETE /satellites/{satelliteId}/capabilities/{kind}", (*Handler).deleteCapabilityConfig},
+	{"GET /telemetry", (*Handler).listTelemetry},
+	{"GET /fan-outs/{jobId}", (*Handler).getFanoutJob},
+}
+
+// Routes are the HTTP API's route keys, as template.yaml declares them, in
+// routeTable's order.
+var Routes = routeKeys(routeTable)
+
+func routeKeys(table []route) []string {
+	keys := make([]string, len(table))
+	for i, r := range table {
+		keys[i] = r.key
+	}
+	return keys
 }
 
 // Handler serves the admin HTTP API (API Gateway HTTP API, payload 2.0).
@@ -113,108 +134,185 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return respond(code, body), nil
 }
 
+// route serves req by its route key's entry in routeTable.
 func (h *Handler) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
-	s := h.Service
-	id := req.PathParameters["satelliteId"]
-	switch req.RouteKey {
-	case "POST /satellites":
-		n, err := decodeNewSatellite(req)
-		if err != nil {
-			return 0, nil, err
+	for _, r := range routeTable {
+		if r.key == req.RouteKey {
+			return r.serve(h, ctx, req)
 		}
-		v, tok, err := s.Create(ctx, n)
-		return http.StatusCreated, map[string]any{"satellite": v, "token": tok}, err
-	case "GET /satellites":
-		p, err := decodePageRequest(req.QueryStringParameters)
-		if err != nil {
-			return 0, nil, err
-		}
-		page, err := s.List(ctx, p)
-		return http.StatusOK, page, err
-	case "GET /satellites/online":
-		ids, err := s.Online(ctx)
-		if ids == nil {
-			ids = []string{}
-		}
-		return http.StatusOK, map[string]any{"satelliteIds": ids}, err
-	case "GET /satellites/{satelliteId}":
-		v, err := s.Get(ctx, id)
-		return http.StatusOK, v, err
-	case "PATCH /satellites/{satelliteId}":
-		u, err := decodeUpdate(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := s.Update(ctx, id, u)
-		return http.StatusOK, v, err
-	case "DELETE /satellites/{satelliteId}":
-		return http.StatusNoContent, nil, s.Delete(ctx, id)
-	case "POST /satellites/{satelliteId}/token":
-		r, err := s.RotateToken(ctx, id)
-		return http.StatusOK, r, err
-	case "PUT /satellites/{satelliteId}/assignments":
-		as, err := decodeAssignments(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := s.Assign(ctx, id, as)
-		return http.StatusOK, v, err
-	case "POST /script-packages":
-		ps, err := decodePackages(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		p, err := s.Publish(ctx, ps)
-		return http.StatusAccepted, p, err
-	case "GET /script-packages":
-		p, err := decodePageRequest(req.QueryStringParameters)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := s.PackageSet(ctx, p)
-		return http.StatusOK, v, err
-	case "GET /results":
-		configID, systemID, environmentID, limit, err := decodeResultsQuery(req.QueryStringParameters)
-		if err != nil {
-			return 0, nil, err
-		}
-		rs, err := s.Results(ctx, configID, systemID, environmentID, limit)
-		return http.StatusOK, map[string]any{"results": rs}, err
-	case "GET /sandbox-policy":
-		v, err := s.SandboxPolicy(ctx)
-		return http.StatusOK, v, err
-	case "PUT /sandbox-policy":
-		policy, err := decodeSandboxPolicy(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := s.SetSandboxPolicy(ctx, policy)
-		return http.StatusAccepted, v, err
-	case "PUT /satellites/{satelliteId}/capabilities/{kind}":
-		cfg, err := decodeCapabilityConfig(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		v, err := s.SetCapabilityConfig(ctx, id, cfg)
-		return http.StatusOK, v, err
-	case "DELETE /satellites/{satelliteId}/capabilities/{kind}":
-		kind := req.PathParameters["kind"]
-		if !protocol.ValidName(kind) {
-			return 0, nil, satellite.Errorf(satellite.EINVALID, "kind %q is not a capability kind", kind)
-		}
-		return http.StatusNoContent, nil, s.DeleteCapabilityConfig(ctx, id, kind)
-	case "GET /fan-outs/{jobId}":
-		v, err := s.FanoutJob(ctx, req.PathParameters["jobId"])
-		return http.StatusOK, v, err
-	case "GET /telemetry":
-		tq, err := decodeTelemetryQuery(req, s.Now(), s.TelemetryKinds)
-		if err != nil {
-			return 0, nil, err
-		}
-		listing, err := s.ListTelemetry(ctx, tq)
-		return http.StatusOK, listing, err
 	}
 	return 0, nil, satellite.Errorf(satellite.ENOTFOUND, "no route %s", req.RouteKey)
+}
+
+// createSatellite serves POST /satellites.
+func (h *Handler) createSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	n, err := decodeNewSatellite(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, tok, err := s.Create(ctx, n)
+	return http.StatusCreated, map[string]any{"satellite": v, "token": tok}, err
+}
+
+// listSatellites serves GET /satellites.
+func (h *Handler) listSatellites(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	p, err := decodePageRequest(req.QueryStringParameters)
+	if err != nil {
+		return 0, nil, err
+	}
+	page, err := s.List(ctx, p)
+	return http.StatusOK, page, err
+}
+
+// onlineSatellites serves GET /satellites/online.
+func (h *Handler) onlineSatellites(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	ids, err := s.Online(ctx)
+	if ids == nil {
+		ids = []string{}
+	}
+	return http.StatusOK, map[string]any{"satelliteIds": ids}, err
+}
+
+// getSatellite serves GET /satellites/{satelliteId}.
+func (h *Handler) getSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	v, err := s.Get(ctx, id)
+	return http.StatusOK, v, err
+}
+
+// updateSatellite serves PATCH /satellites/{satelliteId}.
+func (h *Handler) updateSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	u, err := decodeUpdate(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := s.Update(ctx, id, u)
+	return http.StatusOK, v, err
+}
+
+// deleteSatellite serves DELETE /satellites/{satelliteId}.
+func (h *Handler) deleteSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	return http.StatusNoContent, nil, s.Delete(ctx, id)
+}
+
+// rotateToken serves POST /satellites/{satelliteId}/token.
+func (h *Handler) rotateToken(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	r, err := s.RotateToken(ctx, id)
+	return http.StatusOK, r, err
+}
+
+// assign serves PUT /satellites/{satelliteId}/assignments.
+func (h *Handler) assign(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	as, err := decodeAssignments(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := s.Assign(ctx, id, as)
+	return http.StatusOK, v, err
+}
+
+// publishPackages serves POST /script-packages.
+func (h *Handler) publishPackages(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	ps, err := decodePackages(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := s.Publish(ctx, ps)
+	return http.StatusAccepted, p, err
+}
+
+// listPackages serves GET /script-packages.
+func (h *Handler) listPackages(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	p, err := decodePageRequest(req.QueryStringParameters)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := s.PackageSet(ctx, p)
+	return http.StatusOK, v, err
+}
+
+// listResults serves GET /results.
+func (h *Handler) listResults(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	configID, systemID, environmentID, limit, err := decodeResultsQuery(req.QueryStringParameters)
+	if err != nil {
+		return 0, nil, err
+	}
+	rs, err := s.Results(ctx, configID, systemID, environmentID, limit)
+	return http.StatusOK, map[string]any{"results": rs}, err
+}
+
+// getSandboxPolicy serves GET /sandbox-policy.
+func (h *Handler) getSandboxPolicy(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	v, err := s.SandboxPolicy(ctx)
+	return http.StatusOK, v, err
+}
+
+// setSandboxPolicy serves PUT /sandbox-policy.
+func (h *Handler) setSandboxPolicy(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	policy, err := decodeSandboxPolicy(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := s.SetSandboxPolicy(ctx, policy)
+	return http.StatusAccepted, v, err
+}
+
+// setCapabilityConfig serves PUT /satellites/{satelliteId}/capabilities/{kind}.
+func (h *Handler) setCapabilityConfig(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	cfg, err := decodeCapabilityConfig(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := s.SetCapabilityConfig(ctx, id, cfg)
+	return http.StatusOK, v, err
+}
+
+// deleteCapabilityConfig serves DELETE /satellites/{satelliteId}/capabilities/{kind}.
+func (h *Handler) deleteCapabilityConfig(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	id := req.PathParameters["satelliteId"]
+	kind := req.PathParameters["kind"]
+	if !protocol.ValidName(kind) {
+		return 0, nil, satellite.Errorf(satellite.EINVALID, "kind %q is not a capability kind", kind)
+	}
+	return http.StatusNoContent, nil, s.DeleteCapabilityConfig(ctx, id, kind)
+}
+
+// listTelemetry serves GET /telemetry.
+func (h *Handler) listTelemetry(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	tq, err := decodeTelemetryQuery(req, s.Now(), s.TelemetryKinds)
+	if err != nil {
+		return 0, nil, err
+	}
+	listing, err := s.ListTelemetry(ctx, tq)
+	return http.StatusOK, listing, err
+}
+
+// getFanoutJob serves GET /fan-outs/{jobId}.
+func (h *Handler) getFanoutJob(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
+	s := h.Service
+	v, err := s.FanoutJob(ctx, req.PathParameters["jobId"])
+	return http.StatusOK, v, err
 }
 
 // rawJSON is stored JSON passed through as is.
