@@ -7,6 +7,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/infra/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestGetSaysWhenMessagesAreOverTheLimit(t *testing.T) {
 	}
 	oversized := `{"type":"telemetry_batch","batchId":"1","kind":"logstream","payload":["` + strings.Repeat("x", 130*1024) + `"]}`
 	for range 2 {
-		c, _, err := websocket.Dial(ctx, stack.URL, nil)
+		c, _, err := websocket.Dial(ctx, simulator.SatelliteURL(stack.CoreURL), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,7 +66,7 @@ func TestOperatorLifecycleThroughTheLocalGateway(t *testing.T) {
 	tok := created["token"].(string)
 
 	var simLog testenv.SafeBuffer
-	sim := simulator.New(simulator.Config{URL: stack.URL, ClientID: id, Token: tok, HeartbeatInterval: 200 * time.Millisecond,
+	sim := simulator.New(simulator.Config{URL: simulator.SatelliteURL(stack.CoreURL), ClientID: id, Token: tok, HeartbeatInterval: 200 * time.Millisecond,
 		ResultInterval: 200 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Log: &simLog})
 	simCtx, stopSim := context.WithCancel(ctx)
 	simDone := make(chan error, 1)
@@ -166,7 +166,7 @@ func TestPublishFollowsTheRefresh(t *testing.T) {
 	for i := range n {
 		created := runJSON(t, api, "create", "--name", fmt.Sprintf("Edge %d", i), "--region", "eu-central-1")
 		id := created["satellite"].(map[string]any)["satelliteId"].(string)
-		c, _, err := websocket.Dial(ctx, stack.URL, nil)
+		c, _, err := websocket.Dial(ctx, simulator.SatelliteURL(stack.CoreURL), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +272,7 @@ func TestCurrentProtocolCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sim := simulator.New(simulator.Config{URL: stack.URL, ClientID: id, Token: created["token"].(string), HeartbeatInterval: 200 * time.Millisecond,
+	sim := simulator.New(simulator.Config{URL: simulator.SatelliteURL(stack.CoreURL), ClientID: id, Token: created["token"].(string), HeartbeatInterval: 200 * time.Millisecond,
 		ResultInterval: 200 * time.Millisecond, TelemetryInterval: 100 * time.Millisecond})
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()

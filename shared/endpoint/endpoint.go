@@ -137,6 +137,15 @@ type Conn struct {
 	Close satellite.CloseStatus
 }
 
+// receivedAt is when API Gateway received the frame, or now for an event
+// that does not say (tests, other invokers).
+func (c Conn) receivedAt(now time.Time) time.Time {
+	if c.ReceivedAt.IsZero() {
+		return now
+	}
+	return c.ReceivedAt
+}
+
 // Client is where a connection comes from, as its handshake shows it.
 type Client struct {
 	// IP is the satellite's address: the viewer address CloudFront passes

@@ -107,12 +107,8 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	case *protocol.StrategyError:
 		err = s.strategyError(ctx, c, conn, m)
 	case *protocol.SyncState:
-		reported := c.ReceivedAt
-		if reported.IsZero() {
-			reported = s.Now()
-		}
 		err = s.Registry.SaveSyncState(ctx, conn.SatelliteID, satellite.SyncState{
-			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: reported,
+			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: c.receivedAt(s.Now()),
 		})
 	case *protocol.ManifestRequest:
 		err = s.manifest(ctx, c, m)
@@ -125,11 +121,7 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	case *protocol.TelemetryBatch:
 		err = s.telemetry(ctx, c, conn, m)
 	case *protocol.CapabilityStatus:
-		reported := c.ReceivedAt
-		if reported.IsZero() {
-			reported = s.Now()
-		}
-		err = s.Registry.SaveCapabilityStatus(ctx, conn.SatelliteID, satellite.CapabilityStatus{Kind: m.Kind, Payload: m.Payload, ReportedAt: reported})
+		err = s.Registry.SaveCapabilityStatus(ctx, conn.SatelliteID, satellite.CapabilityStatus{Kind: m.Kind, Payload: m.Payload, ReportedAt: c.receivedAt(s.Now())})
 	case *protocol.CapabilitySecretRequest:
 		err = s.capabilitySecret(ctx, c, conn, m)
 	}

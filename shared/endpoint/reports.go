@@ -33,11 +33,7 @@ func (s *Service) heartbeat(ctx context.Context, c Conn, conn satellite.Connecti
 			slog.String("connectionId", c.ID), slog.String("satelliteId", conn.SatelliteID), slog.String("edgeId", out.Edge.ID))
 		s.Sender.Publish(ctx, out.Edge)
 	}
-	received := c.ReceivedAt
-	if received.IsZero() {
-		received = now
-	}
-	if keepaliveDue(c.ConnectedAt, received, s.KeepaliveEvery) {
+	if keepaliveDue(c.ConnectedAt, c.receivedAt(now), s.KeepaliveEvery) {
 		s.keepalive(ctx, c, conn.SatelliteID)
 	}
 	return nil

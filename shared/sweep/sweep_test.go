@@ -400,7 +400,7 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 		}
 		full, fullRequests = full.Add(c.Capacity), fullRequests+1
 	}
-	fullMs := medianMs(t, 5, func() error { _, err := h.a.Sweep.Sweep(ctx); return err })
+	fullMs := testenv.MedianMs(t, 5, func() error { _, err := h.a.Sweep.Sweep(ctx); return err })
 	h.calls.Reset()
 	if _, err := h.a.Sweep.StalePass(ctx); err != nil {
 		t.Fatal(err)
@@ -409,50 +409,14 @@ func TestSweepReadsGrowWithStaleSatellitesNotTheFleet(t *testing.T) {
 	if laterRequests != dynamo.LiveShards || h.calls.ItemsRead() != 0 {
 		t.Errorf("a later pass with nothing stale: %d requests, %d items; want %d queries and no item", laterRequests, h.calls.ItemsRead(), dynamo.LiveShards)
 	}
-	laterMs := medianMs(t, 21, func() error { _, err := h.a.Sweep.StalePass(ctx); return err })
+	laterMs := testenv.MedianMs(t, 21, func() error { _, err := h.a.Sweep.StalePass(ctx); return err })
 	t.Logf("steady state: full pass %d requests, %.1f read units, %.1f ms; later pass %d requests, %.1f read units, %.1f ms; online gauge %.1f read units for %d",
 		fullRequests, full.Read, fullMs, laterRequests, later.Read, laterMs, gauge.Read, fleet-staleCount)
-	writeFigures(t, "sweep.json", map[string]float64{
+	testenv.WriteFigures(t, "sweep.json", map[string]float64{
 		"fullPassRequests": float64(fullRequests), "fullPassQueries": float64(fullQueries), "fullPassReadUnits": full.Read, "fullPassMs": fullMs,
 		"laterPassRequests": float64(laterRequests), "laterPassReadUnits": later.Read, "laterPassMs": laterMs,
 		"gaugeReadUnits": gauge.Read, "gaugeSatellites": float64(fleet - staleCount),
 	})
-}
-
-// writeFigures writes v as name in COST_FIGURES_DIR, when it is set (make
-// cost; see shared/wshandler/figures_test.go).
-func writeFigures(t *testing.T, name string, v any) {
-	t.Helper()
-	dir := os.Getenv("COST_FIGURES_DIR")
-	if dir == "" {
-		return
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// medianMs runs fn n times and returns its median duration in ms, in
-// process against DynamoDB Local (noisy on a loaded machine).
-func medianMs(t *testing.T, n int, fn func() error) float64 {
-	t.Helper()
-	took := make([]time.Duration, 0, n)
-	for range n {
-		start := time.Now()
-		if err := fn(); err != nil {
-			t.Fatal(err)
-		}
-		took = append(took, time.Since(start))
-	}
-	slices.Sort(took)
-	return float64(took[n/2].Microseconds()) / 1000
 }
 
 func TestUnauthenticatedConnectionsAreClosedAfterTheDeadline(t *testing.T) {

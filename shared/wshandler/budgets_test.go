@@ -190,8 +190,8 @@ func TestRequestBudgets(t *testing.T) {
 			if got := measure(b, "warm", message(h.message), h.calls["message"]); got != b.warm {
 				t.Errorf("%s on the warm instance: %+v, want %+v (the binding, packages and secrets are cached)", b.name, got, b.warm)
 			}
-			if wantFigures() {
-				figures[b.name].DurationMs = medianMs(t, 25, func() error { return message(h.message)(b.event()) })
+			if testenv.FiguresDir() != "" {
+				figures[b.name].DurationMs = testenv.MedianMs(t, 25, func() error { return message(h.message)(b.event()) })
 			}
 		}
 	}
@@ -214,7 +214,7 @@ func TestRequestBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	figures["result"].FeedEntryBytes = len(entry)
-	writeFigures(t, "messages.json", figures)
+	testenv.WriteFigures(t, "messages.json", figures)
 	// The first request to Secrets Manager was the cold run secrets': both
 	// of the collector's secrets in one call.
 	if reqs := sm.Requests(); len(reqs) == 0 || len(reqs[0].Body["SecretIdList"].([]any)) != 2 {

@@ -106,7 +106,7 @@ func TestHeartbeatCapacityInSteadyState(t *testing.T) {
 				t.Errorf("%.2f write units per heartbeat, want at most %.1f", avg, tc.perBeat)
 			}
 			if tc.threshold == 0 {
-				writeFigures(t, "heartbeat.json", map[string]float64{
+				testenv.WriteFigures(t, "heartbeat.json", map[string]float64{
 					"heartbeats": float64(beats), "intervalSeconds": interval.Seconds(),
 					"readUnits": total.Read / float64(beats), "writeUnits": avg, "indexWriteUnits": total.IndexWrite / float64(beats),
 				})

@@ -1,13 +1,6 @@
 package wshandler_test
 
-import (
-	"encoding/json"
-	"os"
-	"path/filepath"
-	"slices"
-	"testing"
-	"time"
-)
+import ()
 
 // The cost model (make cost) multiplies out figures that tests measure:
 // with COST_FIGURES_DIR set, TestRequestBudgets and
@@ -31,40 +24,4 @@ type costFigure struct {
 	// FeedEntryBytes the size of that result in a results feed message.
 	ItemBytes      int `json:"itemBytes,omitempty"`
 	FeedEntryBytes int `json:"feedEntryBytes,omitempty"`
-}
-
-func wantFigures() bool { return os.Getenv("COST_FIGURES_DIR") != "" }
-
-// writeFigures writes v as name in COST_FIGURES_DIR, when it is set.
-func writeFigures(t *testing.T, name string, v any) {
-	t.Helper()
-	dir := os.Getenv("COST_FIGURES_DIR")
-	if dir == "" {
-		return
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// medianMs runs fn n times and returns its median duration in ms.
-func medianMs(t *testing.T, n int, fn func() error) float64 {
-	t.Helper()
-	took := make([]time.Duration, 0, n)
-	for range n {
-		began := time.Now()
-		if err := fn(); err != nil {
-			t.Fatal(err)
-		}
-		took = append(took, time.Since(began))
-	}
-	slices.Sort(took)
-	return float64(took[n/2].Microseconds()) / 1000
 }

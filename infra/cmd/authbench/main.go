@@ -23,6 +23,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
 )
@@ -49,6 +50,8 @@ func run(attempts, rounds int) error {
 		return err
 	}
 	defer stack.Stop()
+	// What a satellite configured with the stack's core URL opens.
+	satelliteURL := simulator.SatelliteURL(stack.CoreURL)
 
 	create := func(id string) (string, error) {
 		tok, err := token.New()
@@ -72,7 +75,7 @@ func run(attempts, rounds int) error {
 		if err != nil {
 			return err
 		}
-		d, err := authenticate(ctx, stack.URL, fmt.Sprintf("sat-alone-%d", i), tok)
+		d, err := authenticate(ctx, satelliteURL, fmt.Sprintf("sat-alone-%d", i), tok)
 		if err != nil {
 			return err
 		}
@@ -96,7 +99,7 @@ func run(attempts, rounds int) error {
 		time.Sleep(200 * time.Millisecond)
 		beforeBcrypt, beforeInvocations := token.Verifications(), invocations.Load()
 
-		attacker, _, err := websocket.Dial(ctx, stack.URL, nil)
+		attacker, _, err := websocket.Dial(ctx, satelliteURL, nil)
 		if err != nil {
 			return err
 		}
@@ -111,7 +114,7 @@ func run(attempts, rounds int) error {
 				}
 			}
 		}()
-		latency, err := authenticate(ctx, stack.URL, legitID, legitToken)
+		latency, err := authenticate(ctx, satelliteURL, legitID, legitToken)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
 )
@@ -65,6 +66,8 @@ func run(frames, inFlight, others int, settle time.Duration) error {
 		return err
 	}
 	defer stack.Stop()
+	// What a satellite configured with the stack's core URL opens.
+	satelliteURL := simulator.SatelliteURL(stack.CoreURL)
 
 	create := func(id string) (string, error) {
 		tok, err := token.New()
@@ -84,7 +87,7 @@ func run(frames, inFlight, others int, settle time.Duration) error {
 		if err != nil {
 			return err
 		}
-		c, _, err := authenticate(ctx, stack.URL, id, tok)
+		c, _, err := authenticate(ctx, satelliteURL, id, tok)
 		if err != nil {
 			return err
 		}
@@ -97,7 +100,7 @@ func run(frames, inFlight, others int, settle time.Duration) error {
 	if err != nil {
 		return err
 	}
-	flood, _, err := authenticate(ctx, stack.URL, "sat-flood", floodTok)
+	flood, _, err := authenticate(ctx, satelliteURL, "sat-flood", floodTok)
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,7 @@ func run(frames, inFlight, others int, settle time.Duration) error {
 		if err != nil {
 			return err
 		}
-		c, d, err := authenticate(ctx, stack.URL, id, tok)
+		c, d, err := authenticate(ctx, satelliteURL, id, tok)
 		if err != nil {
 			return err
 		}

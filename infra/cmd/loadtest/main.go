@@ -32,6 +32,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -208,7 +209,7 @@ func (b *bench) connect(n int) ([]*client, error) {
 	ctx := context.Background()
 	clients := make([]*client, n)
 	for i := 0; i < n; i++ {
-		conn, _, err := websocket.Dial(ctx, b.stack.URL, nil)
+		conn, _, err := websocket.Dial(ctx, simulator.SatelliteURL(b.stack.CoreURL), nil)
 		if err != nil {
 			return nil, err
 		}

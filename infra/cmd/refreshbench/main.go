@@ -45,6 +45,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/localstack"
+	"github.com/checkstack/satellite-backend/infra/simulator"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
@@ -108,7 +109,7 @@ func runStack(segments, concurrency int, functionLog string) error {
 		return err
 	}
 	go func() { _ = http.Serve(profiles, nil) }() // net/http/pprof's handlers
-	b, _ := json.Marshal(stackInfo{URL: s.URL, AdminURL: s.AdminURL, DynamoDBEndpoint: s.DynamoDBEndpoint, TableNames: s.TableNames, Pid: os.Getpid(),
+	b, _ := json.Marshal(stackInfo{URL: simulator.SatelliteURL(s.CoreURL), AdminURL: s.AdminURL, DynamoDBEndpoint: s.DynamoDBEndpoint, TableNames: s.TableNames, Pid: os.Getpid(),
 		ProfileURL: "http://" + profiles.Addr().String() + "/debug/pprof/profile"})
 	fmt.Println(string(b))
 	closed := make(chan struct{})
