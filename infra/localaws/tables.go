@@ -35,11 +35,25 @@ func DynamoDBClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamod
 	}}, optFns...)...)
 }
 
+// TableOptions adjusts CreateTables.
+type TableOptions struct {
+	// KeepExpired leaves TTL off, so DynamoDB Local never deletes an item
+	// for its expiry. Its TTL process runs on the real clock; tests run the
+	// functions on an injected one (often a fixed date in the past), so
+	// their items could vanish mid-test. The code never relies on TTL
+	// deletion (AWS may take days): it checks expiry times itself.
+	KeepExpired bool
+}
+
 // CreateTables creates every table of the template, named by names (logical
-// id -> table name), enables TTL where the template does, and waits until
-// each is ACTIVE. Existing tables are left alone, so a persisted local stack
-// restarts cleanly.
-func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Template, names map[string]string) error {
+// id -> table name), enables TTL where the template does (unless
+// opts.KeepExpired), and waits until each is ACTIVE. Existing tables are
+// left alone, so a persisted local stack restarts cleanly.
+func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Template, names map[string]string, opts ...TableOptions) error {
+	var o TableOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	tables, err := tpl.Tables()
 	if err != nil {
 		return err
@@ -65,7 +79,7 @@ func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Tem
 		if err := waitActive(ctx, db, name); err != nil {
 			return err
 		}
-		if tb.TTLAttribute != "" {
+		if tb.TTLAttribute != "" && !o.KeepExpired {
 			_, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 				TableName: aws.String(name),
 				TimeToLiveSpecification: &types.TimeToLiveSpecification{

@@ -151,7 +151,9 @@ func New(tb testing.TB) *Env {
 		names[t.LogicalID] = t.LogicalID + "-" + suffix
 	}
 	db := localaws.DynamoDBClient(servers.dynamo.Endpoint)
-	if err := localaws.CreateTables(context.Background(), db, servers.template, names); err != nil {
+	// The tests' clocks are their own: DynamoDB Local must not expire
+	// their items by the real one.
+	if err := localaws.CreateTables(context.Background(), db, servers.template, names, localaws.TableOptions{KeepExpired: true}); err != nil {
 		tb.Fatal(err)
 	}
 	bucket := "packages-" + strings.ToLower(suffix)
