@@ -113,8 +113,8 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 			"tokenGeneration": num(st.generation),
 		}
 		if ids := a.EnvironmentIDs(); len(ids) > 0 {
-			// What a result's environment is checked against, in the
-			// transaction that stores the result.
+			// What a result's environment is checked against, by the
+			// read that authorises the result.
 			it[environmentsAttr] = &types.AttributeValueMemberSS{Value: ids}
 		}
 		writes = append(writes, types.TransactWriteItem{Put: &types.Put{TableName: &r.tables.Satellites, Item: it}})

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,12 +20,27 @@ const resultTimeFormat = "2006-01-02T15:04:05.000000000Z"
 // clockSkewAttr holds Result.ClockSkewMs, only on a result dated ahead.
 const clockSkewAttr = "clockSkewMs"
 
-// RecordResult implements satellite.Registry. The assignment check and the
-// write are one transaction, so a result is authorised against the
-// assignments at the moment it is stored. Its sort key starts with its
-// OrderedAt, so that LatestResults, newest first, never puts a result dated
-// ahead of the backend's clock before those received after it.
+// RecordResult implements satellite.Registry: a strongly consistent read of
+// the assignment item authorises the result, then one plain put stores it.
+//
+// The read is what makes a revocation take effect at once. A token rotation
+// (or a deletion's tombstone) moves the generation on every assignment item,
+// and a reassignment deletes or rewrites them, each in one transaction; a
+// consistent read started after that transaction committed sees it. So a
+// result that reaches the backend after the change is refused; a result
+// whose read came first may still be stored after it, by the invocation
+// already handling it (within the message function's timeout). The
+// transaction this replaces (a condition check beside the put) refused that
+// in-flight result too, for 4 write units and more (a condition check
+// costs 2 units per KB of the assignment item, which holds the
+// assignment's collectors) against 1 read unit (up to 4 KB) and 1 write
+// unit here. Its sort key starts with its OrderedAt, so that LatestResults,
+// newest first, never puts a result dated ahead of the backend's clock
+// before those received after it.
 func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error {
+	if err := r.authoriseResult(ctx, res); err != nil {
+		return err
+	}
 	it := item{
 		ResultsPartitionKey: str(checkKey(res.ConfigID, res.SystemID)),
 		ResultsSortKey:      str(res.OrderedAt().UTC().Format(resultTimeFormat) + "#" + keyPart(res.SatelliteID) + "#" + res.ID),
@@ -46,39 +62,43 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	if res.ClockSkewMs > 0 {
 		it[clockSkewAttr] = num(res.ClockSkewMs)
 	}
-	// The assignment must exist under the connection's token generation
-	// and, for a run in an environment, list that environment.
-	condition, values := "attribute_exists(pk) AND tokenGeneration = :gen", item{":gen": num(res.TokenGeneration)}
 	if res.EnvironmentID != nil {
 		it["environmentId"] = str(*res.EnvironmentID)
 		it[EnvironmentIndexPartKey] = str(envCheckKey(res.ConfigID, res.SystemID, *res.EnvironmentID))
-		condition += " AND contains(" + environmentsAttr + ", :env)"
-		values[":env"] = str(*res.EnvironmentID)
 	}
-	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{ConditionCheck: &types.ConditionCheck{
-				TableName:                           &r.tables.Satellites,
-				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
-				ConditionExpression:                 aws.String(condition),
-				ExpressionAttributeValues:           values,
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
-			{Put: &types.Put{TableName: &r.tables.Results, Item: it}},
-		},
+	_, err := r.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.tables.Results, Item: it})
+	return internal(err, "store result")
+}
+
+// authoriseResult reads the assignment a result reports for, consistently:
+// it must exist under the connection's token generation and, for a run in
+// an environment, list that environment. EFORBIDDEN or EUNAUTHENTICATED
+// when it does not.
+func (r *Registry) authoriseResult(ctx context.Context, res satellite.Result) error {
+	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:            &r.tables.Satellites,
+		Key:                  item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
+		ConsistentRead:       aws.Bool(true),
+		ProjectionExpression: aws.String("tokenGeneration, " + environmentsAttr),
 	})
-	if failed, reasons, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
-		stored := reasons[0].Item
-		switch {
-		case len(stored) == 0:
-			return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
-		case getNum(stored, "tokenGeneration") != res.TokenGeneration:
-			return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since this connection authenticated", res.SatelliteID)
-		}
+	switch {
+	case err != nil:
+		return internal(err, "read assignment")
+	case len(out.Item) == 0:
+		return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
+	case getNum(out.Item, "tokenGeneration") != res.TokenGeneration:
+		return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since this connection authenticated", res.SatelliteID)
+	case res.EnvironmentID != nil && !listsEnvironment(out.Item, *res.EnvironmentID):
 		return satellite.Errorf(satellite.EFORBIDDEN, "the assignment configId %s systemId %s of satellite %s does not list environment %s",
 			res.ConfigID, res.SystemID, res.SatelliteID, *res.EnvironmentID)
 	}
-	return internal(err, "store result")
+	return nil
+}
+
+// listsEnvironment reports whether an assignment item lists environmentID.
+func listsEnvironment(assignment item, environmentID string) bool {
+	set, ok := assignment[environmentsAttr].(*types.AttributeValueMemberSS)
+	return ok && slices.Contains(set.Value, environmentID)
 }
 
 // LatestResults implements satellite.Fleet: the check's partition, or the

@@ -70,9 +70,12 @@ type Registry interface {
 	// exists.
 	RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, threshold time.Duration, now time.Time) (HeartbeatOutcome, error)
 	// RecordResult stores r if and only if (r.ConfigID, r.SystemID) is assigned
-	// to r.SatelliteID at that moment, under r.TokenGeneration. EFORBIDDEN
-	// when it is not assigned; EUNAUTHENTICATED when the satellite's token
-	// generation moved on (rotated or deleted).
+	// to r.SatelliteID, under r.TokenGeneration, as a consistent read finds
+	// it when r is handled: a rotation, deletion or reassignment committed
+	// before r is handled refuses r; one committed while r is handled may
+	// not (r was sent before it). EFORBIDDEN when it is not assigned;
+	// EUNAUTHENTICATED when the satellite's token generation moved on
+	// (rotated or deleted).
 	RecordResult(ctx context.Context, r Result) error
 	// SaveSyncState stores a satellite's script-package sync state unless a
 	// state reported later is already stored (frames can be handled out of

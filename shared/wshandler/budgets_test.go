@@ -38,6 +38,10 @@ func s3Requests(calls *testenv.Calls) int {
 	return n
 }
 
+// coldBindingRead is what an instance without a connection's binding
+// cached reads for it: the connection record, eventually consistently.
+const coldBindingRead = 0.5
+
 // TestRequestBudgets counts the SDK requests each message costs, as a
 // deployed function would make them, against DESIGN.md's budgets: on a cold
 // instance (a fresh one: it reads the connection record, and its package
@@ -100,7 +104,9 @@ func TestRequestBudgets(t *testing.T) {
 		// kind (one here).
 		{"authenticate", "message", msg("authenticate", map[string]any{"clientId": "sat-budget", "token": tok, "capabilities": []string{"scrape"}}), counts{5, 0, 0}, 2, 1, counts{5, 0, 0}, false, 1, 15},
 		{"heartbeat", "message", msg("heartbeat", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 1},
-		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 4},
+		// A consistent read of the assignment authorises it (1 read unit up
+		// to 4 KB), a plain put stores it (1 write unit up to 1 KB).
+		{"result", "message", msg("result", map[string]any{"configId": "cfg-1", "systemId": "sys-1"}), counts{3, 0, 0}, 0, 0, counts{2, 0, 0}, false, 1, 1},
 		{"strategy_error", "message", msg("strategy-error", nil), counts{1, 0, 0}, 0, 0, counts{0, 0, 0}, false, 0, 0},
 		{"script_package_sync_state", "message", msg("sync-state", nil), counts{2, 0, 0}, 0, 0, counts{1, 0, 0}, false, 0, 2},
 		// A manifest is one GET, then kept (its entries hash to its name).
@@ -145,6 +151,12 @@ func TestRequestBudgets(t *testing.T) {
 		}
 		if (instance == "warm" || instance == "any") && (units.Read > b.rcu || units.Write > b.wcu) {
 			t.Errorf("%s (%s): %.1f read and %.1f write capacity units; budget %.1f and %.1f", b.name, instance, units.Read, units.Write, b.rcu, b.wcu)
+		}
+		// A cold instance pays for the binding it lacks (the connection
+		// record, read eventually consistently: 0.5 read units) and
+		// nothing more in capacity.
+		if instance == "cold" && (units.Read > b.rcu+coldBindingRead || units.Write > b.wcu) {
+			t.Errorf("%s (cold): %.1f read and %.1f write capacity units; budget %.1f and %.1f", b.name, units.Read, units.Write, b.rcu+coldBindingRead, b.wcu)
 		}
 		f := figures[b.name]
 		if f == nil {

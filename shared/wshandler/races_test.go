@@ -1,19 +1,21 @@
 package wshandler_test
 
 import (
+	"context"
 	"slices"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/checkstack/satellite-backend/shared/dynamo"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -221,5 +223,78 @@ func TestHeartbeatOfALiveConnectionIsAdopted(t *testing.T) {
 	}
 	if got := h.eventTypes("sat-adopt"); len(got) != 4 || got[3] != "satellite.connected" {
 		t.Errorf("events %v, want the adoption's connected last", got)
+	}
+}
+
+// afterAuthorisation runs fn once, right after the first consistent read of
+// an assignment item (the read that authorises a result) returns.
+func afterAuthorisation(fn func()) harnessOption {
+	var once sync.Once
+	return func(_ *app.Config, o *app.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("test.afterAuthorisation",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleInitialize(ctx, in)
+					if get, ok := in.Parameters.(*dynamodb.GetItemInput); ok && aws.ToBool(get.ConsistentRead) {
+						if sk, _ := get.Key["sk"].(*types.AttributeValueMemberS); sk != nil && strings.HasPrefix(sk.Value, "ASSIGN#") {
+							once.Do(fn)
+						}
+					}
+					return out, md, err
+				}), middleware.After)
+		})
+	}
+}
+
+// TestRotationBoundsResultsByTheirArrival holds the revocation guarantee of
+// a result, a consistent read and a put: a token rotated at T refuses every
+// result handled after T (it reaches the backend after T), on the very
+// instance that trusts the connection's binding in its cache; a result
+// already authorised when the rotation commits, sent before T, is stored
+// by the invocation handling it, at the latest the message function's
+// timeout after T. The rotation here commits between the read and the put.
+func TestRotationBoundsResultsByTheirArrival(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-flight", assignment(t, "cfg-1", "sys-1"))
+	var rotated bool
+	msg := h.build("message-rotated-in-flight", afterAuthorisation(func() {
+		if err := h.env.Registry().SetTokenHash(ctx, "sat-flight", "$2a$10$rotated"); err != nil {
+			t.Error(err)
+		}
+		rotated = true
+	}))
+	id := h.open()
+	if _, err := msg.WebSocket.Message(ctx, testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-flight", "token": tok})); err != nil {
+		t.Fatal(err)
+	}
+	result := func(resultID string) {
+		t.Helper()
+		ev := testenv.Message(t, "result", id, map[string]any{"configId": "cfg-1", "systemId": "sys-1"})
+		ev.RequestContext.RequestID = resultID
+		if _, err := msg.WebSocket.Message(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	result("in-flight=")
+	if !rotated {
+		t.Fatal("the rotation did not run inside the result's handling")
+	}
+	h.clock.Advance(time.Second)
+	result("after-rotation=")
+
+	stored, err := h.env.Registry().LatestResults(ctx, "cfg-1", "sys-1", nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range stored {
+		ids = append(ids, r.ID)
+	}
+	if !slices.Equal(ids, []string{"in-flight="}) {
+		t.Errorf("stored results %q; want only the one authorised before the rotation", ids)
+	}
+	frames := h.mgmt.Frames(t, id)
+	if last := frames[len(frames)-1]; last["type"] != "auth_failed" || !h.mgmt.Closed(id) {
+		t.Errorf("the result after the rotation got %v (closed %v), want auth_failed and the close", last, h.mgmt.Closed(id))
 	}
 }
