@@ -165,7 +165,7 @@ func TestTablesMatchTheAdapter(t *testing.T) {
 				dynamo.ExpiryIndex:          {dynamo.ExpiryIndexPartKey, dynamo.ExpiryIndexSortKey},
 			}, dynamo.ConnectionsTTLAttribute},
 		{"ResultsTable", []string{dynamo.ResultsPartitionKey, dynamo.ResultsSortKey},
-			map[string][]string{dynamo.EnvironmentIndex: {dynamo.EnvironmentIndexPartKey, dynamo.EnvironmentIndexSortKey}}, dynamo.ResultsTTLAttribute},
+			nil, dynamo.ResultsTTLAttribute},
 		{"TelemetryTable", []string{dynamo.TelemetryPartitionKey}, nil, dynamo.TelemetryTTLAttribute},
 		{"JobsTable", []string{dynamo.JobsPartitionKey}, nil, dynamo.JobsTTLAttribute},
 	}

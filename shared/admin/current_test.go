@@ -290,7 +290,7 @@ func TestCapabilityConfigReachesARecentAuthenticationLast(t *testing.T) {
 
 // TestResultsOfTheLongestIDsAreStoredAndFound checks ids at the protocol's
 // bound, made of characters the key escapes, still fit DynamoDB's key
-// limits in both the table and the ByEnvironment index.
+// limits, and one environment's results are found among the check's.
 func TestResultsOfTheLongestIDsAreStoredAndFound(t *testing.T) {
 	h := newHarness(t)
 	id, _ := h.create("Long ids")

@@ -131,12 +131,6 @@ const (
 	ResultsPartitionKey = "checkKey"
 	ResultsSortKey      = "resultKey"
 	ResultsTTLAttribute = "expiresAt"
-	// EnvironmentIndex is a sparse index over the results of runs for an
-	// environment (only they carry envCheckKey), so the results of one
-	// environment read as one partition, newest first.
-	EnvironmentIndex        = "ByEnvironment"
-	EnvironmentIndexPartKey = "envCheckKey"
-	EnvironmentIndexSortKey = ResultsSortKey
 )
 
 // Telemetry table: the in-flight and handled marks of telemetry batches and
@@ -253,10 +247,4 @@ func capConfigSort(kind string) string { return capConfigPrefix + kind }
 
 func isCapConfigSort(sk string) bool { return strings.HasPrefix(sk, capConfigPrefix) }
 
-// envCheckKey is the ByEnvironment partition of a check's results in one
-// environment. The environment is hashed: three escaped ids could exceed
-// DynamoDB's 2,048-byte partition key.
-func envCheckKey(configID, systemID, environmentID string) string {
-	sum := sha256.Sum256([]byte(environmentID))
-	return checkKey(configID, systemID) + "#" + hex.EncodeToString(sum[:16])
-}
+
