@@ -43,18 +43,28 @@ type TableOptions struct {
 	// their items could vanish mid-test. The code never relies on TTL
 	// deletion (AWS may take days): it checks expiry times itself.
 	KeepExpired bool
+	// Parameters are template parameter values that override the
+	// defaults the tables are created with: CapacityMode PROVISIONED
+	// creates them with their (and their indexes') minimum capacity,
+	// which DynamoDB Local checks is there and then ignores.
+	Parameters map[string]string
 }
 
-// CreateTables creates every table of the template, named by names (logical
-// id -> table name), enables TTL where the template does (unless
-// opts.KeepExpired), and waits until each is ACTIVE. Existing tables are
-// left alone, so a persisted local stack restarts cleanly.
+// CreateTables creates every table of the template as its defaults (and
+// opts.Parameters) deploy it, named by names (logical id -> table name),
+// enables TTL where the template does (unless opts.KeepExpired), and waits
+// until each is ACTIVE. Existing tables are left alone, so a persisted
+// local stack restarts cleanly.
 func CreateTables(ctx context.Context, db *dynamodb.Client, tpl *samtemplate.Template, names map[string]string, opts ...TableOptions) error {
 	var o TableOptions
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	tables, err := tpl.Tables()
+	d, err := tpl.Deploy(o.Parameters)
+	if err != nil {
+		return err
+	}
+	tables, err := d.Tables()
 	if err != nil {
 		return err
 	}

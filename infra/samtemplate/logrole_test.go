@@ -15,122 +15,43 @@ import (
 )
 
 // A deployment is the template as CloudFormation sees it with some
-// parameter values: which conditions hold, which resources exist, and
-// what an Fn::If picks.
+// parameter values (samtemplate.Deployment), failing the test where that
+// cannot be evaluated.
 type deployment struct {
-	tpl    *samtemplate.Template
-	params map[string]string
-	conds  map[string]bool
+	tpl *samtemplate.Template
+	*samtemplate.Deployment
 }
 
 // deploy evaluates the template's conditions with the parameters'
 // defaults, overridden by values, in the commercial partition.
 func deploy(t *testing.T, tpl *samtemplate.Template, values map[string]string) *deployment {
 	t.Helper()
-	d := &deployment{tpl: tpl, params: map[string]string{"AWS::Partition": "aws"}, conds: map[string]bool{}}
-	for name, p := range tpl.Parameters {
-		if p.Default != nil {
-			d.params[name] = fmt.Sprint(p.Default)
-		}
+	d, err := tpl.Deploy(values)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, v := range values {
-		if _, ok := tpl.Parameters[name]; !ok {
-			t.Fatalf("no parameter %s", name)
-		}
-		d.params[name] = v
-	}
-	for name := range tpl.Conditions {
-		d.cond(t, name)
-	}
-	return d
-}
-
-func (d *deployment) cond(t *testing.T, name string) bool {
-	t.Helper()
-	if v, ok := d.conds[name]; ok {
-		return v
-	}
-	expr, ok := d.tpl.Conditions[name]
-	if !ok {
-		t.Fatalf("no condition %s", name)
-	}
-	v := d.eval(t, expr)
-	d.conds[name] = v
-	return v
-}
-
-func (d *deployment) eval(t *testing.T, expr any) bool {
-	t.Helper()
-	m, _ := expr.(map[string]any)
-	if name, ok := m["Condition"].(string); ok && len(m) == 1 {
-		return d.cond(t, name)
-	}
-	args := asList(m["Fn::Equals"])
-	if len(args) == 2 {
-		return d.scalar(t, args[0]) == d.scalar(t, args[1])
-	}
-	if args := asList(m["Fn::Not"]); len(args) == 1 {
-		return !d.eval(t, args[0])
-	}
-	if args := asList(m["Fn::Or"]); len(args) > 0 {
-		return slices.ContainsFunc(args, func(a any) bool { return d.eval(t, a) })
-	}
-	if args := asList(m["Fn::And"]); len(args) > 0 {
-		return !slices.ContainsFunc(args, func(a any) bool { return !d.eval(t, a) })
-	}
-	t.Fatalf("condition %v: not understood", expr)
-	return false
-}
-
-func (d *deployment) scalar(t *testing.T, v any) string {
-	t.Helper()
-	if name, ok := samtemplate.Ref(v); ok {
-		val, ok := d.params[name]
-		if !ok {
-			t.Fatalf("condition refers to %s, which has no value", name)
-		}
-		return val
-	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	t.Fatalf("condition operand %v: not understood", v)
-	return ""
+	return &deployment{tpl: tpl, Deployment: d}
 }
 
 // exists says whether the stack has a resource in this deployment.
 func (d *deployment) exists(t *testing.T, id string) bool {
 	t.Helper()
-	r, ok := d.tpl.Resources[id]
-	return ok && (r.Condition == "" || d.cond(t, r.Condition))
+	v, err := d.Exists(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // pick returns template data with every Fn::If replaced by the branch
 // this deployment takes.
 func (d *deployment) pick(t *testing.T, v any) any {
 	t.Helper()
-	switch v := v.(type) {
-	case map[string]any:
-		if branches := asList(v["Fn::If"]); len(v) == 1 && len(branches) == 3 {
-			name, _ := branches[0].(string)
-			if d.cond(t, name) {
-				return d.pick(t, branches[1])
-			}
-			return d.pick(t, branches[2])
-		}
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = d.pick(t, x)
-		}
-		return out
-	case []any:
-		out := make([]any, 0, len(v))
-		for _, x := range v {
-			out = append(out, d.pick(t, x))
-		}
-		return out
+	out, err := d.Pick(v)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return v
+	return out
 }
 
 // dependencies returns every resource id waits for in this deployment:

@@ -1,24 +1,31 @@
 package samtemplate
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// Table is an AWS::DynamoDB::Table of the template, in the DynamoDB API's own
-// types.
+// Table is an AWS::DynamoDB::Table of the template as one deployment
+// creates it, in the DynamoDB API's own types.
 type Table struct {
-	LogicalID              string
-	AttributeDefinitions   []types.AttributeDefinition
-	KeySchema              []types.KeySchemaElement
+	LogicalID            string
+	AttributeDefinitions []types.AttributeDefinition
+	KeySchema            []types.KeySchemaElement
+	// GlobalSecondaryIndexes carry their ProvisionedThroughput in
+	// provisioned mode (nil on demand).
 	GlobalSecondaryIndexes []types.GlobalSecondaryIndex
 	TTLAttribute           string // "" when TTL is not enabled
 	BillingMode            string
-	PointInTimeRecovery    bool
-	SSE                    bool
+	// ProvisionedThroughput is the table's in provisioned mode (nil on
+	// demand).
+	ProvisionedThroughput *types.ProvisionedThroughput
+	PointInTimeRecovery   bool
+	SSE                   bool
 	// StreamViewType is the stream's view ("" when the table has none).
 	StreamViewType string
 }
@@ -27,6 +34,7 @@ type tableProperties struct {
 	BillingMode            string
 	AttributeDefinitions   []struct{ AttributeName, AttributeType string }
 	KeySchema              []keyElement
+	ProvisionedThroughput  *throughput
 	GlobalSecondaryIndexes []struct {
 		IndexName  string
 		KeySchema  []keyElement
@@ -34,6 +42,7 @@ type tableProperties struct {
 			ProjectionType   string
 			NonKeyAttributes []string
 		}
+		ProvisionedThroughput *throughput
 	}
 	TimeToLiveSpecification *struct {
 		AttributeName string
@@ -46,6 +55,32 @@ type tableProperties struct {
 
 type keyElement struct{ AttributeName, KeyType string }
 
+// throughput is a ProvisionedThroughput whose units may be numbers or, from
+// a parameter, numeric strings.
+type throughput struct{ ReadCapacityUnits, WriteCapacityUnits units }
+
+type units int64
+
+func (u *units) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		b = []byte(s)
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("capacity units %s: not a whole number", b)
+	}
+	*u = units(n)
+	return nil
+}
+
+func (p *throughput) api() *types.ProvisionedThroughput {
+	if p == nil {
+		return nil
+	}
+	return &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(int64(p.ReadCapacityUnits)), WriteCapacityUnits: aws.Int64(int64(p.WriteCapacityUnits))}
+}
+
 func keySchema(in []keyElement) []types.KeySchemaElement {
 	out := make([]types.KeySchemaElement, len(in))
 	for i, k := range in {
@@ -54,17 +89,46 @@ func keySchema(in []keyElement) []types.KeySchemaElement {
 	return out
 }
 
-// Table returns the table with the given logical id.
+// Table returns the table with the given logical id as the template's
+// defaults create it.
 func (t *Template) Table(logicalID string) (Table, error) {
-	r, ok := t.Resources[logicalID]
+	d, err := t.Deploy(nil)
+	if err != nil {
+		return Table{}, err
+	}
+	return d.Table(logicalID)
+}
+
+// Tables returns every DynamoDB table of the template as its defaults
+// create them.
+func (t *Template) Tables() ([]Table, error) {
+	d, err := t.Deploy(nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.Tables()
+}
+
+// Table returns the table with the given logical id as the deployment
+// creates it: the branch of each Fn::If it takes, parameters by their
+// values.
+func (d *Deployment) Table(logicalID string) (Table, error) {
+	r, ok := d.tpl.Resources[logicalID]
 	if !ok || r.Type != "AWS::DynamoDB::Table" {
 		return Table{}, fmt.Errorf("template has no DynamoDB table %s", logicalID)
 	}
+	props, err := d.Properties(logicalID)
+	if err != nil {
+		return Table{}, err
+	}
+	if props == nil {
+		return Table{}, fmt.Errorf("this deployment does not create table %s", logicalID)
+	}
 	var p tableProperties
-	if err := Decode(r.Properties, &p); err != nil {
+	if err := Decode(props, &p); err != nil {
 		return Table{}, fmt.Errorf("table %s: %w", logicalID, err)
 	}
-	tb := Table{LogicalID: logicalID, BillingMode: p.BillingMode, KeySchema: keySchema(p.KeySchema)}
+	tb := Table{LogicalID: logicalID, BillingMode: p.BillingMode, KeySchema: keySchema(p.KeySchema), ProvisionedThroughput: p.ProvisionedThroughput.api()}
 	for _, a := range p.AttributeDefinitions {
 		tb.AttributeDefinitions = append(tb.AttributeDefinitions, types.AttributeDefinition{
 			AttributeName: aws.String(a.AttributeName), AttributeType: types.ScalarAttributeType(a.AttributeType),
@@ -77,6 +141,7 @@ func (t *Template) Table(logicalID string) (Table, error) {
 		}
 		tb.GlobalSecondaryIndexes = append(tb.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
 			IndexName: aws.String(g.IndexName), KeySchema: keySchema(g.KeySchema), Projection: proj,
+			ProvisionedThroughput: g.ProvisionedThroughput.api(),
 		})
 	}
 	if p.TimeToLiveSpecification != nil && p.TimeToLiveSpecification.Enabled {
@@ -90,11 +155,17 @@ func (t *Template) Table(logicalID string) (Table, error) {
 	return tb, nil
 }
 
-// Tables returns every DynamoDB table of the template.
-func (t *Template) Tables() ([]Table, error) {
+// Tables returns every DynamoDB table the deployment creates.
+func (d *Deployment) Tables() ([]Table, error) {
 	var tables []Table
-	for _, id := range t.ResourcesOfType("AWS::DynamoDB::Table") {
-		tb, err := t.Table(id)
+	for _, id := range d.tpl.ResourcesOfType("AWS::DynamoDB::Table") {
+		if ok, err := d.Exists(id); err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		tb, err := d.Table(id)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +174,9 @@ func (t *Template) Tables() ([]Table, error) {
 	return tables, nil
 }
 
-// CreateTableInput returns the request that creates the table under name.
+// CreateTableInput returns the request that creates the table under name,
+// in its billing mode (on demand when it names none) with its provisioned
+// throughput, which DynamoDB Local accepts and ignores.
 func (tb Table) CreateTableInput(name string) *dynamodb.CreateTableInput {
 	in := &dynamodb.CreateTableInput{
 		TableName:              aws.String(name),
@@ -111,6 +184,7 @@ func (tb Table) CreateTableInput(name string) *dynamodb.CreateTableInput {
 		KeySchema:              tb.KeySchema,
 		GlobalSecondaryIndexes: tb.GlobalSecondaryIndexes,
 		BillingMode:            types.BillingModePayPerRequest,
+		ProvisionedThroughput:  tb.ProvisionedThroughput,
 	}
 	if tb.BillingMode != "" {
 		in.BillingMode = types.BillingMode(tb.BillingMode)

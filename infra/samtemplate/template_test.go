@@ -3,7 +3,6 @@ package samtemplate_test
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -269,21 +268,35 @@ func TestSecretsPrefixCannotReachSiblingSecrets(t *testing.T) {
 // TestDurableTablesAreProtected checks the tables whose items the stack
 // cannot rebuild (satellites with their tokens and assignments; results)
 // survive the stack's deletion and a replacement (Retain), can be restored
-// (point-in-time recovery), and refuse a DeleteTable from anyone while
-// deletion protection is on.
+// (point-in-time recovery: always for satellites; for results by default,
+// ResultsPointInTimeRecovery, as the core has them from the feed), and
+// refuse a DeleteTable from anyone while deletion protection is on.
 func TestDurableTablesAreProtected(t *testing.T) {
 	tpl, _ := load(t)
-	for _, table := range []string{"SatellitesTable", "ResultsTable"} {
-		t.Run(table, func(t *testing.T) {
-			r := tpl.Resources[table]
+	if p := tpl.Parameters["ResultsPointInTimeRecovery"]; p.Default != "true" || !slices.Equal(p.AllowedValues, []any{"true", "false"}) {
+		t.Errorf("ResultsPointInTimeRecovery default %v, allowed %v; want true of true, false", p.Default, p.AllowedValues)
+	}
+	for _, tc := range []struct {
+		table  string
+		values map[string]string
+		pitr   bool
+	}{
+		{"SatellitesTable", nil, true},
+		{"SatellitesTable", map[string]string{"ResultsPointInTimeRecovery": "false"}, true},
+		{"ResultsTable", nil, true},
+		{"ResultsTable", map[string]string{"ResultsPointInTimeRecovery": "false"}, false},
+	} {
+		t.Run(fmt.Sprintf("%s %v", tc.table, tc.values), func(t *testing.T) {
+			r := tpl.Resources[tc.table]
 			if r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain" {
 				t.Errorf("DeletionPolicy %q, UpdateReplacePolicy %q; want Retain", r.DeletionPolicy, r.UpdateReplacePolicy)
 			}
 			if got := r.Properties["DeletionProtectionEnabled"]; got != true {
 				t.Errorf("DeletionProtectionEnabled = %v, want true", got)
 			}
-			if pitr, _ := r.Properties["PointInTimeRecoverySpecification"].(map[string]any); pitr["PointInTimeRecoveryEnabled"] != true {
-				t.Errorf("point-in-time recovery %v, want on", pitr)
+			p := deploy(t, tpl, tc.values).pick(t, r.Properties).(map[string]any)
+			if pitr, _ := p["PointInTimeRecoverySpecification"].(map[string]any); pitr["PointInTimeRecoveryEnabled"] != tc.pitr {
+				t.Errorf("point-in-time recovery %v, want %v", pitr, tc.pitr)
 			}
 		})
 	}
@@ -748,48 +761,6 @@ func TestEveryFunctionRunsAsItsOwnRole(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestBothAPIsWriteAccessLogs checks the WebSocket stage ($connect is
-// public: its access log is the record of who connected) and the admin API
-// log every request to a log group with retention, in JSON.
-func TestBothAPIsWriteAccessLogs(t *testing.T) {
-	tpl, _ := load(t)
-	stage := tpl.Resources["Stage"]
-	for name, settings := range map[string]any{
-		"WebSocket stage": stage.Properties["AccessLogSettings"],
-		"admin API":       tpl.Resources["AdminApi"].Properties["AccessLogSettings"],
-	} {
-		s, _ := settings.(map[string]any)
-		group, attr, _ := samtemplate.GetAtt(s["DestinationArn"])
-		if attr != "Arn" || tpl.Resources[group].Type != "AWS::Logs::LogGroup" || tpl.Resources[group].Properties["RetentionInDays"] == nil {
-			t.Errorf("%s access logs go to %v, want a log group of this stack with retention", name, s["DestinationArn"])
-		}
-		format, _ := s["Format"].(string)
-		var fields map[string]string
-		if err := json.Unmarshal([]byte(format), &fields); err != nil {
-			t.Errorf("%s access log format is not a JSON object: %v", name, err)
-		}
-		for _, v := range []string{"$context.requestId", "$context.identity.sourceIp", "$context.status"} {
-			if !slices.Contains(slices.Collect(maps.Values(fields)), v) {
-				t.Errorf("%s access log does not record %s", name, v)
-			}
-		}
-	}
-	if !strings.Contains(stage.Properties["AccessLogSettings"].(map[string]any)["Format"].(string), "$context.connectionId") {
-		t.Errorf("WebSocket access log does not record the connectionId")
-	}
-	// WebSocket logging needs the account's API Gateway CloudWatch role,
-	// which the stack sets (auto: when none is set; create: whatever is
-	// set) before the stage (TestApiGatewayLoggingRoleModes).
-	deps := stage.DependsOn.([]any)
-	if !slices.Contains(deps, any("ApiGatewayAccountSettingsReady")) {
-		t.Errorf("stage does not wait for the account's API Gateway logging role: DependsOn %v", deps)
-	}
-	account := tpl.Resources["ApiGatewayAccountSettings"]
-	if r, _, _ := samtemplate.GetAtt(account.Properties["CloudWatchRoleArn"]); tpl.Resources[r].Type != "AWS::IAM::Role" {
-		t.Errorf("account settings role = %v", account.Properties["CloudWatchRoleArn"])
 	}
 }
 

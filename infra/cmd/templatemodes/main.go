@@ -1,12 +1,13 @@
-// Command templatemodes writes template.yaml and the satellite endpoint's
-// nested template once per deployment mode (no custom domain, a custom
-// domain, a custom domain with Route 53 records, a new account, each way
-// of treating the account's API Gateway logging role, connectivity
-// notifications, the partitions without CloudFront), each with that mode's
-// parameter values as defaults, and prints one line per file to lint:
-// "<mode> <file> <regions>" (regions comma-separated, "-" for the linter's
-// default). .ci/run lints every line with samlint, so every mode passes the
-// SAM transform and cfn-lint.
+// Command templatemodes writes template.yaml and its nested templates
+// (the satellite endpoint, the table capacity) once per deployment mode
+// (no custom domain, a custom domain, a custom domain with Route 53
+// records, a new account, each way of treating the account's API Gateway
+// logging role, connectivity notifications, the partitions without
+// CloudFront, provisioned capacity, no WebSocket access logs), each with
+// that mode's parameter values as defaults, and prints one line per file
+// to lint: "<mode> <file> <regions>" (regions comma-separated, "-" for the
+// linter's default). .ci/run lints every line with samlint, so every mode
+// passes the SAM transform and cfn-lint.
 package main
 
 import (
@@ -22,12 +23,27 @@ import (
 // A mode is one way operators deploy the stack.
 type mode struct {
 	name string
-	// main and nested are the parameter values of template.yaml and of
-	// the nested satellite endpoint template; a nil nested is not linted
-	// (the stack does not create it in the mode's regions).
-	main, nested map[string]string
+	// main are the parameter values of template.yaml.
+	main map[string]string
+	// nested are the parameter values of the nested templates linted in
+	// this mode, by path (those the stack creates there); every nested
+	// template is written all the same, for the linter follows TemplateURL.
+	nested map[string]map[string]string
 	// regions, when set, lint in these regions instead of the default.
 	regions []string
+}
+
+// The nested templates, relative to the repository root.
+const (
+	endpointTemplate = "infra/templates/satellite-endpoint.yaml"
+	capacityTemplate = "infra/templates/table-capacity.yaml"
+)
+
+var nestedTemplates = []string{endpointTemplate, capacityTemplate}
+
+// endpoint lints the satellite endpoint's template with values.
+func endpoint(values map[string]string) map[string]map[string]string {
+	return map[string]map[string]string{endpointTemplate: values}
 }
 
 const (
@@ -37,16 +53,16 @@ const (
 )
 
 var modes = []mode{
-	{name: "default", main: map[string]string{}, nested: map[string]string{}},
+	{name: "default", main: map[string]string{}, nested: endpoint(map[string]string{})},
 	{
 		name:   "custom-domain",
 		main:   map[string]string{"SatelliteDomainName": domain, "CertificateArn": certificate},
-		nested: map[string]string{"DomainName": domain, "CertificateArn": certificate},
+		nested: endpoint(map[string]string{"DomainName": domain, "CertificateArn": certificate}),
 	},
 	{
 		name:   "custom-domain-dns",
 		main:   map[string]string{"SatelliteDomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
-		nested: map[string]string{"DomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone},
+		nested: endpoint(map[string]string{"DomainName": domain, "CertificateArn": certificate, "HostedZoneId": zone}),
 	},
 	// A new account: a concurrency quota too small for any reservation
 	// (and no API Gateway CloudWatch Logs role yet, which the default,
@@ -63,11 +79,17 @@ var modes = []mode{
 	// No CloudFront (Functions) there: the stack deploys without the
 	// satellite endpoint.
 	{name: "other-partitions", main: map[string]string{}, regions: []string{"cn-north-1", "us-gov-west-1"}},
+	// Provisioned capacity: every table and index provisioned, and the
+	// table capacity nested stacks that scale them.
+	{
+		name:   "provisioned",
+		main:   map[string]string{"CapacityMode": "PROVISIONED"},
+		nested: map[string]map[string]string{capacityTemplate: {}},
+	},
+	// No WebSocket access logs (and no point-in-time recovery of
+	// results): no log group, nothing of the account's logging role.
+	{name: "lean-logs", main: map[string]string{"WebSocketAccessLogs": "OFF", "ResultsPointInTimeRecovery": "false"}},
 }
-
-// nestedTemplate is the satellite endpoint's template, relative to the
-// repository root.
-const nestedTemplate = "infra/templates/satellite-endpoint.yaml"
 
 func main() {
 	out := flag.String("out", ".build/template-modes", "directory to write the rendered templates into")
@@ -85,13 +107,19 @@ func main() {
 		if len(m.regions) > 0 {
 			regions = strings.Join(m.regions, ",")
 		}
-		// The nested template keeps its path beside template.yaml: the
-		// linter follows TemplateURL and checks the parameters passed.
-		files := []struct {
+		// The nested templates keep their paths beside template.yaml:
+		// the linter follows TemplateURL and checks the parameters
+		// passed.
+		type file struct {
 			src    string
 			values map[string]string
 			lint   bool
-		}{{"template.yaml", m.main, true}, {nestedTemplate, m.nested, m.nested != nil}}
+		}
+		files := []file{{"template.yaml", m.main, true}}
+		for _, src := range nestedTemplates {
+			values, lint := m.nested[src]
+			files = append(files, file{src, values, lint})
+		}
 		for _, f := range files {
 			src, err := os.ReadFile(filepath.Join(root, f.src))
 			if err != nil {
