@@ -71,6 +71,25 @@ func demoFigures(t *testing.T, figures map[string]*costFigure) {
 	figures["telemetry_logstream_8k"] = f
 
 	testenv.WriteFigures(t, "storage.json", storedItems(t, h.env))
+	reconnectCPU(t, h, tok, figures)
+}
+
+// reconnectCPU replaces the one-run CPU figures of $connect, authenticate
+// and $disconnect (each happens once a connection) with the mean of ten
+// reconnects of the demo satellite.
+func reconnectCPU(t *testing.T, h *harness, tok string, figures map[string]*costFigure) {
+	t.Helper()
+	const cycles = 10
+	var connect, authenticate, disconnect float64
+	for range cycles {
+		var id string
+		connect += cpuPerRun(1, func() { id = h.open() })
+		authenticate += cpuPerRun(1, func() { h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-demo", "token": tok})) })
+		disconnect += cpuPerRun(1, func() { h.close(id) })
+	}
+	for name, cpu := range map[string]float64{"$connect": connect, "authenticate": authenticate, "$disconnect": disconnect} {
+		figures[name].CPUMs, figures[name].ColdCPUMs = cpu/cycles, cpu/cycles
+	}
 }
 
 // measureFrame handles frames from next on a cold instance (no binding
