@@ -171,7 +171,7 @@ func model(fig figures, st stack, sc scenario) (bill, error) {
 		{item: "DynamoDB point-in-time recovery", detail: storage.pitrDetail(), dollars: storage.pitrGiB * dynamoPITRPerGBMonth},
 		{item: "S3 requests", detail: fmt.Sprintf("%s GET and HEAD (cold instances), %s PUT", count(gets), count(puts)), dollars: gets/1000*s3PerThousandGET + puts/1000*s3PerThousandPUT},
 		{item: "EventBridge events", detail: count(edges) + " lifecycle edges", dollars: edges / 1e6 * eventBridgePerMillionEvents},
-		{item: "CloudFront (satellite endpoint)", detail: fmt.Sprintf("%s connections, %.1f GB to the API, %.2f GB to satellites", count(connects), toOrigin, toViewer), dollars: cloudFront},
+		{item: "CloudFront (satellite endpoint)", detail: fmt.Sprintf("%s connections, %s GB to the API, %s GB to satellites", count(connects), thousandsDecimal(toOrigin, 1), thousandsDecimal(toViewer, 2)), dollars: cloudFront},
 		feed,
 	}
 	if objectGB > 0 {
@@ -206,7 +206,7 @@ func accessLogDetail(v accessLogVariant, gb, lines float64) string {
 	if v.bytes == nil {
 		return "access logs off"
 	}
-	return fmt.Sprintf("%s lines, %.0f B a message line, %.1f GB; kept %.0f days, %.0f %% compressed", count(lines), v.bytes[eventMessage], gb, v.group.retentionDays, 100*v.compressed)
+	return fmt.Sprintf("%s lines, %.0f B a message line, %s GB; kept %.0f days, %.0f %% compressed", count(lines), v.bytes[eventMessage], thousandsDecimal(gb, 1), v.group.retentionDays, 100*v.compressed)
 }
 
 // wsFrameOverhead is a WebSocket frame's header, client to server (masked,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
+	"github.com/checkstack/satellite-backend/shared/sweep"
 )
 
 // report prints the model's bills.
@@ -84,6 +85,12 @@ func (r report) print(w io.Writer) error {
 		p("%-22s %12s %12s\n", thousands(n)+" satellites", dollars4(total(bills[i].lines, onDemand)/n), dollars4(total(bills[i].lines, provisionedMode)/n))
 	}
 	p("%-22s %12s %12s   (whatever the fleet; not in the figures per satellite)\n", "per stack", dollars2(total(first.perStack, onDemand)), dollars2(total(first.perStack, provisionedMode)))
+	sw, once := sweepCostOf(r.fig.sweep, r.st, first.sc, sweep.Passes), sweepCostOf(r.fig.sweep, r.st, first.sc, 1)
+	sweepDollars := func(c sweepCost) float64 {
+		return c.invocations/1e6*lambdaPerMillionRequests + c.gbSeconds*lambdaPerGBSecondArm + c.readUnits/1e6*dynamoPerMillionRRU
+	}
+	p("The heartbeat sweep's %d passes a minute cost %s a month (on-demand, the waits between passes billed at %.0f MB); one pass a minute would cost %s.\n",
+		sweep.Passes, dollars2(sweepDollars(sw)), r.st.memory["SweepFunction"], dollars2(sweepDollars(once)))
 	p("\nAPI Gateway's second price tier ($%.2f a million past a billion messages a month) starts at %s satellites.\n",
 		apiGatewayPerMillionOver1B, thousands(1e9/(first.messages/first.sc.satellites)))
 	r.printCrossover(w)
