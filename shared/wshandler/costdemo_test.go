@@ -84,7 +84,9 @@ func reconnectCPU(t *testing.T, h *harness, tok string, figures map[string]*cost
 	for range cycles {
 		var id string
 		connect += cpuPerRun(1, func() { id = h.open() })
-		authenticate += cpuPerRun(1, func() { h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-demo", "token": tok})) })
+		authenticate += cpuPerRun(1, func() {
+			h.send(testenv.Message(t, "authenticate", id, map[string]any{"clientId": "sat-demo", "token": tok}))
+		})
 		disconnect += cpuPerRun(1, func() { h.close(id) })
 	}
 	for name, cpu := range map[string]float64{"$connect": connect, "authenticate": authenticate, "$disconnect": disconnect} {
