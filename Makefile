@@ -108,7 +108,7 @@ bench-flood: $(TOOLS_DIR)/dynamodb-local/DynamoDBLocal.jar ## What one client pi
 	$(GO) run ./infra/cmd/floodbench $(FLOODBENCH_FLAGS)
 
 .PHONY: cost
-cost: tools ## The cost model: $/month per 1,000 satellites, from per-message and sweep figures the tests measure against DynamoDB Local.
+cost: tools ## The cost model: $/month at 1,000 and 100,000 satellites, on demand and provisioned, from figures the tests measure against DynamoDB Local.
 	rm -rf $(BUILD_DIR)/cost
 	COST_FIGURES_DIR=$(CURDIR)/$(BUILD_DIR)/cost $(GO) test -count=1 -run '^(TestRequestBudgets|TestHeartbeatCapacityInSteadyState)$$' ./shared/wshandler
 	COST_FIGURES_DIR=$(CURDIR)/$(BUILD_DIR)/cost $(GO) test -count=1 -run '^TestSweepReadsGrowWithStaleSatellitesNotTheFleet$$' ./shared/sweep

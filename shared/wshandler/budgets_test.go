@@ -129,6 +129,8 @@ func TestRequestBudgets(t *testing.T) {
 		// delete it, confirm the edge.
 		{"$disconnect", "disconnect", func() events.APIGatewayWebsocketProxyRequest { return testenv.Event(t, "disconnect", conn) }, counts{4, 0, 0}, 0, 0, counts{4, 0, 0}, false, 1, 8},
 	}
+	// Runs of each frame for its median duration and mean CPU time.
+	const runs = 25
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-38s %-9s %8s %4s %7s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "secrets", "posts", "bcrypt", "RCU", "WCU")
 	figures := map[string]*costFigure{}
@@ -136,11 +138,16 @@ func TestRequestBudgets(t *testing.T) {
 		calls.Reset()
 		posts := h.mgmt.Requests("POST")
 		verifications := h.tokens.n.Load()
+		logged := len(h.logs.String())
+		ev := b.event()
+		cpu := testenv.CPUTime()
 		began := time.Now()
-		if err := handle(b.event()); err != nil {
+		if err := handle(ev); err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
 		took := time.Since(began)
+		cpuMs := float64((testenv.CPUTime() - cpu).Microseconds()) / 1000
+		logBytes, logLines := loggedAtInfo(h.logs.String()[logged:])
 		got := counts{calls.Count("DynamoDB"), s3Requests(calls), calls.Count("Secrets Manager")}
 		gotPosts, gotBcrypt := h.mgmt.Requests("POST")-posts, int(h.tokens.n.Load()-verifications)
 		units := calls.Capacity()
@@ -160,17 +167,20 @@ func TestRequestBudgets(t *testing.T) {
 		}
 		f := figures[b.name]
 		if f == nil {
-			f = &costFigure{DurationMs: float64(took.Microseconds()) / 1000}
+			f = &costFigure{DurationMs: float64(took.Microseconds()) / 1000, FrameBytes: len(ev.Body)}
 			figures[b.name] = f
 		}
 		switch instance {
 		case "cold":
 			f.ColdReadUnits, f.ColdWriteUnits, f.ColdDynamoDB = units.Read, units.Write, got.dynamo
+			f.ColdIndexWriteUnits, f.ColdCPUMs = units.IndexWrite, cpuMs
 			f.S3 = got.s3 // a cold instance's cache is empty: what a fleet's first requests cost
 		case "warm", "any":
 			f.ReadUnits, f.WriteUnits, f.DynamoDB, f.Posts = units.Read, units.Write, got.dynamo, gotPosts
+			f.IndexReadUnits, f.IndexWriteUnits, f.CPUMs = units.IndexRead, units.IndexWrite, cpuMs
+			f.LogBytes, f.LogLines = logBytes, logLines
 			if instance == "any" {
-				f.S3 = got.s3
+				f.S3, f.ColdCPUMs = got.s3, cpuMs
 			}
 		}
 		return got
@@ -203,18 +213,29 @@ func TestRequestBudgets(t *testing.T) {
 				t.Errorf("%s on the warm instance: %+v, want %+v (the binding, packages and secrets are cached)", b.name, got, b.warm)
 			}
 			if testenv.FiguresDir() != "" {
-				figures[b.name].DurationMs = testenv.MedianMs(t, 25, func() error { return message(h.message)(b.event()) })
+				f := figures[b.name]
+				f.CPUMs = cpuPerRun(1, func() {
+					f.DurationMs = testenv.MedianMs(t, runs, func() error { return message(h.message)(b.event()) })
+				}) / runs
+				f.ColdCPUMs = cpuPerRun(runs, func() {
+					if err := message(cold)(b.event()); err != nil {
+						t.Fatal(err)
+					}
+				})
 			}
 		}
 	}
 	h.calls["connect"].Reset()
-	h.open()
+	logged := len(h.logs.String())
+	connectCPU := cpuPerRun(1, func() { h.open() })
+	connectLog, connectLines := loggedAtInfo(h.logs.String()[logged:])
 	fmt.Fprintf(&table, "%-38s %8d\n", "$connect", h.calls["connect"].Count("DynamoDB"))
 	if got := h.calls["connect"].Count("DynamoDB"); got != 1 {
 		t.Errorf("$connect: %d DynamoDB requests, want 1", got)
 	}
 	connect := h.calls["connect"].Capacity()
-	figures["$connect"] = &costFigure{DynamoDB: 1, ReadUnits: connect.Read, WriteUnits: connect.Write}
+	figures["$connect"] = &costFigure{DynamoDB: 1, ReadUnits: connect.Read, WriteUnits: connect.Write, IndexWriteUnits: connect.IndexWrite,
+		CPUMs: connectCPU, ColdCPUMs: connectCPU, LogBytes: connectLog, LogLines: connectLines}
 	// The stored size of a result, for the results table's storage.
 	results := testenv.ScanAll(t, h.env.DB, h.env.Tables.Results)
 	if len(results) == 0 {
@@ -226,6 +247,9 @@ func TestRequestBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	figures["result"].FeedEntryBytes = len(entry)
+	if testenv.FiguresDir() != "" {
+		demoFigures(t, figures)
+	}
 	testenv.WriteFigures(t, "messages.json", figures)
 	// The first request to Secrets Manager was the cold run secrets': both
 	// of the collector's secrets in one call.
