@@ -246,5 +246,3 @@ func isAssignmentSort(sk string) bool { return strings.HasPrefix(sk, assignPrefi
 func capConfigSort(kind string) string { return capConfigPrefix + kind }
 
 func isCapConfigSort(sk string) bool { return strings.HasPrefix(sk, capConfigPrefix) }
-
-
