@@ -178,7 +178,7 @@ func model(fig figures, st stack, sc scenario) (bill, error) {
 		held := objectGB * st.telemetryRetention.Seconds() / secs
 		b.lines = append(b.lines, line{item: "S3 storage (telemetry)", detail: fmt.Sprintf("%.0f GB held (%s retention)", held, st.telemetryRetention), dollars: held * s3PerGBMonth})
 	}
-	b.perStack = perStack(fig, st, sc)
+	b.perStack = perStack(fig, st, sc, b.lines)
 	b.messages = messages
 	return b, nil
 }
@@ -314,20 +314,32 @@ func storageOf(fig figures, st stack, sc scenario, resultsAMonth, batchesAMonth 
 // perStack is what a stack pays whatever its fleet: metrics, alarms,
 // dashboards and keys; the heartbeat sweep; provisioned capacity's
 // minimums and its auto scaling alarms.
-func perStack(fig figures, st stack, sc scenario) []line {
+func perStack(fig figures, st stack, sc scenario, fleet []line) []line {
 	sw := sweepCostOf(fig.sweep, st, sc, sweep.Passes)
 	hours := month.Hours()
-	minimums := "the template's MinCapacity"
+	minimums := "the template's minimums"
 	if !st.minimumsFromTemplate {
-		minimums = fmt.Sprintf("%.0f read, %.0f write each, no CapacityMode in the template yet", sc.minRCU, sc.minWCU)
+		minimums = fmt.Sprintf("%.0f read, %.0f write each, no capacity stacks in the template", sc.minRCU, sc.minWCU)
 	}
+	// Auto scaling keeps the fleet's steady load over the target
+	// utilization (what the fleet's lines bill); the minimums cost more
+	// only where they exceed it. Summed over the stack, not per table: an
+	// approximation that is exact when every table's load is above its
+	// minimum or none is.
+	var wru, rru float64
+	for _, l := range fleet {
+		wru, rru = wru+l.wru, rru+l.rru
+	}
+	secs := month.Seconds()
+	extraRCU := math.Max(0, st.minRCU-rru/2/secs/dynamoTargetUtilization)
+	extraWCU := math.Max(0, st.minWCU-wru/secs/dynamoTargetUtilization)
 	return []line{
 		{item: "Metrics, alarms, dashboard, key", detail: fmt.Sprintf("%.0f metric series at most, %.0f alarms, %.0f dashboard, %.0f KMS key", st.metricSeries, st.alarms, st.dashboards, st.kmsKeys),
 			dollars: st.metricSeries*metricPerMonth + st.alarms*alarmPerMonth + st.dashboards*dashboardPerMonth + st.kmsKeys*kmsKeyPerMonth},
 		{item: "Heartbeat sweep", detail: fmt.Sprintf("%s invocations of %d passes, %s GB-s, %s RRU", count(sw.invocations), sweep.Passes, count(sw.gbSeconds), count(sw.readUnits)),
 			dollars: sw.invocations/1e6*lambdaPerMillionRequests + sw.gbSeconds*lambdaPerGBSecondArm, rru: sw.readUnits},
-		{item: "Provisioned minimum capacity", detail: fmt.Sprintf("%.0f RCU, %.0f WCU over %.0f tables and indexes (%s)", st.minRCU, st.minWCU, st.tablesAndIndexes, minimums),
-			dollars: hours * (st.minRCU*dynamoPerRCUHour + st.minWCU*dynamoPerWCUHour), only: "provisioned"},
+		{item: "Provisioned minimums over the load", detail: fmt.Sprintf("%.0f RCU, %.0f WCU over %.0f tables and indexes (%s); %.0f RCU, %.0f WCU above the fleet's load", st.minRCU, st.minWCU, st.tablesAndIndexes, minimums, extraRCU, extraWCU),
+			dollars: hours * (extraRCU*dynamoPerRCUHour + extraWCU*dynamoPerWCUHour), only: "provisioned"},
 		{item: "Auto scaling alarms", detail: fmt.Sprintf("%.0f scalable targets, %d alarms each", st.scalableTargets, alarmsPerScalingPolicy),
 			dollars: st.scalableTargets * alarmsPerScalingPolicy * alarmPerMonth, only: "provisioned"},
 	}

@@ -65,9 +65,9 @@ func (r report) print(w io.Writer) error {
 		r.sc.awsLatencyMs, r.st.memory["ConnectFunction"])
 
 	sc := r.sc
-	p("\nScenario: heartbeat every %s, %.0f assignment(s) in %.0f environments with a result every %s each (every result in an\n",
+	p("\nScenario: heartbeat every %s, %.0f assignment(s) in %.0f environments with a result every %s each (every result\n",
 		sc.heartbeat, sc.assignments, sc.environments, sc.resultEvery)
-	p("environment: the ByEnvironment index), a reconnect every %s, %.0f package refreshes a month, %.0f%% of frames on an\n",
+	p("names its environment), a reconnect every %s, %.0f package refreshes a month, %.0f%% of frames on an\n",
 		sc.reconnectEvery, sc.refreshesPerMon, 100*sc.coldShare)
 	p("instance without the binding cached, message function at %.0f MB, access logs %s; 30-day month. Provisioned: target\n",
 		r.st.memory["MessageFunction"], r.st.accessLogs[0].label)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 )
@@ -279,32 +280,41 @@ func asList(v any) []any {
 }
 
 // minimumCapacity is the provisioned capacity a stack keeps whatever its
-// load: the MinCapacity of every DynamoDB scalable target (Application
-// Auto Scaling) of the template, and their number. fromTemplate is false
-// when the template has none (it has no provisioned mode yet).
+// load: the minimums template.yaml gives each table's capacity nested
+// stack (infra/templates/table-capacity.yaml: the table's read and write
+// minimums and those of up to three indexes), and the number of scalable
+// targets they make (a read and a write one per table and index).
+// fromTemplate is false when the template has no such stack.
 func (e evaluator) minimumCapacity() (rcu, wcu float64, targets int, fromTemplate bool, err error) {
-	for _, id := range e.tpl.ResourcesOfType("AWS::ApplicationAutoScaling::ScalableTarget") {
+	for _, id := range e.tpl.ResourcesOfType("AWS::CloudFormation::Stack") {
 		p := e.tpl.Resources[id].Properties
-		if ns, _ := e.scalar(p["ServiceNamespace"]); ns != "dynamodb" {
+		if url, _ := e.scalar(p["TemplateURL"]); !strings.HasSuffix(url, "table-capacity.yaml") {
 			continue
 		}
-		dim, err := e.scalar(p["ScalableDimension"])
-		if err != nil {
-			return 0, 0, 0, false, fmt.Errorf("%s ScalableDimension: %w", id, err)
+		params, _ := p["Parameters"].(map[string]any)
+		add := func(read, write string) error {
+			r, err := e.number(params[read])
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", id, read, err)
+			}
+			w, err := e.number(params[write])
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", id, write, err)
+			}
+			rcu, wcu, targets = rcu+r, wcu+w, targets+2
+			return nil
 		}
-		n, err := e.number(p["MinCapacity"])
-		if err != nil {
-			return 0, 0, 0, false, fmt.Errorf("%s MinCapacity: %w", id, err)
+		if err := add("ReadCapacityMin", "WriteCapacityMin"); err != nil {
+			return 0, 0, 0, false, err
 		}
-		switch dim {
-		case "dynamodb:table:ReadCapacityUnits", "dynamodb:index:ReadCapacityUnits":
-			rcu += n
-		case "dynamodb:table:WriteCapacityUnits", "dynamodb:index:WriteCapacityUnits":
-			wcu += n
-		default:
-			continue
+		for i := 1; i <= 3; i++ {
+			if name, _ := e.scalar(params[fmt.Sprintf("Index%dName", i)]); name == "" {
+				continue
+			}
+			if err := add(fmt.Sprintf("Index%dReadCapacityMin", i), fmt.Sprintf("Index%dWriteCapacityMin", i)); err != nil {
+				return 0, 0, 0, false, err
+			}
 		}
-		targets++
 	}
 	return rcu, wcu, targets, targets > 0, nil
 }

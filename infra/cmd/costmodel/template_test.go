@@ -51,18 +51,21 @@ Resources:
             ProjectionType: KEYS_ONLY
       PointInTimeRecoverySpecification:
         PointInTimeRecoveryEnabled: !If [PITROn, true, false]
-  ReadTarget:
-    Type: AWS::ApplicationAutoScaling::ScalableTarget
+  ResultsCapacity:
+    Type: AWS::CloudFormation::Stack
     Properties:
-      ServiceNamespace: dynamodb
-      ScalableDimension: dynamodb:table:ReadCapacityUnits
-      MinCapacity: !Ref MinRead
-  WriteTarget:
-    Type: AWS::ApplicationAutoScaling::ScalableTarget
+      TemplateURL: infra/templates/table-capacity.yaml
+      Parameters:
+        TableName: !Ref Results
+        ReadCapacityMin: !Ref MinRead
+        WriteCapacityMin: 5
+        Index1Name: ByEnv
+        Index1ReadCapacityMin: 1
+        Index1WriteCapacityMin: 3
+  Endpoint:
+    Type: AWS::CloudFormation::Stack
     Properties:
-      ServiceNamespace: dynamodb
-      ScalableDimension: dynamodb:index:WriteCapacityUnits
-      MinCapacity: 5
+      TemplateURL: infra/templates/satellite-endpoint.yaml
 `
 
 func testEvaluator(t *testing.T) evaluator {
@@ -125,7 +128,7 @@ func TestTemplateValuesResolveThroughParameterDefaults(t *testing.T) {
 		t.Errorf("PITR true by default: table %+v", tables[0])
 	}
 	rcu, wcu, targets, fromTemplate, err := e.minimumCapacity()
-	if err != nil || rcu != 2 || wcu != 5 || targets != 2 || !fromTemplate {
-		t.Errorf("minimums %g RCU, %g WCU, %d targets, %v, %v; want 2, 5, 2 from the template", rcu, wcu, targets, fromTemplate, err)
+	if err != nil || rcu != 3 || wcu != 8 || targets != 4 || !fromTemplate {
+		t.Errorf("minimums %g RCU, %g WCU, %d targets, %v, %v; want 3, 8, 4 from the capacity stack", rcu, wcu, targets, fromTemplate, err)
 	}
 }
