@@ -15,7 +15,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
@@ -114,10 +113,7 @@ func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 				t.Errorf("object after a refused conditional write: %q, want the first", got)
 			}
 
-			bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), "b", srv.URL, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bucket := localaws.Bucket(srv.URL, "b")
 			if err := bucket.Create(ctx, "telemetry/b", []byte("first"), "text/plain", nil); err != nil {
 				t.Fatalf("Create of a new key: %v", err)
 			}
