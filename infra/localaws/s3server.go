@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
@@ -103,13 +104,14 @@ func denyMissingKeys(backend gofakes3.Backend, next http.Handler) http.Handler {
 	})
 }
 
-// S3Client returns an S3 client for a local S3 server: path-style
-// addressing (the server has no per-bucket host names), otherwise the
-// SDK's defaults, checksums included.
+// S3Client returns an S3 client for a local S3 server as the functions
+// build theirs: path-style addressing (the server has no per-bucket host
+// names) and the SDKs' default checksums (app.DataIntegrity).
 func S3Client(endpoint string, optFns ...func(*s3.Options)) *s3.Client {
 	return s3.NewFromConfig(AWSConfig(), append([]func(*s3.Options){func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.UsePathStyle = true
+		app.DataIntegrity(o)
 	}}, optFns...)...)
 }
 

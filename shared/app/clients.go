@@ -80,10 +80,16 @@ func (w *wiring) dynamoDB() *dynamodb.Client {
 }
 
 // s3Client is the S3 client of both buckets, and s3Presigner its presign
-// client. The SDK's default checksums stay on (RequestChecksumCalculation
-// WhenSupported, as every AWS SDK since early 2025): a PUT carries a CRC32
-// of its body, as a header over plain HTTP (the local S3 server) and as an
-// aws-chunked trailer over TLS (S3).
+// client. They keep the data integrity protections every AWS SDK turned on
+// by default in early 2025 (request checksums and response validation
+// "when supported": https://docs.aws.amazon.com/sdkref/latest/guide/feature-dataintegrity.html).
+// The SDK's configuration loader is what sets those defaults, and the
+// functions do without it (FromEnvironment), so they are set here unless
+// aws.Config chose. A PUT then carries a CRC32 of its body that S3 checks
+// before storing it: in an aws-chunked body's trailer over TLS (S3), in
+// the x-amz-checksum-crc32 header over plain HTTP (the local S3 server,
+// which does not decode aws-chunked bodies and need not). A GET asks for
+// the stored checksum and checks the body against it.
 func (w *wiring) s3Client() *s3.Client {
 	if w.s3 == nil {
 		w.s3 = s3.NewFromConfig(w.aws, func(o *s3.Options) {
@@ -91,9 +97,21 @@ func (w *wiring) s3Client() *s3.Client {
 			o.UsePathStyle = w.cfg.S3UsePathStyle
 			o.HTTPClient = w.httpClient()
 			o.APIOptions = w.apiOptions(o.APIOptions)
+			DataIntegrity(o)
 		})
 	}
 	return w.s3
+}
+
+// DataIntegrity gives an S3 client the SDKs' default data integrity
+// protections (see s3Client) where its options leave them unset.
+func DataIntegrity(o *s3.Options) {
+	if o.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+	}
+	if o.ResponseChecksumValidation == aws.ResponseChecksumValidationUnset {
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported
+	}
 }
 
 func (w *wiring) s3Presigner() *s3.PresignClient {
