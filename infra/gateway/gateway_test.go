@@ -25,7 +25,6 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -456,8 +455,8 @@ func TestManagementAPI(t *testing.T) {
 		t.Errorf("GetConnection = %+v, %v", info, err)
 	}
 
-	// So does the functions' own client.
-	adapter := mgmtapi.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}))
+	// So does the functions' adapter over it.
+	adapter := mgmtapi.New(client)
 	if err := adapter.Post(ctx, mgmtURL, "unknownABCDEFG=", []byte("{}")); satellite.ErrorCode(err) != satellite.EGONE {
 		t.Errorf("post to unknown id: %v, want EGONE (410)", err)
 	}

@@ -13,11 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/lambdainvoke"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -206,13 +207,13 @@ func TestSynchronousInvocationsAndErrors(t *testing.T) {
 	}
 }
 
-// TestLambdaAdapterAgainstTheLocalAPI: the backend's adapter (SigV4-signed
-// through awsapi) queues events on the local Lambda API, and gets a clear
+// TestLambdaAdapterAgainstTheLocalAPI: the backend's adapter (the SDK's
+// Lambda client) queues events on the local Lambda API, and gets a clear
 // error for a function that does not exist or an event over the limit.
 func TestLambdaAdapterAgainstTheLocalAPI(t *testing.T) {
 	f := startLambda(t, 0)
 	f.work.fail = 0
-	client := lambdainvoke.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), f.url)
+	client := lambdainvoke.New(lambda.NewFromConfig(localaws.AWSConfig(), func(o *lambda.Options) { o.BaseEndpoint = aws.String(f.url) }))
 	queue := &lambdainvoke.Queue{Client: client, Function: "local-work"}
 	if err := queue.EnqueueFanout(context.Background(), satellite.FanoutTask{JobID: "job-1", Segment: 3}); err != nil {
 		t.Fatal(err)

@@ -9,10 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
 // S3Server is an S3-compatible server (gofakes3) on a real port.
@@ -97,4 +102,22 @@ func denyMissingKeys(backend gofakes3.Backend, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// S3Client returns an S3 client for a local S3 server as the functions
+// build theirs: path-style addressing (the server has no per-bucket host
+// names) and the SDKs' default checksums (app.DataIntegrity).
+func S3Client(endpoint string, optFns ...func(*s3.Options)) *s3.Client {
+	return s3.NewFromConfig(AWSConfig(), append([]func(*s3.Options){func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+		app.DataIntegrity(o)
+	}}, optFns...)...)
+}
+
+// Bucket returns the functions' access to a bucket of a local S3 server,
+// through a client of S3Client(endpoint, optFns...).
+func Bucket(endpoint, bucket string, optFns ...func(*s3.Options)) *s3objects.Bucket {
+	client := S3Client(endpoint, optFns...)
+	return s3objects.New(client, s3.NewPresignClient(client), bucket)
 }

@@ -3,10 +3,17 @@ package localaws_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"hash/crc32"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,7 +22,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
@@ -114,10 +120,7 @@ func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 				t.Errorf("object after a refused conditional write: %q, want the first", got)
 			}
 
-			bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), "b", srv.URL, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			bucket := localaws.Bucket(srv.URL, "b")
 			if err := bucket.Create(ctx, "telemetry/b", []byte("first"), "text/plain", nil); err != nil {
 				t.Fatalf("Create of a new key: %v", err)
 			}
@@ -134,5 +137,63 @@ func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 				t.Errorf("Put over an existing key: %v, %q", err, read("telemetry/b"))
 			}
 		})
+	}
+}
+
+// TestFunctionsPutsReachTheLocalServerWithTheSDKsChecksum pins what the
+// functions' S3 client sends with its default checksums
+// (RequestChecksumCalculation WhenSupported, the AWS SDKs' default since
+// early 2025): over plain HTTP, as to this server, a PUT carries its CRC32
+// in the x-amz-checksum-crc32 header and a signed payload hash, never an
+// aws-chunked body with a trailing checksum (which the SDK sends only over
+// TLS, to S3 itself, and which gofakes3 does not decode). What is stored is
+// the body, byte for byte.
+func TestFunctionsPutsReachTheLocalServerWithTheSDKsChecksum(t *testing.T) {
+	srv, err := localaws.StartS3("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := srv.CreateBucket("b"); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(srv.URL)
+	var mu sync.Mutex
+	var puts []http.Header
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			puts = append(puts, r.Header.Clone())
+			mu.Unlock()
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+
+	body := bytes.Repeat([]byte("export const x = 1;\n"), 5000)
+	bucket := localaws.Bucket(proxy.URL, "b")
+	if err := bucket.Create(context.Background(), "telemetry/x", body, "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := bucket.Get(context.Background(), "telemetry/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if stored, _ := io.ReadAll(got); !bytes.Equal(stored, body) {
+		t.Errorf("stored %d bytes, want the %d sent", len(stored), len(body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(puts) != 1 {
+		t.Fatalf("%d PUTs", len(puts))
+	}
+	h := puts[0]
+	sum := crc32.ChecksumIEEE(body)
+	want := base64.StdEncoding.EncodeToString([]byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
+	if h.Get("X-Amz-Checksum-Crc32") != want || strings.Contains(h.Get("Content-Encoding"), "aws-chunked") ||
+		strings.HasPrefix(h.Get("X-Amz-Content-Sha256"), "STREAMING-") {
+		t.Errorf("PUT headers: checksum %q (want %q), content encoding %q, payload hash %q",
+			h.Get("X-Amz-Checksum-Crc32"), want, h.Get("Content-Encoding"), h.Get("X-Amz-Content-Sha256"))
 	}
 }

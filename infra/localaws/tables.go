@@ -151,8 +151,8 @@ func StreamsClient(endpoint string) *dynamodbstreams.Client {
 }
 
 // SQSClient returns an SQS client for the local SQS server.
-func SQSClient(endpoint string) *sqs.Client {
-	return sqs.NewFromConfig(AWSConfig(), func(o *sqs.Options) {
+func SQSClient(endpoint string, optFns ...func(*sqs.Options)) *sqs.Client {
+	return sqs.NewFromConfig(AWSConfig(), append([]func(*sqs.Options){func(o *sqs.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-	})
+	}}, optFns...)...)
 }

@@ -10,9 +10,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
-	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 )
 
@@ -100,10 +98,7 @@ func (s *Stack) startStorage(ctx context.Context, opts Options, tpl *samtemplate
 	}
 	s.ResultsFeedQueueURL = s.Queues["ResultsFeedQueue"]
 
-	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), s.Bucket, s.S3Endpoint, true)
-	if err != nil {
-		return err
-	}
+	objects := localaws.Bucket(s.S3Endpoint, s.Bucket)
 	s.Publisher, s.Packages = s3packages.NewPublisher(objects), s3packages.New(objects)
 	return nil
 }

@@ -3,27 +3,40 @@ package testenv
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/checkstack/satellite-backend/shared/phases"
 )
 
 // Call is one AWS request as it was made.
 type Call struct {
-	Service   string // SDK service id, e.g. "DynamoDB", "S3"
-	Operation string // e.g. "GetItem"
-	// Input is the DynamoDB operation's input struct; for the other services
-	// the awsapi.Request.
+	Service string // SDK service id, e.g. "DynamoDB", "S3"
+	// Operation is the SDK's operation name ("GetItem", "PutObject"); an S3
+	// URL presigned for a GET, which sends no request, is
+	// "PresignGetObject".
+	Operation string
+	// Input is the operation's input struct, without the bodies that can
+	// carry what only a satellite may see (a post's frame, an object's
+	// content, an invocation's event): see withoutBody.
 	Input any
-	// Resource is what a non-DynamoDB call was about: an object key, a
-	// secret id, a connection id.
+	// Resource is what a call other than DynamoDB's was about, read from
+	// its input: an object key (a listing's prefix), the secret ids of a
+	// batch (comma-separated), a connection id, a queue URL, a function, an
+	// event bus.
 	Resource string
 	// Items is how many items a Query, Scan or BatchGetItem returned.
 	Items int
@@ -45,22 +58,30 @@ func (c Capacity) Add(o Capacity) Capacity {
 	return Capacity{c.Read + o.Read, c.Write + o.Write, c.IndexRead + o.IndexRead, c.IndexWrite + o.IndexWrite}
 }
 
-// Calls records every AWS request made by clients it is installed on (the
-// DynamoDB SDK client through APIOption, the other APIs through Observe). It
-// is how tests check request budgets and IAM policies: by counting what the
-// code really sends, not by guessing.
+// Calls records every AWS request made by the SDK clients it is installed
+// on (APIOption, in every client's APIOptions). It is how tests check
+// request budgets and IAM policies: by counting what the code really sends,
+// not by guessing.
 type Calls struct {
 	mu    sync.Mutex
 	calls []Call
 }
 
-// APIOption installs the recorder on an SDK client's middleware stack.
+// APIOption installs the recorder on an SDK client's middleware stack. It
+// sees each operation once, before the SDK sends it (and retries it).
 func (c *Calls) APIOption(stack *middleware.Stack) error {
+	presign := phases.IsPresign(stack)
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testenv.Calls",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			askCapacity(in.Parameters)
 			out, md, err := next.HandleInitialize(ctx, in)
-			call := Call{Service: middleware.GetServiceID(ctx), Operation: middleware.GetOperationName(ctx), Input: in.Parameters}
+			call := Call{
+				Service: middleware.GetServiceID(ctx), Operation: middleware.GetOperationName(ctx),
+				Input: withoutBody(in.Parameters), Resource: resourceOf(in.Parameters),
+			}
+			if presign {
+				call.Operation = "Presign" + call.Operation
+			}
 			call.Capacity = capacityOf(out.Result, err)
 			switch res := out.Result.(type) {
 			case *dynamodb.QueryOutput:
@@ -79,12 +100,66 @@ func (c *Calls) APIOption(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-// Observe records a request to one of the other AWS APIs (install it as
-// app.Options.Observe).
-func (c *Calls) Observe(r awsapi.Request) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls = append(c.calls, Call{Service: r.ServiceID, Operation: r.Operation, Input: r, Resource: r.Resource})
+// resourceOf names what a call other than DynamoDB's is about (see
+// Call.Resource).
+func resourceOf(in any) string {
+	switch in := in.(type) {
+	case *s3.GetObjectInput:
+		return aws.ToString(in.Key)
+	case *s3.HeadObjectInput:
+		return aws.ToString(in.Key)
+	case *s3.PutObjectInput:
+		return aws.ToString(in.Key)
+	case *s3.ListObjectsV2Input:
+		return aws.ToString(in.Prefix)
+	case *secretsmanager.BatchGetSecretValueInput:
+		return strings.Join(in.SecretIdList, ",")
+	case *secretsmanager.GetSecretValueInput:
+		return aws.ToString(in.SecretId)
+	case *apigatewaymanagementapi.PostToConnectionInput:
+		return aws.ToString(in.ConnectionId)
+	case *apigatewaymanagementapi.DeleteConnectionInput:
+		return aws.ToString(in.ConnectionId)
+	case *apigatewaymanagementapi.GetConnectionInput:
+		return aws.ToString(in.ConnectionId)
+	case *sqs.SendMessageBatchInput:
+		return aws.ToString(in.QueueUrl)
+	case *sqs.SendMessageInput:
+		return aws.ToString(in.QueueUrl)
+	case *lambda.InvokeInput:
+		return aws.ToString(in.FunctionName)
+	case *eventbridge.PutEventsInput:
+		var buses []string
+		for _, e := range in.Entries {
+			if b := aws.ToString(e.EventBusName); !slices.Contains(buses, b) {
+				buses = append(buses, b)
+			}
+		}
+		return strings.Join(buses, ",")
+	}
+	return ""
+}
+
+// withoutBody returns a copy of an input without the body a satellite's
+// frame, a stored object or an invocation's event travels in: a test log
+// that prints calls must not print what only a satellite may see (run
+// secrets). Other inputs are returned as they are.
+func withoutBody(in any) any {
+	switch in := in.(type) {
+	case *apigatewaymanagementapi.PostToConnectionInput:
+		cp := *in
+		cp.Data = nil
+		return &cp
+	case *s3.PutObjectInput:
+		cp := *in
+		cp.Body = nil
+		return &cp
+	case *lambda.InvokeInput:
+		cp := *in
+		cp.Payload = nil
+		return &cp
+	}
+	return in
 }
 
 // Reset forgets every recorded call.
@@ -357,3 +432,11 @@ func valueSize(v types.AttributeValue) int {
 	}
 	return 0
 }
+
+// S3Option installs the recorder on an S3 client (an option of
+// s3.NewFromConfig or localaws.Bucket).
+func (c *Calls) S3Option(o *s3.Options) { o.APIOptions = append(o.APIOptions, c.APIOption) }
+
+// SQSOption installs the recorder on an SQS client (an option of
+// sqs.NewFromConfig or localaws.SQSClient).
+func (c *Calls) SQSOption(o *sqs.Options) { o.APIOptions = append(o.APIOptions, c.APIOption) }

@@ -77,7 +77,8 @@ func captureInput(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-// APIOptions install the fault on a DynamoDB client.
+// APIOptions install the fault on an SDK client (Match picks the request;
+// the faults the tests use pick DynamoDB ones).
 func (f *Fault) APIOptions() []func(*middleware.Stack) error {
 	return []func(*middleware.Stack) error{captureInput, f.apiOption}
 }

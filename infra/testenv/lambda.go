@@ -98,7 +98,7 @@ func (e *Env) fanoutWorker(tb testing.TB, cfg app.Config, opts app.Options) {
 	wopts := app.Options{
 		Now: opts.Now, Log: opts.Log, MetricsOutput: opts.MetricsOutput, Lifecycle: opts.Lifecycle,
 		APIOptions: []func(*middleware.Stack) error{e.FanoutCalls.APIOption},
-		Observe:    e.FanoutCalls.Observe, Endpoints: opts.Endpoints,
+		Endpoints:  opts.Endpoints,
 	}
 	w, err := app.NewFanout(cfg, localaws.AWSConfig(), wopts)
 	if err != nil {

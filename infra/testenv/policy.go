@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/checkstack/satellite-backend/infra/samtemplate"
-	"github.com/checkstack/satellite-backend/shared/eventbus"
 )
 
 // Grant is one IAM action on one resource, named symbolically so that the
@@ -125,10 +125,13 @@ func UsedGrants(t *testing.T, calls *Calls, logicalTables map[string]string, sec
 			set[Grant{Action: "secretsmanager:BatchGetSecretValue", Resource: "*"}] = true
 			set[Grant{Action: "secretsmanager:GetSecretValue", Resource: "secret/${SecretsPrefix}*"}] = true
 		case "EventBridge":
-			// The observer sees requests without their bodies; every entry
-			// the adapter sends has its Source (its own test checks the
-			// requests).
-			sources[eventbus.Source] = true
+			in, ok := c.Input.(*eventbridge.PutEventsInput)
+			if !ok {
+				t.Fatalf("unexpected EventBridge request %s", c.Operation)
+			}
+			for _, e := range in.Entries {
+				sources[aws.ToString(e.Source)] = true
+			}
 		case "SQS":
 			if c.Operation != "SendMessageBatch" {
 				t.Fatalf("unexpected SQS request %s", c.Operation)

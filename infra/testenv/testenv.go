@@ -243,7 +243,6 @@ func (e *Env) App(tb testing.TB, cfg app.Config, opts app.Options) (*app.App, *C
 		e.fanoutWorker(tb, cfg, opts)
 	}
 	opts.APIOptions = append(opts.APIOptions, calls.APIOption)
-	opts.Observe = calls.Observe
 	a, err := app.New(cfg, localaws.AWSConfig(), opts)
 	if err != nil {
 		tb.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -263,11 +262,7 @@ func (h *harness) connectOnly() string {
 // telemetryBucket is the test's telemetry bucket, as the functions reach it.
 func (h *harness) telemetryBucket() *s3objects.Bucket {
 	h.t.Helper()
-	b, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), h.env.TelemetryBucket, h.env.S3Endpoint, true)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return b
+	return localaws.Bucket(h.env.S3Endpoint, h.env.TelemetryBucket)
 }
 
 // TestCapabilityConfigReachesARecentAuthenticationLast checks a connection

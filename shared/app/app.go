@@ -10,7 +10,6 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/checkstack/satellite-backend/shared/admin"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
 	"github.com/checkstack/satellite-backend/shared/fanout"
@@ -40,10 +39,8 @@ type Options struct {
 	// SlowFrame overrides endpoint.SlowFrame, the time after which a frame's
 	// phases are logged at WARN (tests).
 	SlowFrame time.Duration
-	// APIOptions are added to the DynamoDB client (tests count requests).
+	// APIOptions are added to every AWS client (tests count requests).
 	APIOptions []func(*middleware.Stack) error
-	// Observe sees every request to the other AWS APIs (tests count them).
-	Observe awsapi.Observer
 	// Endpoints overrides service endpoints (the local stack, tests, and
 	// the AWS_ENDPOINT_URL_<SERVICE> variables of a built function).
 	Endpoints Endpoints
@@ -133,7 +130,7 @@ func NewFeed(cfg Config, awsCfg aws.Config, opts Options) (*feedhandler.Handler,
 	if w.cfg.ResultsFeedQueueURL == "" {
 		return nil, ErrNoFeedQueue
 	}
-	queue := sqsqueue.New(w.awsAPI(), w.opts.Endpoints.SQS, w.cfg.ResultsFeedQueueURL)
+	queue := sqsqueue.New(w.sqsClient(), w.cfg.ResultsFeedQueueURL)
 	feed := &resultsfeed.Feed{Queue: queue, Log: w.opts.Log, Metrics: w.metrics}
 	return &feedhandler.Handler{Feed: feed, Log: w.opts.Log, Metrics: w.metrics}, nil
 }

@@ -1,16 +1,19 @@
 package app
 
 import (
-	"fmt"
 	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/checkstack/satellite-backend/shared/admin"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/awssecrets"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/endpoint"
@@ -22,7 +25,6 @@ import (
 	"github.com/checkstack/satellite-backend/shared/metrics"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
-	"github.com/checkstack/satellite-backend/shared/phases"
 	"github.com/checkstack/satellite-backend/shared/push"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
@@ -42,10 +44,20 @@ type wiring struct {
 	aws  aws.Config
 	opts Options
 
-	metrics   *metrics.Recorder
+	metrics *metrics.Recorder
+
+	// The AWS clients (clients.go), each built on first use.
+	http      aws.HTTPClient
 	db        *dynamodb.Client
+	s3        *s3.Client
+	s3presign *s3.PresignClient
+	events    *eventbridge.Client
+	secrets   *secretsmanager.Client
+	lambda    *lambda.Client
+	sqs       *sqs.Client
+	mgmt      *apigatewaymanagementapi.Client
+
 	registry  *dynamo.Registry
-	api       *awsapi.Client
 	sender    *push.Sender
 	lifecycle satellite.LifecycleSink
 	objects   *s3objects.Bucket
@@ -77,28 +89,6 @@ func newWiring(cfg Config, awsCfg aws.Config, opts Options) *wiring {
 	}
 }
 
-func (w *wiring) dynamoDB() *dynamodb.Client {
-	if w.db == nil {
-		w.db = dynamodb.NewFromConfig(w.aws, func(o *dynamodb.Options) {
-			if w.opts.Endpoints.DynamoDB != "" {
-				o.BaseEndpoint = aws.String(w.opts.Endpoints.DynamoDB)
-			}
-			o.APIOptions = append(o.APIOptions, phases.DynamoDB)
-			o.APIOptions = append(o.APIOptions, w.opts.APIOptions...)
-			// A single-item write that meets a transaction on the same item
-			// (a heartbeat beside a binding or a sync-state report) fails
-			// with TransactionConflictException, which the standard
-			// retryer does not retry; AWS advises retrying it.
-			base := o.Retryer
-			if base == nil {
-				base = retry.NewStandard()
-			}
-			o.Retryer = retry.AddWithErrorCodes(base, "TransactionConflictException")
-		})
-	}
-	return w.db
-}
-
 func (w *wiring) dynamoRegistry() *dynamo.Registry {
 	if w.registry == nil {
 		w.registry = dynamo.NewRegistry(w.dynamoDB(), dynamo.Tables{
@@ -106,13 +96,6 @@ func (w *wiring) dynamoRegistry() *dynamo.Registry {
 		})
 	}
 	return w.registry
-}
-
-func (w *wiring) awsAPI() *awsapi.Client {
-	if w.api == nil {
-		w.api = awsapi.New(w.aws, awsapi.Options{Observe: w.opts.Observe})
-	}
-	return w.api
 }
 
 // lifecycleSink is where lifecycle events go: EventBridge, or the log (and
@@ -123,7 +106,7 @@ func (w *wiring) lifecycleSink() satellite.LifecycleSink {
 		switch {
 		case sink != nil:
 		case w.cfg.EventBusName != "":
-			sink = eventbus.New(w.awsAPI(), w.opts.Endpoints.EventBridge, w.cfg.EventBusName)
+			sink = eventbus.New(w.eventBridge(), w.cfg.EventBusName)
 		case w.cfg.LifecycleLogFile != "":
 			sink = lifecyclelog.New(w.opts.Log, lifecyclelog.AppendFile(w.cfg.LifecycleLogFile))
 		default:
@@ -138,7 +121,7 @@ func (w *wiring) pushSender() *push.Sender {
 	if w.sender == nil {
 		w.sender = &push.Sender{
 			Registry:    w.dynamoRegistry(),
-			Connections: mgmtapi.New(w.awsAPI()),
+			Connections: mgmtapi.New(w.managementAPI()),
 			Lifecycle:   w.lifecycleSink(),
 			Log:         w.opts.Log,
 			Now:         w.opts.Now,
@@ -151,11 +134,7 @@ func (w *wiring) pushSender() *push.Sender {
 // packageObjects is the script-package bucket; nil when none is configured.
 func (w *wiring) packageObjects() (*s3objects.Bucket, error) {
 	if w.objects == nil && w.cfg.ScriptPackagesBucket != "" {
-		o, err := s3objects.New(w.awsAPI(), w.cfg.ScriptPackagesBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
-		if err != nil {
-			return nil, fmt.Errorf("SCRIPT_PACKAGES_BUCKET: %w", err)
-		}
-		w.objects = o
+		w.objects = s3objects.New(w.s3Client(), w.s3Presigner(), w.cfg.ScriptPackagesBucket)
 	}
 	return w.objects, nil
 }
@@ -166,11 +145,7 @@ func (w *wiring) telemetryStore() (*s3telemetry.Store, error) {
 	if w.cfg.TelemetryBucket == "" || w.cfg.TelemetryTable == "" {
 		return nil, nil
 	}
-	o, err := s3objects.New(w.awsAPI(), w.cfg.TelemetryBucket, w.opts.Endpoints.S3, w.cfg.S3UsePathStyle)
-	if err != nil {
-		return nil, fmt.Errorf("TELEMETRY_BUCKET: %w", err)
-	}
-	return s3telemetry.New(o), nil
+	return s3telemetry.New(s3objects.New(w.s3Client(), w.s3Presigner(), w.cfg.TelemetryBucket)), nil
 }
 
 // secretSource is where secrets are resolved: Secrets Manager behind this
@@ -183,7 +158,7 @@ func (w *wiring) secretSource() satellite.SecretSource {
 	case w.cfg.SecretsFile != "":
 		return filesecrets.New(w.cfg.SecretsFile)
 	case w.cfg.SecretsPrefix != "":
-		src := awssecrets.New(w.awsAPI(), w.opts.Endpoints.SecretsManager, w.cfg.SecretsPrefix)
+		src := awssecrets.New(w.secretsManager(), w.cfg.SecretsPrefix)
 		if w.cfg.SecretCacheTTL <= 0 || w.cfg.SecretCacheEntries <= 0 {
 			return src
 		}
@@ -232,7 +207,7 @@ func (w *wiring) fanoutStores() (*dynamo.FanoutJobs, *lambdainvoke.Queue, error)
 	if w.cfg.JobsTable == "" || w.cfg.FanoutFunction == "" {
 		return nil, nil, ErrNoFanout
 	}
-	queue := &lambdainvoke.Queue{Client: lambdainvoke.New(w.awsAPI(), w.opts.Endpoints.Lambda), Function: w.cfg.FanoutFunction}
+	queue := &lambdainvoke.Queue{Client: lambdainvoke.New(w.lambdaClient()), Function: w.cfg.FanoutFunction}
 	return dynamo.NewFanoutJobs(w.dynamoDB(), w.cfg.JobsTable), queue, nil
 }
 

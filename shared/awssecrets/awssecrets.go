@@ -8,7 +8,9 @@ import (
 	"context"
 	"strings"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -19,39 +21,27 @@ const MaxBatch = 20
 // answers at least one of its at most MaxBatch secrets.
 const maxPages = MaxBatch
 
+// API is the part of the Secrets Manager client a Source calls.
+type API interface {
+	BatchGetSecretValue(ctx context.Context, in *secretsmanager.BatchGetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.BatchGetSecretValueOutput, error)
+}
+
+var _ API = (*secretsmanager.Client)(nil)
+
 // Source implements satellite.SecretSource.
 type Source struct {
-	api      *awsapi.Client
-	endpoint string
-	prefix   string
+	api    API
+	prefix string
 }
 
 var _ satellite.SecretSource = (*Source)(nil)
 
-// New returns a source that resolves NAME as the secret prefix+NAME. The IAM
-// policy of the function grants GetSecretValue on that prefix only (and
-// BatchGetSecretValue, which has no resource of its own, on "*": it reads
-// only what GetSecretValue allows). endpoint overrides Secrets Manager's
-// regional endpoint when not empty.
-func New(api *awsapi.Client, endpoint, prefix string) *Source {
-	return &Source{api: api, endpoint: api.Endpoint("secretsmanager", endpoint), prefix: prefix}
-}
-
-type batchGetSecretValueInput struct {
-	SecretIDList []string `json:"SecretIdList"`
-	NextToken    string   `json:"NextToken,omitempty"`
-}
-
-type batchGetSecretValueOutput struct {
-	SecretValues []struct {
-		Name         string  `json:"Name"`
-		SecretString *string `json:"SecretString"`
-	} `json:"SecretValues"`
-	Errors []struct {
-		SecretID  string `json:"SecretId"`
-		ErrorCode string `json:"ErrorCode"`
-	} `json:"Errors"`
-	NextToken string `json:"NextToken"`
+// New returns a source that resolves NAME as the secret prefix+NAME through
+// api. The IAM policy of the function grants GetSecretValue on that prefix
+// only (and BatchGetSecretValue, which has no resource of its own, on "*":
+// it reads only what GetSecretValue allows).
+func New(api API, prefix string) *Source {
+	return &Source{api: api, prefix: prefix}
 }
 
 // Resolve implements satellite.SecretSource: one BatchGetSecretValue call
@@ -94,21 +84,19 @@ func (s *Source) Resolve(ctx context.Context, names []string) (map[string]string
 // batch reads up to MaxBatch names in one call (and the pages it says
 // follow), into values or failed.
 func (s *Source) batch(ctx context.Context, names []string, values map[string]string, failed map[string]error) error {
-	in := batchGetSecretValueInput{SecretIDList: make([]string, len(names))}
+	in := &secretsmanager.BatchGetSecretValueInput{SecretIdList: make([]string, len(names))}
 	nameOf := make(map[string]string, len(names))
 	for i, name := range names {
-		in.SecretIDList[i] = s.prefix + name
+		in.SecretIdList[i] = s.prefix + name
 		nameOf[s.prefix+name] = name
 	}
-	resource := strings.Join(in.SecretIDList, ",")
 	for page := 1; ; page++ {
-		var out batchGetSecretValueOutput
-		err := s.api.JSON11(ctx, "secretsmanager", "Secrets Manager", s.endpoint, "secretsmanager.BatchGetSecretValue", resource, in, &out)
+		out, err := s.api.BatchGetSecretValue(ctx, in)
 		if err != nil {
 			return satellite.Wrap(err, satellite.EINTERNAL, "Secrets "+strings.Join(names, ", ")+" could not be resolved")
 		}
 		for _, v := range out.SecretValues {
-			name, ok := nameOf[v.Name]
+			name, ok := nameOf[aws.ToString(v.Name)]
 			switch {
 			case !ok:
 				// Not asked for: not ours to deliver.
@@ -119,16 +107,17 @@ func (s *Source) batch(ctx context.Context, names []string, values map[string]st
 			}
 		}
 		for _, e := range out.Errors {
-			name, ok := nameOf[e.SecretID]
+			name, ok := nameOf[aws.ToString(e.SecretId)]
+			code := aws.ToString(e.ErrorCode)
 			switch {
 			case !ok:
-			case e.ErrorCode == "ResourceNotFoundException":
+			case code == "ResourceNotFoundException":
 				failed[name] = satellite.Errorf(satellite.ENOTFOUND, "Secret %s could not be resolved", name)
 			default:
-				failed[name] = satellite.Errorf(satellite.EINTERNAL, "Secret %s could not be resolved: Secrets Manager answered %s", name, e.ErrorCode)
+				failed[name] = satellite.Errorf(satellite.EINTERNAL, "Secret %s could not be resolved: Secrets Manager answered %s", name, code)
 			}
 		}
-		if out.NextToken == "" || answered(names, values, failed) {
+		if aws.ToString(out.NextToken) == "" || answered(names, values, failed) {
 			return nil
 		}
 		if page == maxPages {

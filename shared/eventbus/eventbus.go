@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -16,42 +19,24 @@ import (
 // satellite.removed.
 const Source = "checkstack.satellites"
 
+// API is the part of the EventBridge client a Bus calls.
+type API interface {
+	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+var _ API = (*eventbridge.Client)(nil)
+
 // Bus implements satellite.LifecycleSink.
 type Bus struct {
-	api      *awsapi.Client
-	endpoint string
-	name     string
+	api  API
+	name string
 }
 
 var _ satellite.BatchLifecycleSink = (*Bus)(nil)
 
-// New returns a sink that puts events on the named bus. endpoint overrides
-// EventBridge's regional endpoint when not empty.
-func New(api *awsapi.Client, endpoint, busName string) *Bus {
-	return &Bus{api: api, endpoint: api.Endpoint("events", endpoint), name: busName}
-}
-
-type putEventsEntry struct {
-	EventBusName string   `json:"EventBusName"`
-	Source       string   `json:"Source"`
-	DetailType   string   `json:"DetailType"`
-	Detail       string   `json:"Detail"`
-	Resources    []string `json:"Resources"`
-	// Time is epoch seconds, as the AWS JSON protocol sends timestamps.
-	Time float64 `json:"Time"`
-}
-
-type putEventsInput struct {
-	Entries []putEventsEntry `json:"Entries"`
-}
-
-type putEventsOutput struct {
-	FailedEntryCount int `json:"FailedEntryCount"`
-	Entries          []struct {
-		EventID      string `json:"EventId"`
-		ErrorCode    string `json:"ErrorCode"`
-		ErrorMessage string `json:"ErrorMessage"`
-	} `json:"Entries"`
+// New returns a sink that puts events on the named bus through api.
+func New(api API, busName string) *Bus {
+	return &Bus{api: api, name: busName}
 }
 
 // Emit implements satellite.LifecycleSink. A rejected entry is an error: the
@@ -83,23 +68,23 @@ func (b *Bus) put(ctx context.Context, es []satellite.LifecycleEvent) []error {
 		}
 		return errs
 	}
-	in := putEventsInput{Entries: make([]putEventsEntry, 0, len(es))}
+	in := &eventbridge.PutEventsInput{Entries: make([]types.PutEventsRequestEntry, 0, len(es))}
 	for _, e := range es {
 		detail, err := json.Marshal(e.Payload())
 		if err != nil {
 			return all(satellite.Wrap(err, satellite.EINTERNAL, "encode lifecycle event"))
 		}
-		in.Entries = append(in.Entries, putEventsEntry{
-			EventBusName: b.name,
-			Source:       Source,
-			DetailType:   e.Edge.EventType(),
-			Detail:       string(detail),
+		in.Entries = append(in.Entries, types.PutEventsRequestEntry{
+			EventBusName: aws.String(b.name),
+			Source:       aws.String(Source),
+			DetailType:   aws.String(e.Edge.EventType()),
+			Detail:       aws.String(string(detail)),
 			Resources:    []string{},
-			Time:         float64(e.At.UnixMilli()) / 1000,
+			Time:         aws.Time(e.At),
 		})
 	}
-	var out putEventsOutput
-	if err := b.api.JSON11(ctx, "events", "EventBridge", b.endpoint, "AWSEvents.PutEvents", b.name, in, &out); err != nil {
+	out, err := b.api.PutEvents(ctx, in)
+	if err != nil {
 		return all(satellite.Wrap(err, satellite.EINTERNAL, "put lifecycle event"))
 	}
 	if out.FailedEntryCount == 0 {
@@ -111,9 +96,9 @@ func (b *Bus) put(ctx context.Context, es []satellite.LifecycleEvent) []error {
 	}
 	// Entries answer in the order of the request.
 	for i, entry := range out.Entries {
-		if entry.ErrorCode != "" || entry.EventID == "" {
+		if aws.ToString(entry.ErrorCode) != "" || aws.ToString(entry.EventId) == "" {
 			errs[i] = satellite.Errorf(satellite.EINTERNAL, "EventBridge refused %s event: %s %s",
-				es[i].Edge.EventType(), entry.ErrorCode, entry.ErrorMessage)
+				es[i].Edge.EventType(), aws.ToString(entry.ErrorCode), aws.ToString(entry.ErrorMessage))
 		}
 	}
 	return errs

@@ -11,14 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/checkstack/satellite-backend/infra/gateway"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/fanout"
 	"github.com/checkstack/satellite-backend/shared/lambdainvoke"
@@ -107,7 +108,7 @@ func (h *harness) connectMany(prefix string, n int) []string {
 
 // starter starts jobs as the admin function does: on the Lambda API.
 func (h *harness) starter(segments int) *fanout.Starter {
-	queue := &lambdainvoke.Queue{Client: lambdainvoke.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), h.env.Lambda.URL), Function: testenv.FanoutFunction}
+	queue := &lambdainvoke.Queue{Client: lambdainvoke.New(lambda.NewFromConfig(localaws.AWSConfig(), func(o *lambda.Options) { o.BaseEndpoint = aws.String(h.env.Lambda.URL) })), Function: testenv.FanoutFunction}
 	return &fanout.Starter{Jobs: h.jobs, Queue: queue, Segments: segments, Now: h.clock.Now, Log: testenv.Logger(h.t)}
 }
 
@@ -117,7 +118,6 @@ func (h *harness) worker(apiOptions ...func(*middleware.Stack) error) *fanout.Wo
 	h.t.Helper()
 	opts := h.opts
 	opts.APIOptions = append([]func(*middleware.Stack) error{h.env.FanoutCalls.APIOption}, apiOptions...)
-	opts.Observe = h.env.FanoutCalls.Observe
 	w, err := app.NewFanout(h.cfg, localaws.AWSConfig(), opts)
 	if err != nil {
 		h.t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/feedhandler"
 	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 	"github.com/checkstack/satellite-backend/shared/sqsqueue"
@@ -47,7 +46,7 @@ func handler(t *testing.T, queueName string) (*feedhandler.Handler, *localaws.SQ
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q := sqsqueue.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), srv.URL, srv.QueueURL(queueName))
+	q := sqsqueue.New(localaws.SQSClient(srv.URL), srv.QueueURL(queueName))
 	return &feedhandler.Handler{Feed: &resultsfeed.Feed{Queue: q, Log: log}, Log: log}, srv
 }
 
@@ -122,7 +121,7 @@ func TestFeedPolicyGrantsExactlyWhatItCalls(t *testing.T) {
 	}
 	calls := &testenv.Calls{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q := sqsqueue.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{Observe: calls.Observe}), srv.URL, url)
+	q := sqsqueue.New(localaws.SQSClient(srv.URL, calls.SQSOption), url)
 	h := &feedhandler.Handler{Feed: &resultsfeed.Feed{Queue: q, Log: log}, Log: log}
 	if resp, err := h.Handle(context.Background(), streamEvent(t)); err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)

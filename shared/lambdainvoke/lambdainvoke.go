@@ -7,10 +7,16 @@ package lambdainvoke
 import (
 	"context"
 	"encoding/json"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
@@ -18,17 +24,19 @@ import (
 // an asynchronous invocation's event (256 KB).
 const MaxEventBytes = 256 * 1024
 
-// Client invokes functions asynchronously through the Lambda API.
-type Client struct {
-	api      *awsapi.Client
-	endpoint string
+// API is the part of the Lambda client a Client calls.
+type API interface {
+	Invoke(ctx context.Context, in *lambda.InvokeInput, optFns ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
 }
 
-// New returns a client over api; endpoint overrides Lambda's regional
-// endpoint (the local stack's gateway serves the Invoke API).
-func New(api *awsapi.Client, endpoint string) *Client {
-	return &Client{api: api, endpoint: api.Endpoint("lambda", endpoint)}
-}
+var _ API = (*lambda.Client)(nil)
+
+// Client invokes functions asynchronously through the Lambda API.
+type Client struct{ api API }
+
+// New returns a client over api (the local stack's gateway serves the
+// Invoke API at the endpoint api is given).
+func New(api API) *Client { return &Client{api: api} }
 
 // InvokeAsync queues event for function (a name or an ARN). It returns once
 // Lambda accepted the event (202), not when the function ran. ETOOLARGE
@@ -37,26 +45,30 @@ func (c *Client) InvokeAsync(ctx context.Context, function string, event []byte)
 	if len(event) > MaxEventBytes {
 		return satellite.Errorf(satellite.ETOOLARGE, "event of %d bytes is over Lambda's 256 KB limit for asynchronous invocations", len(event))
 	}
-	u, err := awsapi.JoinURL(c.endpoint, "/2015-03-31/functions/"+awsapi.EscapeSegment(function)+"/invocations")
-	if err != nil {
-		return satellite.Wrap(err, satellite.EINTERNAL, "Lambda endpoint")
-	}
-	resp, err := c.api.Do(ctx, awsapi.Request{
-		Service: "lambda", ServiceID: "Lambda", Operation: "Invoke", Resource: function,
-		Method: http.MethodPost, URL: u, Body: event,
-		Header: http.Header{"X-Amz-Invocation-Type": {"Event"}, "Content-Type": {"application/json"}},
+	out, err := c.api.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName: aws.String(function), InvocationType: types.InvocationTypeEvent, Payload: event,
 	})
 	if err != nil {
-		// AWS's answer (status, code, message, request id) says why; it
-		// holds nothing secret.
-		return satellite.Wrap(err, satellite.EINTERNAL, "invoke "+function+" asynchronously: "+err.Error())
+		// AWS's answer (status, code, message) says why; it holds nothing
+		// secret.
+		return satellite.Wrap(err, satellite.EINTERNAL, "invoke "+function+" asynchronously: "+describe(err))
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return satellite.Errorf(satellite.EINTERNAL, "invoke %s asynchronously: Lambda answered %d, not 202", function, resp.StatusCode)
+	if out.StatusCode != http.StatusAccepted {
+		return satellite.Errorf(satellite.EINTERNAL, "invoke %s asynchronously: Lambda answered %d, not 202", function, out.StatusCode)
 	}
 	return nil
+}
+
+// describe names an error answer by its status, code and message ("404
+// ResourceNotFoundException: Function not found: ..."), and any other
+// error by its text.
+func describe(err error) string {
+	var resp *smithyhttp.ResponseError
+	var api smithy.APIError
+	if !errors.As(err, &resp) || !errors.As(err, &api) {
+		return err.Error()
+	}
+	return fmt.Sprintf("Lambda answered %d %s: %s", resp.HTTPStatusCode(), api.ErrorCode(), api.ErrorMessage())
 }
 
 // Queue is satellite.FanoutQueue: each task is an asynchronous invocation of

@@ -11,8 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/mgmtapi"
 	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -50,12 +50,13 @@ func managementAPI(t *testing.T, open string) (string, func() []seen) {
 
 func client() *mgmtapi.Client {
 	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
-	return mgmtapi.New(awsapi.New(cfg, awsapi.Options{}))
+	return mgmtapi.New(apigatewaymanagementapi.NewFromConfig(cfg))
 }
 
-// TestPostAndCloseSpeakTheManagementAPI checks the requests: the connection
-// id escaped as one path segment under the stage ("=" as %3D, as the SDK
-// sends it), signed for execute-api in the region, the frame as the body;
+// TestPostAndCloseSpeakTheManagementAPI checks the requests: each sent to
+// the stage given with the call (the SDK client has no endpoint of its
+// own), the connection id escaped as one path segment under the stage ("="
+// as %3D), signed for execute-api in the region, the frame as the body;
 // 410 is EGONE for a post and nothing for a close.
 func TestPostAndCloseSpeakTheManagementAPI(t *testing.T) {
 	endpoint, requests := managementAPI(t, "Ab1%3D")

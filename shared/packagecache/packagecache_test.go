@@ -13,9 +13,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/packagecache"
-	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
@@ -39,10 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := testenv.New(t)
 	calls := &testenv.Calls{}
-	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{Observe: calls.Observe}), env.Bucket, env.S3Endpoint, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objects := localaws.Bucket(env.S3Endpoint, env.Bucket, calls.S3Option)
 	store := s3packages.New(objects)
 	store.Log = slog.New(slog.NewTextHandler(io.Discard, nil)) // the refused manifest's error
 	return &fixture{t: t, env: env, calls: calls, store: store, publisher: s3packages.NewPublisher(objects)}
@@ -293,10 +288,7 @@ func TestConcurrentReadersGetTheirOwnBlobs(t *testing.T) {
 // depend on the machine.
 func BenchmarkRequestAnswer(b *testing.B) {
 	env := testenv.New(b)
-	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), env.Bucket, env.S3Endpoint, true)
-	if err != nil {
-		b.Fatal(err)
-	}
+	objects := localaws.Bucket(env.S3Endpoint, env.Bucket)
 	store, publisher := s3packages.New(objects), s3packages.NewPublisher(objects)
 	blob := bytes.Repeat([]byte("export const x = 1;\n"), 2000) // 40 KB
 	in, err := publisher.PutBlob(ctx, blob)

@@ -143,13 +143,30 @@ func ForService(serviceID string) Phase {
 	return Other
 }
 
-// DynamoDB is an option of the SDK's DynamoDB client (append it to
-// dynamodb.Options.APIOptions) that adds every operation's time, retries
-// included, to the context's Timings.
-func DynamoDB(stack *middleware.Stack) error {
+// AWS is an option of the SDK's service clients (append it to their
+// Options.APIOptions) that adds every operation's time, retries and
+// back-off included, to the context's Timings: a DynamoDB operation as a
+// read or a write, any other by its service (ForService). A presigned URL
+// sends no request and is not timed.
+func AWS(stack *middleware.Stack) error {
+	if IsPresign(stack) {
+		return nil
+	}
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("PhaseTimings",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			defer Since(ctx, ForDynamoDB(middleware.GetOperationName(ctx)), time.Now())
+			p := ForService(middleware.GetServiceID(ctx))
+			if middleware.GetServiceID(ctx) == "DynamoDB" {
+				p = ForDynamoDB(middleware.GetOperationName(ctx))
+			}
+			defer Since(ctx, p, time.Now())
 			return next.HandleInitialize(ctx, in)
 		}), middleware.After)
+}
+
+// IsPresign reports whether stack presigns a request rather than sends it
+// (an S3 presign client's PresignGetObject): the SDK swaps its signing step
+// for a presigning one, and an API option sees the stack after that.
+func IsPresign(stack *middleware.Stack) bool {
+	_, ok := stack.Finalize.Get("PresignHTTPRequest")
+	return ok
 }

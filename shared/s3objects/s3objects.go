@@ -1,94 +1,109 @@
 // Package s3objects reads, writes, lists and presigns the objects of one S3
-// bucket through the project's SigV4 client (no S3 service client: see the
-// Cold start in docs/COST.md).
+// bucket through the AWS SDK's S3 client, and tells S3's answers apart by
+// their HTTP status and error code.
 package s3objects
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// API is the part of the S3 client a Bucket calls.
+type API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// Presigner is the part of the S3 presign client a Bucket calls.
+type Presigner interface {
+	PresignGetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
+}
+
+var (
+	_ API       = (*s3.Client)(nil)
+	_ Presigner = (*s3.PresignClient)(nil)
 )
 
 // Bucket reads, writes, lists and presigns the objects of one S3 bucket.
 type Bucket struct {
-	api    *awsapi.Client
-	bucket string
-	// base is the URL an object key is appended to: the bucket's virtual
-	// host, or the endpoint and the bucket in the path.
-	base *url.URL
+	api     API
+	presign Presigner
+	bucket  string
 }
 
-// New returns access to bucket. endpoint overrides S3's regional
-// endpoint when not empty; pathStyle puts the bucket in the path instead of
-// the host name (S3-compatible local servers).
-func New(api *awsapi.Client, bucket, endpoint string, pathStyle bool) (*Bucket, error) {
-	base, err := url.Parse(api.Endpoint("s3", endpoint))
-	if err != nil {
-		return nil, err
+// New returns access to bucket through api, with URLs presigned by
+// presign. The clients carry the endpoint and the addressing style (a
+// local S3-compatible server needs path-style addressing).
+func New(api API, presign Presigner, bucket string) *Bucket {
+	return &Bucket{api: api, presign: presign, bucket: bucket}
+}
+
+// Status returns the HTTP status of S3's answer when err is one, else 0.
+func Status(err error) int {
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) {
+		return resp.HTTPStatusCode()
 	}
-	if pathStyle {
-		base.Path = strings.TrimRight(base.Path, "/") + "/" + bucket
-	} else {
-		base.Host = bucket + "." + base.Host
+	return 0
+}
+
+// Code returns S3's error code when err is an error answer ("NoSuchKey",
+// "AccessDenied"), else "". An error answer to a HEAD has no body, so its
+// code is only named after the status ("NotFound", "Forbidden"), whatever
+// S3's reason.
+func Code(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
 	}
-	return &Bucket{api: api, bucket: bucket, base: base}, nil
+	return ""
 }
 
-func (o *Bucket) url(key string) *url.URL {
-	u := *o.base
-	escaped := strings.TrimRight(u.EscapedPath(), "/") + "/" + awsapi.EscapePath(key)
-	u.Path, _ = url.PathUnescape(escaped)
-	u.RawPath = escaped
-	return &u
-}
-
-func (o *Bucket) request(operation, method, key string, body []byte) awsapi.Request {
-	return awsapi.Request{
-		Service: "s3", ServiceID: "S3", Operation: operation, Resource: key,
-		Method: method, URL: o.url(key), Body: body, S3: true,
-	}
-}
-
-// Get returns an object's body (the caller closes it) and its size. A
-// missing key is an *awsapi.Error with status 404, or 403 for a caller
-// without s3:ListBucket.
+// Get returns an object's body (the caller closes it) and its size (-1
+// when S3 gave none). A missing key is an error answer with status 404
+// (NoSuchKey), or 403 (AccessDenied) for a caller without s3:ListBucket.
 func (o *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, int64, error) {
-	resp, err := o.api.Do(ctx, o.request("GetObject", http.MethodGet, key, nil))
+	out, err := o.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(key)})
 	if err != nil {
 		return nil, 0, err
 	}
-	return resp.Body, resp.ContentLength, nil
+	if out.ContentLength == nil {
+		return out.Body, -1, nil
+	}
+	return out.Body, *out.ContentLength, nil
 }
 
 // Head returns an object's size without reading it. A missing key is an
-// *awsapi.Error with status 404, or 403 for a caller without s3:ListBucket;
-// an error answer to a HEAD has no body, so its Code is only the status
-// text ("Forbidden"), whatever S3's reason.
+// error answer with status 404, or 403 for a caller without s3:ListBucket;
+// see Code for what such an answer says.
 func (o *Bucket) Head(ctx context.Context, key string) (int64, error) {
-	resp, err := o.api.Do(ctx, o.request("HeadObject", http.MethodHead, key, nil))
+	out, err := o.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(key)})
 	if err != nil {
 		return 0, err
 	}
-	resp.Body.Close()
-	if resp.ContentLength < 0 {
+	if out.ContentLength == nil || *out.ContentLength < 0 {
 		return 0, fmt.Errorf("S3 HeadObject %s: no Content-Length in the answer", key)
 	}
-	return resp.ContentLength, nil
+	return *out.ContentLength, nil
 }
 
 // Put stores an object with a content type and user metadata
-// (x-amz-meta-*), replacing any object under the key. The body is signed, so
-// S3 refuses a corrupted upload.
+// (x-amz-meta-*), replacing any object under the key. The SDK sends a
+// checksum of the body (CRC32, its default), so S3 refuses a corrupted
+// upload.
 func (o *Bucket) Put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error {
 	return o.put(ctx, key, body, contentType, metadata, nil)
 }
@@ -100,35 +115,30 @@ func (o *Bucket) Put(ctx context.Context, key string, body []byte, contentType s
 // ConditionalRequestConflict instead, which is worth retrying. See
 // https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html.
 func (o *Bucket) Create(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string) error {
-	return o.put(ctx, key, body, contentType, metadata, http.Header{"If-None-Match": {"*"}})
+	return o.put(ctx, key, body, contentType, metadata, aws.String("*"))
 }
 
 // Exists reports whether err is S3's answer to Create for a key that
 // already holds an object (412 Precondition Failed).
-func Exists(err error) bool { return awsapi.IsStatus(err, http.StatusPreconditionFailed) }
+func Exists(err error) bool { return Status(err) == http.StatusPreconditionFailed }
 
-func (o *Bucket) put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string, conditions http.Header) error {
-	r := o.request("PutObject", http.MethodPut, key, body)
-	sum := sha256.Sum256(body)
-	r.PayloadHash = hex.EncodeToString(sum[:])
-	r.Header = http.Header{"Content-Type": {contentType}}
-	for k, v := range metadata {
-		r.Header.Set("X-Amz-Meta-"+k, v)
-	}
-	for k, v := range conditions {
-		r.Header[k] = v
-	}
-	resp, err := o.api.Do(ctx, r)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.Body.Close()
+func (o *Bucket) put(ctx context.Context, key string, body []byte, contentType string, metadata map[string]string, ifNoneMatch *string) error {
+	_, err := o.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(o.bucket), Key: aws.String(key),
+		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+		ContentType: aws.String(contentType), Metadata: metadata, IfNoneMatch: ifNoneMatch,
+	})
+	return err
 }
 
-// PresignGet returns a plain-GET URL of an object, valid for ttl.
+// PresignGet returns a plain-GET URL of an object, valid for ttl. It sends
+// no request.
 func (o *Bucket) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
-	return o.api.Presign(ctx, o.request("PresignGetObject", http.MethodGet, key, nil), ttl)
+	req, err := o.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(key)}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", err
+	}
+	return req.URL, nil
 }
 
 // Object is one listed object.
@@ -138,59 +148,27 @@ type Object struct {
 	LastModified time.Time
 }
 
-// listResult is the part of a ListObjectsV2 answer read here.
-type listResult struct {
-	Contents []struct {
-		Key          string
-		Size         int64
-		LastModified time.Time
-	}
-	IsTruncated           bool
-	NextContinuationToken string
-}
-
-// maxListedBytes bounds how much of one ListObjectsV2 answer is read (a
-// page of 1,000 keys is well under it).
-const maxListedBytes = 8 << 20
-
 // List calls fn with the objects whose keys start with prefix, in key order,
 // from the first key after startAfter ("" from the start), page by page,
 // until fn returns false. It needs s3:ListBucket on the bucket.
 func (o *Bucket) List(ctx context.Context, prefix, startAfter string, fn func(Object) bool) error {
-	token := ""
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(o.bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1000)}
+	if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
+	}
 	for {
-		u := *o.base
-		if u.Path == "" {
-			u.Path = "/"
-		}
-		q := url.Values{"list-type": {"2"}, "prefix": {prefix}, "max-keys": {strconv.Itoa(1000)}}
-		if token != "" {
-			q.Set("continuation-token", token)
-		} else if startAfter != "" {
-			q.Set("start-after", startAfter)
-		}
-		u.RawQuery = q.Encode()
-		resp, err := o.api.Do(ctx, awsapi.Request{
-			Service: "s3", ServiceID: "S3", Operation: "ListObjectsV2", Resource: prefix,
-			Method: http.MethodGet, URL: &u, S3: true,
-		})
-		if err != nil {
-			return err
-		}
-		var page listResult
-		err = xml.NewDecoder(io.LimitReader(resp.Body, maxListedBytes)).Decode(&page)
-		resp.Body.Close()
+		page, err := o.api.ListObjectsV2(ctx, in)
 		if err != nil {
 			return err
 		}
 		for _, c := range page.Contents {
-			if !fn(Object{Key: c.Key, Size: c.Size, LastModified: c.LastModified}) {
+			if !fn(Object{Key: aws.ToString(c.Key), Size: aws.ToInt64(c.Size), LastModified: aws.ToTime(c.LastModified)}) {
 				return nil
 			}
 		}
-		if !page.IsTruncated || page.NextContinuationToken == "" {
+		if !aws.ToBool(page.IsTruncated) || aws.ToString(page.NextContinuationToken) == "" {
 			return nil
 		}
-		token = page.NextContinuationToken
+		in.ContinuationToken, in.StartAfter = page.NextContinuationToken, nil
 	}
 }

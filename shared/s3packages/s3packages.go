@@ -9,14 +9,12 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/scriptpkg"
@@ -74,12 +72,9 @@ func BlobKey(integrity string) (string, error) {
 // a 403 for an invalid or expired credential, a bad signature or a skewed
 // clock, and a 404 NoSuchBucket.
 func notFound(err error) bool {
-	var e *awsapi.Error
-	if !errors.As(err, &e) {
-		return false
-	}
 	// Only a GET's answer names its code: see BlobSize for a HEAD's.
-	return e.Code == "NoSuchKey" || e.Code == "AccessDenied"
+	code := s3objects.Code(err)
+	return code == "NoSuchKey" || code == "AccessDenied"
 }
 
 // Manifest implements satellite.PackageStore. A manifest is served only
@@ -125,7 +120,7 @@ func (s *Store) BlobSize(ctx context.Context, integrity string) (int64, error) {
 		return 0, err
 	}
 	size, err := s.objects.Head(ctx, key)
-	if awsapi.IsStatus(err, http.StatusForbidden) || awsapi.IsStatus(err, http.StatusNotFound) {
+	if status := s3objects.Status(err); status == http.StatusForbidden || status == http.StatusNotFound {
 		var body io.ReadCloser
 		body, size, err = s.objects.Get(ctx, key)
 		if err == nil {

@@ -18,10 +18,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3packages"
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -92,10 +92,8 @@ func TestMissingObjectsReadAsNotFoundOtherDenialsDoNot(t *testing.T) {
 		}))
 		cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("id", "secret", ""),
 			Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
-		objects, err := s3objects.New(awsapi.New(cfg, awsapi.Options{}), "b", srv.URL, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(srv.URL), true })
+		objects := s3objects.New(client, s3.NewPresignClient(client), "b")
 		store := s3packages.New(objects)
 		_, serr := store.BlobSize(context.Background(), scriptpkg.Integrity([]byte("x")))
 		sizeMethods := methods
@@ -119,10 +117,7 @@ func newStore(t *testing.T) (*s3packages.Store, *s3packages.Publisher, *testenv.
 	t.Helper()
 	env := testenv.New(t)
 	calls := &testenv.Calls{}
-	objects, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{Observe: calls.Observe}), env.Bucket, env.S3Endpoint, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objects := localaws.Bucket(env.S3Endpoint, env.Bucket, calls.S3Option)
 	return s3packages.New(objects), s3packages.NewPublisher(objects), env, calls
 }
 

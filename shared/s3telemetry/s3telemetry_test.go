@@ -10,9 +10,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/protocol"
-	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -23,10 +21,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // than its bound stops there and says so.
 func TestListingStopsAtItsScanBound(t *testing.T) {
 	env := testenv.New(t)
-	bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), env.TelemetryBucket, env.S3Endpoint, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bucket := localaws.Bucket(env.S3Endpoint, env.TelemetryBucket)
 	store := s3telemetry.New(bucket)
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	for i := range 5 {
@@ -90,10 +85,7 @@ func TestKeysAreUniqueAndFitS3(t *testing.T) {
 // earlier attempt stored it) counts as stored and keeps the first object.
 func TestStoreNeverReplacesABatch(t *testing.T) {
 	env := testenv.New(t)
-	bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), env.TelemetryBucket, env.S3Endpoint, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bucket := localaws.Bucket(env.S3Endpoint, env.TelemetryBucket)
 	store := s3telemetry.New(bucket)
 	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	b := satellite.TelemetryBatch{SatelliteID: "sat-a", ConnectionID: "c=", Kind: "logstream", BatchID: json.RawMessage(`1`), Payload: json.RawMessage(`["first"]`), Accepted: 1, ReceivedAt: at}

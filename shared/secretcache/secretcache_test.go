@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/awssecrets"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/secretcache"
@@ -32,7 +33,7 @@ func newFixture(t *testing.T, maxEntries int, secrets map[string]string) *fixtur
 	t.Helper()
 	server := testenv.NewSecretsManager(t, secrets)
 	clock := testenv.NewClock(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
-	src := awssecrets.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), server.URL, prefix)
+	src := awssecrets.New(secretsmanager.NewFromConfig(localaws.AWSConfig(), func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(server.URL) }), prefix)
 	return &fixture{server: server, clock: clock, cache: secretcache.New(src, 30*time.Second, maxEntries, clock.Now)}
 }
 

@@ -1,6 +1,5 @@
 // Package sqsqueue is the adapter of resultsfeed.Queue over Amazon SQS:
-// SendMessageBatch (AWS JSON 1.0 protocol) with up to ten messages and 256
-// KiB a request.
+// SendMessageBatch with up to ten messages and 256 KiB a request.
 package sqsqueue
 
 import (
@@ -10,7 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/checkstack/satellite-backend/shared/awsapi"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/checkstack/satellite-backend/shared/resultsfeed"
 )
 
@@ -26,11 +28,17 @@ const (
 // (not the sender's fault) are sent again before they count as failed.
 const entryRetries = 2
 
+// API is the part of the SQS client a Queue calls.
+type API interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+var _ API = (*sqs.Client)(nil)
+
 // Queue implements resultsfeed.Queue.
 type Queue struct {
-	api      *awsapi.Client
-	endpoint string
-	url      string
+	api API
+	url string
 	// RetryDelay is the wait before entries are sent again (100 ms when
 	// zero).
 	RetryDelay time.Duration
@@ -38,32 +46,9 @@ type Queue struct {
 
 var _ resultsfeed.Queue = (*Queue)(nil)
 
-// New returns the queue at queueURL. endpoint overrides SQS's regional
-// endpoint when not empty (the local stack).
-func New(api *awsapi.Client, endpoint, queueURL string) *Queue {
-	return &Queue{api: api, endpoint: api.Endpoint("sqs", endpoint), url: queueURL}
-}
-
-type batchEntry struct {
-	ID          string `json:"Id"`
-	MessageBody string `json:"MessageBody"`
-}
-
-type batchInput struct {
-	QueueURL string       `json:"QueueUrl"`
-	Entries  []batchEntry `json:"Entries"`
-}
-
-type batchOutput struct {
-	Successful []struct {
-		ID string `json:"Id"`
-	} `json:"Successful"`
-	Failed []struct {
-		ID          string `json:"Id"`
-		Code        string `json:"Code"`
-		Message     string `json:"Message"`
-		SenderFault bool   `json:"SenderFault"`
-	} `json:"Failed"`
+// New returns the queue at queueURL, sent to through api.
+func New(api API, queueURL string) *Queue {
+	return &Queue{api: api, url: queueURL}
 }
 
 // SendBatch implements resultsfeed.Queue: as many messages a request as
@@ -92,12 +77,12 @@ func (q *Queue) send(ctx context.Context, bodies [][]byte, start, end int, errs 
 		pending = append(pending, i)
 	}
 	for attempt := 0; len(pending) > 0; attempt++ {
-		in := batchInput{QueueURL: q.url, Entries: make([]batchEntry, len(pending))}
+		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: make([]types.SendMessageBatchRequestEntry, len(pending))}
 		for k, i := range pending {
-			in.Entries[k] = batchEntry{ID: strconv.Itoa(i), MessageBody: string(bodies[i])}
+			in.Entries[k] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(bodies[i]))}
 		}
-		var out batchOutput
-		if err := q.api.JSON10(ctx, "sqs", "SQS", q.endpoint, "AmazonSQS.SendMessageBatch", q.url, in, &out); err != nil {
+		out, err := q.api.SendMessageBatch(ctx, in)
+		if err != nil {
 			for _, i := range pending {
 				errs[i] = err
 			}
@@ -105,13 +90,14 @@ func (q *Queue) send(ctx context.Context, bodies [][]byte, start, end int, errs 
 		}
 		sent := map[string]bool{}
 		for _, s := range out.Successful {
-			sent[s.ID] = true
+			sent[aws.ToString(s.Id)] = true
 		}
 		failed := map[string]error{}
 		retry := map[string]bool{}
 		for _, f := range out.Failed {
-			failed[f.ID] = fmt.Errorf("SQS SendMessageBatch: entry refused: %s: %s", f.Code, f.Message)
-			retry[f.ID] = !f.SenderFault && attempt < entryRetries
+			id := aws.ToString(f.Id)
+			failed[id] = fmt.Errorf("SQS SendMessageBatch: entry refused: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			retry[id] = !f.SenderFault && attempt < entryRetries
 		}
 		next := pending[:0]
 		for _, i := range pending {

@@ -16,10 +16,8 @@ import (
 	"github.com/checkstack/satellite-backend/infra/localaws"
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/app"
-	"github.com/checkstack/satellite-backend/shared/awsapi"
 	"github.com/checkstack/satellite-backend/shared/dynamo"
 	"github.com/checkstack/satellite-backend/shared/protocol"
-	"github.com/checkstack/satellite-backend/shared/s3objects"
 	"github.com/checkstack/satellite-backend/shared/s3telemetry"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
@@ -324,10 +322,7 @@ func TestTelemetryTakeoverOfAStoredBatchStoresItOnce(t *testing.T) {
 // builds it.
 func telemetryStore(t *testing.T, h *harness) *s3telemetry.Store {
 	t.Helper()
-	bucket, err := s3objects.New(awsapi.New(localaws.AWSConfig(), awsapi.Options{}), h.env.TelemetryBucket, h.env.S3Endpoint, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bucket := localaws.Bucket(h.env.S3Endpoint, h.env.TelemetryBucket)
 	return s3telemetry.New(bucket)
 }
 
