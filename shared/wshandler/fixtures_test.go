@@ -12,6 +12,7 @@ import (
 
 	"github.com/checkstack/satellite-backend/infra/testenv"
 	"github.com/checkstack/satellite-backend/shared/protocol"
+	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
 // TestEventFixturesRoundTrip checks every WebSocket events/ fixture decodes
@@ -78,4 +79,48 @@ func assertSubset(t *testing.T, path string, want, got any) {
 			t.Errorf("%s: %v became %v", path, want, got)
 		}
 	}
+}
+
+// strategyWithSecrets is an assignment whose strategy config and collectors
+// hold secret references among plain values.
+func strategyWithSecrets(t *testing.T, configID string, secret string) satellite.Assignment {
+	t.Helper()
+	raw := map[string]any{
+		"configId": configID, "systemId": "sys-" + configID, "strategyId": "http", "intervalSeconds": 30,
+		"config": map[string]any{
+			"url":     "https://example.test",
+			"auth":    map[string]any{"user": "bob", "password": "${{ secrets." + secret + " }}"},
+			"headers": []any{map[string]any{"name": "X-Token", "value": "${{secrets.API_TOKEN}}"}, map[string]any{"name": "Accept", "value": "text/plain"}},
+		},
+		"collectors": []any{
+			map[string]any{"id": "col-db", "collectorId": "sql", "config": map[string]any{"dsn": "postgres://db", "password": "${{ secrets.DB-PASSWORD }}"}},
+			map[string]any{"id": "col-plain", "collectorId": "ping", "config": map[string]any{"host": "example.test"}},
+		},
+	}
+	b, _ := json.Marshal(raw)
+	a, err := satellite.ParseAssignment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// withEnvironments is an assignment listing environments.
+func withEnvironments(t *testing.T, configID, systemID string, envs ...string) satellite.Assignment {
+	t.Helper()
+	list := []any{}
+	for _, e := range envs {
+		list = append(list, map[string]any{"id": e, "name": strings.ToUpper(e), "fields": map[string]any{"host": e + ".example.test"}})
+	}
+	raw := map[string]any{
+		"configId": configID, "systemId": systemID, "strategyId": "http", "intervalSeconds": 30,
+		"config": map[string]any{"url": "https://example.test"}, "environments": list,
+		"systemMetadata": map[string]any{"owner": "team-a", "tier": 1},
+	}
+	b, _ := json.Marshal(raw)
+	a, err := satellite.ParseAssignment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

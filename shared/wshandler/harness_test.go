@@ -277,3 +277,31 @@ func (h *harness) logLines(msg string) []map[string]any {
 	}
 	return out
 }
+
+// framesOf returns the frames posted to id of one type.
+func framesOf(t *testing.T, h *harness, id, typ string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, f := range h.mgmt.Frames(t, id) {
+		if f["type"] == typ {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// authenticateWith authenticates with extra authenticate fields and returns
+// the connection id; it does not look at what was sent back.
+func (h *harness) authenticateWith(satelliteID, tok string, extra map[string]any) string {
+	h.t.Helper()
+	id := h.open()
+	fields := map[string]any{"clientId": satelliteID, "token": tok}
+	for k, v := range extra {
+		fields[k] = v
+	}
+	h.send(testenv.Message(h.t, "authenticate", id, fields))
+	if got := framesOf(h.t, h, id, "authenticated"); len(got) != 1 {
+		h.t.Fatalf("authenticate %s: frames %v", satelliteID, h.mgmt.Frames(h.t, id))
+	}
+	return id
+}

@@ -91,3 +91,80 @@ func TestRunSecretsWithoutSource(t *testing.T) {
 		t.Errorf("reply = %v, want error %q", got, protocol.SecretsUnavailable)
 	}
 }
+
+func TestConfigSecrets(t *testing.T) {
+	h := newHarness(t)
+	tok := h.satellite("sat-cfgsec", strategyWithSecrets(t, "cfg-1", "API_TOKEN"), strategyWithSecrets(t, "cfg-missing", "NOT_THERE"))
+	h.satellite("sat-other", strategyWithSecrets(t, "cfg-other", "API_TOKEN"))
+	id := h.authenticate("sat-cfgsec", tok)
+	request := func(configID string) map[string]any {
+		t.Helper()
+		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"requestId": "req-" + configID, "configId": configID}))
+		got := lastFrame(t, h, id)
+		if got["type"] != "config_secrets" || got["requestId"] != "req-"+configID {
+			t.Fatalf("reply = %v", got)
+		}
+		return got
+	}
+
+	got := request("cfg-1")
+	strategy, _ := got["strategy"].(map[string]any)
+	collectors, _ := got["collectors"].(map[string]any)
+	db, _ := collectors["col-db"].(map[string]any)
+	if len(strategy) != 2 || strategy["auth.password"] != "s3cr3t-api-token-value" || strategy["headers[0].value"] != "s3cr3t-api-token-value" {
+		t.Errorf("strategy = %v", strategy)
+	}
+	if len(collectors) != 1 || len(db) != 1 || db["password"] != "pa55-value-never-logged" || got["error"] != nil {
+		t.Errorf("collectors = %v (a collector without secrets is omitted)", collectors)
+	}
+
+	for _, tc := range []struct{ configID, want string }{
+		{"cfg-unknown", "No assignment for configId cfg-unknown"},
+		{"cfg-other", "No assignment for configId cfg-other"}, // another satellite's
+		{"cfg-missing", "NOT_THERE"},
+	} {
+		got := request(tc.configID)
+		msg, _ := got["error"].(string)
+		if !strings.Contains(msg, tc.want) || got["strategy"] != nil || got["collectors"] != nil {
+			t.Errorf("%s: reply %v, want only an error naming %q", tc.configID, got, tc.want)
+		}
+	}
+	// A malformed request still gets an answer under its requestId.
+	h.send(testenv.Raw(t, id, `{"type":"request_config_secrets","requestId":"req-bad","runId":"r"}`))
+	if got := lastFrame(t, h, id); got["requestId"] != "req-bad" || !strings.Contains(got["error"].(string), "configId") {
+		t.Errorf("malformed request: %v", got)
+	}
+	for _, secret := range []string{"s3cr3t-api-token-value", "pa55-value-never-logged"} {
+		if strings.Contains(h.logs.String(), secret) {
+			t.Errorf("a secret value reached the log")
+		}
+	}
+
+	t.Run("no secret source", func(t *testing.T) {
+		h := newHarness(t, withoutSecrets)
+		tok := h.satellite("sat-nosec", strategyWithSecrets(t, "cfg-1", "API_TOKEN"), assignment(t, "cfg-plain", "sys-plain"))
+		id := h.authenticate("sat-nosec", tok)
+		// A config without references needs no secret source.
+		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"configId": "cfg-plain"}))
+		if got := lastFrame(t, h, id); got["type"] != "config_secrets" || got["error"] != nil || got["strategy"] != nil {
+			t.Errorf("config secrets of a config without references: %v", got)
+		}
+		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"configId": "cfg-1"}))
+		if got := lastFrame(t, h, id); got["error"] != "Secret delivery is not available on this core instance." {
+			t.Errorf("config secrets: reply = %v", got)
+		}
+		h.send(testenv.Message(t, "capability-secret", id, nil))
+		if got := lastFrame(t, h, id); got["type"] != "capability_secret_response" || got["error"] != "Secret delivery is not available on this core instance." {
+			t.Errorf("capability secret: reply = %v", got)
+		}
+	})
+	t.Run("rotated token", func(t *testing.T) {
+		if err := h.env.Registry().SetTokenHash(ctx, "sat-cfgsec", "$2a$10$rotatedrotatedrotatedrotatedrotatedrotatedrotatedrota"); err != nil {
+			t.Fatal(err)
+		}
+		h.send(testenv.Message(t, "config-secrets", id, map[string]any{"configId": "cfg-1"}))
+		if got := lastFrame(t, h, id); got["type"] != "auth_failed" || !h.mgmt.Closed(id) {
+			t.Errorf("after rotation: %v, closed %v", got, h.mgmt.Closed(id))
+		}
+	})
+}
