@@ -95,7 +95,7 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	if !conn.Authenticated() {
 		return s.settle(ctx, c, conn, msg, errMustAuthenticate)
 	}
-	if handle, ok := handlers[msg.Type()]; ok {
+	if handle := handlerFor(msg.Type()); handle != nil {
 		err = handle(s, ctx, c, conn, msg)
 	}
 	return s.settle(ctx, c, conn, msg, err)
@@ -104,22 +104,41 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 // handler handles one frame of an authenticated connection.
 type handler func(s *Service, ctx context.Context, c Conn, conn satellite.Connection, msg protocol.Message) error
 
-// handlers route the frames of an authenticated connection, by type, to
-// their handlers; authenticate, which makes a connection authenticated,
-// is handled before. A request's handler answers it; settle answers a
-// request whose handler failed.
-var handlers = map[string]handler{
-	protocol.TypeHeartbeat:               on((*Service).heartbeat),
-	protocol.TypeResult:                  on((*Service).result),
-	protocol.TypeStrategyError:           on((*Service).strategyError),
-	protocol.TypeScriptPackageSyncState:  on((*Service).syncState),
-	protocol.TypeCapabilityStatus:        on((*Service).capabilityStatus),
-	protocol.TypeManifestRequest:         on((*Service).manifest),
-	protocol.TypeBlobRequest:             on((*Service).blob),
-	protocol.TypeRunSecretsRequest:       on((*Service).runSecrets),
-	protocol.TypeConfigSecretsRequest:    on((*Service).configSecrets),
-	protocol.TypeCapabilitySecretRequest: on((*Service).capabilitySecret),
-	protocol.TypeTelemetryBatch:          on((*Service).telemetry),
+// handlerFor is the handler table: the handler of each frame type an
+// authenticated connection sends (authenticate, which makes a connection
+// authenticated, is handled before); nil for none. A request's handler
+// answers it; settle answers a request whose handler failed.
+//
+// It is a switch rather than a map a package variable holds: a map is
+// built when the package starts, which would link every handler into
+// every function that imports the package, not only into the message
+// function that receives frames.
+func handlerFor(typ string) handler {
+	switch typ {
+	case protocol.TypeHeartbeat:
+		return on((*Service).heartbeat)
+	case protocol.TypeResult:
+		return on((*Service).result)
+	case protocol.TypeStrategyError:
+		return on((*Service).strategyError)
+	case protocol.TypeScriptPackageSyncState:
+		return on((*Service).syncState)
+	case protocol.TypeCapabilityStatus:
+		return on((*Service).capabilityStatus)
+	case protocol.TypeManifestRequest:
+		return on((*Service).manifest)
+	case protocol.TypeBlobRequest:
+		return on((*Service).blob)
+	case protocol.TypeRunSecretsRequest:
+		return on((*Service).runSecrets)
+	case protocol.TypeConfigSecretsRequest:
+		return on((*Service).configSecrets)
+	case protocol.TypeCapabilitySecretRequest:
+		return on((*Service).capabilitySecret)
+	case protocol.TypeTelemetryBatch:
+		return on((*Service).telemetry)
+	}
+	return nil
 }
 
 // on makes a handler of frames of type M a handler of the table.

@@ -14,7 +14,7 @@ import (
 // answered under that id: by its handler, or by its Awaited's Refusal or
 // Failure. The request types are ManifestRequest, BlobRequest,
 // RunSecretsRequest, ConfigSecretsRequest, CapabilitySecretRequest and
-// TelemetryBatch; each is one entry of requestKinds.
+// TelemetryBatch; each is one case of requestKindOf.
 type Request interface {
 	Message
 	// Awaited is the answer the satellite waits on: the request's type
@@ -36,7 +36,13 @@ type Awaited struct {
 // Refusal is the answer refusing the request, saying why where the answer
 // has room for it: a manifest with no entries, a blob with data null, a
 // secret reply with error reason, a telemetry_ack rejecting the batch.
-func (a Awaited) Refusal(reason string) any { return requestKinds[a.Type].refusal(a.ID, reason) }
+// A zero Awaited has none (nil).
+func (a Awaited) Refusal(reason string) any {
+	if kind, ok := requestKindOf(a.Type); ok {
+		return kind.refusal(a.ID, reason)
+	}
+	return nil
+}
 
 // Failure is the answer to a request the backend failed to handle, so
 // that the satellite stops waiting: a secret reply saying to try again, a
@@ -44,8 +50,8 @@ func (a Awaited) Refusal(reason string) any { return requestKinds[a.Type].refusa
 // blob: their only refusal says the thing does not exist), and the
 // satellite asks again after its timeout.
 func (a Awaited) Failure() any {
-	if fail := requestKinds[a.Type].failure; fail != nil {
-		return fail(a.ID)
+	if kind, _ := requestKindOf(a.Type); kind.failure != nil {
+		return kind.failure(a.ID)
 	}
 	return nil
 }
@@ -64,26 +70,40 @@ type requestKind struct {
 	failure func(id json.RawMessage) any // nil: none
 }
 
-// requestKinds are the request types, by type.
-var requestKinds = map[string]requestKind{
-	TypeManifestRequest: {
-		asSent: stringAsSent("lockfileHash"),
-		refusal: func(id json.RawMessage, _ string) any {
-			return refusedManifest{Type: TypeScriptPackageManifest, LockfileHash: id, Entries: []satellite.ManifestEntry{}}
-		},
-	},
-	TypeBlobRequest: {
-		asSent:  stringAsSent("integrity"),
-		refusal: func(id json.RawMessage, _ string) any { return refusedBlob{Type: TypeScriptPackageBlob, Integrity: id} },
-	},
-	TypeRunSecretsRequest:       secretRequest(TypeRunSecrets),
-	TypeConfigSecretsRequest:    secretRequest(TypeConfigSecrets),
-	TypeCapabilitySecretRequest: secretRequest(TypeCapabilitySecretResponse),
-	TypeTelemetryBatch: {
-		asSent:  BatchIDOf,
-		refusal: func(id json.RawMessage, _ string) any { return NewTelemetryAck(id, 0, 1, false) },
-		failure: func(id json.RawMessage) any { return NewTelemetryAck(id, 0, 0, true) },
-	},
+// requestKindOf is the table of request types: what the protocol says of
+// requests of type typ; false when typ is not a request type.
+//
+// It is a switch rather than a map a package variable holds: a map is
+// built when the package starts, which would link the answers into every
+// function that imports the package.
+func requestKindOf(typ string) (requestKind, bool) {
+	switch typ {
+	case TypeManifestRequest:
+		return requestKind{
+			asSent: stringAsSent("lockfileHash"),
+			refusal: func(id json.RawMessage, _ string) any {
+				return refusedManifest{Type: TypeScriptPackageManifest, LockfileHash: id, Entries: []satellite.ManifestEntry{}}
+			},
+		}, true
+	case TypeBlobRequest:
+		return requestKind{
+			asSent:  stringAsSent("integrity"),
+			refusal: func(id json.RawMessage, _ string) any { return refusedBlob{Type: TypeScriptPackageBlob, Integrity: id} },
+		}, true
+	case TypeRunSecretsRequest:
+		return secretRequest(TypeRunSecrets), true
+	case TypeConfigSecretsRequest:
+		return secretRequest(TypeConfigSecrets), true
+	case TypeCapabilitySecretRequest:
+		return secretRequest(TypeCapabilitySecretResponse), true
+	case TypeTelemetryBatch:
+		return requestKind{
+			asSent:  BatchIDOf,
+			refusal: func(id json.RawMessage, _ string) any { return NewTelemetryAck(id, 0, 1, false) },
+			failure: func(id json.RawMessage) any { return NewTelemetryAck(id, 0, 0, true) },
+		}, true
+	}
+	return requestKind{}, false
 }
 
 // secretRequest is a request for secrets, answered by a reply of type
@@ -134,7 +154,7 @@ func (m *TelemetryBatch) Awaited() Awaited {
 
 // IsRequest reports whether frames of type typ are requests.
 func IsRequest(typ string) bool {
-	_, ok := requestKinds[typ]
+	_, ok := requestKindOf(typ)
 	return ok
 }
 
@@ -152,7 +172,7 @@ func IsRequest(typ string) bool {
 // refused: the id as sent. It returns false when typ is not a request
 // type or the frame does not carry the id its answer is matched on.
 func AwaitedOf(typ string, frame []byte) (Awaited, bool) {
-	kind, ok := requestKinds[typ]
+	kind, ok := requestKindOf(typ)
 	if !ok {
 		return Awaited{}, false
 	}
