@@ -154,9 +154,9 @@ type NewSatellite struct {
 	OfflineThreshold time.Duration // 0: the default
 }
 
-// Create stores a new satellite and returns it with its plaintext token,
+// CreateSatellite stores a new satellite and returns it with its plaintext token,
 // which is never shown again (only its bcrypt hash is kept).
-func (s *Service) Create(ctx context.Context, n NewSatellite) (View, string, error) {
+func (s *Service) CreateSatellite(ctx context.Context, n NewSatellite) (View, string, error) {
 	id, err := uuid.NewRandom()
 	if err != nil {
 		return View{}, "", satellite.Wrap(err, satellite.EINTERNAL, "generate id")
@@ -184,11 +184,11 @@ type SatellitesPage struct {
 	NextToken string `json:"nextToken,omitempty"`
 }
 
-// List returns one page of the fleet in satellite id order: at most
+// ListSatellites returns one page of the fleet in satellite id order: at most
 // p.Limit satellites, fewer when their views would take more than
 // MaxPageBytes or the invocation's deadline is near. Errors are the
 // registry's (EINTERNAL).
-func (s *Service) List(ctx context.Context, p PageRequest) (SatellitesPage, error) {
+func (s *Service) ListSatellites(ctx context.Context, p PageRequest) (SatellitesPage, error) {
 	page, err := s.Registry.ListSatellites(ctx, p.After, p.Limit)
 	if err != nil {
 		return SatellitesPage{}, err
@@ -204,9 +204,9 @@ func (s *Service) List(ctx context.Context, p PageRequest) (SatellitesPage, erro
 	return out, nil
 }
 
-// Get returns one satellite with its assignments, capability configs and
+// Satellite returns one satellite with its assignments, capability configs and
 // the latest status of each capability.
-func (s *Service) Get(ctx context.Context, id string) (View, error) {
+func (s *Service) Satellite(ctx context.Context, id string) (View, error) {
 	sat, assignments, err := s.Registry.Satellite(ctx, id)
 	if err != nil {
 		return View{}, err
@@ -231,8 +231,8 @@ func (s *Service) Get(ctx context.Context, id string) (View, error) {
 	return v, nil
 }
 
-// Update changes name, region, tags or threshold.
-func (s *Service) Update(ctx context.Context, id string, u satellite.Update) (View, error) {
+// UpdateSatellite changes name, region, tags or threshold.
+func (s *Service) UpdateSatellite(ctx context.Context, id string, u satellite.Update) (View, error) {
 	sat, err := s.Registry.UpdateSatellite(ctx, id, u)
 	if err != nil {
 		return View{}, err
@@ -245,8 +245,8 @@ func (s *Service) Update(ctx context.Context, id string, u satellite.Update) (Vi
 	return s.view(sat, nil), nil
 }
 
-// Online returns the ids of the satellites online now.
-func (s *Service) Online(ctx context.Context) ([]string, error) {
+// OnlineSatellites returns the ids of the satellites online now.
+func (s *Service) OnlineSatellites(ctx context.Context) ([]string, error) {
 	return s.Registry.OnlineSatelliteIDs(ctx, s.Now())
 }
 
@@ -288,14 +288,14 @@ func (s *Service) RotateToken(ctx context.Context, id string) (Rotated, error) {
 	return out, nil
 }
 
-// Delete removes a satellite, its assignments, sync state and connection
-// records. It first tombstones the satellite (no token matches it, and its
-// connections lose their authority), so a reconnect between the shutdown and
-// the deletion cannot authenticate; then shuts its connections down; then
-// deletes, recording the satellite.removed edge in the same write, and
-// publishes it. The edge is delivered at least once, as every lifecycle
+// DeleteSatellite removes a satellite, its assignments, sync state and
+// connection records. It first tombstones the satellite (no token matches
+// it, and its connections lose their authority), so a reconnect between
+// the shutdown and the deletion cannot authenticate; then shuts its
+// connections down; then deletes, recording the satellite.removed edge in
+// the same write, and publishes it. The edge is delivered at least once, as every lifecycle
 // edge: one this request fails to publish the sweep publishes again.
-func (s *Service) Delete(ctx context.Context, id string) error {
+func (s *Service) DeleteSatellite(ctx context.Context, id string) error {
 	if err := s.Registry.SetTokenHash(ctx, id, ""); err != nil {
 		return err
 	}
@@ -313,9 +313,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Assign replaces a satellite's assignments and pushes config_updated to it
-// when it is connected. From then on it may report only for the new set.
-func (s *Service) Assign(ctx context.Context, id string, assignments []satellite.Assignment) (View, error) {
+// ReplaceAssignments replaces a satellite's assignments and pushes
+// config_updated to it when it is connected. From then on it may report
+// only for the new set.
+func (s *Service) ReplaceAssignments(ctx context.Context, id string, assignments []satellite.Assignment) (View, error) {
 	if err := s.Registry.ReplaceAssignments(ctx, id, assignments); err != nil {
 		return View{}, err
 	}
@@ -323,8 +324,14 @@ func (s *Service) Assign(ctx context.Context, id string, assignments []satellite
 		// Stored: the satellite gets them on its next authenticate anyway.
 		s.Log.LogAttrs(ctx, slog.LevelError, "config_updated not pushed", slog.String("satelliteId", id), slog.String("error", err.Error()))
 	}
-	return s.Get(ctx, id)
+	return s.Satellite(ctx, id)
 }
+
+// Bounds of a package's name (npm's) and version.
+const (
+	MaxPackageNameLength    = 214
+	MaxPackageVersionLength = 64
+)
 
 // Package is one script package to publish.
 type Package struct {
@@ -345,12 +352,12 @@ type Published struct {
 
 func (p Published) location() string { return p.Refresh.location() }
 
-// Publish stores a package set (content-addressed blobs, a manifest, the
+// PublishPackages stores a package set (content-addressed blobs, a manifest, the
 // desired lockfile hash) and starts the fan-out job that pushes
 // refresh_script_packages to every connected satellite. EINTERNAL when the
 // job could not be started: the set is published all the same, and
 // satellites get it when they next authenticate.
-func (s *Service) Publish(ctx context.Context, packages []Package) (Published, error) {
+func (s *Service) PublishPackages(ctx context.Context, packages []Package) (Published, error) {
 	if s.Publisher == nil {
 		return Published{}, satellite.Errorf(satellite.EUNAVAILABLE, "no script-package store is configured (SCRIPT_PACKAGES_BUCKET)")
 	}
@@ -456,10 +463,10 @@ type ResultView struct {
 	ClockSkewMs int64 `json:"clockSkewMs,omitempty"`
 }
 
-// Results returns the latest limit results of a check, newest first (a
+// LatestResults returns the latest limit results of a check, newest first (a
 // result dated ahead of the backend's clock by its receipt): of every
 // environment, or of environmentID's only when it is not nil.
-func (s *Service) Results(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]ResultView, error) {
+func (s *Service) LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]ResultView, error) {
 	rs, err := s.Registry.LatestResults(ctx, configID, systemID, environmentID, limit)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"strconv"
@@ -59,7 +60,7 @@ func object(req events.APIGatewayV2HTTPRequest, allowed ...string) (map[string]j
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
 
-var regionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+var regionPattern = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9][a-z0-9-]{0,%d}$`, satellite.MaxRegionLength-1))
 
 func decodeString(fields map[string]json.RawMessage, name string, required bool, max int) (*string, error) {
 	raw, ok := fields[name]
@@ -113,12 +114,12 @@ func decodeTags(fields map[string]json.RawMessage) (*map[string]string, error) {
 	if err := json.Unmarshal(raw, &tags); err != nil {
 		return nil, satellite.Errorf(satellite.EINVALID, "tags must be an object of string values")
 	}
-	if len(tags) > 50 {
-		return nil, satellite.Errorf(satellite.EINVALID, "tags can hold at most 50 entries")
+	if len(tags) > satellite.MaxTags {
+		return nil, satellite.Errorf(satellite.EINVALID, "tags can hold at most %d entries", satellite.MaxTags)
 	}
 	for k, v := range tags {
-		if k == "" || len(k) > 128 || len(v) > 256 {
-			return nil, satellite.Errorf(satellite.EINVALID, "tags.%s: keys are 1 to 128 characters, values at most 256", k)
+		if k == "" || len(k) > satellite.MaxTagKeyLength || len(v) > satellite.MaxTagValueLength {
+			return nil, satellite.Errorf(satellite.EINVALID, "tags.%s: keys are 1 to %d characters, values at most %d", k, satellite.MaxTagKeyLength, satellite.MaxTagValueLength)
 		}
 		if err := plainText("tags key", k); err != nil {
 			return nil, err
@@ -158,11 +159,11 @@ func decodeNewSatellite(req events.APIGatewayV2HTTPRequest) (NewSatellite, error
 	if err != nil {
 		return NewSatellite{}, err
 	}
-	name, err := decodeString(fields, "name", true, 128)
+	name, err := decodeString(fields, "name", true, satellite.MaxNameLength)
 	if err != nil {
 		return NewSatellite{}, err
 	}
-	region, err := decodeString(fields, "region", true, 64)
+	region, err := decodeString(fields, "region", true, satellite.MaxRegionLength)
 	if err != nil {
 		return NewSatellite{}, err
 	}
@@ -196,10 +197,10 @@ func decodeUpdate(req events.APIGatewayV2HTTPRequest) (satellite.Update, error) 
 		return satellite.Update{}, satellite.Errorf(satellite.EINVALID, "give at least one of name, region, tags, offlineThresholdMs")
 	}
 	var u satellite.Update
-	if u.Name, err = decodeString(fields, "name", false, 128); err != nil {
+	if u.Name, err = decodeString(fields, "name", false, satellite.MaxNameLength); err != nil {
 		return u, err
 	}
-	if u.Region, err = decodeString(fields, "region", false, 64); err != nil {
+	if u.Region, err = decodeString(fields, "region", false, satellite.MaxRegionLength); err != nil {
 		return u, err
 	}
 	if u.Region != nil && !regionPattern.MatchString(*u.Region) {
@@ -250,22 +251,23 @@ func decodeAssignments(req events.APIGatewayV2HTTPRequest) ([]satellite.Assignme
 		out = append(out, a)
 	}
 	// A satellite receives its whole set in one message (authenticated,
-	// config_updated), which API Gateway limits to 128 KB.
+	// config_updated), which API Gateway limits to 128 KB: sized with the
+	// longest lockfile hash and satellite id.
 	frame, _ := json.Marshal(protocol.NewConfigUpdated(out, protocol.LockfileHash{Configured: true, Hash: &maxHash}))
-	if len(frame)+len(`"satelliteId":"","type":"authenticated","maxMessageBytes":131072`)+128 > protocol.MaxMessageBytes {
+	if len(frame)+len(`"satelliteId":"","type":"authenticated","maxMessageBytes":131072`)+satellite.MaxIDLength > protocol.MaxMessageBytes {
 		return nil, satellite.Errorf(satellite.EINVALID, "assignments take %d bytes; a satellite receives them in one message of at most %d", len(frame), protocol.MaxMessageBytes)
 	}
 	return out, nil
 }
 
 // maxHash stands for the longest lockfile hash when sizing a message.
-var maxHash = strings.Repeat("0", 200)
+var maxHash = strings.Repeat("0", satellite.MaxLockfileHashLength)
 
 var (
-	packageNamePattern = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,213}$`)
+	packageNamePattern = regexp.MustCompile(fmt.Sprintf(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]{0,%d}$`, MaxPackageNameLength-1))
 	// A version is a semver-like token: it names a file in a satellite's
 	// package store, so no "/" and no "..".
-	packageVersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+	packageVersionPattern = regexp.MustCompile(fmt.Sprintf(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,%d}$`, MaxPackageVersionLength-1))
 )
 
 func validVersion(v string) bool {
@@ -306,7 +308,7 @@ func decodePackages(req events.APIGatewayV2HTTPRequest) ([]Package, error) {
 		case it.Name == nil || !packageNamePattern.MatchString(*it.Name):
 			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].name must be an npm-style package name", i)
 		case it.Version == nil || !validVersion(*it.Version):
-			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].version must be 1 to 64 letters, digits, '.', '+', '_' or '-', with no '..'", i)
+			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].version must be 1 to %d letters, digits, '.', '+', '_' or '-', with no '..'", i, MaxPackageVersionLength)
 		case it.Data == nil:
 			return nil, satellite.Errorf(satellite.EINVALID, "packages[%d].data is required (the package bytes, base64)", i)
 		}
@@ -367,7 +369,7 @@ func decodeSandboxPolicy(req events.APIGatewayV2HTTPRequest) (json.RawMessage, e
 }
 
 // secretFieldPattern names a field of a bound resource.
-var secretFieldPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
+var secretFieldPattern = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z_][A-Za-z0-9_.-]{0,%d}$`, satellite.MaxSecretFieldLength-1))
 
 // decodeCapabilityConfig reads PUT /satellites/{id}/capabilities/{kind}:
 // {payload, secrets?}, secrets being resource id -> field -> secret
@@ -423,7 +425,7 @@ func decodeCapabilityConfig(req events.APIGatewayV2HTTPRequest) (satellite.Capab
 // decodeTelemetryQuery reads GET /telemetry?satelliteId=&kind=&since=&until=&limit=.
 func decodeTelemetryQuery(req events.APIGatewayV2HTTPRequest, now time.Time, kinds []string) (satellite.TelemetryQuery, error) {
 	q := req.QueryStringParameters
-	tq := satellite.TelemetryQuery{Until: now.UTC(), Since: now.UTC().Add(-24 * time.Hour), Limit: 100}
+	tq := satellite.TelemetryQuery{Until: now.UTC(), Since: now.UTC().Add(-satellite.DefaultTelemetryWindow), Limit: satellite.DefaultTelemetryLimit}
 	if v, ok := q["satelliteId"]; ok {
 		if !satellite.ValidSatelliteID(v) {
 			return tq, satellite.Errorf(satellite.EINVALID, "satelliteId is not a satellite id")
@@ -457,8 +459,8 @@ func decodeTelemetryQuery(req events.APIGatewayV2HTTPRequest, now time.Time, kin
 	}
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return tq, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to 1000")
+		if err != nil || n < 1 || n > satellite.MaxTelemetryLimit {
+			return tq, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to %d", satellite.MaxTelemetryLimit)
 		}
 		tq.Limit = n
 	}
@@ -471,11 +473,11 @@ func decodeResultsQuery(q map[string]string) (configID, systemID string, environ
 	if configID == "" || systemID == "" {
 		return "", "", nil, 0, satellite.Errorf(satellite.EINVALID, "query parameters configId and systemId are required")
 	}
-	limit = int32(20)
+	limit = int32(satellite.DefaultResultsLimit)
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return "", "", nil, 0, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to 100")
+		if err != nil || n < 1 || n > satellite.MaxResultsLimit {
+			return "", "", nil, 0, satellite.Errorf(satellite.EINVALID, "limit must be an integer from 1 to %d", satellite.MaxResultsLimit)
 		}
 		limit = int32(n)
 	}

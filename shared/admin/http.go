@@ -151,7 +151,7 @@ func (h *Handler) createSatellite(ctx context.Context, req events.APIGatewayV2HT
 	if err != nil {
 		return 0, nil, err
 	}
-	v, tok, err := s.Create(ctx, n)
+	v, tok, err := s.CreateSatellite(ctx, n)
 	return http.StatusCreated, map[string]any{"satellite": v, "token": tok}, err
 }
 
@@ -162,14 +162,14 @@ func (h *Handler) listSatellites(ctx context.Context, req events.APIGatewayV2HTT
 	if err != nil {
 		return 0, nil, err
 	}
-	page, err := s.List(ctx, p)
+	page, err := s.ListSatellites(ctx, p)
 	return http.StatusOK, page, err
 }
 
 // onlineSatellites serves GET /satellites/online.
 func (h *Handler) onlineSatellites(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
 	s := h.Service
-	ids, err := s.Online(ctx)
+	ids, err := s.OnlineSatellites(ctx)
 	if ids == nil {
 		ids = []string{}
 	}
@@ -180,7 +180,7 @@ func (h *Handler) onlineSatellites(ctx context.Context, req events.APIGatewayV2H
 func (h *Handler) getSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
 	s := h.Service
 	id := req.PathParameters["satelliteId"]
-	v, err := s.Get(ctx, id)
+	v, err := s.Satellite(ctx, id)
 	return http.StatusOK, v, err
 }
 
@@ -192,7 +192,7 @@ func (h *Handler) updateSatellite(ctx context.Context, req events.APIGatewayV2HT
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := s.Update(ctx, id, u)
+	v, err := s.UpdateSatellite(ctx, id, u)
 	return http.StatusOK, v, err
 }
 
@@ -200,7 +200,7 @@ func (h *Handler) updateSatellite(ctx context.Context, req events.APIGatewayV2HT
 func (h *Handler) deleteSatellite(ctx context.Context, req events.APIGatewayV2HTTPRequest) (int, any, error) {
 	s := h.Service
 	id := req.PathParameters["satelliteId"]
-	return http.StatusNoContent, nil, s.Delete(ctx, id)
+	return http.StatusNoContent, nil, s.DeleteSatellite(ctx, id)
 }
 
 // rotateToken serves POST /satellites/{satelliteId}/token.
@@ -219,7 +219,7 @@ func (h *Handler) assign(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := s.Assign(ctx, id, as)
+	v, err := s.ReplaceAssignments(ctx, id, as)
 	return http.StatusOK, v, err
 }
 
@@ -230,7 +230,7 @@ func (h *Handler) publishPackages(ctx context.Context, req events.APIGatewayV2HT
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.Publish(ctx, ps)
+	p, err := s.PublishPackages(ctx, ps)
 	return http.StatusAccepted, p, err
 }
 
@@ -252,7 +252,7 @@ func (h *Handler) listResults(ctx context.Context, req events.APIGatewayV2HTTPRe
 	if err != nil {
 		return 0, nil, err
 	}
-	rs, err := s.Results(ctx, configID, systemID, environmentID, limit)
+	rs, err := s.LatestResults(ctx, configID, systemID, environmentID, limit)
 	return http.StatusOK, map[string]any{"results": rs}, err
 }
 

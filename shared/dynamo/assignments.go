@@ -24,19 +24,15 @@ type partitionState struct {
 
 func (r *Registry) readPartition(ctx context.Context, satelliteID string) (partitionState, error) {
 	st := partitionState{assignments: map[string]bool{}, capConfigs: map[string]bool{}}
-	err := r.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 &r.tables.Satellites,
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey},
-		ExpressionAttributeValues: item{":pk": str(satelliteKey(satelliteID))},
-		ProjectionExpression:      aws.String("#sk, tokenGeneration, version"),
-		ConsistentRead:            aws.Bool(true),
-	}, func(it item) error {
+	e := newExpr()
+	e.key(eq(e.attr(SatellitesPartitionKey), e.val("pk", str(satelliteKey(satelliteID)))))
+	e.project(SatellitesSortKey, tokenGenerationAttr, setVersionAttr)
+	err := r.queryAll(ctx, e.query(r.tables.Satellites, true), func(it item) error {
 		switch sk := getStr(it, SatellitesSortKey); {
 		case sk == satelliteSort:
-			st.exists, st.generation = true, getNum(it, "tokenGeneration")
+			st.exists, st.generation = true, getNum(it, tokenGenerationAttr)
 		case sk == versionSort:
-			st.version = getNum(it, "version")
+			st.version = getNum(it, setVersionAttr)
 		case isAssignmentSort(sk):
 			st.assignments[sk] = true
 		case isCapConfigSort(sk):
@@ -56,22 +52,15 @@ func (r *Registry) readPartition(ctx context.Context, satelliteID string) (parti
 // bumpVersion is the transaction item that moves the assignment set's
 // version on from the one read, failing if another change came first.
 func (r *Registry) bumpVersion(pk types.AttributeValue, read int64) types.TransactWriteItem {
-	put := &types.Put{
-		TableName: &r.tables.Satellites,
-		Item:      item{SatellitesPartitionKey: pk, SatellitesSortKey: str(versionSort), "version": num(read + 1)},
+	it := item{SatellitesPartitionKey: pk, SatellitesSortKey: str(versionSort), setVersionAttr: num(read + 1)}
+	e := whereNew(SatellitesPartitionKey)
+	if read > 0 {
+		e = newExpr()
+		e.when(eq(e.attr(setVersionAttr), e.val("read", num(read))))
 	}
-	if read == 0 {
-		put.ConditionExpression = aws.String("attribute_not_exists(pk)")
-	} else {
-		put.ConditionExpression = aws.String("version = :read")
-		put.ExpressionAttributeValues = item{":read": num(read)}
-	}
+	put := e.transactPut(r.tables.Satellites, it)
 	return types.TransactWriteItem{Put: put}
 }
-
-// environmentsAttr holds an assignment item's environment ids (a string
-// set; absent when it lists none).
-const environmentsAttr = "environmentIds"
 
 // errSetChanged is why a change to an assignment set lost to another.
 func errSetChanged(satelliteID string) error {
@@ -91,11 +80,10 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 	if err != nil {
 		return err
 	}
-	writes := []types.TransactWriteItem{{ConditionCheck: &types.ConditionCheck{
-		TableName:           &r.tables.Satellites,
-		Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-		ConditionExpression: aws.String("attribute_exists(pk)"),
-	}}, r.bumpVersion(pk, st.version)}
+	writes := []types.TransactWriteItem{
+		{ConditionCheck: whereExists(SatellitesPartitionKey).conditionCheck(r.tables.Satellites, satelliteItemKey(satelliteID))},
+		r.bumpVersion(pk, st.version),
+	}
 	keep := map[string]bool{}
 	for _, a := range assignments {
 		raw, err := json.Marshal(a)
@@ -109,8 +97,8 @@ func (r *Registry) ReplaceAssignments(ctx context.Context, satelliteID string, a
 		keep[sk] = true
 		it := item{
 			SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
-			"configId": str(a.ConfigID), "systemId": str(a.SystemID), "assignment": str(string(raw)),
-			"tokenGeneration": num(st.generation),
+			configIDAttr: str(a.ConfigID), systemIDAttr: str(a.SystemID), assignmentAttr: str(string(raw)),
+			tokenGenerationAttr: num(st.generation),
 		}
 		if ids := a.EnvironmentIDs(); len(ids) > 0 {
 			// What a result's environment is checked against, by the

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -33,74 +32,58 @@ func (r *Registry) BindConnection(ctx context.Context, connectionID string, sat 
 func (r *Registry) bindConnection(ctx context.Context, connectionID string, sat satellite.Satellite, verifiedHash string, capabilities []string, now time.Time) (edge satellite.LifecycleEvent, lost *time.Time, err error) {
 	edge = satellite.NewLifecycleEvent(satellite.EdgeConnected, connectionID, sat, now, now)
 	edge.EdgeMarks = sat.ReconnectMarks(now)
-	recordEdge, edgeNames, satValues := edgeWrite(edge, newWriter())
-	for k, v := range connectedValues(sat.ID, sat.OfflineThreshold, now) {
-		satValues[k] = v
+	// The satellite item: the connection current, connected, the edge in
+	// its outbox, on condition that the token is still the verified one
+	// and the heartbeat-loss mark still as sat shows it.
+	sate := newExpr()
+	sate.setTo(sate.attr(currentConnAttr), sate.val("conn", str(connectionID)))
+	setConnected(sate, sat.ID, sat.OfflineThreshold, now)
+	recordEdge(sate, edge, newWriter())
+	sate.removes(sate.attr(closedConnectionAttr), sate.attr(authFailuresAttr), sate.attr(authFailedAtAttr), sate.attr(heartbeatLostAttr))
+	lostMark := notExists(sate.attr(heartbeatLostAttr))
+	if !sat.HeartbeatLostAt.IsZero() {
+		lostMark = eq(sate.attr(heartbeatLostAttr), sate.val("lostAt", millis(sat.HeartbeatLostAt)))
 	}
-	satValues[":conn"] = str(connectionID)
-	satValues[":hash"] = str(verifiedHash)
-	set, remove := "SET connectionId = :conn, "+connectedEdge+", "+recordEdge, " REMOVE "+closedConnectionAttr+", authFailures, authFailedAt, "+heartbeatLostAttr
-	condition := "attribute_exists(pk) AND tokenHash = :hash AND "
-	if sat.HeartbeatLostAt.IsZero() {
-		condition += "attribute_not_exists(" + heartbeatLostAttr + ")"
-	} else {
-		condition += heartbeatLostAttr + " = :lostAt"
-		satValues[":lostAt"] = millis(sat.HeartbeatLostAt)
-	}
+	sate.when(and(exists(sate.attr(SatellitesPartitionKey)), eq(sate.attr(tokenHashAttr), sate.val("hash", str(verifiedHash))), lostMark))
 	// nil keeps what is stored (an agent that does not send the field); a
 	// list, even an empty one, replaces it. An empty list is stored as one,
 	// so "said it offers nothing" stays apart from "never said".
 	if capabilities != nil && (sat.Capabilities == nil || !slices.Equal(capabilities, sat.Capabilities)) {
-		set += ", " + capabilitiesAttr + " = :caps"
-		satValues[":caps"] = stringList(capabilities)
+		sate.setTo(sate.attr(capabilitiesAttr), sate.val("caps", stringList(capabilities)))
 	}
-	// The record carries the satellite's threshold override, as it carries
-	// its name: a heartbeat rounds its key in the live index by it (see
+	// The record: bound to the satellite, out of the Unauthenticated index.
+	// It carries the satellite's threshold override, as it carries its
+	// name: a heartbeat rounds its key in the live index by it (see
 	// LiveStep) without reading the satellite.
-	recordSet, recordRemove, recordValues := "", ", "+connectionThresholdAttr, item{
-		":sid": str(sat.ID), ":name": str(sat.Name), ":region": str(sat.Region),
-		":now": millis(now), ":expiry": str(expiryShard(connectionID)), ":gen": num(sat.TokenGeneration),
-	}
+	rec := newExpr()
+	rec.setTo(rec.attr(BySatelliteIndexPartKey), rec.val("sid", str(sat.ID)))
+	rec.setTo(rec.attr(satelliteNameAttr), rec.val("name", str(sat.Name)))
+	rec.setTo(rec.attr(satelliteRegionAttr), rec.val("region", str(sat.Region)))
+	rec.setTo(rec.attr(authenticatedAtAttr), rec.val("now", millis(now)))
+	rec.setTo(rec.attr(tokenGenerationAttr), rec.val("gen", num(sat.TokenGeneration)))
+	rec.setTo(rec.attr(ExpiryIndexPartKey), rec.val("expiry", str(expiryShard(connectionID))))
+	rec.removes(rec.attr(UnauthenticatedIndexPartKey), rec.attr(lastSatelliteAttr))
 	if sat.OfflineThreshold > 0 {
-		recordSet, recordRemove = ", "+connectionThresholdAttr+" = :threshold", ""
-		recordValues[":threshold"] = num(sat.OfflineThreshold.Milliseconds())
+		rec.setTo(rec.attr(connectionThresholdAttr), rec.val("threshold", num(sat.OfflineThreshold.Milliseconds())))
+	} else {
+		rec.removes(rec.attr(connectionThresholdAttr))
 	}
-	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName: &r.tables.Connections,
-				Key:       item{ConnectionsPartitionKey: str(connectionID)},
-				UpdateExpression: aws.String("SET #sid = :sid, satelliteName = :name, satelliteRegion = :region, authenticatedAt = :now, " +
-					"tokenGeneration = :gen, #expiry = :expiry" + recordSet + " REMOVE #unauth, " + lastSatelliteAttr + recordRemove),
-				// The record must exist: one that is gone belongs to a closed
-				// connection (its $disconnect, or the sweep, removed it), and
-				// binding would bring it back.
-				ConditionExpression: aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
-				ExpressionAttributeNames: map[string]string{
-					"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey,
-					"#expiry": ExpiryIndexPartKey, "#unauth": UnauthenticatedIndexPartKey,
-				},
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-				ExpressionAttributeValues:           recordValues,
-			}},
-			{Update: &types.Update{
-				TableName:                           &r.tables.Satellites,
-				Key:                                 item{SatellitesPartitionKey: str(satelliteKey(sat.ID)), SatellitesSortKey: str(satelliteSort)},
-				UpdateExpression:                    aws.String(set + remove),
-				ConditionExpression:                 aws.String(condition),
-				ExpressionAttributeNames:            edgeNames,
-				ExpressionAttributeValues:           satValues,
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
-		},
-	})
+	// The record must exist: one that is gone belongs to a closed
+	// connection (its $disconnect, or the sweep, removed it), and binding
+	// would bring it back.
+	rec.when(and(exists(rec.attr(ConnectionsPartitionKey)), notExists(rec.attr(BySatelliteIndexPartKey))))
+	recUpdate := rec.transactUpdate(r.tables.Connections, item{ConnectionsPartitionKey: str(connectionID)})
+	recUpdate.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	satUpdate := sate.transactUpdate(r.tables.Satellites, satelliteItemKey(sat.ID))
+	satUpdate.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{{Update: recUpdate}, {Update: satUpdate}}})
 	if failed, reasons, ok := cancelled(err); ok && len(failed) == 2 {
 		switch {
 		case failed[0] && len(reasons[0].Item) == 0:
 			return edge, nil, satellite.Errorf(satellite.EGONE, "connection %s is closed", connectionID)
 		case failed[0]:
 			return edge, nil, satellite.Errorf(satellite.ECONFLICT, "connection %s is already authenticated", connectionID)
-		case failed[1] && len(reasons[1].Item) > 0 && getStr(reasons[1].Item, "tokenHash") == verifiedHash:
+		case failed[1] && len(reasons[1].Item) > 0 && getStr(reasons[1].Item, tokenHashAttr) == verifiedHash:
 			at := getMillis(reasons[1].Item, heartbeatLostAttr)
 			return edge, &at, satellite.Errorf(satellite.ECONFLICT, "satellite %s was found lost while it authenticated", sat.ID)
 		case failed[1]:
@@ -112,16 +95,15 @@ func (r *Registry) bindConnection(ctx context.Context, connectionID string, sat 
 
 // UnbindConnection implements satellite.Registry.
 func (r *Registry) UnbindConnection(ctx context.Context, connectionID, satelliteID string) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &r.tables.Connections,
-		Key:       item{ConnectionsPartitionKey: str(connectionID)},
-		// lastSatelliteId lets the close of this connection still find the
-		// satellite whose current connection it is.
-		UpdateExpression:          aws.String("SET #unauth = :unauth, " + lastSatelliteAttr + " = :sid REMOVE #sid, satelliteName, satelliteRegion, authenticatedAt, authAttemptAt"),
-		ConditionExpression:       aws.String("#sid = :sid"),
-		ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#unauth": UnauthenticatedIndexPartKey},
-		ExpressionAttributeValues: item{":sid": str(satelliteID), ":unauth": str(unauthShard(connectionID))},
-	})
+	// lastSatelliteId lets the close of this connection still find the
+	// satellite whose current connection it is.
+	e := newExpr()
+	sid := e.val("sid", str(satelliteID))
+	e.setTo(e.attr(UnauthenticatedIndexPartKey), e.val("unauth", str(unauthShard(connectionID))))
+	e.setTo(e.attr(lastSatelliteAttr), sid)
+	e.removes(e.attr(BySatelliteIndexPartKey), e.attr(satelliteNameAttr), e.attr(satelliteRegionAttr), e.attr(authenticatedAtAttr), e.attr(authAttemptAtAttr))
+	e.when(eq(e.attr(BySatelliteIndexPartKey), sid))
+	_, err := r.db.UpdateItem(ctx, e.updateItem(r.tables.Connections, item{ConnectionsPartitionKey: str(connectionID)}))
 	if conditionFailed(err) {
 		return nil
 	}

@@ -42,7 +42,7 @@ func (r *Registry) CapabilityConfig(ctx context.Context, satelliteID, kind strin
 		return satellite.CapabilityConfig{}, satellite.Errorf(satellite.ENOTFOUND, "No capability config of kind %s for this satellite", kind)
 	}
 	c, err := capabilityConfigFrom(it)
-	c.TokenGeneration = getNum(sat, "tokenGeneration")
+	c.TokenGeneration = getNum(sat, tokenGenerationAttr)
 	return c, err
 }
 
@@ -63,15 +63,11 @@ func (r *Registry) SetCapabilityConfig(ctx context.Context, satelliteID string, 
 		return satellite.Errorf(satellite.EINVALID, "satellite %s already has %d capability configs, the most it can have", satelliteID, satellite.MaxCapabilityConfigs)
 	}
 	err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{ConditionCheck: &types.ConditionCheck{
-			TableName:           &r.tables.Satellites,
-			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-			ConditionExpression: aws.String("attribute_exists(pk)"),
-		}},
+		{ConditionCheck: whereExists(SatellitesPartitionKey).conditionCheck(r.tables.Satellites, satelliteItemKey(satelliteID))},
 		{Put: &types.Put{TableName: &r.tables.Satellites, Item: item{
 			SatellitesPartitionKey: pk, SatellitesSortKey: str(sk),
-			"kind": str(cfg.Kind), "payload": str(string(cfg.Payload)), "secrets": str(string(secrets)),
-			"updatedAt": millis(cfg.UpdatedAt),
+			kindAttr: str(cfg.Kind), payloadAttr: str(string(cfg.Payload)), secretsAttr: str(string(secrets)),
+			updatedAtAttr: millis(cfg.UpdatedAt),
 		}}},
 	}})
 	if failed, _, ok := cancelled(err); ok && len(failed) > 0 && failed[0] {
@@ -82,11 +78,8 @@ func (r *Registry) SetCapabilityConfig(ctx context.Context, satelliteID string, 
 
 // DeleteCapabilityConfig implements satellite.Fleet.
 func (r *Registry) DeleteCapabilityConfig(ctx context.Context, satelliteID, kind string) error {
-	_, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:           &r.tables.Satellites,
-		Key:                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(capConfigSort(kind))},
-		ConditionExpression: aws.String("attribute_exists(pk)"),
-	})
+	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(capConfigSort(kind))}
+	_, err := r.db.DeleteItem(ctx, whereExists(SatellitesPartitionKey).deleteItem(r.tables.Satellites, key))
 	if conditionFailed(err) {
 		return satellite.Errorf(satellite.ENOTFOUND, "satellite %s has no capability config of kind %s", satelliteID, kind)
 	}
@@ -101,24 +94,27 @@ func (r *Registry) DeleteCapabilityConfig(ctx context.Context, satelliteID, kind
 func (r *Registry) SaveCapabilityStatus(ctx context.Context, satelliteID string, st satellite.CapabilityStatus) error {
 	pk := str(satelliteKey(satelliteID))
 	key := item{SatellitesPartitionKey: pk, SatellitesSortKey: str(statusSort)}
-	value := &types.AttributeValueMemberM{Value: item{"payload": str(string(st.Payload)), "at": millis(st.ReportedAt)}}
+	value := &types.AttributeValueMemberM{Value: item{payloadAttr: str(string(st.Payload)), statusAtField: millis(st.ReportedAt)}}
 	for attempt := 0; ; attempt++ {
-		_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:        &r.tables.Satellites,
-			Key:              key,
-			UpdateExpression: aws.String("SET statuses.#k = :s"),
-			ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(statuses.#k) OR statuses.#k.#at <= :at) AND " +
-				"(attribute_exists(statuses.#k) OR size(statuses) < :max)"),
-			ExpressionAttributeNames:            map[string]string{"#k": st.Kind, "#at": "at"},
-			ExpressionAttributeValues:           item{":s": value, ":at": millis(st.ReportedAt), ":max": num(satellite.MaxStatusKinds)},
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
+		// The kind's status, unless a later one is stored, and only while
+		// the item keeps fewer than MaxStatusKinds kinds or has this one.
+		e := whereExists(SatellitesPartitionKey)
+		statuses := e.attr(statusesAttr)
+		kind := statuses.dot(e.alias("k", st.Kind))
+		e.setTo(kind, e.val("s", value))
+		e.when(and(
+			or(notExists(kind), le(kind.dot(e.attr(statusAtField)), e.val("at", millis(st.ReportedAt)))),
+			or(exists(kind), lt(size(statuses), e.val("max", num(satellite.MaxStatusKinds)))),
+		))
+		in := e.updateItem(r.tables.Satellites, key)
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		_, err := r.db.UpdateItem(ctx, in)
 		var ccf *types.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
 			return internal(err, "store capability status")
 		}
 		if len(ccf.Item) > 0 {
-			statuses, _ := ccf.Item["statuses"].(*types.AttributeValueMemberM)
+			statuses, _ := ccf.Item[statusesAttr].(*types.AttributeValueMemberM)
 			if statuses != nil && statuses.Value[st.Kind] == nil {
 				return satellite.Errorf(satellite.ETOOLARGE, "satellite %s already keeps statuses of %d kinds", satelliteID, satellite.MaxStatusKinds)
 			}
@@ -129,16 +125,9 @@ func (r *Registry) SaveCapabilityStatus(ctx context.Context, satelliteID string,
 		}
 		// The first status of this satellite: create the item.
 		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{ConditionCheck: &types.ConditionCheck{
-				TableName:           &r.tables.Satellites,
-				Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-				ConditionExpression: aws.String("attribute_exists(pk)"),
-			}},
-			{Put: &types.Put{
-				TableName:           &r.tables.Satellites,
-				Item:                item{SatellitesPartitionKey: pk, SatellitesSortKey: str(statusSort), "statuses": &types.AttributeValueMemberM{Value: item{st.Kind: value}}},
-				ConditionExpression: aws.String("attribute_not_exists(pk)"),
-			}},
+			{ConditionCheck: whereExists(SatellitesPartitionKey).conditionCheck(r.tables.Satellites, satelliteItemKey(satelliteID))},
+			{Put: whereNew(SatellitesPartitionKey).transactPut(r.tables.Satellites,
+				item{SatellitesPartitionKey: pk, SatellitesSortKey: str(statusSort), statusesAttr: &types.AttributeValueMemberM{Value: item{st.Kind: value}}})},
 		}})
 		failed, _, ok := cancelled(err)
 		switch {
@@ -163,7 +152,7 @@ func (r *Registry) CapabilityStatuses(ctx context.Context, satelliteID string) (
 	if err != nil {
 		return nil, internal(err, "read capability statuses")
 	}
-	statuses, _ := out.Item["statuses"].(*types.AttributeValueMemberM)
+	statuses, _ := out.Item[statusesAttr].(*types.AttributeValueMemberM)
 	if statuses == nil {
 		return nil, nil
 	}
@@ -173,7 +162,7 @@ func (r *Registry) CapabilityStatuses(ctx context.Context, satelliteID string) (
 		if !ok {
 			continue
 		}
-		list = append(list, satellite.CapabilityStatus{Kind: kind, Payload: json.RawMessage(getStr(m.Value, "payload")), ReportedAt: getMillis(m.Value, "at")})
+		list = append(list, satellite.CapabilityStatus{Kind: kind, Payload: json.RawMessage(getStr(m.Value, payloadAttr)), ReportedAt: getMillis(m.Value, statusAtField)})
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Kind < list[j].Kind })
 	return list, nil

@@ -11,13 +11,20 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// oversizedWrite records one more close for a message over the limit at
-// :now, moving the latest to the one before (:never, 0, when there was
-// none); DynamoDB evaluates every operand against the item before the
-// update.
-const oversizedWrite = oversizedPrevAtAttr + " = if_not_exists(" + oversizedAtAttr + ", :never), " + oversizedAtAttr + " = :now, " +
-	oversizedClosesAttr + " = if_not_exists(" + oversizedClosesAttr + ", :never) + :one"
+// recordOversizedClose adds to e the record of one more close for a
+// message over the limit at now, moving the latest to the one before (0
+// when there was none); DynamoDB evaluates every operand against the item
+// before the update.
+func recordOversizedClose(e *expr, now time.Time) {
+	never := e.val("never", num(0))
+	e.setTo(e.attr(oversizedPrevAtAttr), ifNotExists(e.attr(oversizedAtAttr), never))
+	e.setTo(e.attr(oversizedAtAttr), e.val("now", millis(now)))
+	e.setTo(e.attr(oversizedClosesAttr), plus(ifNotExists(e.attr(oversizedClosesAttr), never), e.val("one", num(1))))
+}
 
+// CloseConnection implements satellite.Registry. The disconnect edge is
+// guarded by connectionId = the closing connection, so a stale $disconnect
+// that arrives after the satellite reconnected changes nothing. The
 // satellite is updated before the record is deleted: a close that dies
 // between the two leaves a record the sweep removes later (closing it again
 // changes nothing), never a satellite connected to a closed connection.
@@ -40,32 +47,27 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, sta
 		closed.SatelliteID = getStr(rec.Item, lastSatelliteAttr)
 	}
 	if closed.SatelliteID != "" {
-		satKey := item{SatellitesPartitionKey: str(satelliteKey(closed.SatelliteID)), SatellitesSortKey: str(satelliteSort)}
+		satKey := satelliteItemKey(closed.SatelliteID)
 		sat := satellite.Satellite{ID: closed.SatelliteID, Name: conn.SatelliteName, Region: conn.SatelliteRegion}
 		edge := satellite.NewLifecycleEvent(satellite.EdgeDisconnected, connectionID, sat, time.Time{}, now)
 		edge.CloseCode = status.Code
 		writer := newWriter()
-		recordEdge, names, values := edgeWrite(edge, writer)
-		values[":disconnected"] = str(string(satellite.EdgeDisconnected))
-		values[":conn"] = str(connectionID)
-		values[":now"] = millis(now)
-		values[":never"] = num(0)
-		set := "SET lastConnectionEvent = :disconnected, " + closedConnectionAttr + " = :conn, lastDisconnectedAt = :now, " +
-			lastSeenAttr + " = if_not_exists(" + heartbeatAttr + ", :never), " + recordEdge
+		e := newExpr()
+		conn := e.val("conn", str(connectionID))
+		e.setTo(e.attr(lastEdgeAttr), e.val("disconnected", str(string(satellite.EdgeDisconnected))))
+		e.setTo(e.attr(closedConnectionAttr), conn)
+		e.setTo(e.attr(lastDisconnectAttr), e.val("now", millis(now)))
+		e.setTo(e.attr(lastSeenAttr), ifNotExists(e.attr(heartbeatAttr), e.val("never", num(0))))
+		recordEdge(e, edge, writer)
 		if status.MessageTooBig() {
-			set += ", " + oversizedWrite
-			values[":one"] = num(1)
+			recordOversizedClose(e, now)
 		}
-		upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                           &r.tables.Satellites,
-			Key:                                 satKey,
-			UpdateExpression:                    aws.String(set + " REMOVE " + heartbeatAttr + ", " + legacyHeartbeatAttr + ", connectionId, liveShard, staleAt"),
-			ConditionExpression:                 aws.String("connectionId = :conn"),
-			ExpressionAttributeNames:            names,
-			ExpressionAttributeValues:           values,
-			ReturnValues:                        types.ReturnValueAllOld,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
+		e.removes(e.attr(heartbeatAttr), e.attr(legacyHeartbeatAttr), e.attr(currentConnAttr), e.attr(LiveIndexPartKey), e.attr(LiveIndexSortKey))
+		e.when(eq(e.attr(currentConnAttr), conn))
+		in := e.updateItem(r.tables.Satellites, satKey)
+		in.ReturnValues = types.ReturnValueAllOld
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+		upd, err := r.db.UpdateItem(ctx, in)
 		it, failed := conditionFailure(err)
 		switch {
 		case failed && wroteEdge(it, edge.ID, writer):
@@ -110,14 +112,11 @@ func (r *Registry) CloseConnection(ctx context.Context, connectionID string, sta
 // recordOversized records a close for a message over the limit on a
 // satellite, if it still exists, and returns its record before and after.
 func (r *Registry) recordOversized(ctx context.Context, key item, now time.Time) (*satellite.OversizedClose, error) {
-	upd, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       key,
-		UpdateExpression:          aws.String("SET " + oversizedWrite),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: item{":now": millis(now), ":never": num(0), ":one": num(1)},
-		ReturnValues:              types.ReturnValueAllOld,
-	})
+	e := whereExists(SatellitesPartitionKey)
+	recordOversizedClose(e, now)
+	in := e.updateItem(r.tables.Satellites, key)
+	in.ReturnValues = types.ReturnValueAllOld
+	upd, err := r.db.UpdateItem(ctx, in)
 	if conditionFailed(err) {
 		return nil, nil // deleted meanwhile
 	}

@@ -52,11 +52,11 @@ func connectionFrom(it item) satellite.Connection {
 	c := satellite.Connection{
 		ID:              getStr(it, ConnectionsPartitionKey),
 		SatelliteID:     getStr(it, BySatelliteIndexPartKey),
-		SatelliteName:   getStr(it, "satelliteName"),
-		SatelliteRegion: getStr(it, "satelliteRegion"),
-		ConnectedAt:     getMillis(it, "connectedAt"),
-		AuthenticatedAt: getMillis(it, "authenticatedAt"),
-		TokenGeneration: getNum(it, "tokenGeneration"),
+		SatelliteName:   getStr(it, satelliteNameAttr),
+		SatelliteRegion: getStr(it, satelliteRegionAttr),
+		ConnectedAt:     getMillis(it, UnauthenticatedIndexSortKey),
+		AuthenticatedAt: getMillis(it, authenticatedAtAttr),
+		TokenGeneration: getNum(it, tokenGenerationAttr),
 
 		OfflineThreshold: time.Duration(getNum(it, connectionThresholdAttr)) * time.Millisecond,
 	}
@@ -68,19 +68,19 @@ func connectionFrom(it item) satellite.Connection {
 
 func satelliteFrom(it item) satellite.Satellite {
 	s := satellite.Satellite{
-		ID:                  getStr(it, "satelliteId"),
-		Name:                getStr(it, "name"),
-		Region:              getStr(it, "region"),
-		TokenHash:           getStr(it, "tokenHash"),
-		CreatedAt:           getMillis(it, "createdAt"),
-		Version:             getStr(it, "version"),
-		OfflineThreshold:    time.Duration(getNum(it, "offlineThresholdMs")) * time.Millisecond,
+		ID:                  getStr(it, satelliteIDAttr),
+		Name:                getStr(it, nameAttr),
+		Region:              getStr(it, regionAttr),
+		TokenHash:           getStr(it, tokenHashAttr),
+		CreatedAt:           getMillis(it, createdAtAttr),
+		Version:             getStr(it, agentVersionAttr),
+		OfflineThreshold:    time.Duration(getNum(it, satelliteThresholdAttr)) * time.Millisecond,
 		LastHeartbeatAt:     getMillis(it, heartbeatAttr),
-		LastConnectionEvent: satellite.Edge(getStr(it, "lastConnectionEvent")),
-		ConnectionID:        getStr(it, "connectionId"),
-		AuthFailures:        int(getNum(it, "authFailures")),
-		AuthFailedAt:        getMillis(it, "authFailedAt"),
-		TokenGeneration:     getNum(it, "tokenGeneration"),
+		LastConnectionEvent: satellite.Edge(getStr(it, lastEdgeAttr)),
+		ConnectionID:        getStr(it, currentConnAttr),
+		AuthFailures:        int(getNum(it, authFailuresAttr)),
+		AuthFailedAt:        getMillis(it, authFailedAtAttr),
+		TokenGeneration:     getNum(it, tokenGenerationAttr),
 	}
 	if s.LastHeartbeatAt.IsZero() {
 		s.LastHeartbeatAt = getMillis(it, legacyHeartbeatAttr)
@@ -106,7 +106,7 @@ func withProfile(s *satellite.Satellite, profile item) {
 
 // readProfile reads tags and sync state from it, where present.
 func readProfile(s *satellite.Satellite, it item) {
-	if tags, ok := it["tags"].(*types.AttributeValueMemberM); ok {
+	if tags, ok := it[tagsAttr].(*types.AttributeValueMemberM); ok {
 		s.Tags = nil
 		if len(tags.Value) > 0 {
 			s.Tags = make(map[string]string, len(tags.Value))
@@ -115,13 +115,13 @@ func readProfile(s *satellite.Satellite, it item) {
 			s.Tags[k] = getStr(tags.Value, k)
 		}
 	}
-	if m, ok := it["syncState"].(*types.AttributeValueMemberM); ok {
+	if m, ok := it[syncStateAttr].(*types.AttributeValueMemberM); ok {
 		st := &satellite.SyncState{
-			Status:       satellite.SyncStatus(getStr(m.Value, "status")),
-			ErrorMessage: getStr(m.Value, "errorMessage"),
-			ReportedAt:   getMillis(m.Value, "reportedAt"),
+			Status:       satellite.SyncStatus(getStr(m.Value, syncStatusField)),
+			ErrorMessage: getStr(m.Value, syncErrorMessageField),
+			ReportedAt:   getMillis(m.Value, syncReportedAtField),
 		}
-		if h, ok := m.Value["lockfileHash"].(*types.AttributeValueMemberS); ok {
+		if h, ok := m.Value[syncLockfileHashField].(*types.AttributeValueMemberS); ok {
 			st.LockfileHash = aws.String(h.Value)
 		}
 		s.SyncState = st
@@ -142,8 +142,8 @@ func pendingEdgesFrom(it item) []satellite.PendingEdge {
 			continue
 		}
 		p := satellite.PendingEdge{
-			ID: id, Edge: satellite.Edge(getStr(entry.Value, "edge")),
-			At: getMillis(entry.Value, "at"), LastSeenAt: getMillis(entry.Value, "lastSeenAt"),
+			ID: id, Edge: satellite.Edge(getStr(entry.Value, entryEdgeField)),
+			At: getMillis(entry.Value, entryAtField), LastSeenAt: getMillis(entry.Value, entryLastSeenField),
 			EdgeMarks: edgeMarksFrom(entry.Value),
 		}
 		if p.LastSeenAt.IsZero() && p.Edge == satellite.EdgeDisconnected {
@@ -159,9 +159,6 @@ func pendingEdgesFrom(it item) []satellite.PendingEdge {
 	})
 	return out
 }
-
-// capabilitiesAttr holds a satellite's capabilities: a list of strings.
-const capabilitiesAttr = "capabilities"
 
 // stringList encodes a list of strings (a DynamoDB list: it may be empty,
 // unlike a string set, and keeps its order).
@@ -191,11 +188,11 @@ func stringsFrom(it item, name string) []string {
 // capabilityConfigFrom decodes a capability config item.
 func capabilityConfigFrom(it item) (satellite.CapabilityConfig, error) {
 	c := satellite.CapabilityConfig{
-		Kind:      getStr(it, "kind"),
-		Payload:   json.RawMessage(getStr(it, "payload")),
-		UpdatedAt: getMillis(it, "updatedAt"),
+		Kind:      getStr(it, kindAttr),
+		Payload:   json.RawMessage(getStr(it, payloadAttr)),
+		UpdatedAt: getMillis(it, updatedAtAttr),
 	}
-	if raw := getStr(it, "secrets"); raw != "" {
+	if raw := getStr(it, secretsAttr); raw != "" {
 		if err := json.Unmarshal([]byte(raw), &c.Secrets); err != nil {
 			return c, internal(err, "decode stored capability secrets of "+c.Kind)
 		}
@@ -204,12 +201,12 @@ func capabilityConfigFrom(it item) (satellite.CapabilityConfig, error) {
 }
 
 func assignmentFrom(it item) (satellite.Assignment, error) {
-	raw := []byte(getStr(it, "assignment"))
+	raw := []byte(getStr(it, assignmentAttr))
 	var a satellite.Assignment
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return satellite.Assignment{}, internal(err, "decode stored assignment "+getStr(it, SatellitesSortKey))
 	}
 	a.Raw = raw
-	a.TokenGeneration = getNum(it, "tokenGeneration")
+	a.TokenGeneration = getNum(it, tokenGenerationAttr)
 	return a, nil
 }

@@ -68,16 +68,14 @@ func (r *Registry) readConnection(ctx context.Context, connectionID string, cons
 // that both claims the attempt and returns the record, so an authenticate
 // costs no more requests than reading the record did.
 func (r *Registry) ClaimAuthentication(ctx context.Context, connectionID string, now time.Time) (satellite.Connection, error) {
-	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Connections,
-		Key:                                 item{ConnectionsPartitionKey: str(connectionID)},
-		UpdateExpression:                    aws.String("SET authAttemptAt = :now"),
-		ConditionExpression:                 aws.String("attribute_exists(#cid) AND attribute_not_exists(authAttemptAt) AND #exp > :nowSeconds"),
-		ExpressionAttributeNames:            map[string]string{"#cid": ConnectionsPartitionKey, "#exp": ConnectionsTTLAttribute},
-		ExpressionAttributeValues:           item{":now": millis(now), ":nowSeconds": num(now.Unix())},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	e := newExpr()
+	attempt := e.attr(authAttemptAtAttr)
+	e.setTo(attempt, e.val("now", millis(now)))
+	e.when(and(exists(e.attr(ConnectionsPartitionKey)), notExists(attempt), gt(e.attr(ConnectionsTTLAttribute), e.val("nowSeconds", num(now.Unix())))))
+	in := e.updateItem(r.tables.Connections, item{ConnectionsPartitionKey: str(connectionID)})
+	in.ReturnValues = types.ReturnValueAllNew
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	out, err := r.db.UpdateItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		c := connectionFrom(ccf.Item)
@@ -95,13 +93,10 @@ func (r *Registry) ClaimAuthentication(ctx context.Context, connectionID string,
 // ReleaseAuthentication implements satellite.Registry. A connection that
 // authenticated meanwhile keeps its mark.
 func (r *Registry) ReleaseAuthentication(ctx context.Context, connectionID string) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &r.tables.Connections,
-		Key:                      item{ConnectionsPartitionKey: str(connectionID)},
-		UpdateExpression:         aws.String("REMOVE authAttemptAt"),
-		ConditionExpression:      aws.String("attribute_exists(#cid) AND attribute_not_exists(#sid)"),
-		ExpressionAttributeNames: map[string]string{"#cid": ConnectionsPartitionKey, "#sid": BySatelliteIndexPartKey},
-	})
+	e := newExpr()
+	e.removes(e.attr(authAttemptAtAttr))
+	e.when(and(exists(e.attr(ConnectionsPartitionKey)), notExists(e.attr(BySatelliteIndexPartKey))))
+	_, err := r.db.UpdateItem(ctx, e.updateItem(r.tables.Connections, item{ConnectionsPartitionKey: str(connectionID)}))
 	if conditionFailed(err) {
 		return nil
 	}
@@ -157,14 +152,11 @@ func (r *Registry) RelabelConnections(ctx context.Context, satelliteID, name, re
 		return err
 	}
 	for _, id := range ids {
-		_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 &r.tables.Connections,
-			Key:                       item{ConnectionsPartitionKey: str(id)},
-			UpdateExpression:          aws.String("SET satelliteName = :name, satelliteRegion = :region"),
-			ConditionExpression:       aws.String("#sid = :sid"),
-			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey},
-			ExpressionAttributeValues: item{":name": str(name), ":region": str(region), ":sid": str(satelliteID)},
-		})
+		e := newExpr()
+		e.setTo(e.attr(satelliteNameAttr), e.val("name", str(name)))
+		e.setTo(e.attr(satelliteRegionAttr), e.val("region", str(region)))
+		e.when(eq(e.attr(BySatelliteIndexPartKey), e.val("sid", str(satelliteID))))
+		_, err := r.db.UpdateItem(ctx, e.updateItem(r.tables.Connections, item{ConnectionsPartitionKey: str(id)}))
 		if err != nil && !conditionFailed(err) {
 			return internal(err, "relabel connection")
 		}
@@ -258,14 +250,11 @@ func (r *Registry) ScanAuthenticatedConnections(ctx context.Context, segment, se
 // CountAuthenticatedConnections implements satellite.ConnectionScan with
 // Select COUNT: DynamoDB bills the index data it reads, but sends no items.
 func (r *Registry) CountAuthenticatedConnections(ctx context.Context, segment, segments int, now time.Time) (int, error) {
-	in := &dynamodb.ScanInput{
-		TableName: &r.tables.Connections, IndexName: aws.String(BySatelliteIndex),
-		Segment: aws.Int32(int32(segment)), TotalSegments: aws.Int32(int32(segments)),
-		Select:                    types.SelectCount,
-		FilterExpression:          aws.String("#exp > :nowSeconds"),
-		ExpressionAttributeNames:  map[string]string{"#exp": ConnectionsTTLAttribute},
-		ExpressionAttributeValues: item{":nowSeconds": num(now.Unix())},
-	}
+	live := newExpr()
+	live.when(gt(live.attr(ConnectionsTTLAttribute), live.val("nowSeconds", num(now.Unix()))))
+	in := live.scan(r.tables.Connections)
+	in.IndexName, in.Select = aws.String(BySatelliteIndex), types.SelectCount
+	in.Segment, in.TotalSegments = aws.Int32(int32(segment)), aws.Int32(int32(segments))
 	n := 0
 	pages := dynamodb.NewScanPaginator(r.db, in)
 	for pages.HasMorePages() {

@@ -2,11 +2,9 @@ package dynamo
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -23,16 +21,10 @@ func (r *Registry) DeleteSatellite(ctx context.Context, satelliteID string, now 
 		keys []string
 		sat  item
 	)
-	names := map[string]string{"#pk": SatellitesPartitionKey}
-	maps.Copy(names, removedProjection)
-	err := r.queryAll(ctx, &dynamodb.QueryInput{
-		TableName:                 &r.tables.Satellites,
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: item{":pk": pk},
-		ProjectionExpression:      aws.String(removedProjectionExpression),
-		ConsistentRead:            aws.Bool(true),
-	}, func(it item) error {
+	e := newExpr()
+	e.key(eq(e.attr(SatellitesPartitionKey), e.val("pk", pk)))
+	e.project(removedAttributes...)
+	err := r.queryAll(ctx, e.query(r.tables.Satellites, true), func(it item) error {
 		sk := getStr(it, SatellitesSortKey)
 		if sk == satelliteSort {
 			sat = it
@@ -93,13 +85,9 @@ func (r *Registry) removeSatelliteItem(ctx context.Context, satelliteID string, 
 			return satellite.LifecycleEvent{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 		}
 		record, edge := removalRecord(sat, now)
-		condition, names, values := unchangedOutbox(sat)
 		err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Delete: &types.Delete{
-				TableName: &r.tables.Satellites, Key: key, ConditionExpression: aws.String(condition),
-				ExpressionAttributeNames: names, ExpressionAttributeValues: values,
-			}},
-			{Delete: &types.Delete{TableName: &r.tables.Satellites, Key: item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)}}},
+			{Delete: unchangedOutbox(sat).transactDelete(r.tables.Satellites, key)},
+			{Delete: &types.Delete{TableName: &r.tables.Satellites, Key: profileKey(satelliteID)}},
 			{Put: &types.Put{TableName: &r.tables.Satellites, Item: record}},
 		}})
 		failed, _, ok := cancelled(err)

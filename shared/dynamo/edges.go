@@ -23,16 +23,8 @@ import (
 // lost recognises its own edge in the map when its retry's condition fails.
 //
 // Satellites with pending edges are in the sparse Outbox index (outboxShard,
-// outboxAt: when the oldest pending edge was recorded).
-const (
-	pendingEdgesAttr = "pendingEdges"
-	outboxShardAttr  = "outboxShard"
-	outboxAtAttr     = "outboxAt"
-	// lastSeenAttr is the last heartbeat before a disconnect, kept for the
-	// republication of a disconnected edge (the disconnect removes
-	// the heartbeat).
-	lastSeenAttr = "lastSeenAt"
-)
+// outboxAt: when the oldest pending edge was recorded). The attributes are
+// in attributes.go.
 
 // newWriter returns a token naming one call's writes of an edge. Several
 // writers can record the same edge (two sweeps finding one satellite stale):
@@ -44,27 +36,21 @@ func newWriter() string {
 	return hex.EncodeToString(b)
 }
 
-// edgeWrite is the part of an update expression that records e, written by
-// writer, in the outbox: "pendingEdges.#edge = :edge, outboxShard = ...,
+// recordEdge adds to e the write that records ev, written by writer, in
+// the outbox: "SET pendingEdges.#edge = :edge, outboxShard = ...,
 // outboxAt = ...".
-func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map[string]string, values item) {
-	entry := item{"edge": str(string(e.Edge)), "at": millis(e.At), "by": str(writer)}
-	if !e.LastSeenAt.IsZero() {
-		entry["lastSeenAt"] = millis(e.LastSeenAt)
+func recordEdge(e *expr, ev satellite.LifecycleEvent, writer string) {
+	entry := item{entryEdgeField: str(string(ev.Edge)), entryAtField: millis(ev.At), entryWriterField: str(writer)}
+	if !ev.LastSeenAt.IsZero() {
+		entry[entryLastSeenField] = millis(ev.LastSeenAt)
 	}
-	for k, v := range edgeMarksItem(e.EdgeMarks) {
+	for k, v := range edgeMarksItem(ev.EdgeMarks) {
 		entry[k] = v
 	}
-	set = pendingEdgesAttr + ".#edge = :edge, " +
-		outboxShardAttr + " = if_not_exists(" + outboxShardAttr + ", :outboxShard), " +
-		outboxAtAttr + " = if_not_exists(" + outboxAtAttr + ", :edgeAt)"
-	names = map[string]string{"#edge": e.ID}
-	values = item{
-		":edge":        &types.AttributeValueMemberM{Value: entry},
-		":outboxShard": str(outboxShard(e.SatelliteID)),
-		":edgeAt":      millis(e.At),
-	}
-	return set, names, values
+	e.setTo(e.attr(pendingEdgesAttr).dot(e.alias("edge", ev.ID)), e.val("edge", &types.AttributeValueMemberM{Value: entry}))
+	shard, at := e.attr(outboxShardAttr), e.attr(outboxAtAttr)
+	e.setTo(shard, ifNotExists(shard, e.val("outboxShard", str(outboxShard(ev.SatelliteID)))))
+	e.setTo(at, ifNotExists(at, e.val("edgeAt", millis(ev.At))))
 }
 
 // edgeMarksItem is how an outbox entry keeps an edge's marks: only those
@@ -72,22 +58,22 @@ func edgeWrite(e satellite.LifecycleEvent, writer string) (set string, names map
 func edgeMarksItem(m satellite.EdgeMarks) item {
 	out := item{}
 	if m.CloseCode != 0 {
-		out["closeCode"] = num(int64(m.CloseCode))
+		out[entryCloseCodeField] = num(int64(m.CloseCode))
 	}
 	if m.Recovered {
-		out["recovered"] = boolean(true)
+		out[entryRecoveredField] = boolean(true)
 	}
 	if m.Flapping {
-		out["reconnectAfterMs"] = num(m.ReconnectAfter.Milliseconds())
+		out[entryReconnectAfterField] = num(m.ReconnectAfter.Milliseconds())
 	}
 	return out
 }
 
 // edgeMarksFrom reads the marks of an outbox entry.
 func edgeMarksFrom(entry item) satellite.EdgeMarks {
-	m := satellite.EdgeMarks{CloseCode: int(getNum(entry, "closeCode")), Recovered: getBool(entry, "recovered")}
-	if _, ok := entry["reconnectAfterMs"]; ok {
-		m.Flapping, m.ReconnectAfter = true, time.Duration(getNum(entry, "reconnectAfterMs"))*time.Millisecond
+	m := satellite.EdgeMarks{CloseCode: int(getNum(entry, entryCloseCodeField)), Recovered: getBool(entry, entryRecoveredField)}
+	if _, ok := entry[entryReconnectAfterField]; ok {
+		m.Flapping, m.ReconnectAfter = true, time.Duration(getNum(entry, entryReconnectAfterField))*time.Millisecond
 	}
 	return m
 }
@@ -102,7 +88,7 @@ func wroteEdge(it item, id, writer string) bool {
 		return false
 	}
 	entry, ok := m.Value[id].(*types.AttributeValueMemberM)
-	return ok && getStr(entry.Value, "by") == writer
+	return ok && getStr(entry.Value, entryWriterField) == writer
 }
 
 // ConfirmEdge implements satellite.Registry: it removes a published edge
@@ -110,29 +96,16 @@ func wroteEdge(it item, id, writer string) bool {
 // it was the last; once the satellite is deleted, from its removal record's
 // (confirmRemovalEdge). Confirming an edge twice changes nothing.
 func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) error {
-	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
-	names := map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID}
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       key,
-		UpdateExpression:          aws.String("REMOVE #edges.#edge, " + outboxShardAttr + ", " + outboxAtAttr),
-		ConditionExpression:       aws.String("attribute_exists(#edges.#edge) AND size(#edges) = :one"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: item{":one": num(1)},
-	})
+	key := satelliteItemKey(satelliteID)
+	_, err := r.db.UpdateItem(ctx, confirmLast(edgeID).updateItem(r.tables.Satellites, key))
 	if !conditionFailed(err) {
 		return internal(err, "confirm published edge")
 	}
 	// Not the only pending edge (or already confirmed): remove just this
 	// one; the satellite stays in the index for the others.
-	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Satellites,
-		Key:                                 key,
-		UpdateExpression:                    aws.String("REMOVE #edges.#edge"),
-		ConditionExpression:                 aws.String("attribute_exists(#edges.#edge)"),
-		ExpressionAttributeNames:            names,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	in := confirmOne(edgeID).updateItem(r.tables.Satellites, key)
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	_, err = r.db.UpdateItem(ctx, in)
 	if it, failed := conditionFailure(err); failed {
 		if len(it) == 0 {
 			// No satellite item: it was deleted, and its pending edges
@@ -142,6 +115,24 @@ func (r *Registry) ConfirmEdge(ctx context.Context, satelliteID, edgeID string) 
 		return nil // confirmed already
 	}
 	return internal(err, "confirm published edge")
+}
+
+// confirmLast removes edge edgeID from an item's outbox, and the item from
+// the Outbox index, on condition that it is the only pending edge.
+func confirmLast(edgeID string) *expr {
+	e := newExpr()
+	edges := e.attr(pendingEdgesAttr)
+	edge := edges.dot(e.alias("edge", edgeID))
+	e.removes(edge, e.attr(outboxShardAttr), e.attr(outboxAtAttr))
+	return e.when(and(exists(edge), eq(size(edges), e.val("one", num(1)))))
+}
+
+// confirmOne removes edge edgeID from an item's outbox, on condition that
+// it is there.
+func confirmOne(edgeID string) *expr {
+	e := newExpr()
+	edge := e.attr(pendingEdgesAttr).dot(e.alias("edge", edgeID))
+	return e.removes(edge).when(exists(edge))
 }
 
 // PendingEdges returns the satellites holding an edge recorded before

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -33,6 +32,25 @@ const (
 	segOwner            = "owner"
 	segLease            = "leaseUntil"
 	segSeq              = "checkpoints"
+
+	// What a job is (besides kindAttr, createdAtAttr and updatedAtAttr):
+	// the subject and the frame it sends, and its late pass's window.
+	jobSubjectAttr       = "subject"
+	jobFrameAttr         = "frame"
+	jobLateSinceAttr     = "lateSince"
+	jobLateNotBeforeAttr = "lateNotBefore"
+	jobStartErrorAttr    = "startError"
+	// Its progress: connections counted, segments counted and done, and
+	// each pass's counts (sent, gone, failed).
+	jobTotalAttr           = "total"
+	jobSegmentsCountedAttr = "segmentsCounted"
+	jobSegmentsDoneAttr    = "segmentsDone"
+	jobSentAttr            = "sent"
+	jobGoneAttr            = "gone"
+	jobFailedAttr          = "failed"
+	jobLateSentAttr        = "lateSent"
+	jobLateGoneAttr        = "lateGone"
+	jobLateFailedAttr      = "lateFailed"
 )
 
 // FanoutJobs implements satellite.FanoutJobs on the jobs table.
@@ -56,9 +74,9 @@ func getBool(it item, name string) bool {
 // countNames are the attributes a pass's counts are added to.
 func countNames(pass int) (sent, gone, failed string) {
 	if pass == satellite.PassLate {
-		return "lateSent", "lateGone", "lateFailed"
+		return jobLateSentAttr, jobLateGoneAttr, jobLateFailedAttr
 	}
-	return "sent", "gone", "failed"
+	return jobSentAttr, jobGoneAttr, jobFailedAttr
 }
 
 // CreateFanoutJob implements satellite.FanoutJobs.
@@ -74,19 +92,15 @@ func (s *FanoutJobs) CreateFanoutJob(ctx context.Context, j satellite.FanoutJob)
 	}
 	// The counters start missing (zero): checkpoints ADD to them.
 	it := item{
-		JobsPartitionKey: str(j.ID), "kind": str(j.Kind), "subject": str(j.Subject),
-		"frame": &types.AttributeValueMemberB{Value: j.Frame}, "createdAt": millis(j.CreatedAt), "updatedAt": millis(j.CreatedAt),
+		JobsPartitionKey: str(j.ID), kindAttr: str(j.Kind), jobSubjectAttr: str(j.Subject),
+		jobFrameAttr: &types.AttributeValueMemberB{Value: j.Frame}, createdAtAttr: millis(j.CreatedAt), updatedAtAttr: millis(j.CreatedAt),
 		JobsTTLAttribute: num(j.ExpiresAt.Unix()), jobSegmentCountAttr: num(int64(len(j.Segments))),
 		jobSegmentsAttr: &types.AttributeValueMemberM{Value: segs},
 	}
 	if j.HasLatePass() {
-		it["lateSince"], it["lateNotBefore"] = millis(j.LateSince), millis(j.LateNotBefore)
+		it[jobLateSinceAttr], it[jobLateNotBeforeAttr] = millis(j.LateSince), millis(j.LateNotBefore)
 	}
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &s.table, Item: it,
-		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
-		ExpressionAttributeNames: map[string]string{"#id": JobsPartitionKey},
-	})
+	_, err := s.db.PutItem(ctx, whereNew(JobsPartitionKey).putItem(s.table, it))
 	if conditionFailed(err) {
 		return satellite.Errorf(satellite.ECONFLICT, "fan-out job %s exists", j.ID)
 	}
@@ -95,15 +109,15 @@ func (s *FanoutJobs) CreateFanoutJob(ctx context.Context, j satellite.FanoutJob)
 
 func jobFrom(it item) satellite.FanoutJob {
 	j := satellite.FanoutJob{
-		ID: getStr(it, JobsPartitionKey), Kind: getStr(it, "kind"), Subject: getStr(it, "subject"),
-		CreatedAt: getMillis(it, "createdAt"), UpdatedAt: getMillis(it, "updatedAt"),
-		LateSince: getMillis(it, "lateSince"), LateNotBefore: getMillis(it, "lateNotBefore"),
-		Total: int(getNum(it, "total")), SegmentsCounted: int(getNum(it, "segmentsCounted")), SegmentsDone: int(getNum(it, "segmentsDone")),
-		Counts:     satellite.FanoutCounts{Sent: int(getNum(it, "sent")), Gone: int(getNum(it, "gone")), Failed: int(getNum(it, "failed"))},
-		Late:       satellite.FanoutCounts{Sent: int(getNum(it, "lateSent")), Gone: int(getNum(it, "lateGone")), Failed: int(getNum(it, "lateFailed"))},
-		StartError: getStr(it, "startError"),
+		ID: getStr(it, JobsPartitionKey), Kind: getStr(it, kindAttr), Subject: getStr(it, jobSubjectAttr),
+		CreatedAt: getMillis(it, createdAtAttr), UpdatedAt: getMillis(it, updatedAtAttr),
+		LateSince: getMillis(it, jobLateSinceAttr), LateNotBefore: getMillis(it, jobLateNotBeforeAttr),
+		Total: int(getNum(it, jobTotalAttr)), SegmentsCounted: int(getNum(it, jobSegmentsCountedAttr)), SegmentsDone: int(getNum(it, jobSegmentsDoneAttr)),
+		Counts:     satellite.FanoutCounts{Sent: int(getNum(it, jobSentAttr)), Gone: int(getNum(it, jobGoneAttr)), Failed: int(getNum(it, jobFailedAttr))},
+		Late:       satellite.FanoutCounts{Sent: int(getNum(it, jobLateSentAttr)), Gone: int(getNum(it, jobLateGoneAttr)), Failed: int(getNum(it, jobLateFailedAttr))},
+		StartError: getStr(it, jobStartErrorAttr),
 	}
-	if b, ok := it["frame"].(*types.AttributeValueMemberB); ok {
+	if b, ok := it[jobFrameAttr].(*types.AttributeValueMemberB); ok {
 		j.Frame = b.Value
 	}
 	if exp := getNum(it, JobsTTLAttribute); exp != 0 {
@@ -148,36 +162,41 @@ func (s *FanoutJobs) FanoutJob(ctx context.Context, jobID string, now time.Time)
 	return j, nil
 }
 
-// segmentNames are the expression names of one segment's attributes.
-func segmentNames(segment int) map[string]string {
-	return map[string]string{
-		"#seg": jobSegmentsAttr, "#s": strconv.Itoa(segment), "#pass": segPass, "#cursor": segCursor, "#done": segDone,
-		"#counted": segCounted, "#owner": segOwner, "#lease": segLease, "#seq": segSeq,
-	}
+// segmentAliases are the placeholders of a segment's fields: short ones,
+// so a checkpoint's expression reads "#seg.#s.#seq = :seq".
+var segmentAliases = map[string]string{
+	segPass: "pass", segCursor: "cursor", segDone: "done", segCounted: "counted", segOwner: "owner", segLease: "lease", segSeq: "seq",
+}
+
+// segmentField is the path of field of a job's segment in e: seg.<n>.field.
+func segmentField(e *expr, segment int, field string) path {
+	return e.attr(jobSegmentsAttr).dot(e.alias("s", strconv.Itoa(segment))).dot(e.alias(segmentAliases[field], field))
 }
 
 // holds is the condition that owner holds the segment under leaseUntil.
-const holds = "#seg.#s.#owner = :owner AND #seg.#s.#lease = :lease"
-
-const (
-	claimUpdate    = "SET #seg.#s.#owner = :owner, #seg.#s.#lease = :lease"
-	claimCondition = "#exp > :nowSeconds AND #seg.#s.#done = :false AND #seg.#s.#lease < :now"
-)
+func holds(e *expr, segment int, owner string, leaseUntil time.Time) condition {
+	return and(
+		eq(segmentField(e, segment, segOwner), e.val("owner", str(owner))),
+		eq(segmentField(e, segment, segLease), e.val("lease", millis(leaseUntil))),
+	)
+}
 
 // ClaimFanoutSegment implements satellite.FanoutJobs.
 func (s *FanoutJobs) ClaimFanoutSegment(ctx context.Context, jobID string, segment int, owner string, leaseUntil, now time.Time) (satellite.FanoutJob, error) {
-	names := segmentNames(segment)
-	names["#exp"] = JobsTTLAttribute
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 item{JobsPartitionKey: str(jobID)},
-		UpdateExpression:                    aws.String(claimUpdate),
-		ConditionExpression:                 aws.String(claimCondition),
-		ExpressionAttributeNames:            namesUsed(names, claimUpdate, claimCondition),
-		ExpressionAttributeValues:           item{":owner": str(owner), ":lease": millis(leaseUntil), ":nowSeconds": num(now.Unix()), ":false": boolean(false), ":now": millis(now)},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	// The segment, if it is not done and its lease (if any) ran out, in a
+	// job that has not expired.
+	e := newExpr()
+	e.setTo(segmentField(e, segment, segOwner), e.val("owner", str(owner)))
+	e.setTo(segmentField(e, segment, segLease), e.val("lease", millis(leaseUntil)))
+	e.when(and(
+		gt(e.attr(JobsTTLAttribute), e.val("nowSeconds", num(now.Unix()))),
+		eq(segmentField(e, segment, segDone), e.val("false", boolean(false))),
+		lt(segmentField(e, segment, segLease), e.val("now", millis(now))),
+	))
+	in := e.updateItem(s.table, item{JobsPartitionKey: str(jobID)})
+	in.ReturnValues = types.ReturnValueAllNew
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	out, err := s.db.UpdateItem(ctx, in)
 	if old, failed := conditionFailure(err); failed {
 		if len(old) == 0 {
 			return satellite.FanoutJob{}, satellite.Errorf(satellite.ENOTFOUND, "no fan-out job %s", jobID)
@@ -204,38 +223,33 @@ func (s *FanoutJobs) ClaimFanoutSegment(ctx context.Context, jobID string, segme
 
 // CheckpointFanoutSegment implements satellite.FanoutJobs.
 func (s *FanoutJobs) CheckpointFanoutSegment(ctx context.Context, jobID string, cp satellite.FanoutCheckpoint) (int, error) {
-	names := segmentNames(cp.Segment)
-	sent, gone, failed := countNames(cp.Pass)
-	names["#sent"], names["#gone"], names["#failed"], names["#updated"], names["#segDone"] = sent, gone, failed, "updatedAt", "segmentsDone"
-	set := "SET #seg.#s.#pass = :nextPass, #seg.#s.#done = :done, #seg.#s.#seq = :nextSeq, #updated = :at"
-	remove := ""
+	// The segment moved on, and its counts added to the pass's, if this
+	// worker still holds it and this is its next checkpoint.
+	e := newExpr()
+	field := func(name string) path { return segmentField(e, cp.Segment, name) }
+	e.setTo(field(segPass), e.val("nextPass", num(int64(cp.NextPass))))
+	e.setTo(field(segDone), e.val("done", boolean(cp.Done)))
+	e.setTo(field(segSeq), e.val("nextSeq", num(int64(cp.Seq+1))))
+	e.setTo(e.attr(updatedAtAttr), e.val("at", millis(cp.At)))
 	if cp.Cursor != "" {
-		set += ", #seg.#s.#cursor = :cursor"
+		e.setTo(field(segCursor), e.val("cursor", str(cp.Cursor)))
 	} else {
-		remove = " REMOVE #seg.#s.#cursor"
+		e.removes(field(segCursor))
 	}
 	done := int64(0)
 	if cp.Done {
 		done = 1
 	}
-	update := set + remove + " ADD #sent :sent, #gone :gone, #failed :failed, #segDone :doneIncrement"
-	values := item{
-		":nextPass": num(int64(cp.NextPass)), ":done": boolean(cp.Done), ":at": millis(cp.At), ":cursor": str(cp.Cursor),
-		":sent": num(int64(cp.Counts.Sent)), ":gone": num(int64(cp.Counts.Gone)), ":failed": num(int64(cp.Counts.Failed)),
-		":doneIncrement": num(done), ":owner": str(cp.Owner), ":lease": millis(cp.LeaseUntil),
-		":seq": num(int64(cp.Seq)), ":nextSeq": num(int64(cp.Seq + 1)),
-	}
-	cond := holds + " AND #seg.#s.#seq = :seq"
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 item{JobsPartitionKey: str(jobID)},
-		UpdateExpression:                    aws.String(update),
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            namesUsed(names, update, cond),
-		ExpressionAttributeValues:           used(values, update, cond),
-		ReturnValues:                        types.ReturnValueUpdatedNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	sent, gone, failed := countNames(cp.Pass)
+	e.adds(e.attr(sent), e.val("sent", num(int64(cp.Counts.Sent))))
+	e.adds(e.attr(gone), e.val("gone", num(int64(cp.Counts.Gone))))
+	e.adds(e.attr(failed), e.val("failed", num(int64(cp.Counts.Failed))))
+	e.adds(e.attr(jobSegmentsDoneAttr), e.val("doneIncrement", num(done)))
+	e.when(and(holds(e, cp.Segment, cp.Owner, cp.LeaseUntil), eq(field(segSeq), e.val("seq", num(int64(cp.Seq))))))
+	in := e.updateItem(s.table, item{JobsPartitionKey: str(jobID)})
+	in.ReturnValues = types.ReturnValueUpdatedNew
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	out, err := s.db.UpdateItem(ctx, in)
 	if old, failed := conditionFailure(err); failed {
 		j := jobFrom(old)
 		if cp.Segment < len(j.Segments) {
@@ -249,27 +263,22 @@ func (s *FanoutJobs) CheckpointFanoutSegment(ctx context.Context, jobID string, 
 	if err != nil {
 		return 0, internal(err, "checkpoint fan-out segment")
 	}
-	return int(getNum(out.Attributes, "segmentsDone")), nil
+	return int(getNum(out.Attributes, jobSegmentsDoneAttr)), nil
 }
 
 // CountFanoutSegment implements satellite.FanoutJobs.
 func (s *FanoutJobs) CountFanoutSegment(ctx context.Context, jobID string, segment int, owner string, leaseUntil time.Time, connections int) error {
-	names := segmentNames(segment)
-	names["#total"], names["#segCounted"] = "total", "segmentsCounted"
-	cond := "#seg.#s.#counted = :false AND " + holds
-	update := "SET #seg.#s.#counted = :true ADD #total :n, #segCounted :one"
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &s.table,
-		Key:                      item{JobsPartitionKey: str(jobID)},
-		UpdateExpression:         aws.String(update),
-		ConditionExpression:      aws.String(cond),
-		ExpressionAttributeNames: namesUsed(names, update, cond),
-		ExpressionAttributeValues: item{
-			":false": boolean(false), ":true": boolean(true), ":n": num(int64(connections)), ":one": num(1),
-			":owner": str(owner), ":lease": millis(leaseUntil),
-		},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	// The segment's connections added to the job's total, once: if it is
+	// not counted yet and this worker holds it.
+	e := newExpr()
+	counted := segmentField(e, segment, segCounted)
+	e.setTo(counted, e.val("true", boolean(true)))
+	e.adds(e.attr(jobTotalAttr), e.val("n", num(int64(connections))))
+	e.adds(e.attr(jobSegmentsCountedAttr), e.val("one", num(1)))
+	e.when(and(eq(counted, e.val("false", boolean(false))), holds(e, segment, owner, leaseUntil)))
+	in := e.updateItem(s.table, item{JobsPartitionKey: str(jobID)})
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	_, err := s.db.UpdateItem(ctx, in)
 	if old, failed := conditionFailure(err); failed {
 		if j := jobFrom(old); segment < len(j.Segments) && j.Segments[segment].Counted {
 			return nil // counted (by this request, if it was retried)
@@ -279,18 +288,13 @@ func (s *FanoutJobs) CountFanoutSegment(ctx context.Context, jobID string, segme
 	return internal(err, "count fan-out segment")
 }
 
-const releaseUpdate = "SET #seg.#s.#lease = :zero REMOVE #seg.#s.#owner"
-
 // ReleaseFanoutSegment implements satellite.FanoutJobs.
 func (s *FanoutJobs) ReleaseFanoutSegment(ctx context.Context, jobID string, segment int, owner string, leaseUntil time.Time) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       item{JobsPartitionKey: str(jobID)},
-		UpdateExpression:          aws.String(releaseUpdate),
-		ConditionExpression:       aws.String(holds),
-		ExpressionAttributeNames:  namesUsed(segmentNames(segment), releaseUpdate, holds),
-		ExpressionAttributeValues: item{":zero": num(0), ":owner": str(owner), ":lease": millis(leaseUntil)},
-	})
+	e := newExpr()
+	e.setTo(segmentField(e, segment, segLease), e.val("zero", num(0)))
+	e.removes(segmentField(e, segment, segOwner))
+	e.when(holds(e, segment, owner, leaseUntil))
+	_, err := s.db.UpdateItem(ctx, e.updateItem(s.table, item{JobsPartitionKey: str(jobID)}))
 	if conditionFailed(err) {
 		return nil
 	}
@@ -299,32 +303,11 @@ func (s *FanoutJobs) ReleaseFanoutSegment(ctx context.Context, jobID string, seg
 
 // FailFanoutJob implements satellite.FanoutJobs.
 func (s *FanoutJobs) FailFanoutJob(ctx context.Context, jobID, reason string) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       item{JobsPartitionKey: str(jobID)},
-		UpdateExpression:          aws.String("SET #error = :reason"),
-		ConditionExpression:       aws.String("attribute_exists(#id)"),
-		ExpressionAttributeNames:  map[string]string{"#id": JobsPartitionKey, "#error": "startError"},
-		ExpressionAttributeValues: item{":reason": str(reason)},
-	})
+	e := whereExists(JobsPartitionKey)
+	e.setTo(e.attr(jobStartErrorAttr), e.val("reason", str(reason)))
+	_, err := s.db.UpdateItem(ctx, e.updateItem(s.table, item{JobsPartitionKey: str(jobID)}))
 	if conditionFailed(err) {
 		return satellite.Errorf(satellite.ENOTFOUND, "no fan-out job %s", jobID)
 	}
 	return internal(err, "record why a fan-out job did not start")
 }
-
-// namesUsed keeps the expression names the expressions use: DynamoDB
-// refuses a request that carries one they do not.
-func namesUsed(names map[string]string, expressions ...string) map[string]string {
-	out := map[string]string{}
-	for _, e := range expressions {
-		for _, n := range namePlaceholder.FindAllString(e, -1) {
-			if v, ok := names[n]; ok {
-				out[n] = v
-			}
-		}
-	}
-	return out
-}
-
-var namePlaceholder = regexp.MustCompile(`#[A-Za-z0-9_]+`)

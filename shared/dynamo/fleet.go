@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -82,18 +81,13 @@ func (r *Registry) ListSatellites(ctx context.Context, after string, limit int) 
 // fleetIDs reads the ids of up to limit satellites after after from the
 // fleet index, in order, and whether more follow.
 func (r *Registry) fleetIDs(ctx context.Context, after string, limit int) (ids []string, more bool, err error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &r.tables.Satellites,
-		IndexName:                 aws.String(FleetIndex),
-		KeyConditionExpression:    aws.String("#part = :part"),
-		ExpressionAttributeNames:  map[string]string{"#part": FleetIndexPartKey},
-		ExpressionAttributeValues: item{":part": str(FleetIndexPart)},
-	}
+	e := newExpr()
+	e.key(eq(e.attr(FleetIndexPartKey), e.val("part", str(FleetIndexPart))))
 	if after != "" {
-		in.KeyConditionExpression = aws.String("#part = :part AND #pk > :after")
-		in.ExpressionAttributeNames["#pk"] = FleetIndexSortKey
-		in.ExpressionAttributeValues[":after"] = str(satelliteKey(after))
+		e.key(gt(e.attr(FleetIndexSortKey), e.val("after", str(satelliteKey(after)))))
 	}
+	in := e.query(r.tables.Satellites, false)
+	in.IndexName = aws.String(FleetIndex)
 	// DynamoDB ends a query page at Limit items or 1 MB read; the index's
 	// entries are keys only (about 100 bytes), so one request is the rule
 	// and more than one happens only past about 10,000 satellites a page.
@@ -154,22 +148,19 @@ func (r *Registry) IndexLegacySatellites(ctx context.Context, now time.Time) (sa
 	if len(found) == 1 {
 		progress = found[0]
 	}
-	if done, _ := progress["done"].(*types.AttributeValueMemberBOOL); done != nil && done.Value {
+	if getBool(progress, backfillDoneAttr) {
 		return satellite.BackfillStep{Done: true}, nil
 	}
 	// Select is stated, not left implied by the projection: the sweep's
 	// grant of Scan requires it (and these attributes only), so no request
 	// can read whole satellite items with it.
-	in := &dynamodb.ScanInput{
-		TableName:                 &r.tables.Satellites,
-		Limit:                     aws.Int32(cmp.Or(r.backfillScanLimit, defaultBackfillScanLimit)),
-		FilterExpression:          aws.String("#sk = :sat AND attribute_not_exists(#part)"),
-		ProjectionExpression:      aws.String("#pk"),
-		Select:                    types.SelectSpecificAttributes,
-		ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#sk": SatellitesSortKey, "#part": FleetIndexPartKey},
-		ExpressionAttributeValues: item{":sat": str(satelliteSort)},
-	}
-	if pk, sk := getStr(progress, "resumePk"), getStr(progress, "resumeSk"); pk != "" {
+	scan := newExpr()
+	scan.when(and(eq(scan.attr(SatellitesSortKey), scan.val("sat", str(satelliteSort))), notExists(scan.attr(FleetIndexPartKey))))
+	scan.project(SatellitesPartitionKey)
+	in := scan.scan(r.tables.Satellites)
+	in.Limit = aws.Int32(cmp.Or(r.backfillScanLimit, defaultBackfillScanLimit))
+	in.Select = types.SelectSpecificAttributes
+	if pk, sk := getStr(progress, resumePKAttr), getStr(progress, resumeSKAttr); pk != "" {
 		in.ExclusiveStartKey = item{SatellitesPartitionKey: str(pk), SatellitesSortKey: str(sk)}
 	}
 	page, err := r.db.Scan(ctx, in)
@@ -181,26 +172,32 @@ func (r *Registry) IndexLegacySatellites(ctx context.Context, now time.Time) (sa
 		// The position is not saved: the next step scans this page again.
 		return satellite.BackfillStep{Indexed: indexed}, err
 	}
-	update := &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       progressKey,
-		UpdateExpression:          aws.String("SET #rpk = :pk, #rsk = :sk, #at = :now ADD #n :n"),
-		ExpressionAttributeNames:  map[string]string{"#rpk": "resumePk", "#rsk": "resumeSk", "#at": "updatedAt", "#n": "satellitesIndexed"},
-		ExpressionAttributeValues: item{":now": millis(now), ":n": num(int64(indexed))},
-	}
+	// The step's progress: where the next step resumes, or that the scan
+	// reached the table's end.
+	e := newExpr()
+	e.setTo(e.attr(updatedAtAttr), e.val("now", millis(now)))
+	e.adds(e.attr(indexedAttr), e.val("n", num(int64(indexed))))
 	done := len(page.LastEvaluatedKey) == 0
 	if done {
-		update.UpdateExpression = aws.String("SET #done = :done, #at = :now ADD #n :n REMOVE #rpk, #rsk")
-		update.ExpressionAttributeNames["#done"] = "done"
-		update.ExpressionAttributeValues[":done"] = &types.AttributeValueMemberBOOL{Value: true}
+		e.setTo(e.attr(backfillDoneAttr), e.val("done", boolean(true)))
+		e.removes(e.attr(resumePKAttr), e.attr(resumeSKAttr))
 	} else {
-		update.ExpressionAttributeValues[":pk"] = page.LastEvaluatedKey[SatellitesPartitionKey]
-		update.ExpressionAttributeValues[":sk"] = page.LastEvaluatedKey[SatellitesSortKey]
+		e.setTo(e.attr(resumePKAttr), e.val("pk", page.LastEvaluatedKey[SatellitesPartitionKey]))
+		e.setTo(e.attr(resumeSKAttr), e.val("sk", page.LastEvaluatedKey[SatellitesSortKey]))
 	}
+	update := e.updateItem(r.tables.Satellites, progressKey)
 	if _, err := r.db.UpdateItem(ctx, update); err != nil {
 		return satellite.BackfillStep{Indexed: indexed}, internal(err, "save fleet index backfill progress")
 	}
 	return satellite.BackfillStep{Indexed: indexed, Done: done}, nil
+}
+
+// indexEntry gives a satellite item its fleet index key, on condition that
+// it exists and has none.
+func indexEntry() *expr {
+	e := whereExists(SatellitesPartitionKey)
+	part := e.attr(FleetIndexPartKey)
+	return e.setTo(part, e.val("part", str(FleetIndexPart))).when(notExists(part))
 }
 
 // indexSatellites gives each satellite item of keys (pk only) its fleet
@@ -228,14 +225,7 @@ func (r *Registry) indexSatellites(ctx context.Context, keys []item) (int, error
 				pk := keys[next][SatellitesPartitionKey]
 				next++
 				mu.Unlock()
-				_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-					TableName:                 &r.tables.Satellites,
-					Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-					UpdateExpression:          aws.String("SET #part = :part"),
-					ConditionExpression:       aws.String("attribute_exists(#pk) AND attribute_not_exists(#part)"),
-					ExpressionAttributeNames:  map[string]string{"#pk": SatellitesPartitionKey, "#part": FleetIndexPartKey},
-					ExpressionAttributeValues: item{":part": str(FleetIndexPart)},
-				})
+				_, err := r.db.UpdateItem(ctx, indexEntry().updateItem(r.tables.Satellites, item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)}))
 				mu.Lock()
 				switch {
 				case err == nil:

@@ -6,61 +6,40 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
-// liveness is the update of every heartbeat: a fresh heartbeat, in the
-// sparse live index at the moment the satellite will go stale, rounded down
-// (:liveFrom is now rounded down to the satellite's LiveStep; the threshold
-// is the item's own).
+// setLiveness adds to e the update of every heartbeat: a fresh heartbeat
+// at now, in the sparse live index at the moment the satellite will go
+// stale, rounded down: now rounded down to the step of a satellite whose
+// threshold is thought to be threshold (0: the default), plus the
+// threshold stored on the item. The guess only picks the rounding step,
+// so a wrong one never makes the key later than the exact deadline.
 //
 // The heartbeat's time is heartbeatAttr, which the live index does not
 // project: stacks created before this version project lastHeartbeatAt
 // (legacyHeartbeatAttr) into it, and DynamoDB cannot change an index's
 // projection in place, so the attribute moved instead (a heartbeat that
 // changed a projected attribute would write the index every time).
-const liveness = heartbeatAttr + " = :now, liveShard = :shard, staleAt = :liveFrom + if_not_exists(" + satelliteThresholdAttr + ", :defaultThreshold)"
+func setLiveness(e *expr, satelliteID string, threshold time.Duration, now time.Time) {
+	e.setTo(e.attr(heartbeatAttr), e.val("now", millis(now)))
+	e.setTo(e.attr(LiveIndexPartKey), e.val("shard", str(liveShard(satelliteID))))
+	defaultThreshold := e.val("defaultThreshold", num(satellite.DefaultOfflineThreshold.Milliseconds()))
+	e.setTo(e.attr(LiveIndexSortKey), plus(e.val("liveFrom", millis(liveFrom(now, threshold))), ifNotExists(e.attr(satelliteThresholdAttr), defaultThreshold)))
+}
 
-// The satellite item's attribute holding its last heartbeat, and the one
-// that held it before (still read, and removed at the next disconnect).
-const (
-	heartbeatAttr       = "heartbeatAt"
-	legacyHeartbeatAttr = "lastHeartbeatAt"
-)
+// setConnected adds to e liveness plus the connected edge: authentication
+// and a restoring heartbeat.
+func setConnected(e *expr, satelliteID string, threshold time.Duration, now time.Time) {
+	setLiveness(e, satelliteID, threshold, now)
+	e.setTo(e.attr(lastEdgeAttr), connected(e))
+}
 
-// satelliteThresholdAttr is the satellite item's threshold override
-// (satellite.Satellite.OfflineThreshold), which liveness adds to a
-// heartbeat to make its key in the live index.
-const satelliteThresholdAttr = "offlineThresholdMs"
-
-// connectionThresholdAttr is the connection record's copy of its
-// satellite's threshold override (satellite.Connection.OfflineThreshold).
-const connectionThresholdAttr = "offlineThresholdMs"
-
-// closedConnectionAttr is the satellite item's last closed connection: a
-// heartbeat from that connection is refused and cannot make it current
-// again.
-const closedConnectionAttr = "closedConnectionId"
-
-// lastSatelliteAttr is the connection record's satellite after it was
-// unbound, so that the close of the connection still finds the satellite
-// whose current connection it is.
-const lastSatelliteAttr = "lastSatelliteId"
-
-// The satellite item's marks of what its connections went through: when
-// its heartbeats were found lost (until its next connected edge), and its
-// connections closed for a message over API Gateway's limit (a count, the
-// latest and the one before).
-const (
-	heartbeatLostAttr   = "heartbeatLostAt"
-	oversizedClosesAttr = "oversizedCloses"
-	oversizedAtAttr     = "oversizedAt"
-	oversizedPrevAtAttr = "oversizedPrevAt"
-)
+// connected is the connected edge's value, as lastEdgeAttr holds it.
+func connected(e *expr) value { return e.val("connected", str(string(satellite.EdgeConnected))) }
 
 // MaxLiveStep is the longest LiveStep: a satellite's key in the live index
 // is never more than this before its exact deadline.
@@ -100,24 +79,6 @@ func liveFrom(now time.Time, threshold time.Duration) time.Time {
 	return now.Truncate(LiveStep(threshold))
 }
 
-// connectedEdge is liveness plus the connected edge: authentication and a
-// restoring heartbeat.
-const connectedEdge = liveness + ", lastConnectionEvent = :connected"
-
-// connectedValues are liveness's values for a heartbeat at now of a
-// satellite whose threshold is thought to be threshold (0: the default). It
-// only picks the rounding step: the key adds the threshold stored on the
-// item, so a wrong guess never makes it later than the exact deadline.
-func connectedValues(satelliteID string, threshold time.Duration, now time.Time) item {
-	return item{
-		":now":              millis(now),
-		":liveFrom":         millis(liveFrom(now, threshold)),
-		":connected":        str(string(satellite.EdgeConnected)),
-		":shard":            str(liveShard(satelliteID)),
-		":defaultThreshold": num(satellite.DefaultOfflineThreshold.Milliseconds()),
-	}
-}
-
 // RecordHeartbeat implements satellite.Registry.
 //
 // A heartbeat from the satellite's current connection while it is marked
@@ -137,42 +98,36 @@ func connectedValues(satelliteID string, threshold time.Duration, now time.Time)
 // A heartbeat from a connection whose close was already processed is refused
 // (ECONFLICT).
 func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionID, version string, capabilities []string, threshold time.Duration, now time.Time) (satellite.HeartbeatOutcome, error) {
-	key := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
-	base := connectedValues(satelliteID, threshold, now)
-	base[":conn"] = str(connectionID)
-	base[":version"] = str(version)
-	// What every path writes besides liveness: the agent's version, and its
-	// capabilities when the heartbeat carries them (in the same write).
-	setVersion := "SET version = :version, "
-	if capabilities != nil {
-		setVersion = "SET version = :version, " + capabilitiesAttr + " = :caps, "
-		base[":caps"] = stringList(capabilities)
+	key := satelliteItemKey(satelliteID)
+	// heartbeat is what every path writes: liveness, the agent's version,
+	// and its capabilities when the heartbeat carries them (in the same
+	// write).
+	heartbeat := func() *expr {
+		e := newExpr()
+		e.setTo(e.attr(agentVersionAttr), e.val("version", str(version)))
+		if capabilities != nil {
+			e.setTo(e.attr(capabilitiesAttr), e.val("caps", stringList(capabilities)))
+		}
+		setLiveness(e, satelliteID, threshold, now)
+		return e
 	}
 	// update applies one conditional write; on a failed condition it returns
 	// the item as it is, which decides the next step.
-	update := func(expr, condition string, names map[string]string, extra item) (item, error) {
-		values := item{}
-		for _, m := range []item{base, extra} {
-			for k, v := range m {
-				values[k] = v
-			}
-		}
-		values = used(values, expr, condition)
-		in := &dynamodb.UpdateItemInput{
-			TableName: &r.tables.Satellites, Key: key,
-			UpdateExpression: aws.String(expr), ConditionExpression: aws.String(condition),
-			ExpressionAttributeValues:           values,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}
-		if len(names) > 0 {
-			in.ExpressionAttributeNames = names
-		}
+	update := func(e *expr) (item, error) {
+		in := e.updateItem(r.tables.Satellites, key)
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 		_, err := r.db.UpdateItem(ctx, in)
 		it, _ := conditionFailure(err)
 		return it, err
 	}
+	// connectedOn is the condition that the satellite is marked connected
+	// with conn as its current connection.
+	connectedOn := func(e *expr, conn string) condition {
+		return and(eq(e.attr(lastEdgeAttr), connected(e)), eq(e.attr(currentConnAttr), e.val("conn", str(conn))))
+	}
 	steady := func() (item, error) {
-		return update(setVersion+liveness, "lastConnectionEvent = :connected AND connectionId = :conn", nil, nil)
+		e := heartbeat()
+		return update(e.when(connectedOn(e, connectionID)))
 	}
 	restore := satellite.NewLifecycleEvent(satellite.EdgeConnected, fmt.Sprintf("%s@%d", connectionID, now.UnixMilli()),
 		satellite.Satellite{ID: satelliteID}, now, now)
@@ -204,17 +159,19 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 		case sat.LastConnectionEvent == satellite.EdgeConnected && sat.ConnectionID != "":
 			// An older connection while a newer one is current: liveness
 			// only.
-			it, err = update(setVersion+liveness,
-				"lastConnectionEvent = :connected AND connectionId = :current", nil, item{":current": str(sat.ConnectionID)})
+			e := heartbeat()
+			it, err = update(e.when(connectedOn(e, sat.ConnectionID)))
 		case sat.ConnectionID != "":
 			// Marked heartbeat_lost with a current connection: restore the
 			// edge and keep the connection.
 			// The sweep marked it heartbeat_lost, so this edge ends the loss.
 			restore.Name, restore.Region, restore.Recovered = sat.Name, sat.Region, true
-			recordEdge, names, values := edgeWrite(restore, writer)
-			values[":current"] = str(sat.ConnectionID)
-			if it, err = update(setVersion+connectedEdge+", "+recordEdge+" REMOVE "+heartbeatLostAttr,
-				"lastConnectionEvent <> :connected AND connectionId = :current", names, values); err == nil {
+			e := heartbeat()
+			e.setTo(e.attr(lastEdgeAttr), connected(e))
+			recordEdge(e, restore, writer)
+			e.removes(e.attr(heartbeatLostAttr))
+			e.when(and(ne(e.attr(lastEdgeAttr), connected(e)), eq(e.attr(currentConnAttr), e.val("current", str(sat.ConnectionID)))))
+			if it, err = update(e); err == nil {
 				return restored(sat)
 			}
 		default:
@@ -223,7 +180,7 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 			if r.beforeAdopt != nil {
 				r.beforeAdopt()
 			}
-			if err = r.adopt(ctx, key, satelliteID, connectionID, setVersion, restore, writer, base, now); err == nil {
+			if err = r.adopt(ctx, key, satelliteID, connectionID, heartbeat(), restore, writer, now); err == nil {
 				return restored(sat)
 			}
 			if !errors.Is(err, errChanged) {
@@ -247,34 +204,31 @@ func (r *Registry) RecordHeartbeat(ctx context.Context, satelliteID, connectionI
 var errChanged = errors.New("changed meanwhile")
 
 // adopt makes connectionID the current connection of a satellite that has
-// none, with the connected edge recorded, in a transaction with a check that
-// the connection's record is live and bound to the satellite. It returns nil
-// on success, a coded error when the heartbeat is refused, and errChanged
-// when the satellite changed and the caller should look again.
-func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID, setVersion string, restore satellite.LifecycleEvent, writer string, base item, now time.Time) error {
-	recordEdge, names, values := edgeWrite(restore, writer)
-	for k, v := range base {
-		values[k] = v
-	}
-	values[":closed"] = str(connectionID)
+// none, with heartbeat's writes and the connected edge recorded, in a
+// transaction with a check that the connection's record is live and bound
+// to the satellite. It returns nil on success, a coded error when the
+// heartbeat is refused, and errChanged when the satellite changed and the
+// caller should look again.
+func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionID string, heartbeat *expr, restore satellite.LifecycleEvent, writer string, now time.Time) error {
+	bound := newExpr()
+	bound.when(and(
+		eq(bound.attr(BySatelliteIndexPartKey), bound.val("sid", str(satelliteID))),
+		gt(bound.attr(ConnectionsTTLAttribute), bound.val("nowSeconds", num(now.Unix()))),
+	))
+	e := heartbeat
+	e.setTo(e.attr(currentConnAttr), e.val("conn", str(connectionID)))
+	e.setTo(e.attr(lastEdgeAttr), connected(e))
+	recordEdge(e, restore, writer)
+	e.removes(e.attr(closedConnectionAttr), e.attr(heartbeatLostAttr))
+	closed := e.attr(closedConnectionAttr)
+	e.when(and(
+		exists(e.attr(SatellitesPartitionKey)),
+		notExists(e.attr(currentConnAttr)),
+		or(notExists(closed), ne(closed, e.val("closed", str(connectionID)))),
+	))
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{ConditionCheck: &types.ConditionCheck{
-			TableName:                 &r.tables.Connections,
-			Key:                       item{ConnectionsPartitionKey: str(connectionID)},
-			ConditionExpression:       aws.String("#sid = :sid AND #exp > :nowSeconds"),
-			ExpressionAttributeNames:  map[string]string{"#sid": BySatelliteIndexPartKey, "#exp": ConnectionsTTLAttribute},
-			ExpressionAttributeValues: item{":sid": str(satelliteID), ":nowSeconds": num(now.Unix())},
-		}},
-		{Update: &types.Update{
-			TableName: &r.tables.Satellites,
-			Key:       key,
-			UpdateExpression: aws.String(setVersion + "connectionId = :conn, " + connectedEdge + ", " + recordEdge +
-				" REMOVE " + closedConnectionAttr + ", " + heartbeatLostAttr),
-			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(connectionId) AND " +
-				"(attribute_not_exists(" + closedConnectionAttr + ") OR " + closedConnectionAttr + " <> :closed)"),
-			ExpressionAttributeNames:  names,
-			ExpressionAttributeValues: values,
-		}},
+		{ConditionCheck: bound.conditionCheck(r.tables.Connections, item{ConnectionsPartitionKey: str(connectionID)})},
+		{Update: e.transactUpdate(r.tables.Satellites, key)},
 	}})
 	failed, _, ok := cancelled(err)
 	switch {
@@ -287,7 +241,3 @@ func (r *Registry) adopt(ctx context.Context, key item, satelliteID, connectionI
 	}
 	return internal(err, "adopt connection")
 }
-
-// CloseConnection implements satellite.Registry. The disconnect edge is
-// guarded by connectionId = the closing connection, so a stale $disconnect
-// that arrives after the satellite reconnected changes nothing. The

@@ -189,24 +189,20 @@ func (r *Registry) MarkHeartbeatLost(ctx context.Context, s satellite.Stale, now
 		LastSeenAt: s.Satellite.LastHeartbeatAt, At: now,
 	}
 	writer := newWriter()
-	recordEdge, names, values := edgeWrite(edge, writer)
-	names["#shard"], names["#at"], names["#hb"] = LiveIndexPartKey, LiveIndexSortKey, heartbeatAttr
-	values[":lost"] = str(string(satellite.EdgeHeartbeatLost))
-	values[":connected"] = str(string(satellite.EdgeConnected))
-	values[":now"], values[":observed"] = millis(now), millis(s.StaleAt)
-	heartbeat := "attribute_not_exists(#hb)"
+	e := newExpr()
+	nowValue, staleAt, heartbeat := e.val("now", millis(now)), e.attr(LiveIndexSortKey), e.attr(heartbeatAttr)
+	e.setTo(e.attr(lastEdgeAttr), e.val("lost", str(string(satellite.EdgeHeartbeatLost))))
+	e.setTo(e.attr(heartbeatLostAttr), nowValue)
+	recordEdge(e, edge, writer)
+	e.removes(e.attr(LiveIndexPartKey), staleAt)
+	sameHeartbeat := notExists(heartbeat)
 	if !s.HeartbeatAt.IsZero() {
-		heartbeat, values[":heartbeat"] = "#hb = :heartbeat", millis(s.HeartbeatAt)
+		sameHeartbeat = eq(heartbeat, e.val("heartbeat", millis(s.HeartbeatAt)))
 	}
-	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &r.tables.Satellites,
-		Key:                                 item{SatellitesPartitionKey: str(satelliteKey(s.Satellite.ID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:                    aws.String("SET lastConnectionEvent = :lost, " + heartbeatLostAttr + " = :now, " + recordEdge + " REMOVE #shard, #at"),
-		ConditionExpression:                 aws.String("lastConnectionEvent = :connected AND #at = :observed AND #at < :now AND " + heartbeat),
-		ExpressionAttributeNames:            names,
-		ExpressionAttributeValues:           values,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	e.when(and(eq(e.attr(lastEdgeAttr), connected(e)), eq(staleAt, e.val("observed", millis(s.StaleAt))), lt(staleAt, nowValue), sameHeartbeat))
+	in := e.updateItem(r.tables.Satellites, satelliteItemKey(s.Satellite.ID))
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	_, err = r.db.UpdateItem(ctx, in)
 	if it, failed := conditionFailure(err); failed {
 		return wroteEdge(it, edge.ID, writer), edge, nil
 	}

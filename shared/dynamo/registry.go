@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"regexp"
 	"slices"
 	"time"
 
@@ -67,13 +66,15 @@ const (
 	// about 70 ms, longer than such a write takes.
 	transactAttempts = 4
 	// unprocessedAttempts: BatchGetItem requests (batchGet, the telemetry
-	// ledger) for keys DynamoDB left unprocessed; with the 10<<attempt ms
-	// back-off five requests wait 20+40+80+160 = 300 ms in all: long enough
-	// for a burst of throttling to pass, short enough for a request path.
+	// ledger) for keys DynamoDB left unprocessed; with the doubling
+	// unprocessedBackoff five requests wait 20+40+80+160 = 300 ms in all:
+	// long enough for a burst of throttling to pass, short enough for a
+	// request path.
 	unprocessedAttempts = 5
 	// seedWriteAttempts: seed's BatchWriteItem requests write a whole fleet
 	// at once, off any request path, so they may wait longer for throttling
-	// to pass (10<<attempt ms: about 1.3 s over eight requests).
+	// to pass (unprocessedBackoff doubling: about 1.3 s over eight
+	// requests).
 	seedWriteAttempts = 8
 	// bindRetries: BindConnection writes again only when a sweep marked the
 	// satellite lost between the authentication's read and its write; that
@@ -90,11 +91,29 @@ const (
 	// token or assignment set changed meanwhile, an admin's write racing
 	// another admin write: rare, so three retries.
 	tokenRotationRetries = 3
+	// thresholdAttempts: a new threshold is written by one of two
+	// conditional writes, the one for a satellite in the live index (its
+	// deadline moves too) and the one for any other; a heartbeat or a
+	// sweep moving the satellite between the two sends the change round
+	// again, and five rounds lost in a row is contention (ECONFLICT).
+	thresholdAttempts = 5
 	// deleteRetries: removeSatelliteItem reads the satellite again when its
 	// outbox changed meanwhile; a satellite that keeps connecting and
 	// disconnecting moves its outbox a few times during a deletion.
 	deleteRetries = 4
 )
+
+// Back-off between retries: attempt n waits the base doubled n times
+// (transactBackoff doubles at most maxBackoffDoublings times, and adds
+// jitter of as much again at most).
+const (
+	transactBackoff     = 5 * time.Millisecond
+	maxBackoffDoublings = 6
+	unprocessedBackoff  = 10 * time.Millisecond
+)
+
+// backoff is base doubled attempt times.
+func backoff(base time.Duration, attempt int) time.Duration { return base << attempt }
 
 // NewRegistry returns a registry over the given tables.
 func NewRegistry(db API, tables Tables) *Registry { return &Registry{db: db, tables: tables} }
@@ -151,10 +170,13 @@ func transact(ctx context.Context, db API, in *dynamodb.TransactWriteItemsInput,
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(5<<min(attempt, 6))*time.Millisecond + time.Duration(rand.Int64N(int64(5<<min(attempt, 6))*int64(time.Millisecond)))):
+		case <-time.After(jittered(backoff(transactBackoff, min(attempt, maxBackoffDoublings)))):
 		}
 	}
 }
+
+// jittered is d plus a random part of d.
+func jittered(d time.Duration) time.Duration { return d + rand.N(d) }
 
 func internal(err error, what string) error { return satellite.Wrap(err, satellite.EINTERNAL, what) }
 
@@ -177,26 +199,6 @@ func (r *Registry) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn fun
 
 // maxTransactItems is DynamoDB's limit on one TransactWriteItems request.
 const maxTransactItems = 100
-
-var placeholder = regexp.MustCompile(`:[A-Za-z0-9_]+`)
-
-// used returns the values whose placeholders the expressions name:
-// DynamoDB refuses a request that carries one it does not use.
-func used(values item, expressions ...string) item {
-	names := map[string]bool{}
-	for _, e := range expressions {
-		for _, p := range placeholder.FindAllString(e, -1) {
-			names[p] = true
-		}
-	}
-	out := item{}
-	for k, v := range values {
-		if names[k] {
-			out[k] = v
-		}
-	}
-	return out
-}
 
 // conditionFailure returns the item a failed condition reported, and
 // whether err was a failed condition at all.
@@ -245,7 +247,7 @@ func (r *Registry) batchGet(ctx context.Context, table string, keys []item, cons
 				select {
 				case <-ctx.Done():
 					return nil, ctx.Err()
-				case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+				case <-time.After(backoff(unprocessedBackoff, attempt)):
 				}
 			}
 			res, err := r.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/checkstack/satellite-backend/shared/satellite"
@@ -28,26 +26,21 @@ import (
 // stays, once every edge in it is confirmed published.
 const removalKeep = 7 * 24 * time.Hour
 
-// keepUntilAttr is the epoch second a removal record's expiresAt takes
-// when its last edge is confirmed.
-const keepUntilAttr = "keepUntil"
-
 // removalKey is the key of a deleted satellite's removal record.
 func removalKey(satelliteID string) item {
 	return item{SatellitesPartitionKey: str(removalPrefix + satelliteID), SatellitesSortKey: str(removalSort)}
 }
 
-// removedProjection reads, of a satellite's partition, each item's sort key
-// and what the removal record takes from the satellite item.
-var removedProjection = map[string]string{
-	"#sk": SatellitesSortKey, "#id": "satelliteId", "#name": "name", "#region": "region", "#created": "createdAt",
-	"#hb": heartbeatAttr, "#legacyHb": legacyHeartbeatAttr, "#seen": lastSeenAttr, "#edges": pendingEdgesAttr, "#outboxAt": outboxAtAttr,
+// removedAttributes are what DeleteSatellite reads of each item of a
+// satellite's partition: its sort key, and what the removal record takes
+// from the satellite item.
+var removedAttributes = []string{
+	SatellitesSortKey, satelliteIDAttr, nameAttr, regionAttr, createdAtAttr,
+	heartbeatAttr, legacyHeartbeatAttr, lastSeenAttr, pendingEdgesAttr, outboxAtAttr,
 }
 
-const removedProjectionExpression = "#sk, #id, #name, #region, #created, #hb, #legacyHb, #seen, #edges, #outboxAt"
-
 // removalRecord returns the removal record of the satellite whose item is
-// sat (as removedProjection reads it), removed at now, and its removed
+// sat (its removedAttributes, as DeleteSatellite reads them), removed at now, and its removed
 // edge. The record carries the satellite's pending edges as they are.
 func removalRecord(sat item, now time.Time) (item, satellite.LifecycleEvent) {
 	s := satelliteFrom(sat)
@@ -56,9 +49,9 @@ func removalRecord(sat item, now time.Time) (item, satellite.LifecycleEvent) {
 		lastSeen = getMillis(sat, lastSeenAttr)
 	}
 	edge := satellite.NewLifecycleEvent(satellite.EdgeRemoved, strconv.FormatInt(s.CreatedAt.UnixMilli(), 10), s, lastSeen, now)
-	entry := item{"edge": str(string(edge.Edge)), "at": millis(now), "by": str(newWriter())}
+	entry := item{entryEdgeField: str(string(edge.Edge)), entryAtField: millis(now), entryWriterField: str(newWriter())}
 	if !lastSeen.IsZero() {
-		entry["lastSeenAt"] = millis(lastSeen)
+		entry[entryLastSeenField] = millis(lastSeen)
 	}
 	edges := item{}
 	if m, ok := sat[pendingEdgesAttr].(*types.AttributeValueMemberM); ok {
@@ -68,10 +61,10 @@ func removalRecord(sat item, now time.Time) (item, satellite.LifecycleEvent) {
 	}
 	edges[edge.ID] = &types.AttributeValueMemberM{Value: entry}
 	record := removalKey(s.ID)
-	record["satelliteId"] = str(s.ID)
-	record["name"] = str(s.Name)
-	record["region"] = str(s.Region)
-	record["removedAt"] = millis(now)
+	record[satelliteIDAttr] = str(s.ID)
+	record[nameAttr] = str(s.Name)
+	record[regionAttr] = str(s.Region)
+	record[removedAtAttr] = millis(now)
 	record[keepUntilAttr] = num(now.Add(removalKeep).Unix())
 	record[pendingEdgesAttr] = &types.AttributeValueMemberM{Value: edges}
 	record[outboxShardAttr] = str(outboxShard(s.ID))
@@ -83,7 +76,7 @@ func removalRecord(sat item, now time.Time) (item, satellite.LifecycleEvent) {
 		record[lastSeenAttr] = seen // for a pending disconnected edge
 	}
 	if !s.CreatedAt.IsZero() {
-		record["createdAt"] = millis(s.CreatedAt)
+		record[createdAtAttr] = millis(s.CreatedAt)
 	}
 	return record, edge
 }
@@ -92,8 +85,9 @@ func removalRecord(sat item, now time.Time) (item, satellite.LifecycleEvent) {
 // exactly the edges of sat: edges are only ever added and removed, so the
 // same size with each of them present is the same set. Deleting the item
 // under it loses no edge recorded, or confirmed, after sat was read.
-func unchangedOutbox(sat item) (condition string, names map[string]string, values item) {
-	names = map[string]string{"#pk": SatellitesPartitionKey, "#edges": pendingEdgesAttr}
+func unchangedOutbox(sat item) *expr {
+	e := whereExists(SatellitesPartitionKey)
+	edges := e.attr(pendingEdgesAttr)
 	var ids []string
 	if m, ok := sat[pendingEdgesAttr].(*types.AttributeValueMemberM); ok {
 		for id := range m.Value {
@@ -101,16 +95,14 @@ func unchangedOutbox(sat item) (condition string, names map[string]string, value
 		}
 	}
 	if len(ids) == 0 {
-		return "attribute_exists(#pk) AND (attribute_not_exists(#edges) OR size(#edges) = :none)", names, item{":none": num(0)}
+		return e.when(or(notExists(edges), eq(size(edges), e.val("none", num(0)))))
 	}
 	sort.Strings(ids)
-	condition = "attribute_exists(#pk) AND size(#edges) = :pending"
+	e.when(eq(size(edges), e.val("pending", num(int64(len(ids))))))
 	for i, id := range ids {
-		ph := "#pending" + strconv.Itoa(i)
-		names[ph] = id
-		condition += " AND attribute_exists(#edges." + ph + ")"
+		e.when(exists(edges.dot(e.alias("pending"+strconv.Itoa(i), id))))
 	}
-	return condition, names, item{":pending": num(int64(len(ids)))}
+	return e
 }
 
 // confirmRemovalEdge removes a published edge from a deleted satellite's
@@ -118,25 +110,14 @@ func unchangedOutbox(sat item) (condition string, names map[string]string, value
 // sets its expiry. Confirming one that is not there changes nothing.
 func (r *Registry) confirmRemovalEdge(ctx context.Context, satelliteID, edgeID string) error {
 	key := removalKey(satelliteID)
-	names := map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID, "#exp": SatellitesTTLAttribute, "#keep": keepUntilAttr}
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       key,
-		UpdateExpression:          aws.String("SET #exp = #keep REMOVE #edges.#edge, " + outboxShardAttr + ", " + outboxAtAttr),
-		ConditionExpression:       aws.String("attribute_exists(#edges.#edge) AND size(#edges) = :one"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: item{":one": num(1)},
-	})
+	// The last one: the record leaves the Outbox index and expires.
+	e := confirmLast(edgeID)
+	e.setTo(e.attr(SatellitesTTLAttribute), e.attr(keepUntilAttr))
+	_, err := r.db.UpdateItem(ctx, e.updateItem(r.tables.Satellites, key))
 	if !conditionFailed(err) {
 		return internal(err, "confirm published edge of a removed satellite")
 	}
-	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &r.tables.Satellites,
-		Key:                      key,
-		UpdateExpression:         aws.String("REMOVE #edges.#edge"),
-		ConditionExpression:      aws.String("attribute_exists(#edges.#edge)"),
-		ExpressionAttributeNames: map[string]string{"#edges": pendingEdgesAttr, "#edge": edgeID},
-	})
+	_, err = r.db.UpdateItem(ctx, confirmOne(edgeID).updateItem(r.tables.Satellites, key))
 	if conditionFailed(err) {
 		return nil
 	}

@@ -17,9 +17,6 @@ import (
 // resultTimeFormat sorts lexicographically in time order.
 const resultTimeFormat = "2006-01-02T15:04:05.000000000Z"
 
-// clockSkewAttr holds Result.ClockSkewMs, only on a result dated ahead.
-const clockSkewAttr = "clockSkewMs"
-
 // RecordResult implements satellite.Registry: a strongly consistent read of
 // the assignment item authorises the result, then one plain put stores it.
 //
@@ -44,20 +41,20 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 	it := item{
 		ResultsPartitionKey: str(checkKey(res.ConfigID, res.SystemID)),
 		ResultsSortKey:      str(res.OrderedAt().UTC().Format(resultTimeFormat) + "#" + keyPart(res.SatelliteID) + "#" + res.ID),
-		"configId":          str(res.ConfigID),
-		"systemId":          str(res.SystemID),
-		"satelliteId":       str(res.SatelliteID),
-		"source":            str(res.Source),
-		"status":            str(string(res.Status)),
-		"executedAt":        str(res.ExecutedAt.UTC().Format(time.RFC3339Nano)),
-		"receivedAt":        millis(res.ReceivedAt),
+		configIDAttr:        str(res.ConfigID),
+		systemIDAttr:        str(res.SystemID),
+		satelliteIDAttr:     str(res.SatelliteID),
+		sourceAttr:          str(res.Source),
+		statusAttr:          str(string(res.Status)),
+		executedAtAttr:      str(res.ExecutedAt.UTC().Format(time.RFC3339Nano)),
+		receivedAtAttr:      millis(res.ReceivedAt),
 		ResultsTTLAttribute: num(res.ExpiresAt.Unix()),
 	}
 	if res.LatencyMs != nil {
-		it["latencyMs"] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*res.LatencyMs, 'f', -1, 64)}
+		it[latencyAttr] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*res.LatencyMs, 'f', -1, 64)}
 	}
 	if res.Detail != nil {
-		it["result"] = str(string(res.Detail))
+		it[detailAttr] = str(string(res.Detail))
 	}
 	if res.ClockSkewMs > 0 {
 		it[clockSkewAttr] = num(res.ClockSkewMs)
@@ -74,18 +71,20 @@ func (r *Registry) RecordResult(ctx context.Context, res satellite.Result) error
 // an environment, list that environment. EFORBIDDEN or EUNAUTHENTICATED
 // when it does not.
 func (r *Registry) authoriseResult(ctx context.Context, res satellite.Result) error {
+	projection := newExpr().project(tokenGenerationAttr, environmentsAttr)
 	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:            &r.tables.Satellites,
-		Key:                  item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
-		ConsistentRead:       aws.Bool(true),
-		ProjectionExpression: aws.String("tokenGeneration, " + environmentsAttr),
+		TableName:                &r.tables.Satellites,
+		Key:                      item{SatellitesPartitionKey: str(satelliteKey(res.SatelliteID)), SatellitesSortKey: str(assignmentSort(res.ConfigID, res.SystemID))},
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     projection.projectionExpression(),
+		ExpressionAttributeNames: projection.attributeNames(),
 	})
 	switch {
 	case err != nil:
 		return internal(err, "read assignment")
 	case len(out.Item) == 0:
 		return satellite.Errorf(satellite.EFORBIDDEN, "satellite %s is not assigned configId %s systemId %s", res.SatelliteID, res.ConfigID, res.SystemID)
-	case getNum(out.Item, "tokenGeneration") != res.TokenGeneration:
+	case getNum(out.Item, tokenGenerationAttr) != res.TokenGeneration:
 		return satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since this connection authenticated", res.SatelliteID)
 	case res.EnvironmentID != nil && !listsEnvironment(out.Item, *res.EnvironmentID):
 		return satellite.Errorf(satellite.EFORBIDDEN, "the assignment configId %s systemId %s of satellite %s does not list environment %s",
@@ -100,8 +99,9 @@ func listsEnvironment(assignment item, environmentID string) bool {
 	return ok && slices.Contains(set.Value, environmentID)
 }
 
-// resultEnvironmentAttr holds the environment a result's run was for.
-const resultEnvironmentAttr = "environmentId"
+// environmentReadFactor is how many of a check's results a listing of an
+// environment's reads per result it wants, at most, in one page.
+const environmentReadFactor = 4
 
 // environmentScanItems bounds how many of a check's latest results one
 // listing of an environment's reads: 10,000 (about 4.5 MB, 600 read units
@@ -114,22 +114,17 @@ const environmentScanItems = 10000
 // has no index by environment, which would cost every result one write unit
 // more (and its size again in storage) to serve an admin listing.
 func (r *Registry) LatestResults(ctx context.Context, configID, systemID string, environmentID *string, limit int32) ([]satellite.Result, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                 &r.tables.Results,
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": ResultsPartitionKey},
-		ExpressionAttributeValues: item{":pk": str(checkKey(configID, systemID))},
-		ScanIndexForward:          aws.Bool(false),
-		Limit:                     aws.Int32(limit),
-	}
+	e := newExpr()
+	e.key(eq(e.attr(ResultsPartitionKey), e.val("pk", str(checkKey(configID, systemID)))))
+	pageLimit := limit
 	if environmentID != nil {
 		// Limit bounds the items a page reads, before the filter: read a
 		// few times the wanted count at a time.
-		in.FilterExpression = aws.String("#env = :env")
-		in.ExpressionAttributeNames["#env"] = resultEnvironmentAttr
-		in.ExpressionAttributeValues[":env"] = str(*environmentID)
-		in.Limit = aws.Int32(4 * limit)
+		e.when(eq(e.attr(resultEnvironmentAttr), e.val("env", str(*environmentID))))
+		pageLimit = environmentReadFactor * limit
 	}
+	in := e.query(r.tables.Results, false)
+	in.ScanIndexForward, in.Limit = aws.Bool(false), aws.Int32(pageLimit)
 	results := make([]satellite.Result, 0, limit)
 	for scanned := int32(0); ; {
 		out, err := r.db.Query(ctx, in)
@@ -155,12 +150,12 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 // malformed item decodes to what it holds.
 func ResultFromItem(it map[string]types.AttributeValue) satellite.Result {
 	res := satellite.Result{
-		ConfigID:    getStr(it, "configId"),
-		SystemID:    getStr(it, "systemId"),
-		SatelliteID: getStr(it, "satelliteId"),
-		Source:      getStr(it, "source"),
-		Status:      satellite.CheckStatus(getStr(it, "status")),
-		ReceivedAt:  getMillis(it, "receivedAt"),
+		ConfigID:    getStr(it, configIDAttr),
+		SystemID:    getStr(it, systemIDAttr),
+		SatelliteID: getStr(it, satelliteIDAttr),
+		Source:      getStr(it, sourceAttr),
+		Status:      satellite.CheckStatus(getStr(it, statusAttr)),
+		ReceivedAt:  getMillis(it, receivedAtAttr),
 	}
 	if parts := strings.SplitN(getStr(it, ResultsSortKey), "#", 3); len(parts) == 3 {
 		res.ID = parts[2]
@@ -168,15 +163,15 @@ func ResultFromItem(it map[string]types.AttributeValue) satellite.Result {
 	if env, ok := it[resultEnvironmentAttr].(*types.AttributeValueMemberS); ok {
 		res.EnvironmentID = aws.String(env.Value)
 	}
-	if n, ok := it["latencyMs"].(*types.AttributeValueMemberN); ok {
+	if n, ok := it[latencyAttr].(*types.AttributeValueMemberN); ok {
 		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
 			res.LatencyMs = &f
 		}
 	}
-	if d := getStr(it, "result"); d != "" {
+	if d := getStr(it, detailAttr); d != "" {
 		res.Detail = []byte(d)
 	}
-	res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, "executedAt"))
+	res.ExecutedAt, _ = time.Parse(time.RFC3339Nano, getStr(it, executedAtAttr))
 	res.ClockSkewMs = getNum(it, clockSkewAttr)
 	if exp := getNum(it, ResultsTTLAttribute); exp != 0 {
 		res.ExpiresAt = time.Unix(exp, 0).UTC()

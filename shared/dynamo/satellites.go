@@ -3,7 +3,6 @@ package dynamo
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -17,7 +16,7 @@ import (
 func (r *Registry) CreateSatellite(ctx context.Context, s satellite.Satellite) error {
 	it, profile := newSatelliteItems(s)
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: &r.tables.Satellites, Item: it, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: whereNew(SatellitesPartitionKey).transactPut(r.tables.Satellites, it)},
 		{Put: &types.Put{TableName: &r.tables.Satellites, Item: profile}},
 	}})
 	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
@@ -33,11 +32,11 @@ func newSatelliteItems(s satellite.Satellite) (state, profile item) {
 	state = item{
 		SatellitesPartitionKey: pk,
 		SatellitesSortKey:      str(satelliteSort),
-		"satelliteId":          str(s.ID),
-		"name":                 str(s.Name),
-		"region":               str(s.Region),
-		"tokenHash":            str(s.TokenHash),
-		"createdAt":            millis(s.CreatedAt),
+		satelliteIDAttr:        str(s.ID),
+		nameAttr:               str(s.Name),
+		regionAttr:             str(s.Region),
+		tokenHashAttr:          str(s.TokenHash),
+		createdAtAttr:          millis(s.CreatedAt),
 		// Its entry in the fleet listing index, for good: the key never
 		// changes, so no later write of this item touches the index.
 		FleetIndexPartKey: str(FleetIndexPart),
@@ -46,9 +45,9 @@ func newSatelliteItems(s satellite.Satellite) (state, profile item) {
 		pendingEdgesAttr: &types.AttributeValueMemberM{Value: item{}},
 	}
 	if s.OfflineThreshold > 0 {
-		state["offlineThresholdMs"] = num(s.OfflineThreshold.Milliseconds())
+		state[satelliteThresholdAttr] = num(s.OfflineThreshold.Milliseconds())
 	}
-	profile = item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort), "tags": tagsItem(s.Tags)}
+	profile = item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort), tagsAttr: tagsItem(s.Tags)}
 	return state, profile
 }
 
@@ -134,20 +133,13 @@ func (r *Registry) UpdateSatellite(ctx context.Context, satelliteID string, u sa
 // that also takes any tags a satellite stored before profile items had off
 // its satellite item (and so checks that the satellite exists).
 func (r *Registry) setTags(ctx context.Context, satelliteID string, tags map[string]string) error {
-	pk := str(satelliteKey(satelliteID))
+	legacy := whereExists(SatellitesPartitionKey)
+	legacy.removes(legacy.attr(tagsAttr))
+	profile := newExpr()
+	profile.setTo(profile.attr(tagsAttr), profile.val("tags", tagsItem(tags)))
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:           &r.tables.Satellites,
-			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-			UpdateExpression:    aws.String("REMOVE tags"),
-			ConditionExpression: aws.String("attribute_exists(pk)"),
-		}},
-		{Update: &types.Update{
-			TableName:                 &r.tables.Satellites,
-			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)},
-			UpdateExpression:          aws.String("SET tags = :tags"),
-			ExpressionAttributeValues: item{":tags": tagsItem(tags)},
-		}},
+		{Update: legacy.transactUpdate(r.tables.Satellites, satelliteItemKey(satelliteID))},
+		{Update: profile.transactUpdate(r.tables.Satellites, profileKey(satelliteID))},
 	}})
 	if failed, _, ok := cancelled(err); ok && len(failed) == 2 && failed[0] {
 		return satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
@@ -157,57 +149,35 @@ func (r *Registry) setTags(ctx context.Context, satelliteID string, tags map[str
 
 // updateSatelliteItem applies u (without tags) to the satellite item.
 func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, u satellite.Update) (satellite.Satellite, error) {
-	var set, remove []string
-	values := item{}
-	if u.Name != nil {
-		set, values[":name"] = append(set, "#name = :name"), str(*u.Name)
-	}
-	if u.Region != nil {
-		set, values[":region"] = append(set, "#region = :region"), str(*u.Region)
-	}
-	switch {
-	case u.ClearThreshold:
-		remove = append(remove, "offlineThresholdMs")
-	case u.OfflineThreshold != nil:
-		set, values[":threshold"] = append(set, "offlineThresholdMs = :threshold"), num(u.OfflineThreshold.Milliseconds())
-	}
-	expr := ""
-	if len(set) > 0 {
-		expr = "SET " + strings.Join(set, ", ")
-	}
-	if len(remove) > 0 {
-		expr += " REMOVE " + strings.Join(remove, ", ")
-	}
-	if expr == "" {
+	if u.Name == nil && u.Region == nil && u.OfflineThreshold == nil && !u.ClearThreshold {
 		sat, _, err := r.Satellite(ctx, satelliteID)
 		return sat, err
 	}
-	names := map[string]string{}
-	if u.Name != nil {
-		names["#name"] = "name"
+	// change is u's writes, on condition that the satellite exists.
+	change := func() *expr {
+		e := whereExists(SatellitesPartitionKey)
+		if u.Name != nil {
+			e.setTo(e.attr(nameAttr), e.val("name", str(*u.Name)))
+		}
+		if u.Region != nil {
+			e.setTo(e.attr(regionAttr), e.val("region", str(*u.Region)))
+		}
+		switch {
+		case u.ClearThreshold:
+			e.removes(e.attr(satelliteThresholdAttr))
+		case u.OfflineThreshold != nil:
+			e.setTo(e.attr(satelliteThresholdAttr), e.val("threshold", num(u.OfflineThreshold.Milliseconds())))
+		}
+		return e
 	}
-	if u.Region != nil {
-		names["#region"] = "region"
-	}
-	update := func(expr, condition string, values item) (*dynamodb.UpdateItemOutput, error) {
-		in := &dynamodb.UpdateItemInput{
-			TableName:                           &r.tables.Satellites,
-			Key:                                 item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-			UpdateExpression:                    aws.String(strings.TrimSpace(expr)),
-			ConditionExpression:                 aws.String(condition),
-			ReturnValues:                        types.ReturnValueAllNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}
-		if len(values) > 0 {
-			in.ExpressionAttributeValues = values
-		}
-		if len(names) > 0 {
-			in.ExpressionAttributeNames = names
-		}
+	write := func(e *expr) (*dynamodb.UpdateItemOutput, error) {
+		in := e.updateItem(r.tables.Satellites, satelliteItemKey(satelliteID))
+		in.ReturnValues = types.ReturnValueAllNew
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 		return r.db.UpdateItem(ctx, in)
 	}
 	if u.OfflineThreshold == nil && !u.ClearThreshold {
-		out, err := update(expr, "attribute_exists(pk)", values)
+		out, err := write(change())
 		if conditionFailed(err) {
 			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 		}
@@ -225,17 +195,13 @@ func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, 
 	if u.OfflineThreshold != nil {
 		threshold = *u.OfflineThreshold
 	}
-	live := "attribute_exists(" + heartbeatAttr + ") AND begins_with(" + LiveIndexPartKey + ", :live)"
-	liveValues := item{":live": str(liveShardPrefix + "#"), ":newThreshold": num(threshold.Milliseconds())}
-	for k, v := range values {
-		liveValues[k] = v
+	live := func(e *expr) condition {
+		return and(exists(e.attr(heartbeatAttr)), beginsWith(e.attr(LiveIndexPartKey), e.val("live", str(liveShardPrefix+"#"))))
 	}
-	for range 5 {
-		liveExpr := strings.Replace(expr, "SET ", "SET "+LiveIndexSortKey+" = "+heartbeatAttr+" + :newThreshold, ", 1)
-		if !strings.Contains(liveExpr, "SET ") {
-			liveExpr = "SET " + LiveIndexSortKey + " = " + heartbeatAttr + " + :newThreshold " + liveExpr
-		}
-		out, err := update(liveExpr, "attribute_exists(pk) AND "+live, liveValues)
+	for range thresholdAttempts {
+		e := change()
+		e.setTo(e.attr(LiveIndexSortKey), plus(e.attr(heartbeatAttr), e.val("newThreshold", num(threshold.Milliseconds()))))
+		out, err := write(e.when(live(e)))
 		if err == nil {
 			return satelliteFrom(out.Attributes), nil
 		}
@@ -246,11 +212,8 @@ func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, 
 		if len(ccf.Item) == 0 {
 			return satellite.Satellite{}, satellite.Errorf(satellite.ENOTFOUND, "no satellite %s", satelliteID)
 		}
-		notLiveValues := item{":live": str(liveShardPrefix + "#")}
-		for k, v := range values {
-			notLiveValues[k] = v
-		}
-		out, err = update(expr, "attribute_exists(pk) AND NOT ("+live+")", notLiveValues)
+		e = change()
+		out, err = write(e.when(not(live(e))))
 		if err == nil {
 			return satelliteFrom(out.Attributes), nil
 		}
@@ -267,33 +230,27 @@ func (r *Registry) updateSatelliteItem(ctx context.Context, satelliteID string, 
 // SaveSyncState implements satellite.Registry.
 func (r *Registry) SaveSyncState(ctx context.Context, satelliteID string, s satellite.SyncState) error {
 	state := item{
-		"status":     str(string(s.Status)),
-		"reportedAt": millis(s.ReportedAt),
+		syncStatusField:     str(string(s.Status)),
+		syncReportedAtField: millis(s.ReportedAt),
 	}
 	if s.LockfileHash != nil {
-		state["lockfileHash"] = str(*s.LockfileHash)
+		state[syncLockfileHashField] = str(*s.LockfileHash)
 	} else {
-		state["lockfileHash"] = &types.AttributeValueMemberNULL{Value: true}
+		state[syncLockfileHashField] = &types.AttributeValueMemberNULL{Value: true}
 	}
 	if s.ErrorMessage != "" {
-		state["errorMessage"] = str(s.ErrorMessage)
+		state[syncErrorMessageField] = str(s.ErrorMessage)
 	}
 	// In the profile item, with a check that the satellite exists, so that
-	// a late report of a deleted satellite brings nothing back.
-	pk := str(satelliteKey(satelliteID))
+	// a late report of a deleted satellite brings nothing back; unless a
+	// later report is stored.
+	e := newExpr()
+	stored := e.attr(syncStateAttr)
+	e.setTo(stored, e.val("state", &types.AttributeValueMemberM{Value: state}))
+	e.when(or(notExists(stored), le(stored.dot(e.attr(syncReportedAtField)), e.val("at", millis(s.ReportedAt)))))
 	err := r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{ConditionCheck: &types.ConditionCheck{
-			TableName:           &r.tables.Satellites,
-			Key:                 item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-			ConditionExpression: aws.String("attribute_exists(pk)"),
-		}},
-		{Update: &types.Update{
-			TableName:                 &r.tables.Satellites,
-			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(profileSort)},
-			UpdateExpression:          aws.String("SET syncState = :state"),
-			ConditionExpression:       aws.String("attribute_not_exists(syncState) OR syncState.reportedAt <= :at"),
-			ExpressionAttributeValues: item{":state": &types.AttributeValueMemberM{Value: state}, ":at": millis(s.ReportedAt)},
-		}},
+		{ConditionCheck: whereExists(SatellitesPartitionKey).conditionCheck(r.tables.Satellites, satelliteItemKey(satelliteID))},
+		{Update: e.transactUpdate(r.tables.Satellites, profileKey(satelliteID))},
 	}})
 	if failed, _, ok := cancelled(err); ok && len(failed) == 2 {
 		switch {

@@ -15,8 +15,10 @@
 // and the online query, the edge outbox, a deleted satellite's removal
 // record, and the paged fleet listing with its backfill); results.go;
 // telemetry.go; fanoutjobs.go; seed.go (fleets for benchmarks); codec.go
-// (items to values); registry.go (the client, transactions, retry limits
-// and shared helpers).
+// (items to values); attributes.go (the attribute names of the
+// Registry's items); expr.go (the builder of every update and condition
+// expression, and of reads' filters and projections); registry.go (the client,
+// transactions, retry limits and shared helpers).
 package dynamo
 
 import (
@@ -174,6 +176,16 @@ const (
 )
 
 func satelliteKey(id string) string { return satellitePrefix + id }
+
+// satelliteItemKey is the key of a satellite's satellite item.
+func satelliteItemKey(id string) item {
+	return item{SatellitesPartitionKey: str(satelliteKey(id)), SatellitesSortKey: str(satelliteSort)}
+}
+
+// profileKey is the key of a satellite's profile item.
+func profileKey(id string) item {
+	return item{SatellitesPartitionKey: str(satelliteKey(id)), SatellitesSortKey: str(profileSort)}
+}
 
 // keyPart escapes an id for use inside a composite key so that "#" inside an
 // id can never make two different pairs collide. An id whose escaped form is

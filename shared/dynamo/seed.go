@@ -11,23 +11,25 @@ import (
 	"github.com/checkstack/satellite-backend/shared/satellite"
 )
 
+// maxBatchWrite is how many items one BatchWriteItem request may write.
+const maxBatchWrite = 25
+
 // SeedConnected writes satellites as an authentication on connection
 // "conn-<id>" at connectedAt leaves them, once their connected edge is
 // confirmed: the satellite and profile items and the bound connection
-// record. It writes 25 items per request and checks nothing, so it is for
+// record. It writes maxBatchWrite items per request and checks nothing, so it is for
 // filling a fleet for benchmarks and load tests only (sweepbench seeds
 // 100,000 satellites with it); a test keeps its items equal to what
 // CreateSatellite, OpenConnection, BindConnection and ConfirmEdge write.
 func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite, connectedAt time.Time) error {
 	byTable := map[string][]types.WriteRequest{}
-	values := connectedValues("", 0, connectedAt)
 	for _, s := range sats {
 		conn := "conn-" + s.ID
 		// As created, then as an authentication binds it.
 		state, profile := newSatelliteItems(s)
-		state["connectionId"] = str(conn)
-		state[heartbeatAttr] = values[":now"]
-		state["lastConnectionEvent"] = values[":connected"]
+		state[currentConnAttr] = str(conn)
+		state[heartbeatAttr] = millis(connectedAt)
+		state[lastEdgeAttr] = str(string(satellite.EdgeConnected))
 		state[LiveIndexPartKey] = str(liveShard(s.ID))
 		state[LiveIndexSortKey] = millis(liveFrom(connectedAt, s.OfflineThreshold).Add(s.Threshold()))
 		record := item{
@@ -35,10 +37,10 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 			UnauthenticatedIndexSortKey: millis(connectedAt),
 			ConnectionsTTLAttribute:     num(connectedAt.Add(satellite.ConnectionRecordTTL).Unix()),
 			BySatelliteIndexPartKey:     str(s.ID),
-			"satelliteName":             str(s.Name),
-			"satelliteRegion":           str(s.Region),
-			"authenticatedAt":           millis(connectedAt),
-			"tokenGeneration":           num(s.TokenGeneration),
+			satelliteNameAttr:           str(s.Name),
+			satelliteRegionAttr:         str(s.Region),
+			authenticatedAtAttr:         millis(connectedAt),
+			tokenGenerationAttr:         num(s.TokenGeneration),
 			ExpiryIndexPartKey:          str(expiryShard(conn)),
 		}
 		if s.OfflineThreshold > 0 {
@@ -51,7 +53,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 	}
 	for table, writes := range byTable {
 		for len(writes) > 0 {
-			chunk := writes[:min(len(writes), 25)]
+			chunk := writes[:min(len(writes), maxBatchWrite)]
 			writes = writes[len(chunk):]
 			for attempt := 0; len(chunk) > 0; attempt++ {
 				if attempt == seedWriteAttempts {
@@ -66,7 +68,7 @@ func (r *Registry) SeedConnected(ctx context.Context, sats []satellite.Satellite
 					select {
 					case <-ctx.Done():
 						return internal(ctx.Err(), "seed satellites")
-					case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+					case <-time.After(backoff(unprocessedBackoff, attempt)):
 					}
 				}
 			}

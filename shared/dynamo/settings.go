@@ -25,15 +25,15 @@ func (r *Registry) Settings(ctx context.Context) (satellite.Settings, error) {
 	}, func(it item) error {
 		switch getStr(it, SatellitesSortKey) {
 		case packagesSort:
-			if h := getStr(it, "lockfileHash"); h != "" {
+			if h := getStr(it, lockfileHashAttr); h != "" {
 				st.LockfileHash = &h
 			}
 		case sandboxSort:
 			// Set, whatever it holds: a policy that cannot be read back
 			// must not give way to the default.
 			st.SandboxPolicySet = true
-			st.SandboxPolicy = json.RawMessage(getStr(it, "policy"))
-			st.SandboxPolicyUpdatedAt = getMillis(it, "updatedAt")
+			st.SandboxPolicy = json.RawMessage(getStr(it, policyAttr))
+			st.SandboxPolicyUpdatedAt = getMillis(it, updatedAtAttr)
 		}
 		return nil
 	})
@@ -50,8 +50,8 @@ func (r *Registry) SetSandboxPolicy(ctx context.Context, policy json.RawMessage,
 		Item: item{
 			SatellitesPartitionKey: str(packagesPart),
 			SatellitesSortKey:      str(sandboxSort),
-			"policy":               str(string(policy)),
-			"updatedAt":            millis(now),
+			policyAttr:             str(string(policy)),
+			updatedAtAttr:          millis(now),
 		},
 	})
 	return internal(err, "store sandbox policy")
@@ -66,7 +66,7 @@ func (r *Registry) DesiredLockfileHash(ctx context.Context) (*string, error) {
 	if err != nil {
 		return nil, internal(err, "read desired lockfile hash")
 	}
-	if h := getStr(out.Item, "lockfileHash"); h != "" {
+	if h := getStr(out.Item, lockfileHashAttr); h != "" {
 		return &h, nil
 	}
 	return nil, nil
@@ -79,7 +79,7 @@ func (r *Registry) SetDesiredLockfileHash(ctx context.Context, lockfileHash stri
 		Item: item{
 			SatellitesPartitionKey: str(packagesPart),
 			SatellitesSortKey:      str(packagesSort),
-			"lockfileHash":         str(lockfileHash),
+			lockfileHashAttr:       str(lockfileHash),
 		},
 	})
 	return internal(err, "store desired lockfile hash")

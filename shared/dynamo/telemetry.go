@@ -35,6 +35,23 @@ func NewTelemetryLedger(db API, table, satellitesTable string) *TelemetryLedger 
 // claimAttempts bounds the tries of a claim cancelled by conflicts.
 const claimAttempts = 8
 
+// The attributes of the telemetry table's items: a budget item counts the
+// bytes of a connection's minute; a batch's mark holds its state, when it
+// was claimed and received, and once finished its counts.
+const (
+	budgetBytesAttr    = "bytes"
+	batchStateAttr     = "state"
+	batchClaimedAtAttr = "claimedAt"
+	batchAcceptedAttr  = "accepted"
+	batchRejectedAttr  = "rejected"
+	// receivedAtAttr (attributes.go) is when the batch was first received.
+)
+
+// budgetKeepMinutes is how many minutes after the start of its own minute
+// a budget item expires: at the end of the next one, long after the last
+// batch it charges.
+const budgetKeepMinutes = 2
+
 // InFlightTimeout is how long a batch stays claimed by an instance that
 // neither finished nor forgot it (it crashed or timed out) before a resend
 // is handled again: longer than a function may run.
@@ -80,7 +97,7 @@ func (l *TelemetryLedger) ClaimBatch(ctx context.Context, conn satellite.Connect
 	switch {
 	case sat == nil:
 		return satellite.BatchClaim{}, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s no longer exists", conn.SatelliteID)
-	case getNum(sat, "tokenGeneration") != conn.TokenGeneration:
+	case getNum(sat, tokenGenerationAttr) != conn.TokenGeneration:
 		return satellite.BatchClaim{}, satellite.Errorf(satellite.EUNAUTHENTICATED, "satellite %s's token was rotated since connection %s authenticated", conn.SatelliteID, conn.ID)
 	}
 	for range claimAttempts {
@@ -88,13 +105,13 @@ func (l *TelemetryLedger) ClaimBatch(ctx context.Context, conn satellite.Connect
 			claim satellite.BatchClaim
 			done  bool
 		)
-		switch state := getStr(mark, "state"); {
+		switch state := getStr(mark, batchStateAttr); {
 		case mark == nil:
 			claim, mark, done, err = l.claimNew(ctx, conn.ID, batch, size, budget, now)
 		case state == batchFinished:
 			return satellite.BatchClaim{Outcome: satellite.Finished,
-				Accepted: int(getNum(mark, "accepted")), Rejected: int(getNum(mark, "rejected"))}, nil
-		case state == batchInFlight && !getMillis(mark, "claimedAt").Before(now.Add(-InFlightTimeout)):
+				Accepted: int(getNum(mark, batchAcceptedAttr)), Rejected: int(getNum(mark, batchRejectedAttr))}, nil
+		case state == batchInFlight && !getMillis(mark, batchClaimedAtAttr).Before(now.Add(-InFlightTimeout)):
 			return satellite.BatchClaim{Outcome: satellite.InFlight}, nil
 		default:
 			// Abandoned in flight, or to be handled again.
@@ -111,12 +128,12 @@ func (l *TelemetryLedger) ClaimBatch(ctx context.Context, conn satellite.Connect
 // there is none) and the batch's mark (nil when there is none), both read
 // consistently in one request.
 func (l *TelemetryLedger) read(ctx context.Context, satelliteID string, batch item) (sat, mark item, err error) {
-	satKey := item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)}
+	projection := newExpr().project(SatellitesPartitionKey, tokenGenerationAttr)
 	request := map[string]types.KeysAndAttributes{
 		l.satellites: {
-			Keys: []item{satKey}, ConsistentRead: aws.Bool(true),
-			ProjectionExpression:     aws.String("#pk, tokenGeneration"),
-			ExpressionAttributeNames: map[string]string{"#pk": SatellitesPartitionKey},
+			Keys: []item{satelliteItemKey(satelliteID)}, ConsistentRead: aws.Bool(true),
+			ProjectionExpression:     projection.projectionExpression(),
+			ExpressionAttributeNames: projection.attributeNames(),
 		},
 		l.table: {Keys: []item{batch}, ConsistentRead: aws.Bool(true)},
 	}
@@ -128,7 +145,7 @@ func (l *TelemetryLedger) read(ctx context.Context, satelliteID string, batch it
 			select {
 			case <-ctx.Done():
 				return nil, nil, ctx.Err()
-			case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+			case <-time.After(backoff(unprocessedBackoff, attempt)):
 			}
 		}
 		out, err := l.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
@@ -151,31 +168,26 @@ func (l *TelemetryLedger) read(ctx context.Context, satelliteID string, batch it
 // marked meanwhile: mark is then its mark, to decide on.
 func (l *TelemetryLedger) claimNew(ctx context.Context, connectionID string, batch item, size, budget int, now time.Time) (claim satellite.BatchClaim, mark item, done bool, err error) {
 	minute := now.Unix() / 60
+	// The minute's budget charged, unless it has no room for the batch.
+	charge := newExpr()
+	bytes := charge.attr(budgetBytesAttr)
+	charge.setTo(bytes, plus(ifNotExists(bytes, charge.val("zero", num(0))), charge.val("size", num(int64(size)))))
+	charge.setTo(charge.attr(TelemetryTTLAttribute), charge.val("exp", num((minute+budgetKeepMinutes)*60)))
+	charge.when(or(notExists(bytes), le(bytes, charge.val("room", num(int64(budget-size))))))
+	newMark := whereNew(TelemetryPartitionKey).transactPut(l.table, item{
+		TelemetryPartitionKey: batch[TelemetryPartitionKey],
+		batchStateAttr:        str(batchInFlight),
+		batchClaimedAtAttr:    millis(now),
+		receivedAtAttr:        millis(now),
+		TelemetryTTLAttribute: num(now.Add(satellite.ConnectionRecordTTL).Unix()),
+	})
+	newMark.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	// A connection's batches of one minute share the budget item, and an
 	// agent sends several at once (its credit window): their transactions
 	// conflict, so they retry longer, jittered, than others.
 	err = transact(ctx, l.db, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:                 &l.table,
-			Key:                       item{TelemetryPartitionKey: str(budgetKey(connectionID, minute))},
-			UpdateExpression:          aws.String("SET #bytes = if_not_exists(#bytes, :zero) + :size, #exp = :exp"),
-			ConditionExpression:       aws.String("attribute_not_exists(#bytes) OR #bytes <= :room"),
-			ExpressionAttributeNames:  map[string]string{"#bytes": "bytes", "#exp": TelemetryTTLAttribute},
-			ExpressionAttributeValues: item{":zero": num(0), ":size": num(int64(size)), ":room": num(int64(budget - size)), ":exp": num((minute + 2) * 60)},
-		}},
-		{Put: &types.Put{
-			TableName: &l.table,
-			Item: item{
-				TelemetryPartitionKey: batch[TelemetryPartitionKey],
-				"state":               str(batchInFlight),
-				"claimedAt":           millis(now),
-				"receivedAt":          millis(now),
-				TelemetryTTLAttribute: num(now.Add(satellite.ConnectionRecordTTL).Unix()),
-			},
-			ConditionExpression:                 aws.String("attribute_not_exists(#key)"),
-			ExpressionAttributeNames:            map[string]string{"#key": TelemetryPartitionKey},
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}},
+		{Update: charge.transactUpdate(l.table, item{TelemetryPartitionKey: str(budgetKey(connectionID, minute))})},
+		{Put: newMark},
 	}}, claimAttempts)
 	failed, reasons, ok := cancelled(err)
 	switch {
@@ -199,19 +211,20 @@ func (l *TelemetryLedger) claimNew(ctx context.Context, connectionID string, bat
 // claimed at it). done is false when the mark changed meanwhile: mark is
 // then what it is now (empty when it is gone).
 func (l *TelemetryLedger) takeOver(ctx context.Context, batch, seen item, now time.Time) (claim satellite.BatchClaim, mark item, done bool, err error) {
-	if seen["state"] == nil || seen["claimedAt"] == nil {
+	if seen[batchStateAttr] == nil || seen[batchClaimedAtAttr] == nil {
 		return satellite.BatchClaim{}, nil, true, satellite.Errorf(satellite.EINTERNAL, "telemetry batch mark without a state or claim time")
 	}
-	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &l.table,
-		Key:                                 batch,
-		UpdateExpression:                    aws.String("SET #state = :inflight, claimedAt = :now, receivedAt = if_not_exists(receivedAt, :seen)"),
-		ConditionExpression:                 aws.String("#state = :state AND claimedAt = :seen"),
-		ExpressionAttributeNames:            map[string]string{"#state": "state"},
-		ExpressionAttributeValues:           item{":inflight": str(batchInFlight), ":now": millis(now), ":state": seen["state"], ":seen": seen["claimedAt"]},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	e := newExpr()
+	state, claimedAt, received := e.attr(batchStateAttr), e.attr(batchClaimedAtAttr), e.attr(receivedAtAttr)
+	claimedAtSeen := e.val("seen", seen[batchClaimedAtAttr])
+	e.setTo(state, e.val("inflight", str(batchInFlight)))
+	e.setTo(claimedAt, e.val("now", millis(now)))
+	e.setTo(received, ifNotExists(received, claimedAtSeen))
+	e.when(and(eq(state, e.val("state", seen[batchStateAttr])), eq(claimedAt, claimedAtSeen)))
+	in := e.updateItem(l.table, batch)
+	in.ReturnValues = types.ReturnValueAllNew
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	out, err := l.db.UpdateItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &ccf) && len(ccf.Item) == 0:
@@ -221,20 +234,18 @@ func (l *TelemetryLedger) takeOver(ctx context.Context, batch, seen item, now ti
 	case err != nil:
 		return satellite.BatchClaim{}, nil, true, internal(err, "take over telemetry batch")
 	}
-	return satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now, ReceivedAt: getMillis(out.Attributes, "receivedAt")}, nil, true, nil
+	return satellite.BatchClaim{Outcome: satellite.Claimed, ClaimedAt: now, ReceivedAt: getMillis(out.Attributes, receivedAtAttr)}, nil, true, nil
 }
 
 // FinishBatch implements satellite.TelemetryLedger. Only the claim's owner
 // finishes it; one taken over meanwhile is left to its new owner.
 func (l *TelemetryLedger) FinishBatch(ctx context.Context, connectionID, key string, claim satellite.BatchClaim, accepted, rejected int) error {
-	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &l.table,
-		Key:                       item{TelemetryPartitionKey: str(batchKey(connectionID, key))},
-		UpdateExpression:          aws.String("SET #state = :finished, accepted = :accepted, rejected = :rejected"),
-		ConditionExpression:       aws.String("claimedAt = :mine"),
-		ExpressionAttributeNames:  map[string]string{"#state": "state"},
-		ExpressionAttributeValues: item{":finished": str(batchFinished), ":accepted": num(int64(accepted)), ":rejected": num(int64(rejected)), ":mine": millis(claim.ClaimedAt)},
-	})
+	e := newExpr()
+	e.setTo(e.attr(batchStateAttr), e.val("finished", str(batchFinished)))
+	e.setTo(e.attr(batchAcceptedAttr), e.val("accepted", num(int64(accepted))))
+	e.setTo(e.attr(batchRejectedAttr), e.val("rejected", num(int64(rejected))))
+	e.when(eq(e.attr(batchClaimedAtAttr), e.val("mine", millis(claim.ClaimedAt))))
+	_, err := l.db.UpdateItem(ctx, e.updateItem(l.table, item{TelemetryPartitionKey: str(batchKey(connectionID, key))}))
 	if conditionFailed(err) {
 		return nil
 	}
@@ -246,14 +257,11 @@ func (l *TelemetryLedger) FinishBatch(ctx context.Context, connectionID, key str
 // receivedAt and writes to the same object key (and finds there what this
 // attempt may have stored after all). Only the claim's owner forgets it.
 func (l *TelemetryLedger) ForgetBatch(ctx context.Context, connectionID, key string, claim satellite.BatchClaim) error {
-	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &l.table,
-		Key:                       item{TelemetryPartitionKey: str(batchKey(connectionID, key))},
-		UpdateExpression:          aws.String("SET #state = :retry"),
-		ConditionExpression:       aws.String("#state = :inflight AND claimedAt = :mine"),
-		ExpressionAttributeNames:  map[string]string{"#state": "state"},
-		ExpressionAttributeValues: item{":retry": str(batchRetry), ":inflight": str(batchInFlight), ":mine": millis(claim.ClaimedAt)},
-	})
+	e := newExpr()
+	state := e.attr(batchStateAttr)
+	e.setTo(state, e.val("retry", str(batchRetry)))
+	e.when(and(eq(state, e.val("inflight", str(batchInFlight))), eq(e.attr(batchClaimedAtAttr), e.val("mine", millis(claim.ClaimedAt)))))
+	_, err := l.db.UpdateItem(ctx, e.updateItem(l.table, item{TelemetryPartitionKey: str(batchKey(connectionID, key))}))
 	if conditionFailed(err) {
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -24,21 +23,18 @@ func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash stri
 			return err
 		}
 		next := num(st.generation + 1)
-		writes := []types.TransactWriteItem{{Update: &types.Update{
-			TableName:                 &r.tables.Satellites,
-			Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(satelliteSort)},
-			UpdateExpression:          aws.String("SET tokenHash = :hash, tokenGeneration = :next"),
-			ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(tokenGeneration) OR tokenGeneration = :read)"),
-			ExpressionAttributeValues: item{":hash": str(tokenHash), ":next": next, ":read": num(st.generation)},
-		}}, r.bumpVersion(pk, st.version)}
+		// The satellite item: the new hash and generation, unless it was
+		// rotated (or deleted) since it was read.
+		e := whereExists(SatellitesPartitionKey)
+		generation := e.attr(tokenGenerationAttr)
+		e.setTo(e.attr(tokenHashAttr), e.val("hash", str(tokenHash)))
+		e.setTo(generation, e.val("next", next))
+		e.when(or(notExists(generation), eq(generation, e.val("read", num(st.generation)))))
+		writes := []types.TransactWriteItem{{Update: e.transactUpdate(r.tables.Satellites, satelliteItemKey(satelliteID))}, r.bumpVersion(pk, st.version)}
 		for sk := range st.assignments {
-			writes = append(writes, types.TransactWriteItem{Update: &types.Update{
-				TableName:                 &r.tables.Satellites,
-				Key:                       item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)},
-				UpdateExpression:          aws.String("SET tokenGeneration = :next"),
-				ConditionExpression:       aws.String("attribute_exists(pk)"),
-				ExpressionAttributeValues: item{":next": next},
-			}})
+			e := whereExists(SatellitesPartitionKey)
+			e.setTo(e.attr(tokenGenerationAttr), e.val("next", next))
+			writes = append(writes, types.TransactWriteItem{Update: e.transactUpdate(r.tables.Satellites, item{SatellitesPartitionKey: pk, SatellitesSortKey: str(sk)})})
 		}
 		err = r.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: writes})
 		failed, _, ok := cancelled(err)
@@ -56,13 +52,10 @@ func (r *Registry) SetTokenHash(ctx context.Context, satelliteID, tokenHash stri
 
 // RecordAuthFailure implements satellite.Registry.
 func (r *Registry) RecordAuthFailure(ctx context.Context, satelliteID string, now time.Time) error {
-	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &r.tables.Satellites,
-		Key:                       item{SatellitesPartitionKey: str(satelliteKey(satelliteID)), SatellitesSortKey: str(satelliteSort)},
-		UpdateExpression:          aws.String("SET authFailedAt = :now ADD authFailures :one"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
-		ExpressionAttributeValues: item{":now": millis(now), ":one": num(1)},
-	})
+	e := whereExists(SatellitesPartitionKey)
+	e.setTo(e.attr(authFailedAtAttr), e.val("now", millis(now)))
+	e.adds(e.attr(authFailuresAttr), e.val("one", num(1)))
+	_, err := r.db.UpdateItem(ctx, e.updateItem(r.tables.Satellites, satelliteItemKey(satelliteID)))
 	if conditionFailed(err) {
 		return nil // deleted meanwhile
 	}

@@ -11,7 +11,7 @@ import (
 // Script packages: manifest and blob requests, answered inline or by
 // presigned URL.
 
-func (s *Service) manifest(ctx context.Context, c Conn, m *protocol.ManifestRequest) error {
+func (s *Service) manifest(ctx context.Context, c Conn, _ satellite.Connection, m *protocol.ManifestRequest) error {
 	var entries []satellite.ManifestEntry
 	if s.Packages != nil {
 		var err error
@@ -39,7 +39,7 @@ func (s *Service) manifest(ctx context.Context, c Conn, m *protocol.ManifestRequ
 // blob answers a blob request: inline when the blob fits one frame, else
 // by presigned URL. Its size decides which, and is learnt without reading
 // the blob (a HEAD, or this instance's cache).
-func (s *Service) blob(ctx context.Context, c Conn, m *protocol.BlobRequest) error {
+func (s *Service) blob(ctx context.Context, c Conn, _ satellite.Connection, m *protocol.BlobRequest) error {
 	missing := protocol.ScriptPackageBlob{Type: protocol.TypeScriptPackageBlob, Integrity: m.Integrity}
 	if s.Packages == nil {
 		return s.reply(ctx, c, missing)

@@ -63,18 +63,14 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	phases.Since(ctx, phases.Parse, parsed)
 	if err != nil {
 		s.Metrics.Count(metrics.Frames, metrics.FrameInvalid)
-		switch typ, _ := protocol.InvalidType(err); typ {
-		case protocol.TypeAuthenticate:
+		switch typ, _ := protocol.InvalidType(err); {
+		case typ == protocol.TypeAuthenticate:
 			// A malformed authenticate (a token that is not a string, an
 			// over-long id) is answered as a wrong token is.
 			return s.authenticateFrame(ctx, c, nil, err)
-		case protocol.TypeTelemetryBatch, protocol.TypeRunSecretsRequest, protocol.TypeConfigSecretsRequest, protocol.TypeCapabilitySecretRequest:
-			// The satellite waits for an answer to these: it gets one
+		case protocol.IsRequest(typ):
+			// The satellite waits for an answer to a request: it gets one
 			// whenever the frame says what to answer to.
-			return s.refuseRequest(ctx, c, typ, frame, err)
-		case protocol.TypeManifestRequest, protocol.TypeBlobRequest:
-			// So do these, matched on the hash or the integrity they ask
-			// for rather than on a requestId.
 			return s.refuseRequest(ctx, c, typ, frame, err)
 		}
 		return s.settle(ctx, c, satellite.Connection{}, nil, err)
@@ -99,33 +95,57 @@ func (s *Service) receive(ctx context.Context, c Conn, frame []byte) error {
 	if !conn.Authenticated() {
 		return s.settle(ctx, c, conn, msg, errMustAuthenticate)
 	}
-	switch m := msg.(type) {
-	case *protocol.Heartbeat:
-		err = s.heartbeat(ctx, c, conn, m)
-	case *protocol.Result:
-		err = s.result(ctx, c, conn, m)
-	case *protocol.StrategyError:
-		err = s.strategyError(ctx, c, conn, m)
-	case *protocol.SyncState:
-		err = s.Registry.SaveSyncState(ctx, conn.SatelliteID, satellite.SyncState{
-			LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: c.receivedAt(s.Now()),
-		})
-	case *protocol.ManifestRequest:
-		err = s.manifest(ctx, c, m)
-	case *protocol.BlobRequest:
-		err = s.blob(ctx, c, m)
-	case *protocol.RunSecretsRequest:
-		err = s.runSecrets(ctx, c, conn, m)
-	case *protocol.ConfigSecretsRequest:
-		err = s.configSecrets(ctx, c, conn, m)
-	case *protocol.TelemetryBatch:
-		err = s.telemetry(ctx, c, conn, m)
-	case *protocol.CapabilityStatus:
-		err = s.Registry.SaveCapabilityStatus(ctx, conn.SatelliteID, satellite.CapabilityStatus{Kind: m.Kind, Payload: m.Payload, ReportedAt: c.receivedAt(s.Now())})
-	case *protocol.CapabilitySecretRequest:
-		err = s.capabilitySecret(ctx, c, conn, m)
+	if handle := handlerFor(msg.Type()); handle != nil {
+		err = handle(s, ctx, c, conn, msg)
 	}
 	return s.settle(ctx, c, conn, msg, err)
+}
+
+// handler handles one frame of an authenticated connection.
+type handler func(s *Service, ctx context.Context, c Conn, conn satellite.Connection, msg protocol.Message) error
+
+// handlerFor is the handler table: the handler of each frame type an
+// authenticated connection sends (authenticate, which makes a connection
+// authenticated, is handled before); nil for none. A request's handler
+// answers it; settle answers a request whose handler failed.
+//
+// It is a switch rather than a map a package variable holds: a map is
+// built when the package starts, which would link every handler into
+// every function that imports the package, not only into the message
+// function that receives frames.
+func handlerFor(typ string) handler {
+	switch typ {
+	case protocol.TypeHeartbeat:
+		return on((*Service).heartbeat)
+	case protocol.TypeResult:
+		return on((*Service).result)
+	case protocol.TypeStrategyError:
+		return on((*Service).strategyError)
+	case protocol.TypeScriptPackageSyncState:
+		return on((*Service).syncState)
+	case protocol.TypeCapabilityStatus:
+		return on((*Service).capabilityStatus)
+	case protocol.TypeManifestRequest:
+		return on((*Service).manifest)
+	case protocol.TypeBlobRequest:
+		return on((*Service).blob)
+	case protocol.TypeRunSecretsRequest:
+		return on((*Service).runSecrets)
+	case protocol.TypeConfigSecretsRequest:
+		return on((*Service).configSecrets)
+	case protocol.TypeCapabilitySecretRequest:
+		return on((*Service).capabilitySecret)
+	case protocol.TypeTelemetryBatch:
+		return on((*Service).telemetry)
+	}
+	return nil
+}
+
+// on makes a handler of frames of type M a handler of the table.
+func on[M protocol.Message](h func(*Service, context.Context, Conn, satellite.Connection, M) error) handler {
+	return func(s *Service, ctx context.Context, c Conn, conn satellite.Connection, msg protocol.Message) error {
+		return h(s, ctx, c, conn, msg.(M))
+	}
 }
 
 // settle maps the outcome of one frame to what the satellite sees and what is
@@ -154,29 +174,31 @@ func (s *Service) settle(ctx context.Context, c Conn, conn satellite.Connection,
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "authentication refused; closing connection", append(attrs, slog.String("reason", reason))...)
 		return s.refuse(ctx, c, reason)
 	case satellite.EINVALID, satellite.ETOOLARGE, satellite.ENOTFOUND, satellite.EFORBIDDEN, satellite.ECONFLICT:
-		if requestID, ok := requestOf(msg); ok {
-			s.Log.LogAttrs(ctx, slog.LevelWarn, "request refused", append(attrs, requestAttrs(msg)...)...)
-			return s.replyRequestError(ctx, c, msg.Type(), requestID, satellite.ErrorMessage(err))
+		if req, ok := msg.(protocol.Request); ok {
+			awaited := req.Awaited()
+			s.Log.LogAttrs(ctx, slog.LevelWarn, "request refused", append(attrs, awaited.LogAttrs...)...)
+			return s.answer(ctx, c, awaited.Refusal(satellite.ErrorMessage(err)))
 		}
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
 		return nil
 	case satellite.EUNAVAILABLE:
-		if requestID, ok := requestOf(msg); ok {
-			return s.replyRequestError(ctx, c, msg.Type(), requestID, satellite.ErrorMessage(err))
+		if req, ok := msg.(protocol.Request); ok {
+			return s.answer(ctx, c, req.Awaited().Refusal(satellite.ErrorMessage(err)))
 		}
 		s.Log.LogAttrs(ctx, slog.LevelWarn, "frame dropped", append(attrs, slog.String("reason", satellite.ErrorMessage(err)))...)
 		return nil
 	}
 	s.Log.LogAttrs(ctx, slog.LevelError, "frame failed", append(attrs, slog.String("error", err.Error()))...)
-	if batch, ok := msg.(*protocol.TelemetryBatch); ok {
-		// Every batch is acked: the backend failed, so the agent resends.
+	if _, ok := msg.(*protocol.TelemetryBatch); ok {
 		s.Metrics.Count(metrics.TelemetryBatches, metrics.TelemetryFailed)
-		return ignoreGone(s.reply(ctx, c, protocol.NewTelemetryAck(batch.BatchID, 0, 0, true)))
 	}
-	if requestID, ok := requestOf(msg); ok {
-		// The satellite waits on requestId: answer even when the backend
-		// failed. Answered, the frame is handled.
-		return s.replyRequestError(ctx, c, msg.Type(), requestID, "Secrets could not be resolved right now; try again.")
+	if req, ok := msg.(protocol.Request); ok {
+		if answer := req.Awaited().Failure(); answer != nil {
+			// The satellite waits on the answer: it gets one even when the
+			// backend failed (a batch is acked retryable, so the agent
+			// resends it). Answered, the frame is handled.
+			return s.answer(ctx, c, answer)
+		}
 	}
 	return err
 }

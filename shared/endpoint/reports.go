@@ -102,3 +102,15 @@ func (s *Service) strategyError(ctx context.Context, c Conn, conn satellite.Conn
 		slog.String("strategyId", m.StrategyID), slog.String("message", msg))
 	return nil
 }
+
+// syncState stores a satellite's script-package sync state.
+func (s *Service) syncState(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.SyncState) error {
+	return s.Registry.SaveSyncState(ctx, conn.SatelliteID, satellite.SyncState{
+		LockfileHash: m.LockfileHash, Status: m.Status, ErrorMessage: m.ErrorMessage, ReportedAt: c.receivedAt(s.Now()),
+	})
+}
+
+// capabilityStatus stores the status of one of a satellite's capabilities.
+func (s *Service) capabilityStatus(ctx context.Context, c Conn, conn satellite.Connection, m *protocol.CapabilityStatus) error {
+	return s.Registry.SaveCapabilityStatus(ctx, conn.SatelliteID, satellite.CapabilityStatus{Kind: m.Kind, Payload: m.Payload, ReportedAt: c.receivedAt(s.Now())})
+}

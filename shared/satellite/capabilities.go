@@ -41,6 +41,8 @@ const (
 	// and MaxSecretFields the fields of one resource.
 	MaxCapabilityResources = 64
 	MaxSecretFields        = 16
+	// MaxSecretFieldLength bounds the name of a resource's field.
+	MaxSecretFieldLength = 128
 	// MaxStatusKinds bounds the kinds a satellite keeps a status for.
 	MaxStatusKinds = 32
 	// MaxSandboxPolicyBytes bounds the fleet-wide sandbox policy: it rides

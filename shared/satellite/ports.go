@@ -332,6 +332,15 @@ type TelemetrySink interface {
 	Store(ctx context.Context, b TelemetryBatch) (string, error)
 }
 
+// A telemetry listing covers DefaultTelemetryWindow up to now and returns
+// DefaultTelemetryLimit batches, unless asked otherwise: at most
+// MaxTelemetryLimit.
+const (
+	DefaultTelemetryWindow = 24 * time.Hour
+	DefaultTelemetryLimit  = 100
+	MaxTelemetryLimit      = 1000
+)
+
 // TelemetryQuery selects stored batches; empty fields select all.
 type TelemetryQuery struct {
 	SatelliteID string

@@ -71,6 +71,22 @@ func StatusAt(now, lastHeartbeat time.Time, threshold time.Duration) Status {
 	return StatusOffline
 }
 
+// Bounds of what names a satellite and what an operator gives it: the
+// admin API refuses more.
+const (
+	// MaxIDLength bounds a satellite's id (see ValidSatelliteID).
+	MaxIDLength = 128
+	// MaxNameLength and MaxRegionLength bound its name and region, in
+	// bytes.
+	MaxNameLength   = 128
+	MaxRegionLength = 64
+	// MaxTags bounds its tags; MaxTagKeyLength and MaxTagValueLength
+	// bound each one, in bytes.
+	MaxTags           = 50
+	MaxTagKeyLength   = 128
+	MaxTagValueLength = 256
+)
+
 // Satellite is one remote agent as stored by the backend.
 type Satellite struct {
 	ID        string
@@ -167,12 +183,15 @@ func (s Satellite) SourceLabel() string { return SourceLabel(s.Name, s.Region) }
 // SourceLabel formats a result's source as "name (region)".
 func SourceLabel(name, region string) string { return fmt.Sprintf("%s (%s)", name, region) }
 
-var satelliteIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+var satelliteIDPattern = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,%d}$`, MaxIDLength-1))
 
 // lockfileHashFormat is what a lockfile hash may look like: what this
 // backend publishes (hex SHA-256) and other hashes of the same alphabet,
 // safe in an object key.
-var lockfileHashFormat = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$`)
+var lockfileHashFormat = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,%d}$`, MaxLockfileHashLength-1))
+
+// MaxLockfileHashLength bounds a lockfile hash.
+const MaxLockfileHashLength = 200
 
 // ValidLockfileHash reports whether h has the format of a lockfile hash.
 func ValidLockfileHash(h string) bool { return lockfileHashFormat.MatchString(h) }
@@ -260,6 +279,13 @@ func (s CheckStatus) Valid() bool {
 	}
 	return false
 }
+
+// A listing of a check's latest results returns DefaultResultsLimit
+// results unless asked for up to MaxResultsLimit.
+const (
+	DefaultResultsLimit = 20
+	MaxResultsLimit     = 100
+)
 
 // Result is one health-check run reported by a satellite and accepted.
 type Result struct {
