@@ -5,6 +5,10 @@ import (
 	"testing"
 
 	"github.com/checkstack/satellite-backend/shared/app"
+	"github.com/checkstack/satellite-backend/shared/satellite"
+	"net/http"
+	"strings"
+	"time"
 )
 
 // TestSandboxPolicySaysWhatIsInForce: GET /sandbox-policy shows the policy
@@ -48,5 +52,65 @@ func TestSandboxPolicySaysWhatIsInForce(t *testing.T) {
 	code, out = bare.call("GET", "/sandbox-policy", nil, nil, nil)
 	if code != 200 || out["source"] != "none" || out["policy"] != nil {
 		t.Errorf("no default: %d %v", code, out)
+	}
+}
+
+func TestSandboxPolicy(t *testing.T) {
+	h := newHarness(t)
+	id, tok := h.create("Sandboxed")
+	conn := h.connect(id, tok)
+	h.now = h.now.Add(time.Minute) // it authenticated well before the change
+
+	if code, out := h.call("GET", "/sandbox-policy", nil, nil, nil); code != 200 || out["policy"] != nil || out["updatedAt"] != nil {
+		t.Errorf("never set: %d %v", code, out)
+	}
+	policy := map[string]any{"egress": map[string]any{"allow": []any{"api.example.test:443"}}}
+	code, out := h.call("PUT", "/sandbox-policy", nil, nil, policy)
+	if out["policy"] == nil || out["updatedAt"] == nil || out["push"].(map[string]any)["kind"] != "sandbox_policy" {
+		t.Fatalf("set: %d %v", code, out)
+	}
+	// The push runs as a fan-out job; it had no late authentication to
+	// push to again.
+	job := h.fanout(code, out)
+	if job["sent"] != float64(1) || job["late"].(map[string]any)["sent"] != float64(0) {
+		t.Fatalf("push = %v", job)
+	}
+	frames := h.mgmt.Frames(t, conn)
+	if len(frames) != 1 || frames[0]["type"] != "sandbox_policy" {
+		t.Fatalf("pushed %v", frames)
+	}
+	if got, _ := json.Marshal(frames[0]["policy"]); string(got) != `{"egress":{"allow":["api.example.test:443"]}}` {
+		t.Errorf("pushed policy %s", got)
+	}
+	if code, out := h.call("GET", "/sandbox-policy", nil, nil, nil); code != 200 || out["policy"] == nil || out["updatedAt"] == nil {
+		t.Errorf("read back: %d %v", code, out)
+	}
+	// A connection that authenticated around the change may have been
+	// answered with the old policy after the push: it gets it a second time.
+	late := h.connect(id, tok)
+	code, out = h.call("PUT", "/sandbox-policy", nil, nil, map[string]any{"egress": "deny"})
+	if job := h.fanout(code, out); job["sent"] != float64(2) || job["late"].(map[string]any)["sent"] != float64(1) {
+		t.Errorf("second set's push: %v", job)
+	}
+	if got := h.mgmt.Frames(t, late); len(got) != 2 || got[1]["type"] != "sandbox_policy" {
+		t.Errorf("the late connection got %v", got)
+	}
+	if got := h.mgmt.Frames(t, conn); len(got) != 2 {
+		t.Errorf("the earlier connection got %d pushes, want one per change", len(got))
+	}
+	for _, tc := range []struct {
+		body any
+		code int
+		want string
+	}{
+		{`["deny"]`, http.StatusBadRequest, "JSON object"},
+		{`"deny"`, http.StatusBadRequest, "JSON object"},
+		{`{"a":` + strings.Repeat(`"x`, 1) + strings.Repeat("x", satellite.MaxSandboxPolicyBytes) + `"}`, http.StatusRequestEntityTooLarge, "over the"},
+		{`{"a":` + strings.Repeat(`[`, 40) + strings.Repeat(`]`, 40) + `}`, http.StatusUnprocessableEntity, "nests deeper"},
+	} {
+		code, out := h.call("PUT", "/sandbox-policy", nil, nil, tc.body)
+		if code != tc.code || !strings.Contains(out["error"].(map[string]any)["message"].(string), tc.want) {
+			t.Errorf("PUT %.40s: %d %v, want %d naming %q", tc.body, code, out, tc.code, tc.want)
+		}
 	}
 }
