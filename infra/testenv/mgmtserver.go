@@ -86,6 +86,33 @@ func (m *ManagementAPI) Frames(tb testing.TB, connectionID string) []map[string]
 	return frames
 }
 
+// FramesOf decodes the frames of one type posted to a connection into T,
+// strictly: a frame with a field T does not declare fails the test, so a
+// test that reads a frame through its type also holds the wire to it.
+func FramesOf[T any](tb testing.TB, m *ManagementAPI, connectionID, frameType string) []T {
+	tb.Helper()
+	var out []T
+	for _, p := range m.Posts(connectionID) {
+		var head struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(p, &head); err != nil {
+			tb.Fatalf("posted frame is not JSON: %v", err)
+		}
+		if head.Type != frameType {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(string(p)))
+		dec.DisallowUnknownFields()
+		var f T
+		if err := dec.Decode(&f); err != nil {
+			tb.Fatalf("%s frame %s does not decode into %T: %v", frameType, p, f, err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // Closed reports whether the backend closed a connection.
 func (m *ManagementAPI) Closed(connectionID string) bool {
 	m.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/checkstack/satellite-backend/shared/app"
 	"github.com/checkstack/satellite-backend/shared/filesecrets"
 	"github.com/checkstack/satellite-backend/shared/lifecyclelog"
+	"github.com/checkstack/satellite-backend/shared/protocol"
 	"github.com/checkstack/satellite-backend/shared/satellite"
 	"github.com/checkstack/satellite-backend/shared/token"
 )
@@ -300,7 +301,7 @@ func (h *harness) authenticateWith(satelliteID, tok string, extra map[string]any
 		fields[k] = v
 	}
 	h.send(testenv.Message(h.t, "authenticate", id, fields))
-	if got := framesOf(h.t, h, id, "authenticated"); len(got) != 1 {
+	if got := testenv.FramesOf[protocol.Authenticated](h.t, h.mgmt, id, protocol.TypeAuthenticated); len(got) != 1 {
 		h.t.Fatalf("authenticate %s: frames %v", satelliteID, h.mgmt.Frames(h.t, id))
 	}
 	return id

@@ -44,24 +44,36 @@ func telemetryObjects(t *testing.T, h *harness) map[string][]byte {
 
 // batch sends a telemetry_batch through a function instance and returns the
 // acks the connection received from it (none, or one).
-func batch(t *testing.T, h *harness, through *app.App, id string, body string) []map[string]any {
+func batch(t *testing.T, h *harness, through *app.App, id string, body string) []protocol.TelemetryAck {
 	t.Helper()
-	before := len(framesOf(t, h, id, "telemetry_ack"))
+	before := len(acksOf(t, h, id))
 	if _, err := through.WebSocket.Message(ctx, testenv.Raw(t, id, body)); err != nil {
 		t.Fatalf("telemetry_batch: %v", err)
 	}
-	return framesOf(t, h, id, "telemetry_ack")[before:]
+	return acksOf(t, h, id)[before:]
 }
 
-func ackIs(t *testing.T, acks []map[string]any, batchID any, accepted, rejected int, retryable bool) {
+// acksOf returns the telemetry acks posted to a connection.
+func acksOf(t *testing.T, h *harness, id string) []protocol.TelemetryAck {
+	t.Helper()
+	return testenv.FramesOf[protocol.TelemetryAck](t, h.mgmt, id, protocol.TypeTelemetryAck)
+}
+
+// ackIs checks the one ack of acks; batchID is the id as JSON decodes it
+// (a float64 or a string).
+func ackIs(t *testing.T, acks []protocol.TelemetryAck, batchID any, accepted, rejected int, retryable bool) {
 	t.Helper()
 	if len(acks) != 1 {
-		t.Fatalf("got %d acks %v, want one", len(acks), acks)
+		t.Fatalf("got %d acks %+v, want one", len(acks), acks)
 	}
-	want := fmt.Sprintf("%v %d %d %v", batchID, accepted, rejected, retryable)
-	got := fmt.Sprintf("%v %v %v %v", acks[0]["batchId"], acks[0]["accepted"], acks[0]["rejected"], acks[0]["retryable"])
-	if got != want {
-		t.Errorf("ack = %s, want batchId accepted rejected retryable = %s", got, want)
+	a := acks[0]
+	var echoed any
+	if err := json.Unmarshal(a.BatchID, &echoed); err != nil {
+		t.Fatalf("ack's batchId %s: %v", a.BatchID, err)
+	}
+	if echoed != batchID || a.Accepted != accepted || a.Rejected != rejected || a.Retryable != retryable {
+		t.Errorf("ack = %v %d %d %v, want batchId accepted rejected retryable = %v %d %d %v",
+			echoed, a.Accepted, a.Rejected, a.Retryable, batchID, accepted, rejected, retryable)
 	}
 }
 
@@ -213,7 +225,7 @@ func TestTelemetryIsAckedWhenTheBackendFails(t *testing.T) {
 	if fault.Fired() != 1 {
 		t.Fatalf("the connection read was not failed")
 	}
-	ackIs(t, framesOf(t, h, id, "telemetry_ack"), 5.0, 0, 0, true)
+	ackIs(t, acksOf(t, h, id), 5.0, 0, 0, true)
 	// The resend goes through.
 	ackIs(t, batch(t, h, h.message, id, body), 5.0, 1, 0, false)
 }
