@@ -140,7 +140,10 @@ func (r *Registry) LatestResults(ctx context.Context, configID, systemID string,
 		if environmentID == nil || int32(len(results)) == limit || len(out.LastEvaluatedKey) == 0 || scanned >= environmentScanItems {
 			return results, nil
 		}
+		// An environment whose results are sparse: read more a page, so
+		// that reaching the scan's bound takes a few round trips.
 		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.Limit = aws.Int32(min(environmentReadFactor*aws.ToInt32(in.Limit), environmentScanItems-scanned))
 	}
 }
 
