@@ -133,7 +133,7 @@ func TestRequestBudgets(t *testing.T) {
 	const runs = 25
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-38s %-9s %8s %4s %7s %6s %6s %6s %6s\n", "message", "instance", "DynamoDB", "S3", "secrets", "posts", "bcrypt", "RCU", "WCU")
-	figures := map[string]*costFigure{}
+	figures := map[string]*testenv.CostFigure{}
 	measure := func(b budget, instance string, handle func(events.APIGatewayWebsocketProxyRequest) error, calls *testenv.Calls) counts {
 		calls.Reset()
 		posts := h.mgmt.Requests("POST")
@@ -167,7 +167,7 @@ func TestRequestBudgets(t *testing.T) {
 		}
 		f := figures[b.name]
 		if f == nil {
-			f = &costFigure{DurationMs: float64(took.Microseconds()) / 1000, FrameBytes: len(ev.Body)}
+			f = &testenv.CostFigure{DurationMs: float64(took.Microseconds()) / 1000, FrameBytes: len(ev.Body)}
 			figures[b.name] = f
 		}
 		switch instance {
@@ -234,7 +234,7 @@ func TestRequestBudgets(t *testing.T) {
 		t.Errorf("$connect: %d DynamoDB requests, want 1", got)
 	}
 	connect := h.calls["connect"].Capacity()
-	figures["$connect"] = &costFigure{DynamoDB: 1, ReadUnits: connect.Read, WriteUnits: connect.Write, IndexWriteUnits: connect.IndexWrite,
+	figures["$connect"] = &testenv.CostFigure{DynamoDB: 1, ReadUnits: connect.Read, WriteUnits: connect.Write, IndexWriteUnits: connect.IndexWrite,
 		CPUMs: connectCPU, ColdCPUMs: connectCPU, LogBytes: connectLog, LogLines: connectLines}
 	// The stored size of a result, for the results table's storage.
 	results := testenv.ScanAll(t, h.env.DB, h.env.Tables.Results)

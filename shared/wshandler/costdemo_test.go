@@ -28,7 +28,7 @@ import (
 // such a satellite (storage.json: every item of every table, as the sizes
 // of its attributes, from which the cost model counts items, index entries
 // and their overhead by the template's projections).
-func demoFigures(t *testing.T, figures map[string]*costFigure) {
+func demoFigures(t *testing.T, figures map[string]*testenv.CostFigure) {
 	t.Helper()
 	h := newHarness(t)
 	tok := h.satellite("sat-demo", withEnvironments(t, "cfg-demo", "sys-web", "prod", "stage"))
@@ -77,7 +77,7 @@ func demoFigures(t *testing.T, figures map[string]*costFigure) {
 // reconnectCPU replaces the one-run CPU figures of $connect, authenticate
 // and $disconnect (each happens once a connection) with the mean of ten
 // reconnects of the demo satellite.
-func reconnectCPU(t *testing.T, h *harness, tok string, figures map[string]*costFigure) {
+func reconnectCPU(t *testing.T, h *harness, tok string, figures map[string]*testenv.CostFigure) {
 	t.Helper()
 	const cycles = 10
 	var connect, authenticate, disconnect float64
@@ -96,7 +96,7 @@ func reconnectCPU(t *testing.T, h *harness, tok string, figures map[string]*cost
 
 // measureFrame handles frames from next on a cold instance (no binding
 // cached) and on the warm one, as TestRequestBudgets measures its frames.
-func measureFrame(t *testing.T, h *harness, cold *app.App, next func() events.APIGatewayWebsocketProxyRequest) *costFigure {
+func measureFrame(t *testing.T, h *harness, cold *app.App, next func() events.APIGatewayWebsocketProxyRequest) *testenv.CostFigure {
 	t.Helper()
 	handle := func(a *app.App, ev events.APIGatewayWebsocketProxyRequest) error {
 		resp, err := a.WebSocket.Message(ctx, ev)
@@ -105,7 +105,7 @@ func measureFrame(t *testing.T, h *harness, cold *app.App, next func() events.AP
 		}
 		return err
 	}
-	f := &costFigure{}
+	f := &testenv.CostFigure{}
 	coldCalls, warmCalls := h.calls["message-cold"], h.calls["message"]
 	coldCalls.Reset()
 	ev := next()

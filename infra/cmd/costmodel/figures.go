@@ -6,31 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/checkstack/satellite-backend/infra/testenv"
 )
 
-// figure is one message's measured cost (shared/wshandler/figures_test.go).
-type figure struct {
-	DynamoDB            int     `json:"dynamoRequests"`
-	S3                  int     `json:"s3Requests"`
-	Posts               int     `json:"posts"`
-	ReadUnits           float64 `json:"readUnits"`
-	WriteUnits          float64 `json:"writeUnits"`
-	IndexWriteUnits     float64 `json:"indexWriteUnits"`
-	ColdDynamoDB        int     `json:"coldDynamoRequests"`
-	ColdReadUnits       float64 `json:"coldReadUnits"`
-	ColdWriteUnits      float64 `json:"coldWriteUnits"`
-	ColdIndexWriteUnits float64 `json:"coldIndexWriteUnits"`
-	DurationMs          float64 `json:"durationMs"`
-	CPUMs               float64 `json:"cpuMs"`
-	ColdCPUMs           float64 `json:"coldCpuMs"`
-	LogBytes            float64 `json:"logBytes"`
-	LogLines            float64 `json:"logLines"`
-	ItemBytes           int     `json:"itemBytes"`
-	FeedEntryBytes      int     `json:"feedEntryBytes"`
-	FrameBytes          float64 `json:"frameBytes"`
-	S3Puts              float64 `json:"s3Puts"`
-	ObjectBytes         float64 `json:"objectBytes"`
-}
+// figure is one message's measured cost.
+type figure testenv.CostFigure
 
 // perFrame is what a frame costs in the scenario: a share of frames on an
 // instance without the connection's binding cached (cold), the rest warm.
@@ -56,7 +37,7 @@ func (f figure) at(coldShare float64) perFrame {
 // billedMessages is how many messages API Gateway bills for a frame: one
 // per 32 KB.
 func (f figure) billedMessages() float64 {
-	return math.Max(1, math.Ceil(f.FrameBytes/(apiGatewayMessageKB<<10)))
+	return math.Max(1, math.Ceil(float64(f.FrameBytes)/(apiGatewayMessageKB<<10)))
 }
 
 // figures is everything the tests measured.

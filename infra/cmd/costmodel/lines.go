@@ -92,7 +92,7 @@ func model(fig figures, st stack, sc scenario) (bill, error) {
 		fn := functionOf(name)
 		waits := (p.requests + float64(f.S3) + float64(f.Posts)) * sc.awsLatencyMs
 		ms := durationMs(waits, p.cpuMs, st.memory[fn])
-		b.frames = append(b.frames, frameRow{name, v, p.read, p.write, p.indexWrite, float64(f.Posts), p.cpuMs, f.DurationMs, waits, f.LogBytes, fn})
+		b.frames = append(b.frames, frameRow{name, v, p.read, p.write, p.indexWrite, float64(f.Posts), p.cpuMs, f.DurationMs, waits, float64(f.LogBytes), fn})
 		// $connect and $disconnect are not billed as messages; pushes are.
 		if name != "$connect" && name != "$disconnect" {
 			messages += v * f.billedMessages()
@@ -104,11 +104,11 @@ func model(fig figures, st stack, sc scenario) (bill, error) {
 		rru += v * p.read
 		wru += v * p.write
 		indexWRU += v * p.indexWrite
-		gets += v * (float64(f.S3) - f.S3Puts)
-		puts += v * f.S3Puts
-		objectGB += v * f.ObjectBytes / 1e9
+		gets += v * float64(f.S3-f.S3Puts)
+		puts += v * float64(f.S3Puts)
+		objectGB += v * float64(f.ObjectBytes) / 1e9
 		accessGB += v * logs.bytes[eventOf(name)] / 1e9
-		appLogGB += v * f.LogBytes / 1e9
+		appLogGB += v * float64(f.LogBytes) / 1e9
 	}
 	// Each refresh pushes refresh_script_packages to every satellite (the
 	// fan-out function's own time and job writes are a few requests per
@@ -145,7 +145,7 @@ func model(fig figures, st stack, sc scenario) (bill, error) {
 	toOrigin := 0.0
 	for _, name := range order {
 		if name != "$connect" && name != "$disconnect" {
-			toOrigin += volume[name] * (fig.messages[name].FrameBytes + wsFrameOverhead) / 1e9
+			toOrigin += volume[name] * (float64(fig.messages[name].FrameBytes) + wsFrameOverhead) / 1e9
 		}
 	}
 	toViewer := (connects*sc.authReplyKB*1000 + (keepalives+volume["telemetry_logstream_8k"])*float64(len(`{"type":"keepalive"}`)+2) + n*sc.refreshesPerMon*(sc.blobBytes*4/3+1000)) / 1e9

@@ -198,7 +198,7 @@ func (r report) printVariants(w io.Writer, bills []bill) {
 		}
 		delta("access logs "+v.label, func(sc *scenario, _ *stack) { sc.accessLog = i })
 	}
-	label := fmt.Sprintf("telemetry, a logstream batch of %.0f bytes every %s per satellite", r.fig.messages["telemetry_logstream_8k"].FrameBytes, r.telemetryEvery)
+	label := fmt.Sprintf("telemetry, a logstream batch of %.0f bytes every %s per satellite", float64(r.fig.messages["telemetry_logstream_8k"].FrameBytes), r.telemetryEvery)
 	delta(label, func(sc *scenario, _ *stack) { sc.telemetryEvery = r.telemetryEvery })
 	base, tel := r.at(r.sizes[0], nil), r.at(r.sizes[0], func(sc *scenario, _ *stack) { sc.telemetryEvery = r.telemetryEvery })
 	var parts []string
