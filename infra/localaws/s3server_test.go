@@ -25,23 +25,36 @@ import (
 	"github.com/checkstack/satellite-backend/shared/s3objects"
 )
 
+// startWithBucket starts a local S3 server (persisted in dbFile, or in
+// memory when it is "") holding bucket "b", stopped when the test ends.
+func startWithBucket(t *testing.T, dbFile string) *localaws.S3Server {
+	t.Helper()
+	srv, err := localaws.StartS3("127.0.0.1:0", dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.CreateBucket("b"); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// pathStyleClient is the SDK's S3 client of srv.
+func pathStyleClient(srv *localaws.S3Server) *s3.Client {
+	return s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(srv.URL)
+		o.UsePathStyle = true
+	})
+}
+
 // TestMissingKeysAreAccessDeniedAsOnAWS checks the local S3 server answers a
 // missing key as S3 answers a caller without s3:ListBucket (every function):
 // 403 AccessDenied, while present keys and other buckets' errors are as usual.
 func TestMissingKeysAreAccessDeniedAsOnAWS(t *testing.T) {
-	srv, err := localaws.StartS3("127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	if err := srv.CreateBucket("b"); err != nil {
-		t.Fatal(err)
-	}
+	srv := startWithBucket(t, "")
 	ctx := context.Background()
-	client := s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(srv.URL)
-		o.UsePathStyle = true
-	})
+	client := pathStyleClient(srv)
 	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("blobs/present"), Body: bytes.NewReader([]byte("x"))}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,19 +93,9 @@ func TestMissingKeysAreAccessDeniedAsOnAWS(t *testing.T) {
 func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 	for name, dbFile := range map[string]string{"in memory": "", "persisted": filepath.Join(t.TempDir(), "s3.db")} {
 		t.Run(name, func(t *testing.T) {
-			srv, err := localaws.StartS3("127.0.0.1:0", dbFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Stop()
-			if err := srv.CreateBucket("b"); err != nil {
-				t.Fatal(err)
-			}
+			srv := startWithBucket(t, dbFile)
 			ctx := context.Background()
-			client := s3.NewFromConfig(localaws.AWSConfig(), func(o *s3.Options) {
-				o.BaseEndpoint = aws.String(srv.URL)
-				o.UsePathStyle = true
-			})
+			client := pathStyleClient(srv)
 			create := func(key, body string) error {
 				_, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String(key), Body: strings.NewReader(body), IfNoneMatch: aws.String("*")})
 				return err
@@ -110,7 +113,7 @@ func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 			if err := create("telemetry/a", "first"); err != nil {
 				t.Fatalf("first conditional write: %v", err)
 			}
-			err = create("telemetry/a", "second")
+			err := create("telemetry/a", "second")
 			var resp *awshttp.ResponseError
 			var api smithy.APIError
 			if !errors.As(err, &resp) || resp.HTTPStatusCode() != 412 || !errors.As(err, &api) || api.ErrorCode() != "PreconditionFailed" {
@@ -149,14 +152,7 @@ func TestConditionalWritesNeverReplaceAnObject(t *testing.T) {
 // TLS, to S3 itself, and which gofakes3 does not decode). What is stored is
 // the body, byte for byte.
 func TestFunctionsPutsReachTheLocalServerWithTheSDKsChecksum(t *testing.T) {
-	srv, err := localaws.StartS3("127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	if err := srv.CreateBucket("b"); err != nil {
-		t.Fatal(err)
-	}
+	srv := startWithBucket(t, "")
 	target, _ := url.Parse(srv.URL)
 	var mu sync.Mutex
 	var puts []http.Header
